@@ -1,0 +1,63 @@
+"""The admin pages: the org's users (add, deactivate, reactivate). Admins see and touch only their org."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from core.errors import Conflict, InvalidInput
+from store.models import Role, User
+from web import accounts
+from web.auth import signed_in
+from web.templating import render, translator
+
+
+async def _users_page(request: Request, status_code: int = 200, **context: object) -> Response:
+    admin: User = request.state.user
+    users = await accounts.org_users(request.state.db, admin.org_id)
+    return render(request, "admin_users.html", status_code=status_code, users=users, roles=list(Role), **context)
+
+
+@signed_in(Role.ADMIN)
+async def users_page(request: Request) -> Response:
+    return await _users_page(request)
+
+
+@signed_in(Role.ADMIN)
+async def add_user(request: Request) -> Response:
+    form = await request.form()
+    admin: User = request.state.user
+    _ = translator(request)
+    fields = {name: str(form.get(name, "")) for name in ("email", "display_name", "role", "password")}
+    try:
+        await accounts.add_user(
+            request.state.db, admin.org, fields["email"], fields["display_name"], fields["role"], fields["password"]
+        )
+    except (InvalidInput, Conflict) as exc:
+        return await _users_page(request, status_code=exc.status, error=_(exc.message, **exc.params), form=fields)
+    return RedirectResponse("/admin/users?added=1", status_code=303)
+
+
+def _set_active(active: bool):  # type: ignore[no-untyped-def]
+    @signed_in(Role.ADMIN)
+    async def endpoint(request: Request) -> Response:
+        admin: User = request.state.user
+        try:
+            await accounts.set_active(
+                request.state.db, admin.org_id, int(request.path_params["user_id"]), active, admin
+            )
+        except InvalidInput as exc:
+            _ = translator(request)
+            return await _users_page(request, status_code=400, error=_(exc.message, **exc.params))
+        return RedirectResponse("/admin/users", status_code=303)
+
+    return endpoint
+
+
+routes = [
+    Route("/admin/users", users_page, methods=["GET"]),
+    Route("/admin/users", add_user, methods=["POST"]),
+    Route("/admin/users/{user_id:int}/deactivate", _set_active(False), methods=["POST"]),
+    Route("/admin/users/{user_id:int}/activate", _set_active(True), methods=["POST"]),
+]

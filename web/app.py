@@ -1,0 +1,127 @@
+"""The Starlette application: wiring settings, the store, rate limits, middleware and routes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import structlog
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+from core.clock import Clock, wall_clock
+from core.errors import CSRFFailed, NotAuthenticated, NotFound, RateLimited, TsunaguError
+from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from store.db import create_engine, session_factory
+from web import admin, auth, ops, pages
+from web.middleware import CSRFMiddleware, RequestContextMiddleware
+from web.settings import Settings
+from web.templating import render, translator
+
+STATIC = Path(__file__).parent / "static"
+log = structlog.get_logger("tsunagu.web")
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return request.url.path.startswith("/api/") or ("application/json" in accept and "text/html" not in accept)
+
+
+def error_response(request: Request, error: TsunaguError) -> Response:
+    """The one place errors become responses: JSON with a code for scripts, a translated page for people."""
+    if isinstance(error, NotAuthenticated) and not _wants_json(request) and request.method == "GET":
+        return RedirectResponse("/login", status_code=303)
+    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else None
+    message = translator(request)(error.message, **error.params)
+    return _respond(request, error.status, error.code, message, headers)
+
+
+def _respond(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    if _wants_json(request):
+        body = {"error": {"code": code, "message": message}}
+        return JSONResponse(body, status_code=status, headers=headers)
+    return render(request, "error.html", status_code=status, headers=headers, message=message)
+
+
+async def _tsunagu_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TsunaguError)
+    return error_response(request, exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(request, NotFound())
+    return _respond(request, exc.status_code, "http_error", translator(request)(TsunaguError.message))
+
+
+async def _csrf_failed(scope: Scope, receive: Receive, send: Send) -> None:
+    response = error_response(Request(scope, receive), CSRFFailed())
+    await response(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> Starlette:
+    settings = settings or Settings.from_env()
+    engine = create_engine(settings.database_url)
+    redis = None
+    login_limiter: RateLimiter
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.redis_url)
+        login_limiter = RedisRateLimiter(
+            redis, settings.login_failures_per_minute, 60.0, clock=clock, prefix="login"
+        )
+    else:
+        login_limiter = MemoryRateLimiter(settings.login_failures_per_minute, 60.0, clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.info("started", database=engine.url.get_backend_name(), redis=bool(redis))
+        try:
+            yield
+        finally:
+            await engine.dispose()
+            if redis is not None:
+                await redis.aclose()
+
+    app = Starlette(
+        routes=[
+            *pages.routes,
+            *auth.routes,
+            *admin.routes,
+            *ops.routes,
+            Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
+        ],
+        middleware=[
+            Middleware(RequestContextMiddleware),
+            Middleware(
+                SessionMiddleware,
+                secret_key=settings.secret_key,
+                session_cookie="tsunagu_session",
+                max_age=12 * 3600,
+                same_site="lax",
+                https_only=settings.secure_cookies,
+            ),
+            Middleware(CSRFMiddleware, on_failure=_csrf_failed),
+        ],
+        exception_handlers={TsunaguError: _tsunagu_error, HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.redis = redis
+    app.state.login_limiter = login_limiter
+    return app

@@ -1,0 +1,183 @@
+"""The ``tsunagu`` command: serve, migrate, and manage orgs and users from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+
+from core.errors import TsunaguError
+from store.db import create_engine, session_factory
+from store.migrate import upgrade
+from store.models import Org, Role, User
+from web import accounts
+from web.settings import Settings
+
+DEMO_ORG = ("demo", "デモ株式会社")
+DEMO_USERS = (
+    ("admin@demo.example", "管理 花子", Role.ADMIN),
+    ("manager@demo.example", "主任 次郎", Role.MANAGER),
+    ("host1@demo.example", "営業 一郎", Role.HOST),
+    ("host2@demo.example", "営業 二美", Role.HOST),
+)
+
+
+def _print(*lines: str) -> None:
+    print(*lines, sep="\n", flush=True)
+
+
+async def _in_transaction(settings: Settings, work):  # type: ignore[no-untyped-def]
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine).begin() as db:
+            return await work(db)
+    finally:
+        await engine.dispose()
+
+
+def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    _print("database is up to date")
+
+
+def cmd_org_add(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(db):  # type: ignore[no-untyped-def]
+        org = await accounts.create_org(db, args.slug, args.name or args.slug)
+        return org.slug
+
+    _print(f"org added: {asyncio.run(_in_transaction(settings, work))}")
+
+
+def cmd_user_add(settings: Settings, args: argparse.Namespace) -> None:
+    password = args.password
+    generated = False
+    if password is None:
+        if sys.stdin.isatty():
+            password = getpass.getpass("password: ")
+        else:
+            password, generated = secrets.token_urlsafe(12), True
+
+    async def work(db):  # type: ignore[no-untyped-def]
+        org = await accounts.org_by_slug(db, args.org)
+        user = await accounts.add_user(db, org, args.email, args.name or "", args.role, password)
+        return user.email
+
+    email = asyncio.run(_in_transaction(settings, work))
+    _print(f"user added: {email} ({args.role})" + (f" password: {password}" if generated else ""))
+
+
+def demo_logins_path(settings: Settings) -> Path:
+    return settings.data_dir / "demo-logins.json"
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
+    """Seed the demo org once; on later runs, print the same logins (passwords live only under DATA_DIR)."""
+    path = demo_logins_path(settings)
+    saved: dict[str, str] = json.loads(path.read_text()) if path.is_file() else {}
+
+    async def work(db):  # type: ignore[no-untyped-def]
+        org = await db.scalar(select(Org).where(Org.slug == DEMO_ORG[0]))
+        if org is None:
+            org = await accounts.create_org(db, *DEMO_ORG)
+        logins: dict[str, str] = {}
+        for email, name, role in DEMO_USERS:
+            user = await db.scalar(select(User).where(User.email == email))
+            password = saved.get(email) or secrets.token_urlsafe(9)
+            if user is None:
+                await accounts.add_user(db, org, email, name, role, password)
+            elif not accounts.verify_password(user.password_hash, password):
+                await accounts.set_password(db, user, password)
+            logins[email] = password
+        return logins
+
+    logins = asyncio.run(_in_transaction(settings, work))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(logins, f, indent=2)
+    _print("demo logins (org: demo):")
+    for email, _name, role in DEMO_USERS:
+        _print(f"  {role.value:<8} {email:<24} password: {logins[email]}")
+
+
+def base_url(settings: Settings, host: str, port: int) -> str:
+    if settings.public_url:
+        return settings.public_url
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"http://{shown}:{port}"
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from web.app import create_app
+    from web.logs import configure_logging
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    configure_logging(settings.log_format, settings.log_level)
+    url = base_url(settings, host, port)
+    _print(
+        "tsunagu is starting:",
+        f"  guest page:  {url}/",
+        f"  host login:  {url}/login",
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tsunagu", description="phone-plus-screen sales meetings")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the web server")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(run=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply migrations").set_defaults(run=cmd_db_upgrade)
+
+    org = sub.add_parser("org", help="organisations")
+    org_sub = org.add_subparsers(dest="org_command", required=True)
+    org_add = org_sub.add_parser("add", help="add an org")
+    org_add.add_argument("slug")
+    org_add.add_argument("--name", default="")
+    org_add.set_defaults(run=cmd_org_add)
+
+    user = sub.add_parser("user", help="users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    user_add = user_sub.add_parser("add", help="add a user to an org")
+    user_add.add_argument("--org", required=True)
+    user_add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    user_add.add_argument("--email", required=True)
+    user_add.add_argument("--name", default="")
+    user_add.add_argument("--password", default=None, help="prompted for (or generated) when left out")
+    user_add.set_defaults(run=cmd_user_add)
+
+    sub.add_parser("demo", help="seed the demo org and print its logins").set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        args.run(settings, args)
+    except TsunaguError as exc:
+        print(f"error: {exc.message.format(**exc.params)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

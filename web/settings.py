@@ -1,0 +1,106 @@
+"""Settings, read once from the environment (and an optional ``.env`` file in the working directory).
+
+Every setting is documented in README.md's settings table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    secret_key: str
+    redis_url: str | None = None
+    public_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_format: str = "json"  # "json" (one line per event) or "console"
+    log_level: str = "info"
+    # SMS: "outbox" keeps messages in the database; "twilio" posts to a Twilio-compatible HTTP API.
+    sms_gateway: str = "outbox"
+    sms_base_url: str = "https://api.twilio.com"
+    sms_account_sid: str = ""
+    sms_auth_token: str = ""
+    sms_from: str = ""
+    # ICE: STUN/TURN URLs; TURN credentials are minted from turn_secret (coturn's REST scheme).
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = ""
+    turn_ttl_seconds: int = 3600
+    ice_host_addresses: tuple[str, ...] = ()
+    ice_announced_address: str = ""
+    login_failures_per_minute: int = 10
+
+    @property
+    def secure_cookies(self) -> bool:
+        return bool(self.public_url and self.public_url.startswith("https://"))
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, dotenv: Path | None = None) -> Settings:
+        env = _read_dotenv(dotenv if dotenv is not None else Path(".env"))
+        env.update(os.environ if environ is None else environ)
+        data_dir = Path(env.get("DATA_DIR") or "var").resolve()
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'tsunagu.db'}"
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            secret_key=env.get("SECRET_KEY") or _stored_secret_key(data_dir),
+            redis_url=env.get("REDIS_URL") or None,
+            public_url=(env.get("PUBLIC_URL") or "").rstrip("/") or None,
+            host=env.get("HOST") or "127.0.0.1",
+            port=int(env.get("PORT") or 8000),
+            log_format=env.get("LOG_FORMAT") or "json",
+            log_level=env.get("LOG_LEVEL") or "info",
+            sms_gateway=env.get("SMS_GATEWAY") or "outbox",
+            sms_base_url=env.get("SMS_BASE_URL") or "https://api.twilio.com",
+            sms_account_sid=env.get("SMS_ACCOUNT_SID", ""),
+            sms_auth_token=env.get("SMS_AUTH_TOKEN", ""),
+            sms_from=env.get("SMS_FROM", ""),
+            stun_urls=_split(env.get("STUN_URLS", "")),
+            turn_urls=_split(env.get("TURN_URLS", "")),
+            turn_secret=env.get("TURN_SECRET", ""),
+            turn_ttl_seconds=int(env.get("TURN_TTL_SECONDS") or 3600),
+            ice_host_addresses=_split(env.get("ICE_HOST_ADDRESSES", "")),
+            ice_announced_address=env.get("ICE_ANNOUNCED_ADDRESS", ""),
+            login_failures_per_minute=int(env.get("LOGIN_FAILURES_PER_MINUTE") or 10),
+        )
+
+
+def _stored_secret_key(data_dir: Path) -> str:
+    """Generate the secret once and keep it under DATA_DIR, so sessions survive restarts."""
+    path = data_dir / "secret_key"
+    if path.is_file():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # O_EXCL: when two processes start at once, the first key written wins and both read it.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
