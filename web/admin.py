@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -13,10 +15,12 @@ from web.auth import signed_in
 from web.templating import render, translator
 
 
-async def _users_page(request: Request, status_code: int = 200, **context: object) -> Response:
+async def _users_page(request: Request, status_code: int = 200, **context: Any) -> Response:
     admin: User = request.state.user
     users = await accounts.org_users(request.state.db, admin.org_id)
-    return render(request, "admin_users.html", status_code=status_code, users=users, roles=list(Role), **context)
+    return render(
+        request, "admin_users.html", status_code=status_code, users=users, roles=list(Role), **context
+    )
 
 
 @signed_in(Role.ADMIN)
@@ -32,10 +36,17 @@ async def add_user(request: Request) -> Response:
     fields = {name: str(form.get(name, "")) for name in ("email", "display_name", "role", "password")}
     try:
         await accounts.add_user(
-            request.state.db, admin.org, fields["email"], fields["display_name"], fields["role"], fields["password"]
+            request.state.db,
+            admin.org,
+            fields["email"],
+            fields["display_name"],
+            fields["role"],
+            fields["password"],
         )
     except (InvalidInput, Conflict) as exc:
-        return await _users_page(request, status_code=exc.status, error=_(exc.message, **exc.params), form=fields)
+        return await _users_page(
+            request, status_code=exc.status, error=_(exc.message, **exc.params), form=fields
+        )
     return RedirectResponse("/admin/users?added=1", status_code=303)
 
 

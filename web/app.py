@@ -32,7 +32,9 @@ log = structlog.get_logger("tsunagu.web")
 
 def _wants_json(request: Request) -> bool:
     accept = request.headers.get("accept", "")
-    return request.url.path.startswith("/api/") or ("application/json" in accept and "text/html" not in accept)
+    return request.url.path.startswith("/api/") or (
+        "application/json" in accept and "text/html" not in accept
+    )
 
 
 def error_response(request: Request, error: TsunaguError) -> Response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from sqlalchemy import select
@@ -28,6 +29,21 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 SESSION_USER = "uid"
 SESSION_VERSION = "sv"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """What pages show of the signed-in user; plain data, so it outlives a rolled-back transaction."""
+
+    id: int
+    email: str
+    display_name: str
+    role: Role
+    org_name: str
+
+    @classmethod
+    def of(cls, user: User) -> Viewer:
+        return cls(user.id, user.email, user.display_name, user.role, user.org.name)
 
 
 def home_for(user: User) -> str:
@@ -65,6 +81,7 @@ def signed_in(*roles: Role) -> Callable[[Endpoint], Endpoint]:
                 if roles and user.role not in roles:
                     raise Forbidden()
                 request.state.user = user
+                request.state.viewer = Viewer.of(user)
                 return await endpoint(request)
 
         return guarded

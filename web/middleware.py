@@ -103,7 +103,9 @@ class CSRFMiddleware:
         expected = scope.get("session", {}).get(CSRF_SESSION_KEY)
         headers = Headers(scope=scope)
         supplied = headers.get(CSRF_HEADER)
-        if supplied is None and headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        if supplied is None and headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
             body, too_large = await _read_body(receive, MAX_FORM_BYTES)
             if not too_large:
                 supplied = parse_qs(body.decode("latin-1")).get(CSRF_FIELD, [None])[0]

@@ -61,7 +61,7 @@ def render(
         csrf_token=csrf_token(session) if "session" in request.scope else "",
         # The browser code's strings come from the same catalogue as the templates'.
         i18n_json=Markup(json.dumps(catalogue(_.language), ensure_ascii=False).replace("</", "<\\/")),
-        user=getattr(request.state, "user", None),
+        user=getattr(request.state, "viewer", None),
         role_labels=ROLE_LABELS,
         **context,
     )

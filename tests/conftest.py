@@ -1,0 +1,140 @@
+"""Fixtures shared by the whole suite: clock, databases, redis-server, the app, a live server, Chromium."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from core.clock import ManualClock
+from store.migrate import upgrade
+from tests.harness.browser import CHROMIUM, launch_args
+from tests.harness.live import LiveServer
+from tests.harness.postgres import PostgresCluster
+from tests.harness.redis import RedisServer
+from web.app import create_app
+from web.settings import Settings
+
+T = TypeVar("T")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last: Playwright's sync API keeps an event loop running in the main thread from the
+    first browser test on, which async tests and ``asyncio.run`` cannot share."""
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
+
+
+def in_thread(function: Callable[..., T], *args: object) -> T:
+    """Run blocking set-up that uses ``asyncio.run`` (Alembic) away from any running loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args).result()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[object]:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_server.url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'tsunagu.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind; store tests take this to run on both."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path)
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return await cluster.create_database()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=sqlite_url(tmp_path), secret_key=secrets.token_hex(32)
+    )
+    settings.data_dir.mkdir()
+    in_thread(upgrade, settings.database_url)
+    return settings
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[Starlette]:
+    app = create_app(settings, clock=clock)
+    yield app
+    await app.state.engine.dispose()
+
+
+def make_client(app: Starlette) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(app) as c:
+        yield c
+
+
+@pytest.fixture
+def live_server(settings: Settings, clock: ManualClock) -> Iterator[LiveServer]:
+    server = LiveServer(create_app(settings, clock=clock))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One Chromium for the whole run (the box has 2 cores); each test opens its own context."""
+    from playwright.sync_api import sync_playwright
+
+    args = launch_args()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def context(browser) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    ctx = browser.new_context(locale="ja-JP")
+    ctx.set_default_timeout(10_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    yield context.new_page()

@@ -1,0 +1,26 @@
+"""Debian's Chromium driven by Playwright for Python. Never ``playwright install``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+# See ../shared/notes/webrtc-tests.md for why each flag is here.
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-gpu",
+]
+
+
+def launch_args() -> list[str]:
+    if not CHROMIUM.exists():
+        raise RuntimeError("Chromium is not installed: apt-get install -y chromium")
+    return [*CHROMIUM_ARGS, *(["--no-sandbox"] if os.geteuid() == 0 else [])]

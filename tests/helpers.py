@@ -1,0 +1,47 @@
+"""Small helpers for tests: seeding orgs and users, reading CSRF tokens, signing in."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import httpx
+from starlette.applications import Starlette
+
+from store.models import Role
+from web import accounts
+
+PASSWORD = "correct-horse-battery"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class Seeded:
+    org_id: int
+    users: dict[str, int]  # email -> id
+
+
+async def seed_org(app: Starlette, slug: str, roles: dict[str, Role]) -> Seeded:
+    async with app.state.sessions.begin() as db:
+        org = await accounts.create_org(db, slug, slug.upper())
+        ids = {}
+        for email, role in roles.items():
+            user = await accounts.add_user(db, org, email, email.split("@")[0], role, PASSWORD)
+            ids[email] = user.id
+        return Seeded(org.id, ids)
+
+
+def csrf_from(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+async def csrf_token(client: httpx.AsyncClient, path: str = "/login") -> str:
+    response = await client.get(path)
+    return csrf_from(response.text)
+
+
+async def sign_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
+    token = await csrf_token(client)
+    return await client.post("/login", data={"email": email, "password": password, "csrf_token": token})

@@ -1,0 +1,83 @@
+"""Japanese by default, English on request, and no UI string left untranslated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from babel.messages.extract import extract_from_dir
+from starlette.applications import Starlette
+
+from tests.helpers import csrf_token
+from web.i18n import catalogue, negotiate
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYWORDS = {
+    "_": None,
+    "N_": None,
+    "t": None,
+    "InvalidInput": None,
+    "Conflict": None,
+    "NotFound": None,
+    "Forbidden": None,
+    "RateLimited": (2,),
+}
+
+
+def _method_map() -> list[tuple[str, str]]:
+    """Read babel.cfg, the same mapping `make messages` uses."""
+    methods = []
+    for line in (ROOT / "babel.cfg").read_text().splitlines():
+        if line.startswith("["):
+            method, _, pattern = line.strip("[]").partition(":")
+            methods.append((pattern.strip(), method.strip()))
+    return methods
+
+
+def test_every_ui_string_has_a_japanese_translation() -> None:
+    msgids = {
+        message[2] if isinstance(message[2], str) else message[2][0]
+        for message in extract_from_dir(str(ROOT), _method_map(), keywords=KEYWORDS)
+    }
+    assert len(msgids) > 40
+    missing = sorted(m for m in msgids if m not in catalogue("ja"))
+    assert missing == [], f"add Japanese translations (make messages): {missing}"
+
+
+def test_accept_language_negotiation() -> None:
+    assert negotiate(None) == "ja"
+    assert negotiate("fr-FR,fr;q=0.9") == "ja"
+    assert negotiate("en-US,en;q=0.9,ja;q=0.8") == "en"
+    assert negotiate("ja,en-US;q=0.9") == "ja"
+    assert negotiate("en;q=0.5,ja;q=0.9") == "ja"
+    assert negotiate("en;q=0,ja;q=bad") == "ja"
+
+
+async def test_guest_page_is_japanese_by_default_and_english_on_request(client: httpx.AsyncClient) -> None:
+    ja = await client.get("/")
+    assert '<html lang="ja">' in ja.text and "接続ナンバーを発行" in ja.text
+    en = await client.get("/", headers={"accept-language": "en-US,en;q=0.9"})
+    assert '<html lang="en">' in en.text and "Issue connect number" in en.text
+
+
+async def test_language_switch_sticks_for_the_browser(client: httpx.AsyncClient) -> None:
+    token = await csrf_token(client, "/")
+    response = await client.post("/language", data={"lang": "en", "next": "/", "csrf_token": token})
+    assert response.status_code == 303
+    assert "Issue connect number" in (await client.get("/")).text
+    bad = await client.post("/language", data={"lang": "xx", "csrf_token": token})
+    assert bad.status_code == 400
+
+
+async def test_signed_in_users_language_is_saved(app: Starlette, client: httpx.AsyncClient) -> None:
+    from store.models import Role
+    from tests.conftest import make_client
+    from tests.helpers import seed_org, sign_in
+
+    await seed_org(app, "acme", {"host@acme.example": Role.HOST})
+    await sign_in(client, "host@acme.example")
+    token = await csrf_token(client, "/host")
+    await client.post("/language", data={"lang": "en", "next": "/host", "csrf_token": token})
+    async with make_client(app) as elsewhere:
+        await sign_in(elsewhere, "host@acme.example")
+        assert "Phone meeting (1:1)" in (await elsewhere.get("/host")).text
