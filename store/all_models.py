@@ -6,6 +6,11 @@ from sqlalchemy import MetaData
 
 
 def metadata() -> MetaData:
+    # Imported here, not at the top: store must not depend on the packages that build on it.
+    import importlib
+
     from store import models
 
+    for module in ("signaling.models", "recordings.models"):
+        importlib.import_module(module)
     return models.Base.metadata

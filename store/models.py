@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, Enum, ForeignKey, Integer, MetaData, String
+from sqlalchemy import Boolean, DateTime, Enum, ForeignKey, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Stable constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
@@ -41,6 +41,13 @@ class Org(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # What the guest accepts before a number is issued; empty means the built-in texts.
+    terms_of_use: Mapped[str] = mapped_column(Text, default="")
+    personal_data_policy: Mapped[str] = mapped_column(Text, default="")
+    privacy_policy: Mapped[str] = mapped_column(Text, default="")
+    # Pre-connect defaults on the host's 電話商談 screen.
+    default_camera: Mapped[bool] = mapped_column(Boolean, default=True)
+    default_recording: Mapped[bool] = mapped_column(Boolean, default=False)
 
     users: Mapped[list[User]] = relationship(back_populates="org")
 
