@@ -12,7 +12,9 @@ from store.models import Base, utcnow
 
 
 def _enum(kind: type[enum.Enum]) -> Enum:
-    return Enum(kind, native_enum=False, length=16, values_callable=lambda members: [m.value for m in members])
+    return Enum(
+        kind, native_enum=False, length=16, values_callable=lambda members: [m.value for m in members]
+    )
 
 
 class RoomState(enum.StrEnum):

@@ -6,7 +6,10 @@ import re
 
 import httpx
 from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
 
+from signaling.models import JoinedVia
+from signaling.rooms import create_room
 from store.models import Role
 from tests.conftest import make_client
 from tests.helpers import PASSWORD, csrf_token, seed_org, sign_in
@@ -67,20 +70,35 @@ async def test_admin_sees_only_its_own_org(app: Starlette, client: httpx.AsyncCl
 
 # Every path parameter a route may take, and how to find org B's object for it. A new route with a new
 # parameter fails test_org_a_gets_404_for_every_object_of_org_b until it is added here.
-OBJECT_PARAMETERS = {"user_id": "user"}
+OBJECT_PARAMETERS = {"user_id": "user", "room_id": "room"}
+# Parameters of public, guest-facing routes: an org's guest page by its slug, and single-use join-link
+# tokens (whose own rules are tested in tests/test_links.py). Signing in grants nothing more on them.
+PUBLIC_PARAMETERS = {"slug", "token"}
 
 
 async def test_org_a_gets_404_for_every_object_of_org_b(app: Starlette, client: httpx.AsyncClient) -> None:
     await seed_org(app, "org-a", {"admin@a.example": Role.ADMIN})
     org_b = await seed_org(app, "org-b", {"admin@b.example": Role.ADMIN, "host@b.example": Role.HOST})
-    objects_of_b = {"user": org_b.users["host@b.example"]}
+    async with app.state.sessions.begin() as db:
+        room, _record = await create_room(
+            db,
+            org_id=org_b.org_id,
+            host_id=org_b.users["host@b.example"],
+            via=JoinedVia.NUMBER,
+            guest_token="guest-of-b",
+            camera=True,
+            recording=False,
+            home_node="test",
+            now=0,
+        )
+    objects_of_b = {"user": org_b.users["host@b.example"], "room": room.id}
     await sign_in(client, "admin@a.example")
     token = await csrf_token(client, "/admin/users")
     checked = []
     for route in app.routes:
         path = getattr(route, "path", "")
         params = re.findall(r"{(\w+)(?::\w+)?}", path)
-        if not params:
+        if not params or set(params) <= PUBLIC_PARAMETERS or isinstance(route, WebSocketRoute):
             continue
         for name in params:
             assert name in OBJECT_PARAMETERS, f"route {path}: add {name!r} to OBJECT_PARAMETERS"

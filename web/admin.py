@@ -1,14 +1,19 @@
-"""The admin pages: the org's users (add, deactivate, reactivate). Admins see and touch only their org."""
+"""The admin pages: the org's users (add, deactivate, reactivate) and its SMS送信履歴 (SMS history).
+
+Admins see and touch only their org."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from core.errors import Conflict, InvalidInput
+from core.errors import N_, Conflict, InvalidInput
+from signaling import sms
+from signaling.models import SmsStatus
 from store.models import Role, User
 from web import accounts
 from web.auth import signed_in
@@ -50,6 +55,34 @@ async def add_user(request: Request) -> Response:
     return RedirectResponse("/admin/users?added=1", status_code=303)
 
 
+# Japan has no daylight saving time; the product serves Japan, so times are shown in JST.
+JST = timezone(timedelta(hours=9), "JST")
+SMS_PAGE_LIMIT = 200
+SMS_STATUS_LABELS = {
+    SmsStatus.STORED: N_("Kept in the outbox (not sent)"),
+    SmsStatus.SENT: N_("Sent"),
+    SmsStatus.FAILED: N_("Sending failed"),
+}
+
+
+def _in_jst(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; they were stored in UTC.
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(JST)
+
+
+@signed_in(Role.ADMIN)
+async def sms_page(request: Request) -> Response:
+    admin: User = request.state.user
+    messages = await sms.org_messages(request.state.db, admin.org_id, limit=SMS_PAGE_LIMIT)
+    return render(
+        request,
+        "admin_sms.html",
+        messages=[(message, _in_jst(message.created_at)) for message in messages],
+        status_labels=SMS_STATUS_LABELS,
+        limit=SMS_PAGE_LIMIT,
+    )
+
+
 def _set_active(active: bool):  # type: ignore[no-untyped-def]
     @signed_in(Role.ADMIN)
     async def endpoint(request: Request) -> Response:
@@ -71,4 +104,5 @@ routes = [
     Route("/admin/users", add_user, methods=["POST"]),
     Route("/admin/users/{user_id:int}/deactivate", _set_active(False), methods=["POST"]),
     Route("/admin/users/{user_id:int}/activate", _set_active(True), methods=["POST"]),
+    Route("/admin/sms", sms_page, methods=["GET"]),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from starlette.applications import Starlette
@@ -21,7 +22,16 @@ from core.clock import Clock, wall_clock
 from core.errors import CSRFFailed, NotAuthenticated, NotFound, RateLimited, TsunaguError
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from store.db import create_engine, session_factory
-from web import admin, auth, ops, pages
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+from signaling import rooms
+from signaling.broker import Broker, MemoryBroker, RedisBroker
+from signaling.hub import RoomHub
+from signaling.models import RoomState
+from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
+from signaling.sms import make_gateway
+from web import admin, auth, guests, meetings, ops, pages
 from web.middleware import CSRFMiddleware, RequestContextMiddleware
 from web.settings import Settings
 from web.templating import render, translator
@@ -75,30 +85,53 @@ async def _csrf_failed(scope: Scope, receive: Receive, send: Send) -> None:
 def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> Starlette:
     settings = settings or Settings.from_env()
     engine = create_engine(settings.database_url)
-    redis = None
-    login_limiter: RateLimiter
+    redis: Redis | None = None
     if settings.redis_url:
         from redis.asyncio import Redis
 
         redis = Redis.from_url(settings.redis_url)
-        login_limiter = RedisRateLimiter(
-            redis, settings.login_failures_per_minute, 60.0, clock=clock, prefix="login"
-        )
-    else:
-        login_limiter = MemoryRateLimiter(settings.login_failures_per_minute, 60.0, clock=clock)
+
+    def limiter(name: str, limit: int, window: float) -> RateLimiter:
+        if redis is not None:
+            return RedisRateLimiter(redis, limit, window, clock=clock, prefix=name)
+        return MemoryRateLimiter(limit, window, clock=clock)
+
+    sessions = session_factory(engine)
+    broker: Broker = RedisBroker(redis) if redis is not None else MemoryBroker()
+    numbers: NumberStore = (
+        RedisNumberStore(redis, clock=clock) if redis is not None else MemoryNumberStore(clock=clock)
+    )
+
+    async def persist_room_state(room_id: str, state: RoomState) -> None:
+        async with sessions.begin() as db:
+            await rooms.set_state(db, room_id, state, clock())
+
+    hub = RoomHub(broker, persist_room_state, clock=clock, grace=settings.rejoin_grace_seconds)
+    sms = make_gateway(
+        settings.sms_gateway,
+        base_url=settings.sms_base_url,
+        account_sid=settings.sms_account_sid,
+        auth_token=settings.sms_auth_token,
+        sender=settings.sms_from,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        log.info("started", database=engine.url.get_backend_name(), redis=bool(redis))
+        log.info("started", database=engine.url.get_backend_name(), redis=bool(redis), node=settings.node_id)
         try:
             yield
         finally:
+            await hub.aclose()
+            await broker.aclose()
+            await sms.aclose()
             await engine.dispose()
             if redis is not None:
                 await redis.aclose()
 
     app = Starlette(
         routes=[
+            *guests.routes,
+            *meetings.routes,
             *pages.routes,
             *auth.routes,
             *admin.routes,
@@ -123,7 +156,13 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
     app.state.settings = settings
     app.state.clock = clock
     app.state.engine = engine
-    app.state.sessions = session_factory(engine)
+    app.state.sessions = sessions
     app.state.redis = redis
-    app.state.login_limiter = login_limiter
+    app.state.broker = broker
+    app.state.numbers = numbers
+    app.state.hub = hub
+    app.state.sms = sms
+    app.state.login_limiter = limiter("login", settings.login_failures_per_minute, 60.0)
+    app.state.number_issue_limiter = limiter("number-issue", settings.number_issues_per_10_minutes, 600.0)
+    app.state.wrong_number_limiter = limiter("wrong-number", settings.wrong_numbers_per_minute, 60.0)
     return app

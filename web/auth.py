@@ -15,7 +15,7 @@ from urllib.parse import quote
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
@@ -50,7 +50,7 @@ def home_for(user: User) -> str:
     return "/host" if user.role == Role.HOST else "/manage"
 
 
-async def load_user(request: Request, db: AsyncSession) -> User | None:
+async def load_user(request: HTTPConnection, db: AsyncSession) -> User | None:
     user_id = request.session.get(SESSION_USER)
     if not isinstance(user_id, int):
         return None

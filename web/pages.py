@@ -1,4 +1,4 @@
-"""The main pages: the guest page, the host's connect screen, the manager console."""
+"""The manager console."""
 
 from __future__ import annotations
 
@@ -11,22 +11,11 @@ from web.auth import signed_in
 from web.templating import render
 
 
-async def guest_page(request: Request) -> Response:
-    return render(request, "guest.html")
-
-
-@signed_in()
-async def host_home(request: Request) -> Response:
-    return render(request, "host.html")
-
-
 @signed_in(Role.ADMIN, Role.MANAGER)
 async def manager_home(request: Request) -> Response:
     return render(request, "manage.html")
 
 
 routes = [
-    Route("/", guest_page, methods=["GET"]),
-    Route("/host", host_home, methods=["GET"]),
     Route("/manage", manager_home, methods=["GET"]),
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,11 @@ class Settings:
     ice_host_addresses: tuple[str, ...] = ()
     ice_announced_address: str = ""
     login_failures_per_minute: int = 10
+    node_id: str = "local"
+    number_issues_per_10_minutes: int = 20
+    wrong_numbers_per_minute: int = 5
+    join_link_ttl_minutes: int = 30
+    rejoin_grace_seconds: int = 300
 
     @property
     def secure_cookies(self) -> bool:
@@ -86,6 +92,11 @@ class Settings:
             ice_host_addresses=_split(env.get("ICE_HOST_ADDRESSES", "")),
             ice_announced_address=env.get("ICE_ANNOUNCED_ADDRESS", ""),
             login_failures_per_minute=int(env.get("LOGIN_FAILURES_PER_MINUTE") or 10),
+            node_id=env.get("NODE_ID") or socket.gethostname(),
+            number_issues_per_10_minutes=int(env.get("NUMBER_ISSUES_PER_10_MINUTES") or 20),
+            wrong_numbers_per_minute=int(env.get("WRONG_NUMBERS_PER_MINUTE") or 5),
+            join_link_ttl_minutes=int(env.get("JOIN_LINK_TTL_MINUTES") or 30),
+            rejoin_grace_seconds=int(env.get("REJOIN_GRACE_SECONDS") or 300),
         )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse
 
 from core.errors import N_
@@ -28,7 +28,7 @@ SESSION_LANGUAGE = "lang"
 ROLE_LABELS = {"admin": N_("Administrator"), "manager": N_("Manager"), "host": N_("Host")}
 
 
-def language(request: Request) -> str:
+def language(request: HTTPConnection) -> str:
     """The signed-in user's choice, else this browser's choice, else Accept-Language, else Japanese."""
     chosen = request.session.get(SESSION_LANGUAGE) if "session" in request.scope else None
     if isinstance(chosen, str) and chosen in LANGUAGES:
@@ -36,7 +36,7 @@ def language(request: Request) -> str:
     return negotiate(request.headers.get("accept-language"))
 
 
-def translator(request: Request) -> Translator:
+def translator(request: HTTPConnection) -> Translator:
     cached = getattr(request.state, "translator", None)
     if cached is None:
         cached = Translator(language(request))

@@ -14,3 +14,6 @@ export function t(msgid, params = {}) {
   const text = catalogue()[msgid] ?? msgid;
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
 }
+
+/** Mark a message id for extraction where it is translated later with t(variable). */
+export const N_ = (msgid) => msgid;

@@ -1,8 +1,15 @@
 // Entry point: each page names itself in <body data-page> and gets its own start function.
+import { startCallPage } from "./call.js";
 import { startGuestPage } from "./guest.js";
+import { startHostPage } from "./host.js";
+
+// Shown by default for browsers that cannot run this module; hidden as soon as it runs.
+document.querySelectorAll(".js-hide").forEach((node) => { node.hidden = true; });
 
 const pages = {
   guest: startGuestPage,
+  host: startHostPage,
+  call: startCallPage,
 };
 
 const start = pages[document.body.dataset.page];

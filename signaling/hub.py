@@ -1,0 +1,202 @@
+"""Runs rooms over the broker: the home node drives each :class:`~signaling.room.Room`; any node carries
+participants' connections.
+
+Topics, for room ``R``: ``room:R:in`` carries events to the home node (connect, disconnect, message, tick);
+``room:R:out`` carries the effects back (frames to send, connections to close) to every node with a
+participant of ``R``. With the in-process broker both ends are in one process; with Redis they may not be.
+
+A room's failure stays in that room: its home task logs and ends the room, other rooms go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from pydantic import TypeAdapter
+
+from core.clock import Clock, wall_clock
+from signaling.broker import Broker, Subscription
+from signaling.models import RoomState
+from signaling.protocol import ClientMessage, CloseCode, Role
+from signaling.room import DEFAULT_GRACE_SECONDS, Close, Effect, Room, RoomError, Send, StateChanged
+
+log = structlog.get_logger("tsunagu.rooms")
+
+PersistState = Callable[[str, RoomState], Awaitable[None]]
+WELCOME_TIMEOUT = 5.0
+_client_messages: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+
+
+def _in(room_id: str) -> str:
+    return f"room:{room_id}:in"
+
+
+def _out(room_id: str) -> str:
+    return f"room:{room_id}:out"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What a participant's socket must do next: send ``frame`` (a JSON-able dict) or close with ``close``."""
+
+    frame: dict[str, Any] | None = None
+    close: CloseCode | None = None
+
+
+class Participant:
+    """One participant's connection, on whichever node holds the socket."""
+
+    def __init__(self, hub: RoomHub, room_id: str, role: Role, subscription: Subscription) -> None:
+        self.hub = hub
+        self.room_id = room_id
+        self.role = role
+        self.connection = uuid.uuid4().hex
+        self._subscription = subscription
+        self._gone = False
+
+    async def outgoing(self) -> AsyncIterator[Outgoing]:
+        """Frames and closes addressed to this connection, until it is closed."""
+        async for item in self._subscription:
+            if "close" in item:
+                if item["connection"] == self.connection:
+                    yield Outgoing(close=CloseCode(item["close"]))
+                    return
+                continue
+            if item.get("to") not in (None, self.connection) or item.get("exclude") == self.connection:
+                continue
+            yield Outgoing(frame=item["send"])
+
+    async def send(self, message: ClientMessage) -> None:
+        await self.hub._to_home(self.room_id, "message", self, message.model_dump())
+
+    async def disconnected(self) -> None:
+        """The socket is gone (whatever the reason); the home decides what that means."""
+        if not self._gone:
+            self._gone = True
+            await self.hub._to_home(self.room_id, "disconnect", self)
+        await self._subscription.close()
+
+
+class RoomHub:
+    def __init__(
+        self,
+        broker: Broker,
+        persist: PersistState,
+        clock: Clock = wall_clock,
+        grace: float = DEFAULT_GRACE_SECONDS,
+    ) -> None:
+        self.broker = broker
+        self.persist = persist
+        self.clock = clock
+        self.grace = grace
+        self._homes: dict[str, asyncio.Task[None]] = {}
+        self._rooms: dict[str, Room] = {}
+
+    # Home side
+
+    def is_home(self, room_id: str) -> bool:
+        return room_id in self._homes
+
+    async def open(self, room_id: str, connect_id: str, state: RoomState = RoomState.WAITING) -> None:
+        """Make this node the room's home. Idempotent; returns once the room listens for events."""
+        if room_id in self._homes or state == RoomState.ENDED:
+            return
+        room = Room(room_id, connect_id, state=state, grace=self.grace)
+        subscription = await self.broker.subscribe(_in(room_id))
+        self._rooms[room_id] = room
+        self._homes[room_id] = asyncio.create_task(self._run_home(room, subscription), name=f"room-{room_id}")
+
+    async def poke(self, room_id: str) -> None:
+        """Ask the home to look at the clock now (tests move a manual clock, then poke)."""
+        await self.broker.publish(_in(room_id), {"event": "tick"})
+
+    def room(self, room_id: str) -> Room | None:
+        return self._rooms.get(room_id)
+
+    async def _run_home(self, room: Room, subscription: Subscription) -> None:
+        try:
+            async with subscription:
+                while room.state != RoomState.ENDED:
+                    deadline = room.next_deadline()
+                    # Wake at least once a second while someone is reconnecting, to end their grace on time.
+                    timeout = None if deadline is None else min(1.0, max(0.0, deadline - self.clock()))
+                    try:
+                        event = await asyncio.wait_for(subscription.get(), timeout)
+                    except TimeoutError:
+                        event = {"event": "tick"}
+                    await self._apply(room, self._handle(room, event))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("room failed; ending it", room=room.id)
+            with contextlib.suppress(Exception):
+                await self._apply(room, room.abort())
+        finally:
+            self._homes.pop(room.id, None)
+            self._rooms.pop(room.id, None)
+
+    def _handle(self, room: Room, event: dict[str, Any]) -> list[Effect]:
+        now = self.clock()
+        kind = event.get("event")
+        if kind == "tick":
+            return room.tick(now)
+        role, connection = Role(event["role"]), str(event["connection"])
+        try:
+            if kind == "connect":
+                return room.connect(role, connection, now)
+            if kind == "disconnect":
+                return room.disconnect(role, connection, now)
+            if kind == "message":
+                return room.receive(role, connection, _client_messages.validate_python(event["message"]), now)
+        except RoomError as refused:
+            return [Close(connection, refused.code)]
+        log.warning("unknown room event", room=room.id, kind=kind)
+        return room.tick(now)
+
+    async def _apply(self, room: Room, effects: list[Effect]) -> None:
+        for effect in effects:
+            match effect:
+                case Send(message=message, to=to, exclude=exclude):
+                    item = {"send": message.model_dump(mode="json"), "to": to, "exclude": exclude}
+                    await self.broker.publish(_out(room.id), item)
+                case Close(connection=connection, code=code):
+                    await self.broker.publish(_out(room.id), {"close": int(code), "connection": connection})
+                case StateChanged(state=state):
+                    await self.persist(room.id, state)
+
+    # Connection side
+
+    @contextlib.asynccontextmanager
+    async def participate(self, room_id: str, role: Role) -> AsyncIterator[Participant]:
+        """Join ``room_id`` as ``role`` from this node; leaving the block reports the disconnect."""
+        subscription = await self.broker.subscribe(_out(room_id))
+        participant = Participant(self, room_id, role, subscription)
+        try:
+            await self._to_home(room_id, "connect", participant)
+            yield participant
+        finally:
+            await participant.disconnected()
+
+    async def _to_home(
+        self, room_id: str, kind: str, participant: Participant, message: dict[str, Any] | None = None
+    ) -> None:
+        event: dict[str, Any] = {
+            "event": kind,
+            "role": participant.role.value,
+            "connection": participant.connection,
+        }
+        if message is not None:
+            event["message"] = message
+        await self.broker.publish(_in(room_id), event)
+
+    async def aclose(self) -> None:
+        tasks = list(self._homes.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,133 @@
+"""The room channel's wire messages (protocol version 1), defined once; docs/protocol.md mirrors this file.
+
+One WebSocket per participant at ``/ws/rooms/{room_id}``, subprotocol ``tsunagu.v1``. Every frame is a JSON
+object with a ``type``. Client frames are validated here at the socket edge: an invalid frame gets an
+``error`` frame back and changes nothing. To add a message type, add a class to :data:`ClientMessage` or
+:data:`ServerMessage` and handle it in ``signaling.room.Room``.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from core.errors import N_, InvalidInput
+
+SUBPROTOCOL = "tsunagu.v1"
+MAX_FRAME_BYTES = 64 * 1024
+
+
+class Role(enum.StrEnum):
+    HOST = "host"
+    GUEST = "guest"
+
+
+class Presence(enum.StrEnum):
+    ABSENT = "absent"  # has not connected yet
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"  # dropped without saying goodbye; may come back within the grace period
+    LEFT = "left"  # ended on purpose, or did not come back in time
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes the server uses (4000–4999 are for applications)."""
+
+    NORMAL = 1000
+    POLICY_VIOLATION = 1008  # too many invalid frames
+    UNSUPPORTED_PROTOCOL = 4000
+    NOT_ALLOWED = 4003  # not a participant of this room
+    ROOM_NOT_FOUND = 4004
+    REPLACED = 4009  # the same participant connected again elsewhere
+    ROOM_ENDED = 4010
+    LEFT = 4011  # the guest ended its side
+    REJOIN_EXPIRED = 4013  # came back after the grace period
+    UNAVAILABLE = 4503  # the room's node did not answer
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Client -> server
+
+
+class Ping(_Message):
+    type: Literal["ping"]
+
+
+class End(_Message):
+    """終了. From the host: ends the meeting for both. From the guest: the guest leaves; the host stays."""
+
+    type: Literal["end"]
+
+
+ClientMessage = Annotated[Ping | End, Field(discriminator="type")]
+_client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+
+
+class BadMessage(InvalidInput):
+    code = "bad_message"
+    message = N_("The message could not be understood.")
+
+
+def parse_client_message(frame: str | bytes) -> ClientMessage:
+    """Validate one client frame; raises :class:`BadMessage` for anything that is not a known message."""
+    if len(frame) > MAX_FRAME_BYTES:
+        raise BadMessage()
+    try:
+        return _client_adapter.validate_json(frame)
+    except ValidationError as exc:
+        raise BadMessage() from exc
+
+
+# Server -> client
+
+
+class Peers(_Message):
+    host: Presence
+    guest: Presence
+
+
+class RoomInfo(_Message):
+    id: str
+    state: str
+    connect_id: str
+
+
+class Welcome(_Message):
+    type: Literal["welcome"] = "welcome"
+    protocol: int = 1
+    role: Role
+    room: RoomInfo
+    peers: Peers
+
+
+class PresenceChanged(_Message):
+    type: Literal["presence"] = "presence"
+    role: Role
+    presence: Presence
+
+
+class RoomStateChanged(_Message):
+    type: Literal["room"] = "room"
+    state: str
+
+
+class Ended(_Message):
+    type: Literal["ended"] = "ended"
+    by: Literal["host", "timeout"]
+
+
+class Pong(_Message):
+    type: Literal["pong"] = "pong"
+
+
+class ErrorFrame(_Message):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+
+
+ServerMessage = Welcome | PresenceChanged | RoomStateChanged | Ended | Pong | ErrorFrame

@@ -1,0 +1,107 @@
+"""Rooms as stored: creating one with its meeting record, finding it for a participant, recording its state.
+
+Guests have no accounts; a guest is a browser holding a random token. Only its SHA-256 is stored, and a room
+admits the one browser whose token matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import NotFound
+from recordings.models import MeetingRecord
+from recordings.records import end_record, record_for_room, start_record
+from signaling.models import JoinedVia, RoomRow, RoomState
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def at(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def create_room(
+    db: AsyncSession,
+    *,
+    org_id: int,
+    host_id: int,
+    via: JoinedVia,
+    guest_token: str | None,
+    camera: bool,
+    recording: bool,
+    home_node: str,
+    now: float,
+) -> tuple[RoomRow, MeetingRecord]:
+    room = RoomRow(
+        id=uuid.uuid4().hex,
+        org_id=org_id,
+        host_id=host_id,
+        state=RoomState.WAITING,
+        via=via,
+        guest_token_hash=token_hash(guest_token) if guest_token else "",
+        camera=camera,
+        recording=recording,
+        home_node=home_node,
+        created_at=at(now),
+    )
+    db.add(room)
+    await db.flush()
+    record = await start_record(
+        db, org_id=org_id, room_id=room.id, host_id=host_id, via=via.value, started_at=at(now)
+    )
+    return room, record
+
+
+async def room_for_host(db: AsyncSession, room_id: str, user_id: int, org_id: int) -> RoomRow:
+    room = await db.scalar(
+        select(RoomRow).where(RoomRow.id == room_id, RoomRow.host_id == user_id, RoomRow.org_id == org_id)
+    )
+    if room is None:
+        raise NotFound()
+    return room
+
+
+async def room_for_guest(db: AsyncSession, room_id: str, guest_token: str | None) -> RoomRow:
+    if not guest_token:
+        raise NotFound()
+    room = await db.scalar(
+        select(RoomRow).where(RoomRow.id == room_id, RoomRow.guest_token_hash == token_hash(guest_token))
+    )
+    if room is None:
+        raise NotFound()
+    return room
+
+
+async def admitted_room(db: AsyncSession, guest_token: str) -> RoomRow | None:
+    """The newest room waiting for this guest browser, if a host has let it in."""
+    return await db.scalar(
+        select(RoomRow)
+        .where(RoomRow.guest_token_hash == token_hash(guest_token), RoomRow.state != RoomState.ENDED)
+        .order_by(RoomRow.created_at.desc())
+        .limit(1)
+    )
+
+
+async def set_state(db: AsyncSession, room_id: str, state: RoomState, now: float) -> None:
+    values: dict[str, object] = {"state": state}
+    if state == RoomState.ENDED:
+        values["ended_at"] = at(now)
+        await end_record(db, room_id, at(now))
+    await db.execute(update(RoomRow).where(RoomRow.id == room_id).values(**values))
+
+
+async def connect_id(db: AsyncSession, room_id: str) -> str:
+    record = await record_for_room(db, room_id)
+    return record.connect_id if record else ""

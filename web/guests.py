@@ -1,0 +1,170 @@
+"""The guest's way in: the guest page, connect numbers, join links, and the lobby that waits for the host.
+
+A guest is a browser with a random token in its session cookie. Numbers and links bind to that token, so
+only the browser that asked gets into the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from core.errors import N_, NotFound, RateLimited
+from signaling import links
+from signaling.rooms import admitted_room, token_hash
+from store.models import Org
+from web.templating import render, translator
+
+GUEST_TOKEN = "guest"
+LOBBY_WAIT_SECONDS = 15 * 60  # a number lives 120 s; a lobby socket never needs to outlive this
+
+
+def guest_token(request: Request | WebSocket, create: bool = False) -> str | None:
+    token = request.session.get(GUEST_TOKEN)
+    if not isinstance(token, str) and create:
+        token = secrets.token_urlsafe(32)
+        request.session[GUEST_TOKEN] = token
+    return token if isinstance(token, str) else None
+
+
+def lobby_topic(token: str) -> str:
+    return f"lobby:{token_hash(token)}"
+
+
+def _terms(request: Request, org: Org | None) -> dict[str, str]:
+    _ = translator(request)
+    return {
+        "terms_of_use": (org.terms_of_use if org else "") or _(DEFAULT_TERMS),
+        "personal_data_policy": (org.personal_data_policy if org else "") or _(DEFAULT_PERSONAL_DATA),
+        "privacy_policy": (org.privacy_policy if org else "") or _(DEFAULT_PRIVACY),
+    }
+
+
+DEFAULT_TERMS = N_(
+    "This service lets you see the same screen as our representative while you talk on the phone. "
+    "Please do not record or share the screen with others."
+)
+DEFAULT_PERSONAL_DATA = N_(
+    "Your name, phone number and what you write in the shared memo are used only to handle this meeting "
+    "and are managed by the company you are talking with."
+)
+DEFAULT_PRIVACY = N_(
+    "The meeting may be recorded if the representative turns recording on; you will see when it is. "
+    "Recordings and records are kept by the company and never sold or shared with third parties."
+)
+
+
+async def guest_page(request: Request) -> Response:
+    guest_token(request, create=True)
+    return render(request, "guest.html", terms=_terms(request, None), org=None)
+
+
+async def org_guest_page(request: Request) -> Response:
+    guest_token(request, create=True)
+    async with request.app.state.sessions() as db:
+        org = await db.scalar(select(Org).where(Org.slug == request.path_params["slug"]))
+    if org is None:
+        raise NotFound()
+    return render(request, "guest.html", terms=_terms(request, org), org=org)
+
+
+async def issue_number(request: Request) -> Response:
+    """接続ナンバーを発行: a new 4-digit number for this browser (re-issuing revokes the previous one)."""
+    state = request.app.state
+    token = guest_token(request, create=True)
+    assert token is not None
+    client = request.client.host if request.client else "unknown"
+    wait = await state.number_issue_limiter.retry_after(client)
+    if wait > 0:
+        raise RateLimited(
+            wait, N_("Too many numbers were issued from this network. Please wait {seconds} seconds.")
+        )
+    await state.number_issue_limiter.add(client)
+    number = await state.numbers.issue(token)
+    now = state.clock()
+    return JSONResponse(
+        {
+            "number": number.number,
+            "expires_in": round(number.expires_at - now, 3),
+            "ttl": number.expires_at - number.issued_at,
+        },
+        status_code=201,
+    )
+
+
+async def lobby(websocket: WebSocket) -> None:
+    """Waits until a host lets this browser in, then sends ``{"type": "admitted", "url": …}``."""
+    token = guest_token(websocket)
+    await websocket.accept()
+    if token is None:
+        await websocket.close(4003)
+        return
+    state = websocket.app.state
+    async with await state.broker.subscribe(lobby_topic(token)) as subscription:
+        # The host may have redeemed the number before this socket opened.
+        async with state.sessions() as db:
+            room = await admitted_room(db, token)
+        if room is None:
+            waiting = asyncio.create_task(subscription.get())
+            closed = asyncio.create_task(_until_closed(websocket))
+            done, _pending = await asyncio.wait(
+                {waiting, closed}, timeout=LOBBY_WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in (waiting, closed):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if waiting not in done or waiting.cancelled() or waiting.exception():
+                with contextlib.suppress(Exception):
+                    await websocket.close()
+                return
+            room_id = waiting.result()["room"]
+        else:
+            room_id = room.id
+    await websocket.send_json({"type": "admitted", "url": f"/rooms/{room_id}"})
+    await websocket.close()
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await websocket.receive_text()
+
+
+async def link_page(request: Request) -> Response:
+    """The page an SMS 接続用URL opens: the same terms, then straight into the host's room."""
+    guest_token(request, create=True)
+    now = request.app.state.clock()
+    async with request.app.state.sessions() as db:
+        link = await links.check_link(db, request.path_params["token"], now)
+        org = await db.get(Org, link.org_id)
+    return render(
+        request, "guest.html", terms=_terms(request, org), org=org, link_token=request.path_params["token"]
+    )
+
+
+async def accept_link(request: Request) -> Response:
+    token = guest_token(request, create=True)
+    assert token is not None
+    state = request.app.state
+    async with state.sessions.begin() as db:
+        room = await links.accept_link(db, request.path_params["token"], token, state.clock())
+        room_id = room.id
+    return JSONResponse({"url": f"/rooms/{room_id}"})
+
+
+routes = [
+    Route("/", guest_page, methods=["GET"]),
+    Route("/g/{slug}", org_guest_page, methods=["GET"]),
+    Route("/j/{token}", link_page, methods=["GET"]),
+    Route("/api/numbers", issue_number, methods=["POST"]),
+    Route("/api/links/{token}/accept", accept_link, methods=["POST"]),
+    WebSocketRoute("/ws/lobby", lobby),
+]

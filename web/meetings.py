@@ -1,0 +1,303 @@
+"""The host's side of joining and the call page: redeem a number, send an SMS link, the QR code, and the
+room channel WebSocket both sides use."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+from urllib.parse import urlsplit
+
+import segno
+import structlog
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from core.errors import N_, InvalidInput, NotFound, RateLimited
+from signaling import links, rooms
+from signaling.hub import Participant
+from signaling.models import JoinedVia, RoomRow, RoomState
+from signaling.numbers import NumberExpired, NumberUnknown, NumberUsed
+from signaling.phone import normalise_mobile
+from signaling.protocol import SUBPROTOCOL, BadMessage, CloseCode, ErrorFrame, Role, parse_client_message
+from signaling.sms import SmsFailed, send_sms
+from store.models import User
+from web.auth import load_user, signed_in
+from web.guests import guest_token, lobby_topic
+from web.i18n import DEFAULT_LANGUAGE, Translator
+from web.templating import render, translator
+
+log = structlog.get_logger("tsunagu.meetings")
+MAX_BAD_FRAMES = 20
+
+
+class NumberLocked(RateLimited):
+    code = "number_locked"
+    message = N_("Too many wrong numbers. Connecting is locked; please wait {seconds} seconds.")
+
+
+class StartByNumber(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    number: str
+    camera: bool = True
+    recording: bool = False
+
+
+class StartByLink(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str
+    camera: bool = True
+    recording: bool = False
+
+
+async def _json_body(request: Request, model: type[BaseModel]) -> Any:
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise InvalidInput() from exc
+
+
+def guest_page_url(request: Request, org_slug: str) -> str:
+    base = request.app.state.settings.public_url or str(request.base_url).rstrip("/")
+    return f"{base}/g/{org_slug}"
+
+
+@signed_in()
+async def host_home(request: Request) -> Response:
+    user: User = request.state.user
+    return render(
+        request,
+        "host.html",
+        guest_url=guest_page_url(request, user.org.slug),
+        default_camera=user.org.default_camera,
+        default_recording=user.org.default_recording,
+    )
+
+
+@signed_in()
+async def qr_code(request: Request) -> Response:
+    """The org's guest page as an SVG QR code, to show on screen or print."""
+    user: User = request.state.user
+    svg = segno.make(guest_page_url(request, user.org.slug), error="m").svg_inline(scale=6, border=2)
+    headers = (
+        {"Content-Disposition": 'attachment; filename="tsunagu-guest-qr.svg"'}
+        if "download" in request.query_params
+        else None
+    )
+    return Response(svg, media_type="image/svg+xml", headers=headers)
+
+
+async def _open_room(request: Request, room: RoomRow, connect_id: str) -> None:
+    await request.app.state.hub.open(room.id, connect_id)
+
+
+@signed_in()
+async def start_by_number(request: Request) -> Response:
+    """電話商談を開始する: redeem the guest's number, create the room, and let the guest's browser in."""
+    state = request.app.state
+    user: User = request.state.user
+    body: StartByNumber = await _json_body(request, StartByNumber)
+    key = f"host:{user.id}"
+    wait = await state.wrong_number_limiter.retry_after(key)
+    if wait > 0:
+        raise NumberLocked(wait)
+    try:
+        number = await state.numbers.redeem(body.number.strip())
+    except (NumberUnknown, NumberExpired, NumberUsed):
+        await state.wrong_number_limiter.add(key)
+        raise
+    db = request.state.db
+    room, record = await rooms.create_room(
+        db,
+        org_id=user.org_id,
+        host_id=user.id,
+        via=JoinedVia.NUMBER,
+        guest_token=number.guest_token,
+        camera=body.camera,
+        recording=body.recording,
+        home_node=state.settings.node_id,
+        now=state.clock(),
+    )
+    await db.commit()
+    await _open_room(request, room, record.connect_id)
+    await state.broker.publish(lobby_topic(number.guest_token), {"room": room.id})
+    log.info("room created", room=room.id, via="number", connect_id=record.connect_id)
+    return JSONResponse(
+        {"room_id": room.id, "url": f"/rooms/{room.id}", "connect_id": record.connect_id}, status_code=201
+    )
+
+
+@signed_in()
+async def start_by_link(request: Request) -> Response:
+    """SMS 接続用URL: send the guest a single-use link to this host's new, waiting room."""
+    state = request.app.state
+    user: User = request.state.user
+    body: StartByLink = await _json_body(request, StartByLink)
+    phone = normalise_mobile(body.phone)
+    db = request.state.db
+    now = state.clock()
+    room, record = await rooms.create_room(
+        db,
+        org_id=user.org_id,
+        host_id=user.id,
+        via=JoinedVia.LINK,
+        guest_token=None,
+        camera=body.camera,
+        recording=body.recording,
+        home_node=state.settings.node_id,
+        now=now,
+    )
+    ttl = state.settings.join_link_ttl_minutes * 60
+    token = await links.create_link(db, room, phone, now, ttl)
+    base = state.settings.public_url or str(request.base_url).rstrip("/")
+    # The customer reads the SMS, not the host: it is in the default language whatever the host's setting.
+    _ = Translator(DEFAULT_LANGUAGE)
+    sms_text = _(
+        "{company}: the link to share the screen with {host} (valid {minutes} minutes): {url}",
+        company=user.org.name,
+        host=user.display_name,
+        minutes=state.settings.join_link_ttl_minutes,
+        url=f"{base}/j/{token}",
+    )
+    try:
+        await send_sms(
+            db, state.sms, org_id=user.org_id, sender_id=user.id, room_id=room.id, to=phone, body=sms_text
+        )
+    except SmsFailed:
+        await rooms.set_state(db, room.id, RoomState.ENDED, now)
+        await db.commit()  # the failed attempt stays in the SMS送信履歴; the unused room is closed
+        raise
+    await db.commit()
+    await _open_room(request, room, record.connect_id)
+    return JSONResponse(
+        {"room_id": room.id, "url": f"/rooms/{room.id}", "connect_id": record.connect_id}, status_code=201
+    )
+
+
+async def _participant(request: Request | WebSocket) -> tuple[RoomRow, Role, str]:
+    """The room and this visitor's role in it; NotFound for anyone else (never reveal that it exists)."""
+    room_id = request.path_params["room_id"]
+    async with request.app.state.sessions() as db:
+        user = await load_user(request, db)
+        if user is not None:
+            with contextlib.suppress(NotFound):
+                room = await rooms.room_for_host(db, room_id, user.id, user.org_id)
+                return room, Role.HOST, await rooms.connect_id(db, room.id)
+        room = await rooms.room_for_guest(db, room_id, guest_token(request))
+        return room, Role.GUEST, ""
+
+
+async def call_page(request: Request) -> Response:
+    room, role, connect_id = await _participant(request)
+    return render(
+        request,
+        "call.html",
+        room=room,
+        role=role.value,
+        connect_id=connect_id,
+        ended=room.state == RoomState.ENDED,
+    )
+
+
+def _same_origin(websocket: WebSocket) -> bool:
+    """Browsers send cookies with cross-site WebSocket handshakes; only our own pages may open one."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True  # not a browser
+    host = websocket.headers.get("host", "")
+    public = websocket.app.state.settings.public_url
+    return urlsplit(origin).netloc == host or (public is not None and origin == public)
+
+
+async def room_channel(websocket: WebSocket) -> None:
+    """One participant's room channel (docs/protocol.md).
+
+    A cross-site handshake is refused outright (HTTP 403). Every other refusal accepts and then closes with
+    a close code, because browsers cannot see why a handshake failed but can read a close code.
+    """
+    if not _same_origin(websocket):
+        await websocket.close(int(CloseCode.NOT_ALLOWED))
+        return
+    if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
+        await websocket.accept()
+        await websocket.close(int(CloseCode.UNSUPPORTED_PROTOCOL))
+        return
+    await websocket.accept(subprotocol=SUBPROTOCOL)
+    try:
+        room, role, connect_id = await _participant(websocket)
+    except NotFound:
+        await websocket.close(int(CloseCode.ROOM_NOT_FOUND))
+        return
+    if room.state == RoomState.ENDED:
+        await websocket.close(int(CloseCode.ROOM_ENDED))
+        return
+    state = websocket.app.state
+    if room.home_node == state.settings.node_id and not state.hub.is_home(room.id):
+        # This node was restarted: bring the room back (presence starts afresh).
+        await state.hub.open(room.id, connect_id or await _connect_id(websocket, room.id), room.state)
+    _ = translator(websocket)
+    async with state.hub.participate(room.id, role) as participant:
+        async with asyncio.TaskGroup() as group:
+            writer = group.create_task(_write(websocket, participant))
+            reader = group.create_task(_read(websocket, participant, _))
+            done, _pending = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (writer, reader):
+                task.cancel()
+
+
+async def _connect_id(websocket: WebSocket, room_id: str) -> str:
+    async with websocket.app.state.sessions() as db:
+        return await rooms.connect_id(db, room_id)
+
+
+async def _write(websocket: WebSocket, participant: Participant) -> None:
+    got_welcome = False
+    iterator = participant.outgoing().__aiter__()
+    while True:
+        try:
+            # The home node answers a connect with a welcome; silence means it is gone.
+            item = await (
+                iterator.__anext__() if got_welcome else asyncio.wait_for(iterator.__anext__(), 5.0)
+            )
+        except (StopAsyncIteration, TimeoutError):
+            with contextlib.suppress(Exception):
+                await websocket.close(int(CloseCode.UNAVAILABLE))
+            return
+        got_welcome = True
+        if item.close is not None:
+            with contextlib.suppress(Exception):
+                await websocket.close(int(item.close))
+            return
+        await websocket.send_json(item.frame)
+
+
+async def _read(websocket: WebSocket, participant: Participant, _: Translator) -> None:
+    """Validate each frame at the edge; a bad one gets an error frame, too many close this socket only."""
+    bad = 0
+    while True:
+        event = await websocket.receive()
+        if event["type"] == "websocket.disconnect":
+            return
+        try:
+            message = parse_client_message(event.get("text") or event.get("bytes") or b"")
+        except BadMessage as exc:
+            bad += 1
+            await websocket.send_json(ErrorFrame(code=exc.code, message=_(exc.message)).model_dump())
+            if bad >= MAX_BAD_FRAMES:
+                await websocket.close(int(CloseCode.POLICY_VIOLATION))
+                return
+            continue
+        await participant.send(message)
+
+
+routes = [
+    Route("/host", host_home, methods=["GET"]),
+    Route("/host/qr.svg", qr_code, methods=["GET"]),
+    Route("/api/rooms", start_by_number, methods=["POST"]),
+    Route("/api/rooms/link", start_by_link, methods=["POST"]),
+    Route("/rooms/{room_id}", call_page, methods=["GET"]),
+    WebSocketRoute("/ws/rooms/{room_id}", room_channel),
+]

@@ -1,0 +1,114 @@
+import { socketURL } from "./api.js";
+import { N_, t } from "./i18n.js";
+import { CloseCode, FINAL_CLOSES, Presence, SUBPROTOCOL } from "./protocol.js";
+
+const MAX_RECONNECT_ATTEMPTS = 60; // with the back-off below, a little over the server's 5-minute grace
+
+/**
+ * The room channel: one WebSocket, reconnecting after unexpected drops. Handlers get each server frame.
+ * Later features register their own message types with on(type, handler).
+ */
+export class RoomChannel {
+  constructor(roomId) {
+    this.roomId = roomId;
+    this.handlers = new Map();
+    this.attempts = 0;
+    this.finished = false;
+  }
+
+  on(type, handler) {
+    this.handlers.set(type, handler);
+    return this;
+  }
+
+  connect() {
+    const socket = new WebSocket(socketURL(`/ws/rooms/${this.roomId}`), [SUBPROTOCOL]);
+    this.socket = socket;
+    socket.addEventListener("message", (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type === "welcome") this.attempts = 0;
+      this.handlers.get(message.type)?.(message);
+    });
+    socket.addEventListener("close", (event) => {
+      if (this.finished) return;
+      if (FINAL_CLOSES.has(event.code) || this.attempts >= MAX_RECONNECT_ATTEMPTS) {
+        this.finished = true;
+        this.handlers.get("closed")?.(event.code);
+        return;
+      }
+      this.handlers.get("reconnecting")?.();
+      this.attempts += 1;
+      setTimeout(() => this.connect(), Math.min(5000, 250 * 2 ** Math.min(this.attempts, 5)));
+    });
+  }
+
+  send(message) {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+}
+
+const PEER_TEXT = {
+  host: {
+    [Presence.ABSENT]: N_("Waiting for the customer to connect…"),
+    [Presence.CONNECTED]: N_("The customer is connected."),
+    [Presence.RECONNECTING]: N_("The customer's connection dropped. Reconnecting…"),
+    [Presence.LEFT]: N_("The customer has ended the connection."),
+  },
+  guest: {
+    [Presence.ABSENT]: N_("Waiting for the representative…"),
+    [Presence.CONNECTED]: N_("The representative is connected."),
+    [Presence.RECONNECTING]: N_("The representative's connection dropped. Reconnecting…"),
+    [Presence.LEFT]: N_("The representative has left."),
+  },
+};
+
+export function startCallPage() {
+  const root = document.getElementById("call");
+  if (!root) return;
+  const role = root.dataset.role;
+  const other = role === "host" ? "guest" : "host";
+  const peerStatus = document.getElementById("peer-status");
+  const channelStatus = document.getElementById("channel-status");
+  const channel = new RoomChannel(root.dataset.room);
+
+  function endView(title, detail = "") {
+    channel.finished = true;
+    root.hidden = true;
+    document.getElementById("ended-title").textContent = title;
+    document.getElementById("ended-detail").textContent = detail;
+    document.getElementById("ended-view").hidden = false;
+  }
+
+  if (root.dataset.ended) {
+    endView(t("This meeting has ended."));
+    return;
+  }
+
+  const showPeer = (presence) => { peerStatus.textContent = t(PEER_TEXT[role][presence]); peerStatus.dataset.presence = presence; };
+
+  channel
+    .on("welcome", (message) => {
+      channelStatus.textContent = "";
+      showPeer(message.peers[other]);
+    })
+    .on("presence", (message) => { if (message.role === other) showPeer(message.presence); })
+    .on("ended", () => endView(role === "host" ? t("You ended the meeting.") : t("This meeting has ended."),
+      role === "guest" ? t("Thank you. You may close this page.") : ""))
+    .on("error", (message) => { channelStatus.textContent = message.message; })
+    .on("reconnecting", () => { channelStatus.textContent = t("Connection lost. Reconnecting…"); })
+    .on("closed", (code) => {
+      const texts = {
+        [CloseCode.ROOM_ENDED]: t("This meeting has ended."),
+        [CloseCode.LEFT]: t("You have ended the connection."),
+        [CloseCode.REPLACED]: t("This meeting was opened in another tab or window."),
+        [CloseCode.REJOIN_EXPIRED]: t("Too much time has passed to reconnect. Please get a new connect number."),
+      };
+      endView(texts[code] || t("Could not connect to the meeting."));
+    });
+  channel.connect();
+
+  document.getElementById("end-call").addEventListener("click", () => {
+    if (role === "host" && !window.confirm(t("End the meeting for both of you?"))) return;
+    channel.send({ type: "end" });
+  });
+}
