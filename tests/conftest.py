@@ -6,7 +6,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -116,25 +116,39 @@ def live_server(settings: Settings, clock: ManualClock) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    """One Chromium for the whole run (the box has 2 cores); each test opens its own context."""
+def playwright() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    args = launch_args()
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
-        yield chromium
-        chromium.close()
+    with sync_playwright() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Any) -> Iterator[Any]:
+    """One Chromium for the whole run (the box has 2 cores); each test opens its own contexts."""
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=launch_args())
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture
-def context(browser) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    ctx = browser.new_context(locale="ja-JP")
-    ctx.set_default_timeout(10_000)
-    yield ctx
-    ctx.close()
+def new_context(browser: Any, playwright: Any) -> Iterator[Callable[..., Any]]:
+    """Open browser contexts (people) for one test: ``new_context()`` or ``new_context(device="Pixel 7")``."""
+    opened: list[Any] = []
+
+    def open_context(device: str | None = None, **options: Any) -> Any:
+        profile = dict(playwright.devices[device]) if device else {}
+        profile.pop("default_browser_type", None)  # Chromium plays every device here
+        ctx = browser.new_context(**{"locale": "ja-JP", **profile, **options})
+        ctx.set_default_timeout(10_000)
+        opened.append(ctx)
+        return ctx
+
+    yield open_context
+    for ctx in opened:
+        ctx.close()
 
 
 @pytest.fixture
-def page(context) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    yield context.new_page()
+def page(new_context: Callable[..., Any]) -> Any:
+    return new_context().new_page()
