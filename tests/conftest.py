@@ -92,9 +92,10 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[Starlette]:
+    """The app with its lifespan run, as a server would (rooms, broker and engine are closed after)."""
     app = create_app(settings, clock=clock)
-    yield app
-    await app.state.engine.dispose()
+    async with app.router.lifespan_context(app):
+        yield app
 
 
 def make_client(app: Starlette) -> httpx.AsyncClient:

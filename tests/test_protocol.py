@@ -1,0 +1,39 @@
+"""The browser's protocol module mirrors signaling/protocol.py, and docs/protocol.md lists every code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from signaling.protocol import SUBPROTOCOL, ClientMessage, CloseCode, Presence, ServerMessage
+
+ROOT = Path(__file__).resolve().parents[1]
+JS = (ROOT / "web/static/src/protocol.js").read_text()
+DOC = (ROOT / "docs/protocol.md").read_text()
+
+
+def _js_object(name: str) -> dict[str, str]:
+    body = re.search(rf"export const {name} = Object.freeze\(\{{(.*?)\}}\);", JS, re.S)
+    assert body, f"protocol.js has no {name}"
+    return dict(re.findall(r"(\w+): \"?([\w.]+)\"?", body.group(1)))
+
+
+def test_close_codes_match() -> None:
+    assert _js_object("CloseCode") == {code.name: str(code.value) for code in CloseCode}
+
+
+def test_presence_values_match() -> None:
+    assert _js_object("Presence") == {p.name: p.value for p in Presence}
+
+
+def test_subprotocol_matches() -> None:
+    assert f'export const SUBPROTOCOL = "{SUBPROTOCOL}";' in JS
+
+
+def test_the_document_lists_every_code_and_message_type() -> None:
+    for code in CloseCode:
+        assert f"| {code.value} | {code.name} |" in DOC, f"docs/protocol.md misses close code {code.name}"
+    client_types = {m.model_fields["type"].annotation.__args__[0] for m in ClientMessage.__origin__.__args__}  # type: ignore[attr-defined]
+    server_types = {m.model_fields["type"].default for m in ServerMessage.__args__}  # type: ignore[attr-defined]
+    for kind in client_types | server_types:
+        assert f"| `{kind}` |" in DOC, f"docs/protocol.md misses message type {kind}"
