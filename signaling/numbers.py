@@ -161,7 +161,7 @@ class MemoryNumberStore(NumberStore):
         self._prune(now)
         record = self._live.get(number)
         if record is not None:
-            if now >= record.expires_at:  # only when the clock stepped back past later issues
+            if now >= record.expires_at:  # missed by _prune only if the clock ever ran backwards
                 self._retire(number, NumberExpired)
                 raise NumberExpired()
             return self._retire(number, NumberUsed)
