@@ -64,6 +64,7 @@ def test_number_path_then_host_ends_for_both(server: LiveServer, new_context: Ca
     host.wait_for_url(re.compile(r"/rooms/[0-9a-f]{32}$"))
     guest.wait_for_url(host.url)  # the guest page moves into the call by itself
     assert re.fullmatch(r"\d{7}", host.locator("#connect-id").inner_text())
+    assert guest.locator("#connected-to").inner_text() == "接続先: ACME host"
     host.get_by_text("お客さまが接続しています。").wait_for()
     guest.get_by_text("担当者と接続しています。").wait_for()
 

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 import segno
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -103,11 +105,13 @@ async def start_by_number(request: Request) -> Response:
     key = f"host:{user.id}"
     wait = await state.wrong_number_limiter.retry_after(key)
     if wait > 0:
+        log.warning("connect numbers locked", host=user.id, org=user.org_id)
         raise NumberLocked(wait)
     try:
         number = await state.numbers.redeem(body.number.strip())
-    except (NumberUnknown, NumberExpired, NumberUsed):
+    except (NumberUnknown, NumberExpired, NumberUsed) as wrong:
         await state.wrong_number_limiter.add(key)
+        log.info("wrong connect number", host=user.id, org=user.org_id, reason=wrong.code)
         raise
     db = request.state.db
     room, record = await rooms.create_room(
@@ -192,12 +196,17 @@ async def _participant(request: Request | WebSocket) -> tuple[RoomRow, Role, str
 
 async def call_page(request: Request) -> Response:
     room, role, connect_id = await _participant(request)
+    async with request.app.state.sessions() as db:
+        # The guest sees whom it is connected to, so a mistyped number is noticed at once.
+        host = await db.scalar(select(User).options(selectinload(User.org)).where(User.id == room.host_id))
     return render(
         request,
         "call.html",
         room=room,
         role=role.value,
         connect_id=connect_id,
+        host_name=host.display_name if host else "",
+        company=host.org.name if host else "",
         ended=room.state == RoomState.ENDED,
     )
 
