@@ -85,10 +85,14 @@ async def room_for_guest(db: AsyncSession, room_id: str, guest_token: str | None
 
 
 async def admitted_room(db: AsyncSession, guest_token: str) -> RoomRow | None:
-    """The newest room waiting for this guest browser, if a host has let it in."""
+    """The newest room a host has let this guest browser into and that it has not entered yet.
+
+    Only waiting rooms: a room the guest already entered (and perhaps left with 終了) is not where a new
+    number should lead.
+    """
     return await db.scalar(
         select(RoomRow)
-        .where(RoomRow.guest_token_hash == token_hash(guest_token), RoomRow.state != RoomState.ENDED)
+        .where(RoomRow.guest_token_hash == token_hash(guest_token), RoomRow.state == RoomState.WAITING)
         .order_by(RoomRow.created_at.desc())
         .limit(1)
     )

@@ -245,3 +245,22 @@ async def test_lobby_waits_and_the_guest_page_moves_on(host: Browser, guest: Bro
             await receive(lobby, within=0.3)
         room = await start(host, number)
         assert (await receive(lobby))["url"] == room["url"]
+
+
+async def test_a_guest_who_left_and_issues_again_waits_for_the_new_room(host: Browser, guest: Browser) -> None:
+    first = await start(host, await issue(guest))
+    path = f"/ws/rooms/{first['room_id']}"
+    async with host.websocket(path, V1) as host_ws:
+        await receive_type(host_ws, "welcome")
+        guest_ws = await guest.websocket(path, V1)
+        await receive_type(guest_ws, "welcome")
+        await until(host_ws, "presence", role="guest", presence="connected")
+        await guest_ws.send('{"type": "end"}')
+        await until(host_ws, "presence", role="guest", presence="left")
+        await guest_ws.close()
+    number = await issue(guest)
+    async with guest.websocket("/ws/lobby") as lobby:
+        with pytest.raises(asyncio.TimeoutError):
+            await receive(lobby, within=0.3)  # not sent back into the room it left
+        second = await start(host, number)
+        assert (await receive(lobby))["url"] == second["url"] != first["url"]
