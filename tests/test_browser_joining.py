@@ -33,6 +33,8 @@ def signed_in_host(new_context: Callable[..., Any], server: LiveServer) -> Any:
     page.get_by_label("パスワード").fill(PASSWORD)
     page.get_by_role("button", name="ログイン").click()
     page.wait_for_url(f"{server.url}/host")
+    qr = page.get_by_role("img", name="お客さま用ページのQRコード")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=qr.element_handle())
     return page
 
 

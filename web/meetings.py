@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,7 +18,7 @@ from sqlalchemy.orm import selectinload
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.errors import N_, InvalidInput, NotFound, RateLimited
 from signaling import links, rooms
@@ -83,13 +85,15 @@ async def host_home(request: Request) -> Response:
 async def qr_code(request: Request) -> Response:
     """The org's guest page as an SVG QR code, to show on screen or print."""
     user: User = request.state.user
-    svg = segno.make(guest_page_url(request, user.org.slug), error="m").svg_inline(scale=6, border=2)
+    svg = io.BytesIO()
+    # A standalone file (with its namespace), so it works in <img> and when downloaded.
+    segno.make(guest_page_url(request, user.org.slug), error="m").save(svg, kind="svg", scale=6, border=2)
     headers = (
         {"Content-Disposition": 'attachment; filename="tsunagu-guest-qr.svg"'}
         if "download" in request.query_params
         else None
     )
-    return Response(svg, media_type="image/svg+xml", headers=headers)
+    return Response(svg.getvalue(), media_type="image/svg+xml", headers=headers)
 
 
 async def _open_room(request: Request, room: RoomRow, connect_id: str) -> None:
@@ -108,7 +112,8 @@ async def start_by_number(request: Request) -> Response:
         log.warning("connect numbers locked", host=user.id, org=user.org_id)
         raise NumberLocked(wait)
     try:
-        number = await state.numbers.redeem(body.number.strip())
+        # A host typing with a Japanese IME may send full-width digits (１２３４).
+        number = await state.numbers.redeem(unicodedata.normalize("NFKC", body.number).strip())
     except (NumberUnknown, NumberExpired, NumberUsed) as wrong:
         await state.wrong_number_limiter.add(key)
         log.info("wrong connect number", host=user.id, org=user.org_id, reason=wrong.code)
@@ -280,7 +285,8 @@ async def _write(websocket: WebSocket, participant: Participant) -> None:
             with contextlib.suppress(Exception):
                 await websocket.close(int(item.close))
             return
-        await websocket.send_json(item.frame)
+        if not await _send(websocket, item.frame):
+            return
 
 
 async def _read(websocket: WebSocket, participant: Participant, _: Translator) -> None:
@@ -294,12 +300,28 @@ async def _read(websocket: WebSocket, participant: Participant, _: Translator) -
             message = parse_client_message(event.get("text") or event.get("bytes") or b"")
         except BadMessage as exc:
             bad += 1
-            await websocket.send_json(ErrorFrame(code=exc.code, message=_(exc.message)).model_dump())
+            if not await _send(websocket, ErrorFrame(code=exc.code, message=_(exc.message)).model_dump()):
+                return
             if bad >= MAX_BAD_FRAMES:
-                await websocket.close(int(CloseCode.POLICY_VIOLATION))
+                with contextlib.suppress(Exception):
+                    await websocket.close(int(CloseCode.POLICY_VIOLATION))
                 return
             continue
         await participant.send(message)
+
+
+async def _send(websocket: WebSocket, frame: Any) -> bool:
+    """Send one frame; False when the socket is already closed, by the other task or by the peer.
+
+    Reader and writer share the socket, so either may find it closed by the other (a reader closing with
+    1008 while a pong is on its way; the writer closing with a close code while an error frame is); and the
+    peer may be gone. That ends this connection, not the server's handling of it.
+    """
+    try:
+        await websocket.send_json(frame)
+    except (WebSocketDisconnect, RuntimeError):  # Starlette's "closed" error is a RuntimeError
+        return False
+    return True
 
 
 routes = [
