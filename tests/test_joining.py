@@ -247,7 +247,9 @@ async def test_lobby_waits_and_the_guest_page_moves_on(host: Browser, guest: Bro
         assert (await receive(lobby))["url"] == room["url"]
 
 
-async def test_a_guest_who_left_and_issues_again_waits_for_the_new_room(host: Browser, guest: Browser) -> None:
+async def test_a_guest_who_left_and_issues_again_waits_for_the_new_room(
+    host: Browser, guest: Browser
+) -> None:
     first = await start(host, await issue(guest))
     path = f"/ws/rooms/{first['room_id']}"
     async with host.websocket(path, V1) as host_ws:

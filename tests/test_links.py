@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 import re
-from xml.etree import ElementTree
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from xml.etree import ElementTree
 
 import httpx
 import pytest
