@@ -74,7 +74,8 @@ class BadMessage(InvalidInput):
 
 def parse_client_message(frame: str | bytes) -> ClientMessage:
     """Validate one client frame; raises :class:`BadMessage` for anything that is not a known message."""
-    if len(frame) > MAX_FRAME_BYTES:
+    size = len(frame) if isinstance(frame, bytes) else len(frame.encode("utf-8", "surrogatepass"))
+    if size > MAX_FRAME_BYTES:
         raise BadMessage()
     try:
         return _client_adapter.validate_json(frame)

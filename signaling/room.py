@@ -120,6 +120,8 @@ class Room:
         return [Send(PresenceChanged(role=role, presence=Presence.RECONNECTING))]
 
     def receive(self, role: Role, connection: str, message: ClientMessage, now: float) -> list[Effect]:
+        if self.state == RoomState.ENDED:
+            return [Close(connection, CloseCode.ROOM_ENDED)]
         if self.seats[role].connection != connection:
             return [Close(connection, CloseCode.REPLACED)]
         match message:
@@ -147,7 +149,7 @@ class Room:
 
     def abort(self) -> list[Effect]:
         """End the room because something went wrong on the server (its home task failed)."""
-        return self._end("timeout")
+        return [] if self.state == RoomState.ENDED else self._end("timeout")
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do, if ever."""

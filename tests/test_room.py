@@ -92,3 +92,19 @@ def test_a_second_tab_replaces_the_first_and_stale_events_are_ignored() -> None:
     assert room.disconnect(Role.HOST, "h1", 2) == []  # the old socket closing changes nothing
     assert room.receive(Role.HOST, "h1", Ping(type="ping"), 2) == [Close("h1", CloseCode.REPLACED)]
     assert frames(room.receive(Role.HOST, "h2", Ping(type="ping"), 2), Pong)[0].to == "h2"
+
+
+def test_active_once_both_have_been_in_even_if_not_at_the_same_time() -> None:
+    room = Room("r1", "1")
+    room.connect(Role.GUEST, "g1", 0)
+    room.receive(Role.GUEST, "g1", End(type="end"), 1)
+    assert room.state == RoomState.WAITING
+    assert StateChanged(RoomState.ACTIVE) in room.connect(Role.HOST, "h1", 2)
+
+
+def test_frames_after_the_end_are_answered_with_ended() -> None:
+    room = Room("r1", "1")
+    room.connect(Role.HOST, "h1", 0)
+    room.receive(Role.HOST, "h1", End(type="end"), 1)
+    assert room.receive(Role.HOST, "h1", Ping(type="ping"), 2) == [Close("h1", CloseCode.ROOM_ENDED)]
+    assert room.abort() == []  # ending twice says nothing twice
