@@ -102,7 +102,7 @@ class Room:
             effects.append(Close(seat.connection, CloseCode.REPLACED))
         seat.connection, seat.presence, seat.since = connection, Presence.CONNECTED, now
         if self.state == RoomState.WAITING and all(
-            s.presence == Presence.CONNECTED for s in self.seats.values()
+            s.presence != Presence.ABSENT for s in self.seats.values()
         ):
             self.state = RoomState.ACTIVE
             effects.append(StateChanged(RoomState.ACTIVE))
