@@ -23,3 +23,19 @@ class MeetingRecord(Base):
     via: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class PageView(Base):
+    """One page of a document shown in a meeting, from ``started_at`` to ``ended_at`` (null while shown).
+
+    Dwell per page is the sum of its views. A row also lets that meeting's guest fetch the document's pages.
+    """
+
+    __tablename__ = "page_views"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(32), index=True)
+    document_id: Mapped[int] = mapped_column(Integer, index=True)  # no foreign key: records outlive documents
+    page: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

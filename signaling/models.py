@@ -5,16 +5,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Enum, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from store.models import Base, utcnow
-
-
-def _enum(kind: type[enum.Enum]) -> Enum:
-    return Enum(
-        kind, native_enum=False, length=16, values_callable=lambda members: [m.value for m in members]
-    )
+from store.models import Base, str_enum, utcnow
 
 
 class RoomState(enum.StrEnum):
@@ -36,8 +30,8 @@ class RoomRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    state: Mapped[RoomState] = mapped_column(_enum(RoomState), default=RoomState.WAITING)
-    via: Mapped[JoinedVia] = mapped_column(_enum(JoinedVia))
+    state: Mapped[RoomState] = mapped_column(str_enum(RoomState), default=RoomState.WAITING)
+    via: Mapped[JoinedVia] = mapped_column(str_enum(JoinedVia))
     # SHA-256 of the guest browser's token; empty until a guest is bound (a join link not yet opened).
     guest_token_hash: Mapped[str] = mapped_column(String(64), default="", index=True)
     camera: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -81,7 +75,7 @@ class SmsMessage(Base):
     to: Mapped[str] = mapped_column(String(20))  # E.164
     body: Mapped[str] = mapped_column(Text)
     gateway: Mapped[str] = mapped_column(String(16))
-    status: Mapped[SmsStatus] = mapped_column(_enum(SmsStatus))
+    status: Mapped[SmsStatus] = mapped_column(str_enum(SmsStatus))
     error: Mapped[str] = mapped_column(Text, default="")
     provider_id: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -11,6 +11,6 @@ def metadata() -> MetaData:
 
     from store import models
 
-    for module in ("signaling.models", "recordings.models"):
+    for module in ("signaling.models", "recordings.models", "documents.models"):
         importlib.import_module(module)
     return models.Base.metadata

@@ -22,6 +22,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def str_enum(kind: type[enum.Enum]) -> Enum:
+    """An enum column stored as its values (not names), as plain strings on every database."""
+    return Enum(
+        kind, native_enum=False, length=16, values_callable=lambda members: [m.value for m in members]
+    )
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -61,9 +68,7 @@ class User(Base):
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[Role] = mapped_column(
-        Enum(Role, native_enum=False, length=16, values_callable=lambda roles: [r.value for r in roles])
-    )
+    role: Mapped[Role] = mapped_column(str_enum(Role))
     password_hash: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Empty means "follow the browser" (Accept-Language, Japanese when unsure).

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = {"core", "store", "signaling", "media", "recordings", "web"}
+OURS = {"core", "store", "signaling", "media", "recordings", "documents", "web"}
 FORBIDDEN = {
     "core": OURS - {"core"},
-    "store": {"web", "signaling", "media", "recordings"},
-    "media": {"web", "signaling", "recordings", "store"},
-    "recordings": {"web", "signaling", "media"},
+    "store": {"web", "signaling", "media", "recordings", "documents"},
+    "documents": {"web", "signaling", "media", "recordings"},
+    "media": {"web", "signaling", "recordings", "store", "documents"},
+    "recordings": {"web", "signaling", "media", "documents"},
     "signaling": {"web"},
     "web": set(),
 }
