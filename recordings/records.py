@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recordings.models import MeetingRecord
+from recordings.models import MeetingRecord, PageView
 
 CONNECT_ID_DIGITS = 7
 
@@ -50,3 +50,30 @@ async def end_record(db: AsyncSession, room_id: str, ended_at: datetime) -> None
 
 async def record_for_room(db: AsyncSession, room_id: str) -> MeetingRecord | None:
     return await db.scalar(select(MeetingRecord).where(MeetingRecord.room_id == room_id))
+
+
+async def record_page_shown(
+    db: AsyncSession, room_id: str, document_id: int | None, page: int, at: datetime
+) -> None:
+    """From ``at``, ``page`` of ``document_id`` is on screen (or nothing, for None): close the page view
+    that was open and start the next one."""
+    await db.execute(
+        update(PageView).where(PageView.room_id == room_id, PageView.ended_at.is_(None)).values(ended_at=at)
+    )
+    if document_id is not None:
+        db.add(PageView(room_id=room_id, document_id=document_id, page=page, started_at=at))
+
+
+async def page_views(db: AsyncSession, room_id: str) -> list[PageView]:
+    result = await db.scalars(select(PageView).where(PageView.room_id == room_id).order_by(PageView.id))
+    return list(result)
+
+
+def dwell_seconds(views: list[PageView]) -> dict[tuple[int, int], float]:
+    """Seconds each (document, page) was on screen, over closed views."""
+    dwell: dict[tuple[int, int], float] = {}
+    for view in views:
+        if view.ended_at is not None:
+            key = (view.document_id, view.page)
+            dwell[key] = dwell.get(key, 0.0) + (view.ended_at - view.started_at).total_seconds()
+    return dwell

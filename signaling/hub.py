@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from pydantic import TypeAdapter
@@ -23,12 +23,32 @@ from pydantic import TypeAdapter
 from core.clock import Clock, wall_clock
 from signaling.broker import Broker, Subscription
 from signaling.models import RoomState
-from signaling.protocol import ClientMessage, CloseCode, Role
-from signaling.room import DEFAULT_GRACE_SECONDS, Close, Effect, Room, RoomError, Send, StateChanged
+from signaling.protocol import ClientMessage, CloseCode, DocumentInfo, Role
+from signaling.room import (
+    DEFAULT_GRACE_SECONDS,
+    Close,
+    Effect,
+    PageShown,
+    ResolveDocument,
+    Room,
+    RoomError,
+    Send,
+    StateChanged,
+)
 
 log = structlog.get_logger("tsunagu.rooms")
 
-PersistState = Callable[[str, RoomState], Awaitable[None]]
+
+class RoomStore(Protocol):
+    """What the home node stores and looks up for its rooms (``signaling.rooms.DatabaseRoomStore``)."""
+
+    async def set_state(self, room_id: str, state: RoomState, when: float) -> None: ...
+
+    async def page_shown(self, room_id: str, document_id: int | None, page: int, when: float) -> None: ...
+
+    async def find_document(self, room_id: str, document_id: int) -> DocumentInfo | None: ...
+
+
 WELCOME_TIMEOUT = 5.0
 _client_messages: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
@@ -87,12 +107,12 @@ class RoomHub:
     def __init__(
         self,
         broker: Broker,
-        persist: PersistState,
+        store: RoomStore,
         clock: Clock = wall_clock,
         grace: float = DEFAULT_GRACE_SECONDS,
     ) -> None:
         self.broker = broker
-        self.persist = persist
+        self.store = store
         self.clock = clock
         self.grace = grace
         self._homes: dict[str, asyncio.Task[None]] = {}
@@ -136,7 +156,7 @@ class RoomHub:
         except Exception:
             log.exception("room failed; ending it", room=room.id)
             with contextlib.suppress(Exception):
-                await self._apply(room, room.abort())
+                await self._apply(room, room.abort(self.clock()))
         finally:
             self._homes.pop(room.id, None)
             self._rooms.pop(room.id, None)
@@ -160,7 +180,9 @@ class RoomHub:
         return room.tick(now)
 
     async def _apply(self, room: Room, effects: list[Effect]) -> None:
-        for effect in effects:
+        pending = list(effects)
+        while pending:
+            effect = pending.pop(0)
             match effect:
                 case Send(message=message, to=to, exclude=exclude):
                     item = {"send": message.model_dump(mode="json"), "to": to, "exclude": exclude}
@@ -168,7 +190,12 @@ class RoomHub:
                 case Close(connection=connection, code=code):
                     await self.broker.publish(_out(room.id), {"close": int(code), "connection": connection})
                 case StateChanged(state=state):
-                    await self.persist(room.id, state)
+                    await self.store.set_state(room.id, state, self.clock())
+                case PageShown(document_id=document_id, page=page, at=at):
+                    await self.store.page_shown(room.id, document_id, page, at)
+                case ResolveDocument(document_id=document_id, connection=connection):
+                    info = await self.store.find_document(room.id, document_id)
+                    pending[:0] = room.document_found(info, connection, self.clock())
 
     # Connection side
 

@@ -47,7 +47,8 @@ class CloseCode(enum.IntEnum):
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: a page is a JSON integer, not "2" or 2.0; a flag is true/false, not 1.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # Client -> server
@@ -63,7 +64,45 @@ class End(_Message):
     type: Literal["end"]
 
 
-ClientMessage = Annotated[Ping | End, Field(discriminator="type")]
+class OpenDocument(_Message):
+    """資料共有: the host shows a document from the library; both sides see its first page."""
+
+    type: Literal["doc.open"]
+    document_id: int = Field(ge=1)
+
+
+class TurnPage(_Message):
+    """Show ``page`` (1-based) of the open document. The host, or the guest when allowed."""
+
+    type: Literal["doc.page"]
+    page: int = Field(ge=1)
+
+
+class ScrollDocument(_Message):
+    """A vertical document was scrolled to ``position`` (0 = top, 1 = bottom), showing ``page`` on top."""
+
+    type: Literal["doc.scroll"]
+    position: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    page: int = Field(ge=1)
+
+
+class CloseDocument(_Message):
+    """Esc or ✕: close the document for both."""
+
+    type: Literal["doc.close"]
+
+
+class GuestControl(_Message):
+    """The host lets the guest turn pages (off by default)."""
+
+    type: Literal["doc.guest_control"]
+    allowed: bool
+
+
+ClientMessage = Annotated[
+    Ping | End | OpenDocument | TurnPage | ScrollDocument | CloseDocument | GuestControl,
+    Field(discriminator="type"),
+]
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -121,6 +160,32 @@ class Ended(_Message):
     by: Literal["host", "timeout"]
 
 
+class DocumentInfo(_Message):
+    id: int
+    name: str
+    kind: Literal["slides", "vertical"]
+    pages: int
+
+
+class DocumentState(_Message):
+    """What both sides show: sent on every change, and to a participant when it (re)connects."""
+
+    type: Literal["doc.state"] = "doc.state"
+    document: DocumentInfo | None
+    page: int
+    position: float
+    guest_control: bool
+
+
+class DocumentScrolled(_Message):
+    """The other side scrolled a vertical document."""
+
+    type: Literal["doc.scroll"] = "doc.scroll"
+    position: float
+    page: int
+    by: Role
+
+
 class Pong(_Message):
     type: Literal["pong"] = "pong"
 
@@ -131,4 +196,13 @@ class ErrorFrame(_Message):
     message: str
 
 
-ServerMessage = Welcome | PresenceChanged | RoomStateChanged | Ended | Pong | ErrorFrame
+ServerMessage = (
+    Welcome
+    | PresenceChanged
+    | RoomStateChanged
+    | Ended
+    | DocumentState
+    | DocumentScrolled
+    | Pong
+    | ErrorFrame
+)

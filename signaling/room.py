@@ -18,12 +18,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.errors import N_
 from signaling.models import RoomState
 from signaling.protocol import (
     ClientMessage,
     CloseCode,
+    CloseDocument,
+    DocumentInfo,
+    DocumentScrolled,
+    DocumentState,
     End,
     Ended,
+    ErrorFrame,
+    GuestControl,
+    OpenDocument,
     Peers,
     Ping,
     Pong,
@@ -32,7 +40,9 @@ from signaling.protocol import (
     Role,
     RoomInfo,
     RoomStateChanged,
+    ScrollDocument,
     ServerMessage,
+    TurnPage,
     Welcome,
 )
 
@@ -61,7 +71,46 @@ class StateChanged:
     state: RoomState
 
 
-Effect = Send | Close | StateChanged
+@dataclass(frozen=True)
+class PageShown:
+    """From ``at`` on, ``page`` of ``document_id`` is on screen; ``document_id`` None means no document is.
+
+    Stored as the meeting record's page views (dwell per page).
+    """
+
+    document_id: int | None
+    page: int
+    at: float
+
+
+@dataclass(frozen=True)
+class ResolveDocument:
+    """Look ``document_id`` up in the room's org library and feed it back with :meth:`Room.document_found`."""
+
+    document_id: int
+    connection: str
+
+
+Effect = Send | Close | StateChanged | PageShown | ResolveDocument
+
+NOT_ALLOWED = N_("Only the representative can do this.")
+NO_SUCH_DOCUMENT = N_("This document cannot be shown. It may still be processing or have been deleted.")
+NO_DOCUMENT_OPEN = N_("No document is open.")
+
+
+@dataclass
+class SharedDocument:
+    """The document both sides see, and where."""
+
+    info: DocumentInfo | None = None
+    page: int = 1
+    position: float = 0.0
+    guest_control: bool = False
+
+    def state(self) -> DocumentState:
+        return DocumentState(
+            document=self.info, page=self.page, position=self.position, guest_control=self.guest_control
+        )
 
 
 class RoomError(Exception):
@@ -86,6 +135,7 @@ class Room:
     state: RoomState = RoomState.WAITING
     grace: float = DEFAULT_GRACE_SECONDS
     seats: dict[Role, Seat] = field(default_factory=lambda: {Role.HOST: Seat(), Role.GUEST: Seat()})
+    shared: SharedDocument = field(default_factory=SharedDocument)
 
     # Inputs
 
@@ -108,6 +158,8 @@ class Room:
             effects.append(StateChanged(RoomState.ACTIVE))
             effects.append(Send(RoomStateChanged(state=self.state), exclude=connection))
         effects.append(Send(self._welcome(role), to=connection))
+        # Someone who (re)connects mid-document lands on the current page.
+        effects.append(Send(self.shared.state(), to=connection))
         effects.append(Send(PresenceChanged(role=role, presence=Presence.CONNECTED), exclude=connection))
         return effects
 
@@ -128,10 +180,34 @@ class Room:
             case Ping():
                 return [Send(Pong(), to=connection)]
             case End() if role == Role.HOST:
-                return self._end("host")
+                return self._end("host", now)
             case End():
                 return self._guest_leaves(now)
+            case OpenDocument() | GuestControl() if role != Role.HOST:
+                return [self._error(connection, NOT_ALLOWED)]
+            case OpenDocument(document_id=document_id):
+                return [ResolveDocument(document_id, connection)]
+            case GuestControl(allowed=allowed):
+                self.shared.guest_control = allowed
+                return [Send(self.shared.state())]
+            case CloseDocument() | TurnPage() | ScrollDocument() if not self._may_steer(role):
+                return [self._error(connection, NOT_ALLOWED)]
+            case CloseDocument():
+                return self._close_document(now)
+            case TurnPage(page=page):
+                return self._turn(page, connection, now)
+            case ScrollDocument(position=position, page=page):
+                return self._scroll(role, position, page, connection, now)
         raise AssertionError(f"unhandled message {message!r}")  # pragma: no cover - the union is exhaustive
+
+    def document_found(self, info: DocumentInfo | None, connection: str, now: float) -> list[Effect]:
+        """The answer to :class:`ResolveDocument`: show page 1 of ``info``, or tell the host it cannot."""
+        if self.state == RoomState.ENDED:
+            return []
+        if info is None:
+            return [self._error(connection, NO_SUCH_DOCUMENT)]
+        self.shared = SharedDocument(info=info, guest_control=self.shared.guest_control)
+        return [PageShown(info.id, 1, now), Send(self.shared.state())]
 
     def tick(self, now: float) -> list[Effect]:
         """Let time pass: seats that stayed away past the grace period have left."""
@@ -140,16 +216,16 @@ class Room:
             return effects
         host = self.seats[Role.HOST]
         if host.presence == Presence.RECONNECTING and now - host.since >= self.grace:
-            return self._end("timeout")
+            return self._end("timeout", now)
         guest = self.seats[Role.GUEST]
         if guest.presence == Presence.RECONNECTING and now - guest.since >= self.grace:
             guest.presence, guest.since = Presence.LEFT, now
             effects.append(Send(PresenceChanged(role=Role.GUEST, presence=Presence.LEFT)))
         return effects
 
-    def abort(self) -> list[Effect]:
+    def abort(self, now: float) -> list[Effect]:
         """End the room because something went wrong on the server (its home task failed)."""
-        return [] if self.state == RoomState.ENDED else self._end("timeout")
+        return [] if self.state == RoomState.ENDED else self._end("timeout", now)
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do, if ever."""
@@ -167,12 +243,53 @@ class Room:
             peers=Peers(host=self.seats[Role.HOST].presence, guest=self.seats[Role.GUEST].presence),
         )
 
-    def _end(self, by: str) -> list[Effect]:
+    def _may_steer(self, role: Role) -> bool:
+        return role == Role.HOST or self.shared.guest_control
+
+    @staticmethod
+    def _error(connection: str, message: str) -> Send:
+        # ``message`` is a message id; the participant's connection translates it.
+        return Send(ErrorFrame(code="not_allowed", message=message), to=connection)
+
+    def _close_document(self, now: float) -> list[Effect]:
+        if self.shared.info is None:
+            return []
+        self.shared = SharedDocument(guest_control=self.shared.guest_control)
+        return [PageShown(None, 0, now), Send(self.shared.state())]
+
+    def _turn(self, page: int, connection: str, now: float) -> list[Effect]:
+        info = self.shared.info
+        if info is None:
+            return [self._error(connection, NO_DOCUMENT_OPEN)]
+        page = min(page, info.pages)
+        if page == self.shared.page:
+            return [Send(self.shared.state(), to=connection)]
+        self.shared.page = page
+        self.shared.position = (page - 1) / max(1, info.pages - 1) if info.kind == "vertical" else 0.0
+        return [PageShown(info.id, page, now), Send(self.shared.state())]
+
+    def _scroll(self, role: Role, position: float, page: int, connection: str, now: float) -> list[Effect]:
+        info = self.shared.info
+        if info is None:
+            return [self._error(connection, NO_DOCUMENT_OPEN)]
+        page = min(page, info.pages)
+        self.shared.position = position
+        effects: list[Effect] = [
+            Send(DocumentScrolled(position=position, page=page, by=role), exclude=connection)
+        ]
+        if page != self.shared.page:
+            self.shared.page = page
+            effects.append(PageShown(info.id, page, now))
+        return effects
+
+    def _end(self, by: str, now: float) -> list[Effect]:
         self.state = RoomState.ENDED
         effects: list[Effect] = [
             StateChanged(RoomState.ENDED),
             Send(Ended(by="host" if by == "host" else "timeout")),
         ]
+        if self.shared.info is not None:
+            effects.append(PageShown(None, 0, now))
         for seat in self.seats.values():
             if seat.connection is not None:
                 effects.append(Close(seat.connection, CloseCode.ROOM_ENDED))

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import NotFound
 from recordings.models import MeetingRecord
-from recordings.records import end_record, record_for_room, start_record
+from recordings.records import end_record, record_for_room, record_page_shown, start_record
 from signaling.models import JoinedVia, RoomRow, RoomState
+from signaling.protocol import DocumentInfo
+
+FindDocument = Callable[[AsyncSession, RoomRow, int], Awaitable[DocumentInfo | None]]
 
 
 def token_hash(token: str) -> str:
@@ -109,3 +113,27 @@ async def set_state(db: AsyncSession, room_id: str, state: RoomState, now: float
 async def connect_id(db: AsyncSession, room_id: str) -> str:
     record = await record_for_room(db, room_id)
     return record.connect_id if record else ""
+
+
+class DatabaseRoomStore:
+    """The home node's :class:`~signaling.hub.RoomStore`: room states and page views in the database.
+
+    ``find`` looks a document up for a room (it lives in the web layer, which knows the library).
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], find: FindDocument) -> None:
+        self.sessions = sessions
+        self.find = find
+
+    async def set_state(self, room_id: str, state: RoomState, when: float) -> None:
+        async with self.sessions.begin() as db:
+            await set_state(db, room_id, state, when)
+
+    async def page_shown(self, room_id: str, document_id: int | None, page: int, when: float) -> None:
+        async with self.sessions.begin() as db:
+            await record_page_shown(db, room_id, document_id, page, at(when))
+
+    async def find_document(self, room_id: str, document_id: int) -> DocumentInfo | None:
+        async with self.sessions() as db:
+            room = await db.get(RoomRow, room_id)
+            return None if room is None else await self.find(db, room, document_id)

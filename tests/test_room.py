@@ -5,8 +5,37 @@ from __future__ import annotations
 import pytest
 
 from signaling.models import RoomState
-from signaling.protocol import CloseCode, End, Ended, Ping, Pong, Presence, PresenceChanged, Role, Welcome
-from signaling.room import Close, Room, RoomError, Send, StateChanged
+from signaling.protocol import (
+    CloseCode,
+    CloseDocument,
+    DocumentInfo,
+    DocumentScrolled,
+    DocumentState,
+    End,
+    Ended,
+    ErrorFrame,
+    GuestControl,
+    OpenDocument,
+    Ping,
+    Pong,
+    Presence,
+    PresenceChanged,
+    Role,
+    ScrollDocument,
+    TurnPage,
+    Welcome,
+)
+from signaling.room import (
+    NO_SUCH_DOCUMENT,
+    NOT_ALLOWED,
+    Close,
+    PageShown,
+    ResolveDocument,
+    Room,
+    RoomError,
+    Send,
+    StateChanged,
+)
 
 
 def frames(effects, kind):  # type: ignore[no-untyped-def]
@@ -107,4 +136,79 @@ def test_frames_after_the_end_are_answered_with_ended() -> None:
     room.connect(Role.HOST, "h1", 0)
     room.receive(Role.HOST, "h1", End(type="end"), 1)
     assert room.receive(Role.HOST, "h1", Ping(type="ping"), 2) == [Close("h1", CloseCode.ROOM_ENDED)]
-    assert room.abort() == []  # ending twice says nothing twice
+    assert room.abort(3) == []  # ending twice says nothing twice
+
+
+SLIDES = DocumentInfo(id=7, name="会社案内", kind="slides", pages=10)
+TALL = DocumentInfo(id=8, name="料金表", kind="vertical", pages=4)
+
+
+def active_room() -> Room:
+    room = Room("r1", "1")
+    room.connect(Role.HOST, "h1", 0)
+    room.connect(Role.GUEST, "g1", 0)
+    return room
+
+
+def states(effects):  # type: ignore[no-untyped-def]
+    return [e.message for e in frames(effects, DocumentState)]
+
+
+def test_host_opens_a_document_and_both_see_page_one() -> None:
+    room = active_room()
+    (resolve,) = room.receive(Role.HOST, "h1", OpenDocument(type="doc.open", document_id=7), 1)
+    assert resolve == ResolveDocument(7, "h1")
+    effects = room.document_found(SLIDES, "h1", 2)
+    assert PageShown(7, 1, 2) in effects
+    (state,) = frames(effects, DocumentState)
+    assert state.to is None and state.message.document == SLIDES and state.message.page == 1  # type: ignore[attr-defined]
+    assert room.document_found(None, "h1", 3) == [
+        Send(ErrorFrame(code="not_allowed", message=NO_SUCH_DOCUMENT), to="h1")
+    ]
+
+
+def test_turning_pages_logs_each_page_and_stays_in_range() -> None:
+    room = active_room()
+    room.document_found(SLIDES, "h1", 0)
+    effects = room.receive(Role.HOST, "h1", TurnPage(type="doc.page", page=2), 10)
+    assert PageShown(7, 2, 10) in effects and states(effects)[0].page == 2
+    last = room.receive(Role.HOST, "h1", TurnPage(type="doc.page", page=99), 20)
+    assert PageShown(7, 10, 20) in last
+    assert room.receive(Role.HOST, "h1", TurnPage(type="doc.page", page=10), 21) == [
+        Send(room.shared.state(), to="h1")  # already there: only the sender is told, nothing is logged
+    ]
+    closed = room.receive(Role.HOST, "h1", CloseDocument(type="doc.close"), 30)
+    assert PageShown(None, 0, 30) in closed and states(closed)[0].document is None
+
+
+def test_the_guest_steers_only_when_allowed() -> None:
+    room = active_room()
+    room.document_found(SLIDES, "h1", 0)
+    refused = room.receive(Role.GUEST, "g1", TurnPage(type="doc.page", page=2), 1)
+    assert refused == [Send(ErrorFrame(code="not_allowed", message=NOT_ALLOWED), to="g1")]
+    assert room.receive(Role.GUEST, "g1", OpenDocument(type="doc.open", document_id=7), 1) == refused
+    allowed = room.receive(Role.HOST, "h1", GuestControl(type="doc.guest_control", allowed=True), 2)
+    assert states(allowed)[0].guest_control is True
+    assert PageShown(7, 2, 3) in room.receive(Role.GUEST, "g1", TurnPage(type="doc.page", page=2), 3)
+    assert room.receive(Role.GUEST, "g1", GuestControl(type="doc.guest_control", allowed=False), 4) == refused
+
+
+def test_scrolling_follows_on_the_other_side_and_logs_the_page_on_top() -> None:
+    room = active_room()
+    room.document_found(TALL, "h1", 0)
+    effects = room.receive(Role.HOST, "h1", ScrollDocument(type="doc.scroll", position=0.2, page=1), 1)
+    assert effects == [Send(DocumentScrolled(position=0.2, page=1, by=Role.HOST), exclude="h1")]
+    further = room.receive(Role.HOST, "h1", ScrollDocument(type="doc.scroll", position=0.7, page=3), 2)
+    assert PageShown(8, 3, 2) in further
+
+
+def test_a_reconnecting_guest_lands_on_the_current_page_and_the_end_closes_the_view() -> None:
+    room = active_room()
+    room.document_found(SLIDES, "h1", 0)
+    room.receive(Role.HOST, "h1", TurnPage(type="doc.page", page=4), 1)
+    room.disconnect(Role.GUEST, "g1", 2)
+    back = room.connect(Role.GUEST, "g2", 3)
+    (state,) = frames(back, DocumentState)
+    assert state.to == "g2" and state.message.page == 4  # type: ignore[attr-defined]
+    ended = room.receive(Role.HOST, "h1", End(type="end"), 9)
+    assert PageShown(None, 0, 9) in ended

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 from signaling import rooms
 from signaling.broker import Broker, MemoryBroker, RedisBroker
 from signaling.hub import RoomHub
-from signaling.models import RoomState
 from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
 from signaling.sms import make_gateway
 from web import admin, auth, guests, meetings, ops, pages
@@ -102,11 +101,12 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         RedisNumberStore(redis, clock=clock) if redis is not None else MemoryNumberStore(clock=clock)
     )
 
-    async def persist_room_state(room_id: str, state: RoomState) -> None:
-        async with sessions.begin() as db:
-            await rooms.set_state(db, room_id, state, clock())
-
-    hub = RoomHub(broker, persist_room_state, clock=clock, grace=settings.rejoin_grace_seconds)
+    hub = RoomHub(
+        broker,
+        rooms.DatabaseRoomStore(sessions, meetings.find_document),
+        clock=clock,
+        grace=settings.rejoin_grace_seconds,
+    )
     sms = make_gateway(
         settings.sms_gateway,
         base_url=settings.sms_base_url,

@@ -14,6 +14,7 @@ import segno
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,12 +22,21 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.errors import N_, InvalidInput, NotFound, RateLimited
+from documents.models import Document, DocumentStatus
 from signaling import links, rooms
 from signaling.hub import Participant
 from signaling.models import JoinedVia, RoomRow, RoomState
 from signaling.numbers import NumberExpired, NumberUnknown, NumberUsed
 from signaling.phone import normalise_mobile
-from signaling.protocol import SUBPROTOCOL, BadMessage, CloseCode, ErrorFrame, Role, parse_client_message
+from signaling.protocol import (
+    SUBPROTOCOL,
+    BadMessage,
+    CloseCode,
+    DocumentInfo,
+    ErrorFrame,
+    Role,
+    parse_client_message,
+)
 from signaling.sms import SmsFailed, send_sms
 from store.models import User
 from web.auth import load_user, signed_in
@@ -186,6 +196,19 @@ async def start_by_link(request: Request) -> Response:
     )
 
 
+async def find_document(db: AsyncSession, room: RoomRow, document_id: int) -> DocumentInfo | None:
+    """A document the room's host may show: ready, in the room's org, the host's own or org-wide."""
+    document = await db.get(Document, document_id)
+    if (
+        document is None
+        or document.org_id != room.org_id
+        or document.status != DocumentStatus.READY
+        or not (document.org_wide or document.owner_id == room.host_id)
+    ):
+        return None
+    return DocumentInfo(id=document.id, name=document.name, kind=document.kind.value, pages=document.pages)
+
+
 async def _participant(request: Request | WebSocket) -> tuple[RoomRow, Role, str]:
     """The room and this visitor's role in it; NotFound for anyone else (never reveal that it exists)."""
     room_id = request.path_params["room_id"]
@@ -255,7 +278,7 @@ async def room_channel(websocket: WebSocket) -> None:
     _ = translator(websocket)
     async with state.hub.participate(room.id, role) as participant:
         async with asyncio.TaskGroup() as group:
-            writer = group.create_task(_write(websocket, participant))
+            writer = group.create_task(_write(websocket, participant, _))
             reader = group.create_task(_read(websocket, participant, _))
             done, _pending = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
             for task in (writer, reader):
@@ -267,7 +290,7 @@ async def _connect_id(websocket: WebSocket, room_id: str) -> str:
         return await rooms.connect_id(db, room_id)
 
 
-async def _write(websocket: WebSocket, participant: Participant) -> None:
+async def _write(websocket: WebSocket, participant: Participant, _: Translator) -> None:
     got_welcome = False
     iterator = participant.outgoing().__aiter__()
     while True:
@@ -285,7 +308,10 @@ async def _write(websocket: WebSocket, participant: Participant) -> None:
             with contextlib.suppress(Exception):
                 await websocket.close(int(item.close))
             return
-        if not await _send(websocket, item.frame):
+        frame = item.frame
+        if frame is not None and frame.get("type") == "error":
+            frame = {**frame, "message": _(frame["message"])}  # the room speaks in message ids
+        if not await _send(websocket, frame):
             return
 
 
