@@ -1,6 +1,7 @@
 import { socketURL } from "./api.js";
 import { N_, t } from "./i18n.js";
 import { CloseCode, FINAL_CLOSES, Presence, SUBPROTOCOL } from "./protocol.js";
+import { DocumentViewer, loadDocumentList } from "./viewer.js";
 
 const MAX_RECONNECT_ATTEMPTS = 60; // with the back-off below, a little over the server's 5-minute grace
 
@@ -70,6 +71,7 @@ export function startCallPage() {
   const peerStatus = document.getElementById("peer-status");
   const channelStatus = document.getElementById("channel-status");
   const channel = new RoomChannel(root.dataset.room);
+  const viewer = new DocumentViewer(document.getElementById("viewer"), role, (message) => channel.send(message));
 
   function endView(title, detail = "") {
     channel.finished = true;
@@ -92,6 +94,12 @@ export function startCallPage() {
       showPeer(message.peers[other]);
     })
     .on("presence", (message) => { if (message.role === other) showPeer(message.presence); })
+    .on("doc.state", (message) => {
+      viewer.show(message);
+      const control = document.getElementById("guest-control");
+      if (control) control.checked = message.guest_control;
+    })
+    .on("doc.scroll", (message) => viewer.followScroll(message))
     .on("ended", () => endView(role === "host" ? t("You ended the meeting.") : t("This meeting has ended."),
       role === "guest" ? t("Thank you. You may close this page.") : ""))
     .on("error", (message) => { channelStatus.textContent = message.message; })
@@ -106,6 +114,20 @@ export function startCallPage() {
       endView(texts[code] || t("Could not connect to the meeting."));
     });
   channel.connect();
+
+  const list = document.getElementById("document-list");
+  document.getElementById("share-document")?.addEventListener("click", () => {
+    list.hidden = !list.hidden;
+    if (!list.hidden) {
+      loadDocumentList(list, (documentId) => {
+        list.hidden = true;
+        channel.send({ type: "doc.open", document_id: documentId });
+      });
+    }
+  });
+  document.getElementById("guest-control")?.addEventListener("change", (event) => {
+    channel.send({ type: "doc.guest_control", allowed: event.target.checked });
+  });
 
   document.getElementById("end-call").addEventListener("click", () => {
     if (role === "host" && !window.confirm(t("End the meeting for both of you?"))) return;
