@@ -117,6 +117,10 @@ class RoomHub:
         self.grace = grace
         self._homes: dict[str, asyncio.Task[None]] = {}
         self._rooms: dict[str, Room] = {}
+        # Page views are stored in order by one writer, off the path of the frames people wait for; a full
+        # queue makes rooms wait (backpressure) rather than grow memory.
+        self._page_views: asyncio.Queue[tuple[str, int | None, int, float]] = asyncio.Queue(maxsize=1000)
+        self._writer: asyncio.Task[None] | None = None
 
     # Home side
 
@@ -192,10 +196,26 @@ class RoomHub:
                 case StateChanged(state=state):
                     await self.store.set_state(room.id, state, self.clock())
                 case PageShown(document_id=document_id, page=page, at=at):
-                    await self.store.page_shown(room.id, document_id, page, at)
+                    if self._writer is None:
+                        self._writer = asyncio.create_task(self._write_page_views(), name="page-views")
+                    await self._page_views.put((room.id, document_id, page, at))
                 case ResolveDocument(document_id=document_id, connection=connection):
                     info = await self.store.find_document(room.id, document_id)
                     pending[:0] = room.document_found(info, connection, self.clock())
+
+    async def _write_page_views(self) -> None:
+        while True:
+            view = await self._page_views.get()
+            try:
+                await self.store.page_shown(*view)
+            except Exception:
+                log.exception("could not store a page view", room=view[0])
+            finally:
+                self._page_views.task_done()
+
+    async def flush(self) -> None:
+        """Wait until every page view so far is stored."""
+        await self._page_views.join()
 
     # Connection side
 
@@ -227,3 +247,8 @@ class RoomHub:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._writer is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.flush(), 5.0)
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)

@@ -207,7 +207,8 @@ class Room:
         if info is None:
             return [self._error(connection, NO_SUCH_DOCUMENT)]
         self.shared = SharedDocument(info=info, guest_control=self.shared.guest_control)
-        return [PageShown(info.id, 1, now), Send(self.shared.state())]
+        # Frames first: storing the page view must not delay what people see.
+        return [Send(self.shared.state()), PageShown(info.id, 1, now)]
 
     def tick(self, now: float) -> list[Effect]:
         """Let time pass: seats that stayed away past the grace period have left."""
@@ -255,7 +256,7 @@ class Room:
         if self.shared.info is None:
             return []
         self.shared = SharedDocument(guest_control=self.shared.guest_control)
-        return [PageShown(None, 0, now), Send(self.shared.state())]
+        return [Send(self.shared.state()), PageShown(None, 0, now)]
 
     def _turn(self, page: int, connection: str, now: float) -> list[Effect]:
         info = self.shared.info
@@ -266,7 +267,7 @@ class Room:
             return [Send(self.shared.state(), to=connection)]
         self.shared.page = page
         self.shared.position = (page - 1) / max(1, info.pages - 1) if info.kind == "vertical" else 0.0
-        return [PageShown(info.id, page, now), Send(self.shared.state())]
+        return [Send(self.shared.state()), PageShown(info.id, page, now)]
 
     def _scroll(self, role: Role, position: float, page: int, connection: str, now: float) -> list[Effect]:
         info = self.shared.info

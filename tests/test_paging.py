@@ -103,6 +103,7 @@ async def test_pages_follow_and_the_record_keeps_the_dwell(
         assert (await until(guest_ws, "doc.state", page=1))["document"] is None
 
     async def dwell() -> dict[tuple[int, int], float]:
+        await live_server.app.state.hub.flush()  # page views are written just after the frames go out
         async with live_server.app.state.sessions() as db:
             return dwell_seconds(await page_views(db, room_id))
 
