@@ -195,6 +195,9 @@ class RoomHub:
                     await self.broker.publish(_out(room.id), {"close": int(code), "connection": connection})
                 case StateChanged(state=state):
                     await self.store.set_state(room.id, state, self.clock())
+                case PageShown(document_id=document_id, page=page, at=at, opens=True):
+                    await self.flush()  # in order after the views already queued
+                    await self.store.page_shown(room.id, document_id, page, at)
                 case PageShown(document_id=document_id, page=page, at=at):
                     if self._writer is None:
                         self._writer = asyncio.create_task(self._write_page_views(), name="page-views")

@@ -81,6 +81,9 @@ class PageShown:
     document_id: int | None
     page: int
     at: float
+    # True for the first page of a newly opened document: stored before the frames go out, because the
+    # stored view is what lets the guest's browser fetch the document's page images.
+    opens: bool = False
 
 
 @dataclass(frozen=True)
@@ -207,8 +210,7 @@ class Room:
         if info is None:
             return [self._error(connection, NO_SUCH_DOCUMENT)]
         self.shared = SharedDocument(info=info, guest_control=self.shared.guest_control)
-        # Frames first: storing the page view must not delay what people see.
-        return [Send(self.shared.state()), PageShown(info.id, 1, now)]
+        return [PageShown(info.id, 1, now, opens=True), Send(self.shared.state())]
 
     def tick(self, now: float) -> list[Effect]:
         """Let time pass: seats that stayed away past the grace period have left."""

@@ -159,7 +159,7 @@ def test_host_opens_a_document_and_both_see_page_one() -> None:
     (resolve,) = room.receive(Role.HOST, "h1", OpenDocument(type="doc.open", document_id=7), 1)
     assert resolve == ResolveDocument(7, "h1")
     effects = room.document_found(SLIDES, "h1", 2)
-    assert PageShown(7, 1, 2) in effects
+    assert effects[0] == PageShown(7, 1, 2, opens=True)  # stored before the frames: it grants the images
     (state,) = frames(effects, DocumentState)
     assert state.to is None and state.message.document == SLIDES and state.message.page == 1  # type: ignore[attr-defined]
     assert room.document_found(None, "h1", 3) == [

@@ -117,7 +117,10 @@ export class DocumentViewer {
     const info = this.state.document;
     if (!info || !this.steering) return;
     const page = Math.min(info.pages, Math.max(1, this.state.page + step));
-    if (page !== this.state.page) this.send({ type: "doc.page", page });
+    if (page === this.state.page) return;
+    this.send({ type: "doc.page", page });
+    // Show it now (the room's doc.state confirms it), so quick presses each move one page on.
+    this.show({ ...this.state, page });
   }
 
   close() {
