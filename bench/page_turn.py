@@ -29,6 +29,7 @@ from tests.harness.live import LiveServer
 from tests.helpers import seed_org
 from tests.joining import Browser, receive_type, until
 from web.app import create_app
+from web.logs import configure_logging
 from web.settings import Settings
 
 
@@ -111,6 +112,7 @@ async def page_turn_latencies(server: LiveServer, count: int) -> list[float]:
 
 
 async def page_turn_bench(turns: int = 500) -> dict[str, float]:
+    configure_logging("console", "warning")  # keep the server's request lines out of the figures
     with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
         root = Path(tmp)
         settings = Settings(

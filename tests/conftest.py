@@ -116,6 +116,16 @@ def live_server(settings: Settings, clock: ManualClock) -> Iterator[LiveServer]:
     server.stop()
 
 
+@pytest.fixture
+def server(live_server: LiveServer) -> LiveServer:
+    """The live server with org "acme" and its host, host@acme.example."""
+    from store.models import Role
+    from tests.helpers import seed_org
+
+    live_server.call(seed_org(live_server.app, "acme", {"host@acme.example": Role.HOST}))
+    return live_server
+
+
 @pytest.fixture(scope="session")
 def playwright() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright

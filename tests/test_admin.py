@@ -8,6 +8,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
+from documents.models import Document, DocumentStatus
 from signaling.models import JoinedVia
 from signaling.rooms import create_room
 from store.models import Role
@@ -70,7 +71,10 @@ async def test_admin_sees_only_its_own_org(app: Starlette, client: httpx.AsyncCl
 
 # Every path parameter a route may take, and how to find org B's object for it. A new route with a new
 # parameter fails test_org_a_gets_404_for_every_object_of_org_b until it is added here.
-OBJECT_PARAMETERS = {"user_id": "user", "room_id": "room"}
+OBJECT_PARAMETERS = {"user_id": "user", "room_id": "room", "document_id": "document"}
+# Page numbers (/documents/{document_id}/pages/{n}.jpg) are not objects of their own: they are substituted
+# with 1, a page that exists, so the 404 comes from the document's org and not from a missing page.
+PAGE_NUMBER_PARAMETERS = {"n"}
 # Parameters of public, guest-facing routes: an org's guest page by its slug, and single-use join-link
 # tokens (whose own rules are tested in tests/test_links.py). Signing in grants nothing more on them.
 PUBLIC_PARAMETERS = {"slug", "token"}
@@ -91,7 +95,18 @@ async def test_org_a_gets_404_for_every_object_of_org_b(app: Starlette, client: 
             home_node="test",
             now=0,
         )
-    objects_of_b = {"user": org_b.users["host@b.example"], "room": room.id}
+        document = Document(
+            org_id=org_b.org_id,
+            owner_id=org_b.users["host@b.example"],
+            name="b.pdf",
+            org_wide=True,
+            status=DocumentStatus.READY,
+            pages=1,
+            rendered=1,
+        )  # a row is enough: org A must get 404 before any file is looked for
+        db.add(document)
+        await db.flush()
+    objects_of_b = {"user": org_b.users["host@b.example"], "room": room.id, "document": document.id}
     await sign_in(client, "admin@a.example")
     token = await csrf_token(client, "/admin/users")
     checked = []
@@ -100,10 +115,16 @@ async def test_org_a_gets_404_for_every_object_of_org_b(app: Starlette, client: 
         params = re.findall(r"{(\w+)(?::\w+)?}", path)
         if not params or set(params) <= PUBLIC_PARAMETERS or isinstance(route, WebSocketRoute):
             continue
-        for name in params:
+        for name in set(params) - PAGE_NUMBER_PARAMETERS:
             assert name in OBJECT_PARAMETERS, f"route {path}: add {name!r} to OBJECT_PARAMETERS"
         concrete = re.sub(
-            r"{(\w+)(?::\w+)?}", lambda m: str(objects_of_b[OBJECT_PARAMETERS[m.group(1)]]), path
+            r"{(\w+)(?::\w+)?}",
+            lambda m: (
+                "1"
+                if m.group(1) in PAGE_NUMBER_PARAMETERS
+                else str(objects_of_b[OBJECT_PARAMETERS[m.group(1)]])
+            ),
+            path,
         )
         for method in sorted(getattr(route, "methods", None) or {"GET"}):
             if method == "HEAD":

@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from core.clock import Clock, wall_clock
 from core.errors import CSRFFailed, NotAuthenticated, NotFound, RateLimited, TsunaguError
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from documents.library import DocumentJobs
 from store.db import create_engine, session_factory
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ from signaling.broker import Broker, MemoryBroker, RedisBroker
 from signaling.hub import RoomHub
 from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
 from signaling.sms import make_gateway
-from web import admin, auth, guests, meetings, ops, pages
+from web import admin, auth, documents, guests, meetings, ops, pages
 from web.middleware import CSRFMiddleware, RequestContextMiddleware
 from web.settings import Settings
 from web.templating import render, translator
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         try:
             yield
         finally:
+            await app.state.documents.aclose()
             await hub.aclose()
             await broker.aclose()
             await sms.aclose()
@@ -135,6 +137,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
             *pages.routes,
             *auth.routes,
             *admin.routes,
+            *documents.routes,
             *ops.routes,
             Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
         ],
@@ -162,6 +165,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
     app.state.numbers = numbers
     app.state.hub = hub
     app.state.sms = sms
+    app.state.documents = DocumentJobs(sessions, settings)
     app.state.login_limiter = limiter("login", settings.login_failures_per_minute, 60.0)
     app.state.number_issue_limiter = limiter("number-issue", settings.number_issues_per_10_minutes, 600.0)
     app.state.wrong_number_limiter = limiter("wrong-number", settings.wrong_numbers_per_minute, 60.0)

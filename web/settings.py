@@ -59,6 +59,11 @@ class Settings:
     wrong_numbers_per_minute: int = 5
     join_link_ttl_minutes: int = 30
     rejoin_grace_seconds: int = 300
+    # Documents (資料): upload size, page count, and the worker's wall-clock limits (documents.library).
+    document_max_bytes: int = 50 * 1024 * 1024
+    document_max_pages: int = 300
+    document_render_timeout_seconds: float = 120.0
+    document_validation_timeout_seconds: float = 5.0
 
     @property
     def secure_cookies(self) -> bool:
@@ -97,6 +102,10 @@ class Settings:
             wrong_numbers_per_minute=int(env.get("WRONG_NUMBERS_PER_MINUTE") or 5),
             join_link_ttl_minutes=int(env.get("JOIN_LINK_TTL_MINUTES") or 30),
             rejoin_grace_seconds=int(env.get("REJOIN_GRACE_SECONDS") or 300),
+            document_max_bytes=int(env.get("DOCUMENT_MAX_BYTES") or 50 * 1024 * 1024),
+            document_max_pages=int(env.get("DOCUMENT_MAX_PAGES") or 300),
+            document_render_timeout_seconds=float(env.get("DOCUMENT_RENDER_TIMEOUT_SECONDS") or 120),
+            document_validation_timeout_seconds=float(env.get("DOCUMENT_VALIDATION_TIMEOUT_SECONDS") or 5),
         )
 
 

@@ -1,5 +1,6 @@
 // Entry point: each page names itself in <body data-page> and gets its own start function.
 import { startCallPage } from "./call.js";
+import { startDocumentsPage } from "./documents.js";
 import { startGuestPage } from "./guest.js";
 import { startHostPage } from "./host.js";
 
@@ -10,6 +11,7 @@ const pages = {
   guest: startGuestPage,
   host: startHostPage,
   call: startCallPage,
+  documents: startDocumentsPage,
 };
 
 const start = pages[document.body.dataset.page];

@@ -1,0 +1,401 @@
+"""The document library: rows, who sees what, and the jobs that turn an upload into page images.
+
+An upload becomes a ``Document`` row (status PROCESSING) whose file is already in place (see
+``documents.storage``); :class:`DocumentJobs` then runs ``documents.worker`` in a subprocess for it, at most
+``concurrency`` at a time, and copies the worker's progress into the row as it arrives.
+
+A rejected document keeps its row, with status FAILED and ``error`` the message id saying why, so the
+uploader sees the reason in the library (and deletes the row when done with it); every file of it, the
+upload included, is removed at once. A job interrupted by shutdown ends the same way ("please upload again").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+import unicodedata
+from collections import deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.errors import N_, InvalidInput, NotFound
+from documents.models import Document, DocumentKind, DocumentStatus
+from documents.storage import DocumentStorage
+from documents.worker import (
+    ERRORS,
+    OFFICE_EXTENSIONS,
+    BadPageSize,
+    ConversionFailed,
+    DocumentDamaged,
+    DocumentError,
+    DocumentTooLarge,
+    DocumentUnprocessable,
+    NotAPdf,
+    OfficeUnavailable,
+    PasswordProtected,
+    ProcessingInterrupted,
+    TooManyPages,
+)
+
+__all__ = [
+    "BadPageSize",
+    "ConversionFailed",
+    "DocumentDamaged",
+    "DocumentError",
+    "DocumentJobs",
+    "DocumentTooLarge",
+    "DocumentUnprocessable",
+    "NotAPdf",
+    "OfficeUnavailable",
+    "PasswordProtected",
+    "ProcessingInterrupted",
+    "TooManyPages",
+    "create_document",
+    "delete_document",
+    "document_for_org",
+    "is_office",
+    "sanitise_name",
+    "set_kind",
+    "visible_documents",
+]
+
+log = structlog.get_logger("tsunagu.documents")
+
+NAME_MAX = 255  # Document.name is String(255)
+WORKER_MEMORY_MB = 1024
+CONVERTER_MEMORY_MB = 3072  # LibreOffice maps far more address space than it touches
+PROGRESS_EVERY = 0.5  # s: the library polls once a second; no need to write the row for every page
+ROOT = Path(__file__).resolve().parents[1]  # where ``documents`` is importable from
+
+
+class DocumentSettings(Protocol):
+    """What the jobs need from the app's settings (``web.settings.Settings`` has these)."""
+
+    @property
+    def data_dir(self) -> Path: ...
+    @property
+    def document_max_pages(self) -> int: ...
+    @property
+    def document_render_timeout_seconds(self) -> float: ...
+    @property
+    def document_validation_timeout_seconds(self) -> float: ...
+
+
+# --- names ------------------------------------------------------------------------------------------------
+
+
+def sanitise_name(raw: str) -> str:
+    """A display name from what the browser says the file was called: no folders, no control or bidi
+    characters, NFC, single spaces, at most 255 characters. Never used as a path."""
+    name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(" " if ch.isspace() else ch for ch in name)
+    name = " ".join("".join(ch for ch in name if unicodedata.category(ch)[0] != "C").split())
+    return name[:NAME_MAX].strip() if name.strip(".") else "document"
+
+
+def is_office(name: str) -> bool:
+    return Path(name).suffix.lower() in OFFICE_EXTENSIONS
+
+
+# --- rows -------------------------------------------------------------------------------------------------
+
+
+async def create_document(
+    db: AsyncSession, *, org_id: int, owner_id: int, name: str, org_wide: bool, size: int
+) -> Document:
+    document = Document(
+        org_id=org_id,
+        owner_id=owner_id,
+        org_wide=org_wide,
+        name=sanitise_name(name),
+        kind=DocumentKind.SLIDES,
+        status=DocumentStatus.PROCESSING,
+        error="",
+        size=size,
+        pages=0,
+        rendered=0,
+    )
+    db.add(document)
+    await db.flush()
+    return document
+
+
+async def visible_documents(db: AsyncSession, user_id: int, org_id: int) -> list[Document]:
+    """The user's own documents and the org-wide ones, newest first."""
+    rows = await db.scalars(
+        select(Document)
+        .where(Document.org_id == org_id, or_(Document.owner_id == user_id, Document.org_wide.is_(True)))
+        .order_by(Document.created_at.desc(), Document.id.desc())
+    )
+    return list(rows)
+
+
+async def document_for_org(db: AsyncSession, org_id: int, doc_id: int) -> Document:
+    document = await db.scalar(select(Document).where(Document.id == doc_id, Document.org_id == org_id))
+    if document is None:
+        raise NotFound()
+    return document
+
+
+async def set_kind(db: AsyncSession, document: Document, kind: str) -> None:
+    try:
+        document.kind = DocumentKind(kind)
+    except ValueError as exc:
+        raise InvalidInput(N_("Choose slides or vertical.")) from exc
+    await db.flush()
+
+
+async def delete_document(db: AsyncSession, storage: DocumentStorage, document: Document) -> None:
+    """The row and every file. Cancel its job first (``DocumentJobs.cancel``) if it may be running."""
+    org_id, doc_id = document.org_id, document.id
+    await db.delete(document)
+    await db.flush()
+    await asyncio.to_thread(storage.remove, org_id, doc_id)
+
+
+# --- jobs -------------------------------------------------------------------------------------------------
+
+
+class _Abandoned(Exception):
+    """The document was deleted while its job ran: nothing to record."""
+
+
+class DocumentJobs:
+    """Runs the worker for uploaded documents as asyncio tasks, at most ``concurrency`` at once."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: DocumentSettings,
+        *,
+        concurrency: int = 2,
+        office: str | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.storage = DocumentStorage(settings.data_dir)
+        self.max_pages = settings.document_max_pages
+        self.render_timeout = float(settings.document_render_timeout_seconds)
+        self.validation_timeout = float(settings.document_validation_timeout_seconds)
+        # LibreOffice converts office files when it is installed; tests may set this to None.
+        self.office = office or shutil.which("soffice") or shutil.which("libreoffice")
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._closed = False
+
+    def start(self, doc_id: int) -> None:
+        """Process an uploaded document (its row committed, its file in place)."""
+        if self._closed or doc_id in self._tasks:
+            return
+        task = asyncio.get_running_loop().create_task(self._job(doc_id), name=f"document-{doc_id}")
+        self._tasks[doc_id] = task
+        task.add_done_callback(lambda _task: self._tasks.pop(doc_id, None))
+
+    async def cancel(self, doc_id: int) -> None:
+        """Stop a document's job (it is being deleted) and wait until its worker is dead."""
+        task = self._tasks.get(doc_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task})
+
+    async def idle(self) -> None:
+        """Wait for the jobs running now (tests and benches)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks.values()))
+
+    async def aclose(self) -> None:
+        """Shutdown: stop every job, then mark its document FAILED ("upload again") and remove its files."""
+        self._closed = True
+        tasks = dict(self._tasks)
+        for task in tasks.values():
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks.values())
+        for doc_id in tasks:
+            async with self.sessions() as db:
+                document = await db.get(Document, doc_id)
+                unfinished = document is not None and document.status == DocumentStatus.PROCESSING
+                org_id = document.org_id if document is not None else 0
+            if unfinished:  # a job may have finished just before it was cancelled: leave that one be
+                await self._fail(doc_id, org_id, ProcessingInterrupted())
+
+    # The job ------------------------------------------------------------------------------------------
+
+    async def _job(self, doc_id: int) -> None:
+        # Cancellation (delete, shutdown) is not caught here: the worker is killed on the way out and
+        # whoever cancelled cleans up (``delete_document`` removes everything; ``aclose`` marks it FAILED).
+        async with self.sessions() as db:
+            document = await db.get(Document, doc_id)
+            if document is None or document.status != DocumentStatus.PROCESSING:
+                return
+            org_id = document.org_id
+        try:
+            async with self._slots:
+                started = time.monotonic()
+                await self._process(doc_id, org_id)
+                log.info("document ready", document=doc_id, seconds=round(time.monotonic() - started, 2))
+        except _Abandoned:  # deleted meanwhile: whatever the worker wrote since goes too
+            await asyncio.to_thread(self.storage.remove, org_id, doc_id)
+        except DocumentError as exc:
+            log.info("document refused", document=doc_id, reason=exc.code)
+            await self._fail(doc_id, org_id, exc)
+        except Exception:
+            log.exception("document job failed", document=doc_id)
+            await self._fail(doc_id, org_id, DocumentUnprocessable())
+
+    async def _process(self, doc_id: int, org_id: int) -> None:
+        storage = self.storage
+        original = storage.original(org_id, doc_id)
+        source = await asyncio.to_thread(storage.pending_source, org_id, doc_id)
+        if source is not None:
+            if self.office is None:
+                raise OfficeUnavailable()
+            command = ["convert", str(source), str(original), "--office", self.office]
+            command += ["--timeout", str(self.render_timeout)]
+            await self._run_worker(command, CONVERTER_MEMORY_MB, self.render_timeout, _ignore)
+            await asyncio.to_thread(source.unlink, missing_ok=True)
+        if not original.is_file():
+            raise DocumentDamaged()
+        last_write = 0.0
+
+        async def progress(message: dict[str, Any]) -> None:
+            nonlocal last_write
+            values: dict[str, Any] = {}
+            if message.get("validated"):
+                values = {"pages": int(message["pages"]), "kind": DocumentKind(message["kind"])}
+            elif "rendered" in message and time.monotonic() - last_write >= PROGRESS_EVERY:
+                values = {"rendered": int(message["rendered"])}
+            if values:
+                last_write = time.monotonic()
+                await self._update(doc_id, values)
+
+        command = ["render", str(original), str(storage.directory(org_id, doc_id))]
+        command += ["--max-pages", str(self.max_pages)]
+        done = await self._run_worker(command, WORKER_MEMORY_MB, self.validation_timeout, progress)
+        pages = int(done.get("pages", 0))
+        if pages < 1 or not all(
+            storage.page(org_id, doc_id, n).is_file() and storage.thumb(org_id, doc_id, n).is_file()
+            for n in (1, pages)
+        ):
+            raise DocumentUnprocessable()
+        await self._update(doc_id, {"status": DocumentStatus.READY, "pages": pages, "rendered": pages})
+
+    async def _run_worker(
+        self,
+        arguments: list[str],
+        memory_mb: int,
+        first_timeout: float,
+        on_message: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> dict[str, Any]:
+        """Run ``python -m documents.worker``; return its final line. ``first_timeout`` bounds the time to
+        the first line (validation), ``render_timeout`` the whole run; past either the group is killed."""
+        cpu_seconds = max(1, int(self.render_timeout))
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "documents.worker",
+            "--memory-mb",
+            str(memory_mb),
+            "--cpu-seconds",
+            str(cpu_seconds),
+            *arguments,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # its own process group, so a kill reaches LibreOffice too
+            env=env,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        stderr_tail: deque[bytes] = deque(maxlen=20)
+        drain = asyncio.create_task(_drain(process.stderr, stderr_tail))
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        deadline = began + min(first_timeout, self.render_timeout)
+        last: dict[str, Any] = {}
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    log.warning("document worker timed out", arguments=arguments[:1])
+                    raise DocumentUnprocessable()
+                try:
+                    line = await asyncio.wait_for(process.stdout.readline(), remaining)
+                except TimeoutError:
+                    continue
+                except ValueError as exc:  # a line longer than the stream limit: not our protocol
+                    raise DocumentUnprocessable() from exc
+                if not line:
+                    break
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(message, dict):
+                    continue
+                if "error" in message:
+                    raise ERRORS.get(str(message["error"]), DocumentUnprocessable)()
+                deadline = began + self.render_timeout  # validated (or converted): the whole-run limit
+                last = message
+                await on_message(message)
+            status = await process.wait()
+            if status != 0 or not (last.get("done") or last.get("converted")):
+                log.warning(
+                    "document worker died",
+                    status=status,
+                    stderr=b"".join(stderr_tail).decode(errors="replace")[-2000:],
+                )
+                raise DocumentUnprocessable()
+            return last
+        finally:
+            # The whole group, also when the worker has exited: nothing it started may outlive it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(process.stdout.read(), 2)
+            drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drain
+
+    async def _update(self, doc_id: int, values: dict[str, Any]) -> None:
+        async with self.sessions.begin() as db:
+            result = await db.execute(
+                update(Document)
+                .where(Document.id == doc_id, Document.status == DocumentStatus.PROCESSING)
+                .values(**values)
+            )
+        if getattr(result, "rowcount", 1) == 0:
+            raise _Abandoned()
+
+    async def _fail(self, doc_id: int, org_id: int, error: DocumentError) -> None:
+        await asyncio.to_thread(self.storage.remove, org_id, doc_id)
+        values = {"status": DocumentStatus.FAILED, "error": error.message, "rendered": 0}
+        with contextlib.suppress(_Abandoned):
+            await self._update(doc_id, values)
+
+
+async def _ignore(_message: dict[str, Any]) -> None:
+    return None
+
+
+async def _drain(stream: asyncio.StreamReader, tail: deque[bytes]) -> None:
+    """Keep reading the worker's stderr (a full pipe would block it), remembering the last lines."""
+    while True:
+        line = await stream.readline()
+        if not line:
+            return
+        tail.append(line[:500])

@@ -1,0 +1,306 @@
+"""The document library (資料): the library page, its JSON API, uploads, and the page images.
+
+Uploads are the raw file as the request body (not multipart), streamed to disk in chunks; the size is
+checked from ``Content-Length`` before a byte is read and again while reading. Page images are served to
+signed-in users of the document's org who may see it, and to the guest of a live meeting in which the
+document was shown (a ``PageView`` row); everyone else gets 404.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from markupsafe import Markup
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from core.errors import N_, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from documents.library import (
+    DocumentJobs,
+    DocumentTooLarge,
+    NotAPdf,
+    OfficeUnavailable,
+    create_document,
+    delete_document,
+    document_for_org,
+    is_office,
+    sanitise_name,
+    set_kind,
+    visible_documents,
+)
+from documents.models import Document, DocumentStatus
+from recordings.models import PageView
+from signaling.models import RoomRow, RoomState
+from signaling.rooms import token_hash
+from store.models import Role, User
+from web.auth import load_user, signed_in
+from web.guests import guest_token
+from web.templating import render, translator
+
+LIBRARY_ROLES = (Role.HOST, Role.ADMIN)
+IMAGE_HEADERS = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+
+
+class LengthRequired(InvalidInput):
+    code = "length_required"
+    status = 411
+    message = N_("The upload must state its size (Content-Length).")
+
+
+class IncompleteUpload(InvalidInput):
+    code = "incomplete_upload"
+    message = N_("The upload was incomplete. Please try again.")
+
+
+class KindChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str
+
+
+def megabytes(size: int) -> str:
+    """50 MiB -> "50", 64 KiB -> "0.0625": the limit as people read it (MB meaning MiB, as usual)."""
+    return f"{size / (1024 * 1024):.4g}"
+
+
+def _jobs(request: Request) -> DocumentJobs:
+    jobs: DocumentJobs = request.app.state.documents
+    return jobs
+
+
+def _privileged(user: User) -> bool:
+    """Admins and managers see every document of their org (managers review meetings)."""
+    return user.role in (Role.ADMIN, Role.MANAGER)
+
+
+def may_see(document: Document, user: User) -> bool:
+    return document.org_id == user.org_id and (
+        document.owner_id == user.id or document.org_wide or _privileged(user)
+    )
+
+
+def may_change(document: Document, user: User) -> bool:
+    return document.org_id == user.org_id and (document.owner_id == user.id or user.role == Role.ADMIN)
+
+
+async def _visible(request: Request) -> Document:
+    user: User = request.state.user
+    document = await document_for_org(request.state.db, user.org_id, int(request.path_params["document_id"]))
+    if not may_see(document, user):
+        raise NotFound()  # another host's own document: as if it did not exist
+    return document
+
+
+def _error_text(request: Request, document: Document) -> str:
+    if not document.error:
+        return ""
+    settings = request.app.state.settings
+    params = {"limit": settings.document_max_pages, "max_mb": megabytes(settings.document_max_bytes)}
+    return translator(request)(document.error, **params)
+
+
+def document_json(request: Request, document: Document, user: User) -> dict[str, Any]:
+    ready = document.status == DocumentStatus.READY
+    return {
+        "id": document.id,
+        "name": document.name,
+        "kind": document.kind.value,
+        "status": document.status.value,
+        "pages": document.pages,
+        "rendered": document.rendered,
+        "size": document.size,
+        "org_wide": document.org_wide,
+        "error": _error_text(request, document),
+        "thumb": f"/documents/{document.id}/thumbs/1.jpg" if ready else None,
+        "can_change": may_change(document, user),
+        "created_at": document.created_at.isoformat(),
+    }
+
+
+async def _list_json(request: Request) -> list[dict[str, Any]]:
+    user: User = request.state.user
+    documents = await visible_documents(request.state.db, user.id, user.org_id)
+    return [document_json(request, document, user) for document in documents]
+
+
+@signed_in(*LIBRARY_ROLES)
+async def library_page(request: Request) -> Response:
+    user: User = request.state.user
+    settings = request.app.state.settings
+    listing = json.dumps(await _list_json(request), ensure_ascii=False).replace("<", "\\u003c")
+    return render(
+        request,
+        "documents.html",
+        documents_json=Markup(listing),  # "<" escaped: the JSON cannot end its <script> element
+        max_bytes=settings.document_max_bytes,
+        max_mb=megabytes(settings.document_max_bytes),
+        office=_jobs(request).office is not None,
+        is_admin=user.role == Role.ADMIN,
+    )
+
+
+@signed_in(*LIBRARY_ROLES)
+async def list_documents(request: Request) -> Response:
+    return JSONResponse({"documents": await _list_json(request)})
+
+
+@signed_in(*LIBRARY_ROLES)
+async def get_document(request: Request) -> Response:
+    return JSONResponse(document_json(request, await _visible(request), request.state.user))
+
+
+async def upload_document(request: Request) -> Response:
+    """``POST /api/documents?name=…&org_wide=0|1`` with the file as the body; 202 and the document.
+
+    Not wrapped in ``signed_in``: that holds a database transaction for the whole request, and a 50 MB
+    upload over a phone line takes minutes. The user is checked in a short session, the body streamed with
+    no transaction open, and the row written in a second short one.
+    """
+    state = request.app.state
+    settings = state.settings
+    async with state.sessions() as db:
+        user = await load_user(request, db)
+        if user is None:
+            raise NotAuthenticated()
+        if user.role not in LIBRARY_ROLES:
+            raise Forbidden()
+        user_id, org_id, is_admin = user.id, user.org_id, user.role == Role.ADMIN
+    name = sanitise_name(request.query_params.get("name", ""))
+    org_wide = request.query_params.get("org_wide", "0")
+    if org_wide not in ("0", "1"):
+        raise InvalidInput()
+    if org_wide == "1" and not is_admin:
+        raise Forbidden()
+    limit = settings.document_max_bytes
+    too_large = DocumentTooLarge(max_mb=megabytes(limit))
+    declared_header = request.headers.get("content-length")
+    if declared_header is None:
+        raise LengthRequired()
+    if not declared_header.isdigit():
+        raise InvalidInput()
+    declared = int(declared_header)
+    if declared > limit:
+        raise too_large  # before reading a byte
+    if declared == 0:
+        raise NotAPdf()
+    jobs = _jobs(request)
+    if is_office(name) and jobs.office is None:
+        raise OfficeUnavailable()
+
+    storage = jobs.storage
+    upload = storage.new_upload()
+    doc_id: int | None = None
+    try:
+        async for chunk in request.stream():
+            if upload.size + len(chunk) > min(declared, limit):  # a body longer than it said
+                raise too_large
+            upload.write(chunk)
+        if upload.size != declared:
+            raise IncompleteUpload()
+        async with state.sessions.begin() as db:
+            document = await create_document(
+                db, org_id=org_id, owner_id=user_id, name=name, org_wide=org_wide == "1", size=upload.size
+            )
+            doc_id = document.id
+            suffix = name[name.rfind(".") :].lower() if is_office(name) else ""
+            upload.keep(
+                storage.source(org_id, doc_id, suffix) if suffix else storage.original(org_id, doc_id)
+            )
+            user = await db.get(User, user_id)
+            assert user is not None
+            body = document_json(request, document, user)
+    except ClientDisconnect:
+        upload.discard()
+        return Response(status_code=400)  # nobody is listening any more
+    except BaseException:
+        upload.discard()
+        if doc_id is not None:  # the row was not committed: its folder must not stay either
+            storage.remove(org_id, doc_id)
+        raise
+    jobs.start(doc_id)
+    return JSONResponse(body, status_code=202)
+
+
+@signed_in(*LIBRARY_ROLES)
+async def change_kind(request: Request) -> Response:
+    document = await _visible(request)
+    if not may_change(document, request.state.user):
+        raise Forbidden()
+    try:
+        body = KindChange.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise InvalidInput() from exc
+    await set_kind(request.state.db, document, body.kind)
+    return JSONResponse(document_json(request, document, request.state.user))
+
+
+@signed_in(*LIBRARY_ROLES)
+async def delete(request: Request) -> Response:
+    document = await _visible(request)
+    if not may_change(document, request.state.user):
+        raise Forbidden()
+    await _jobs(request).cancel(document.id)
+    await delete_document(request.state.db, _jobs(request).storage, document)
+    return JSONResponse({"deleted": document.id})
+
+
+# --- page images ------------------------------------------------------------------------------------------
+
+
+async def _guest_saw_it(db: AsyncSession, request: Request, document: Document) -> bool:
+    """This browser is the guest of a live meeting of the document's org in which it was shown."""
+    token = guest_token(request)
+    if not token:
+        return False
+    shown = await db.scalar(
+        select(PageView.id)
+        .join(RoomRow, RoomRow.id == PageView.room_id)
+        .where(
+            PageView.document_id == document.id,
+            RoomRow.guest_token_hash == token_hash(token),
+            RoomRow.state != RoomState.ENDED,
+            RoomRow.org_id == document.org_id,
+        )
+        .limit(1)
+    )
+    return shown is not None
+
+
+def _image(thumb: bool) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        doc_id, n = int(request.path_params["document_id"]), int(request.path_params["n"])
+        async with request.app.state.sessions() as db:
+            document = await db.get(Document, doc_id)
+            if document is None or document.status != DocumentStatus.READY or not 1 <= n <= document.pages:
+                raise NotFound()
+            user = await load_user(request, db)
+            allowed = user is not None and may_see(document, user)
+            if not allowed:
+                allowed = await _guest_saw_it(db, request, document)
+            org_id = document.org_id
+        if not allowed:
+            raise NotFound()
+        storage = _jobs(request).storage
+        path = storage.thumb(org_id, doc_id, n) if thumb else storage.page(org_id, doc_id, n)
+        if not path.is_file():
+            raise NotFound()
+        return FileResponse(path, media_type="image/jpeg", headers=IMAGE_HEADERS)
+
+    return endpoint
+
+
+routes = [
+    Route("/documents", library_page, methods=["GET"]),
+    Route("/api/documents", list_documents, methods=["GET"]),
+    Route("/api/documents", upload_document, methods=["POST"]),
+    Route("/api/documents/{document_id:int}", get_document, methods=["GET"]),
+    Route("/api/documents/{document_id:int}/kind", change_kind, methods=["POST"]),
+    Route("/api/documents/{document_id:int}/delete", delete, methods=["POST"]),
+    Route("/documents/{document_id:int}/pages/{n:int}.jpg", _image(thumb=False), methods=["GET"]),
+    Route("/documents/{document_id:int}/thumbs/{n:int}.jpg", _image(thumb=True), methods=["GET"]),
+]
