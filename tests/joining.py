@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import httpx
+import pytest
+import redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.helpers import PASSWORD, csrf_from
+from web.settings import Settings
 
 
 class Browser:
@@ -74,3 +78,17 @@ async def until(ws: ClientConnection, kind: str, within: float = 5.0, **fields: 
         if all(frame.get(key) == value for key, value in fields.items()):
             return frame
     raise AssertionError(f"no {kind} frame with {fields}")
+
+
+BACKENDS = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+def on_backend(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """``settings`` for the backend a fixture parametrized with :data:`BACKENDS` is on: in-process, or a
+    freshly emptied real redis-server."""
+    if request.param == "memory":
+        return settings
+    server = request.getfixturevalue("redis_server")
+    with redis.Redis.from_url(server.url) as client:
+        client.flushdb()
+    return replace(settings, redis_url=server.url)

@@ -41,7 +41,7 @@ from signaling.protocol import (
 )
 from signaling.room import Close, Effect, Room, RoomError, Send, StateChanged
 from tests.harness.live import LiveServer
-from tests.joining import Browser, receive, receive_type
+from tests.joining import BACKENDS, Browser, on_backend, receive, receive_type
 from tests.test_joining import V1, guest, host, issue, server, start  # noqa: F401 - fixtures
 from web.meetings import MAX_BAD_FRAMES
 from web.settings import Settings
@@ -335,19 +335,10 @@ TestRoomMachine.settings = settings(max_examples=150, stateful_step_count=40, de
 # The live server
 
 
-@pytest.fixture(name="settings", params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(name="settings", params=BACKENDS)
 def backend_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     """As in test_joining, with room for one new number per burst on top of the issuing limit."""
-    settings = replace(settings, number_issues_per_10_minutes=1000)
-    if request.param == "memory":
-        return settings
-    redis_server = request.getfixturevalue("redis_server")
-    import redis
-
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushdb()
-    client.close()
-    return replace(settings, redis_url=redis_server.url)
+    return on_backend(request, replace(settings, number_issues_per_10_minutes=1000))
 
 
 class Noisy:

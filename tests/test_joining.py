@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -15,23 +14,15 @@ from signaling.protocol import SUBPROTOCOL, CloseCode
 from store.models import Role
 from tests.harness.live import LiveServer
 from tests.helpers import seed_org
-from tests.joining import Browser, receive, receive_type, until
+from tests.joining import BACKENDS, Browser, on_backend, receive, receive_type, until
 from web.settings import Settings
 
 V1 = [SUBPROTOCOL]
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=BACKENDS)
 def settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
-    if request.param == "memory":
-        return settings
-    server = request.getfixturevalue("redis_server")
-    import redis
-
-    client = redis.Redis.from_url(server.url)
-    client.flushdb()
-    client.close()
-    return replace(settings, redis_url=server.url)
+    return on_backend(request, settings)
 
 
 @pytest.fixture
