@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String
+from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models import Base, utcnow
@@ -23,6 +23,7 @@ class MeetingRecord(Base):
     via: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    memo: Mapped[str] = mapped_column(Text, default="")  # the shared memo's final text (共有メモ)
 
 
 class PageView(Base):
@@ -39,3 +40,35 @@ class PageView(Base):
     page: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class MemoUpdate(Base):
+    """One Yjs/pycrdt update of a room's shared memo, in arrival order: the memo's durable log.
+
+    Replaying a room's updates rebuilds its memo (after a restart, say); ``author`` and ``created_at`` say who
+    wrote what when. Compaction replaces a run of updates with one merged update.
+    """
+
+    __tablename__ = "memo_updates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(32), index=True)
+    update: Mapped[bytes] = mapped_column(LargeBinary)
+    author: Mapped[str] = mapped_column(String(16))  # "host", "guest", or "merged" after compaction
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RoomFile(Base):
+    """A file sent in a meeting (ファイル送信), kept in room storage and listed in the meeting record."""
+
+    __tablename__ = "room_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(32), index=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    sender: Mapped[str] = mapped_column(String(16))  # "host" or "guest"
+    name: Mapped[str] = mapped_column(String(255))  # sanitised
+    size: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(255), default="application/octet-stream")
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

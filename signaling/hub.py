@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 from core.clock import Clock, wall_clock
 from signaling.broker import Broker, Subscription
 from signaling.models import RoomState
-from signaling.protocol import ClientMessage, CloseCode, DocumentInfo, Role
+from signaling.protocol import ClientMessage, CloseCode, DocumentInfo, FileInfo, Role
 from signaling.room import (
     DEFAULT_GRACE_SECONDS,
     Close,
@@ -140,6 +140,10 @@ class RoomHub:
         """Ask the home to look at the clock now (tests move a manual clock, then poke)."""
         await self.broker.publish(_in(room_id), {"event": "tick"})
 
+    async def announce_file(self, room_id: str, file: FileInfo) -> None:
+        """Tell a room, wherever its home is, that one of its files is ready."""
+        await self.broker.publish(_in(room_id), {"event": "file", "file": file.model_dump(mode="json")})
+
     def room(self, room_id: str) -> Room | None:
         return self._rooms.get(room_id)
 
@@ -170,6 +174,8 @@ class RoomHub:
         kind = event.get("event")
         if kind == "tick":
             return room.tick(now)
+        if kind == "file":
+            return room.file_shared(FileInfo.model_validate(event["file"]))
         role, connection = Role(event["role"]), str(event["connection"])
         try:
             if kind == "connect":

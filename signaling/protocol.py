@@ -186,6 +186,20 @@ class DocumentScrolled(_Message):
     by: Role
 
 
+class FileInfo(_Message):
+    id: int
+    name: str
+    size: int
+    sender: Role
+
+
+class FileShared(_Message):
+    """ファイル送信: a participant's file is stored and ready to download (``/rooms/{room}/files/{id}``)."""
+
+    type: Literal["file.shared"] = "file.shared"
+    file: FileInfo
+
+
 class Pong(_Message):
     type: Literal["pong"] = "pong"
 
@@ -203,6 +217,7 @@ ServerMessage = (
     | Ended
     | DocumentState
     | DocumentScrolled
+    | FileShared
     | Pong
     | ErrorFrame
 )

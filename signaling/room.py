@@ -30,6 +30,8 @@ from signaling.protocol import (
     End,
     Ended,
     ErrorFrame,
+    FileInfo,
+    FileShared,
     GuestControl,
     OpenDocument,
     Peers,
@@ -202,6 +204,10 @@ class Room:
             case ScrollDocument(position=position, page=page):
                 return self._scroll(role, position, page, connection, now)
         raise AssertionError(f"unhandled message {message!r}")  # pragma: no cover - the union is exhaustive
+
+    def file_shared(self, info: FileInfo) -> list[Effect]:
+        """A file sent in this room is stored: tell both sides (the receiver gets its download prompt)."""
+        return [] if self.state == RoomState.ENDED else [Send(FileShared(file=info))]
 
     def document_found(self, info: DocumentInfo | None, connection: str, now: float) -> list[Effect]:
         """The answer to :class:`ResolveDocument`: show page 1 of ``info``, or tell the host it cannot."""

@@ -55,6 +55,8 @@ class Org(Base):
     # Pre-connect defaults on the host's 電話商談 screen.
     default_camera: Mapped[bool] = mapped_column(Boolean, default=True)
     default_recording: Mapped[bool] = mapped_column(Boolean, default=False)
+    # ファイル送信: the org may forbid hosts from sending files to guests (guests may always send).
+    host_file_send: Mapped[bool] = mapped_column(Boolean, default=True)
 
     users: Mapped[list[User]] = relationship(back_populates="org")
 
@@ -78,3 +80,37 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     org: Mapped[Org] = relationship(back_populates="users")
+
+
+class BusinessCard(Base):
+    """A host's 名刺, shown to guests in the call and saved by them as a vCard or an image."""
+
+    __tablename__ = "business_cards"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    family_name: Mapped[str] = mapped_column(String(100), default="")
+    given_name: Mapped[str] = mapped_column(String(100), default="")
+    family_name_reading: Mapped[str] = mapped_column(String(100), default="")  # ふりがな
+    given_name_reading: Mapped[str] = mapped_column(String(100), default="")
+    company: Mapped[str] = mapped_column(String(200), default="")
+    title: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    # File names under DATA_DIR/cards/<user_id>/: the photo and up to 3 extra images, JSON list.
+    photo: Mapped[str] = mapped_column(String(100), default="")
+    images: Mapped[str] = mapped_column(Text, default="[]")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MemoTemplate(Base):
+    """A memo template: a host's own (up to 10) or, with no owner, shared by the org (up to 3)."""
+
+    __tablename__ = "memo_templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
+    title: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
