@@ -31,7 +31,7 @@ from signaling.broker import Broker, MemoryBroker, RedisBroker
 from signaling.hub import RoomHub
 from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
 from signaling.sms import make_gateway
-from web import admin, auth, documents, guests, meetings, ops, pages
+from web import admin, auth, cards, documents, files, guests, meetings, memos, ops, pages
 from web.middleware import CSRFMiddleware, RequestContextMiddleware
 from web.settings import Settings
 from web.templating import render, translator
@@ -138,6 +138,9 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
             *auth.routes,
             *admin.routes,
             *documents.routes,
+            *files.routes,
+            *memos.routes,
+            *cards.routes,
             *ops.routes,
             Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
         ],

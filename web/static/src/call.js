@@ -1,6 +1,9 @@
 import { socketURL } from "./api.js";
 import { N_, t } from "./i18n.js";
 import { CloseCode, FINAL_CLOSES, Presence, SUBPROTOCOL } from "./protocol.js";
+import { startCard } from "./card.js";
+import { startFiles } from "./files.js";
+import { startMemo } from "./memo.js";
 import { DocumentViewer, loadDocumentList } from "./viewer.js";
 
 const MAX_RECONNECT_ATTEMPTS = 60; // with the back-off below, a little over the server's 5-minute grace
@@ -113,6 +116,9 @@ export function startCallPage() {
       };
       endView(texts[code] || t("Could not connect to the meeting."));
     });
+  startMemo(channel, role);
+  startFiles(channel, role);
+  startCard(channel, role);
   channel.connect();
 
   const list = document.getElementById("document-list");
