@@ -1,7 +1,208 @@
-"""ファイル送信: files sent in a call, both ways, streamed to room storage."""
+"""ファイル送信: files sent in a call, both ways, streamed to room storage.
+
+``POST /api/rooms/{room_id}/files?name=…`` takes the raw file as the body (not multipart), like document
+uploads: the size is checked from ``Content-Length`` before a byte is read and again while reading, the body
+is streamed to a temporary file (hashed on the way) with no database transaction open, and moved into place
+only when complete and its row written. Then the room announces it (``file.shared``) to both sides. Only the
+room's host and guest may send, list or download; everyone else gets 404.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from typing import Any
+from urllib.parse import quote
 
-routes: list[BaseRoute] = []
+import structlog
+from sqlalchemy import select
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from core.errors import N_, Conflict, Forbidden, InvalidInput, NotFound
+from recordings.files import (
+    RoomFileStorage,
+    add_room_file,
+    clean_content_type,
+    file_json,
+    room_file,
+    room_files,
+    sanitise_file_name,
+)
+from signaling.models import RoomRow, RoomState
+from signaling.protocol import FileInfo, Role
+from store.models import Org
+from web.meetings import _participant
+
+log = structlog.get_logger("tsunagu.files")
+DOWNLOAD_CHUNK = 512 * 1024  # Starlette's 64 KiB costs a thread hop per 64 KiB: 800 for a 50 MB file
+
+
+class RoomFileResponse(FileResponse):
+    chunk_size = DOWNLOAD_CHUNK
+
+
+DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
+
+
+class FileTooLarge(InvalidInput):
+    code = "file_too_large"
+    status = 413
+    message = N_("The file is too large. Up to {max_mb} MB can be sent at a time.")
+
+
+class FileLengthRequired(InvalidInput):
+    code = "length_required"
+    status = 411
+    message = N_("The upload must state its size (Content-Length).")
+
+
+class EmptyFile(InvalidInput):
+    code = "empty_file"
+    message = N_("The file is empty.")
+
+
+class IncompleteSend(InvalidInput):
+    code = "incomplete_upload"
+    message = N_("The upload was incomplete. Please try again.")
+
+
+class HostSendOff(Forbidden):
+    code = "host_file_send_off"
+    message = N_(
+        "Your organisation does not allow hosts to send files. Files from the customer still arrive."
+    )
+
+
+class RoomEnded(Conflict):
+    code = "room_ended"
+    message = N_("This meeting has ended.")
+
+
+def megabytes(size: int) -> str:
+    """50 MiB -> "50": the limit as people read it (MB meaning MiB, as usual)."""
+    return f"{size / (1024 * 1024):.4g}"
+
+
+def _storage(request: Request) -> RoomFileStorage:
+    return RoomFileStorage(request.app.state.settings.data_dir)
+
+
+async def _may_send(request: Request, room: RoomRow, role: Role) -> bool:
+    if role == Role.GUEST:
+        return True
+    async with request.app.state.sessions() as db:
+        allowed = await db.scalar(select(Org.host_file_send).where(Org.id == room.org_id))
+    return bool(allowed)
+
+
+async def send_file(request: Request) -> Response:
+    """``POST /api/rooms/{room_id}/files?name=…`` with the file as the body; 201 and the file.
+
+    No transaction is held while the body streams in (a 50 MB send over a phone line takes minutes).
+    """
+    state = request.app.state
+    room, role, _connect_id = await _participant(request)  # NotFound for anyone else
+    if room.state == RoomState.ENDED:
+        raise RoomEnded()
+    if not await _may_send(request, room, role):
+        raise HostSendOff()
+    limit = state.settings.room_file_max_bytes
+    too_large = FileTooLarge(max_mb=megabytes(limit))
+    declared_header = request.headers.get("content-length")
+    if declared_header is None:
+        raise FileLengthRequired()
+    if not declared_header.isdigit():
+        raise InvalidInput()
+    declared = int(declared_header)
+    if declared > limit:
+        raise too_large  # before reading a byte
+    if declared == 0:
+        raise EmptyFile()
+    name = sanitise_file_name(request.query_params.get("name", ""))
+    content_type = clean_content_type(request.headers.get("content-type"))
+
+    storage = _storage(request)
+    upload = storage.new_upload(room.org_id, room.id)
+    file_id: int | None = None
+    try:
+        async for chunk in request.stream():
+            if upload.size + len(chunk) > min(declared, limit):  # a body longer than it said
+                raise too_large
+            upload.write(chunk)
+        if upload.size != declared:
+            raise IncompleteSend()
+        async with state.sessions.begin() as db:
+            current = await db.scalar(select(RoomRow.state).where(RoomRow.id == room.id))
+            if current == RoomState.ENDED:  # ended while the file was on its way
+                raise RoomEnded()
+            row = await add_room_file(
+                db,
+                room_id=room.id,
+                org_id=room.org_id,
+                sender=role.value,
+                name=name,
+                size=upload.size,
+                sha256=upload.sha256,
+                content_type=content_type,
+            )
+            file_id = row.id
+            upload.keep(storage.path(room.org_id, room.id, file_id))
+            body = file_json(row)
+    except ClientDisconnect:
+        upload.discard()
+        log.info("file send interrupted", room=room.id, sender=role.value)
+        return Response(status_code=400)  # nobody is listening any more
+    except BaseException:
+        upload.discard()
+        if file_id is not None:  # the row was not committed: its file must not stay either
+            storage.remove(room.org_id, room.id, file_id)
+        raise
+    log.info("file sent", room=room.id, sender=role.value, file=file_id, size=body["size"])
+    await state.hub.announce_file(
+        room.id, FileInfo(id=body["id"], name=body["name"], size=body["size"], sender=role)
+    )
+    return JSONResponse(body, status_code=201)
+
+
+async def list_files(request: Request) -> Response:
+    """``GET /api/rooms/{room_id}/files``: the room's files, and whether this participant may send."""
+    room, role, _connect_id = await _participant(request)
+    async with request.app.state.sessions() as db:
+        rows = await room_files(db, room.id)
+    settings = request.app.state.settings
+    body: dict[str, Any] = {
+        "files": [file_json(row) for row in rows if row.org_id == room.org_id],
+        "role": role.value,
+        "can_send": room.state != RoomState.ENDED and await _may_send(request, room, role),
+        "max_bytes": settings.room_file_max_bytes,
+        "max_mb": megabytes(settings.room_file_max_bytes),
+    }
+    return JSONResponse(body)
+
+
+def content_disposition(name: str) -> str:
+    """RFC 6266: an ASCII fallback for old clients, and the real name as ``filename*`` in UTF-8."""
+    fallback = "".join(ch if 0x20 <= ord(ch) < 0x7F and ch not in '"\\%;' else "_" for ch in name)
+    fallback = fallback.strip() or "file"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+async def download_file(request: Request) -> Response:
+    """``GET /rooms/{room_id}/files/{file_id}``: the file, as an attachment, to the room's participants."""
+    room, _role, _connect_id = await _participant(request)
+    async with request.app.state.sessions() as db:
+        row = await room_file(db, room.id, room.org_id, int(request.path_params["file_id"]))
+    if row is None:
+        raise NotFound()
+    path = _storage(request).path(room.org_id, room.id, row.id)
+    if not path.is_file():
+        raise NotFound()
+    headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(row.name)}
+    return RoomFileResponse(path, media_type=row.content_type, headers=headers)
+
+
+routes: list[BaseRoute] = [
+    Route("/api/rooms/{room_id}/files", send_file, methods=["POST"]),
+    Route("/api/rooms/{room_id}/files", list_files, methods=["GET"]),
+    Route("/rooms/{room_id}/files/{file_id:int}", download_file, methods=["GET"]),
+]

@@ -64,6 +64,8 @@ class Settings:
     document_max_pages: int = 300
     document_render_timeout_seconds: float = 120.0
     document_validation_timeout_seconds: float = 5.0
+    # ファイル送信: the largest file one send may carry (web.files).
+    room_file_max_bytes: int = 50 * 1024 * 1024
 
     @property
     def secure_cookies(self) -> bool:
@@ -106,6 +108,7 @@ class Settings:
             document_max_pages=int(env.get("DOCUMENT_MAX_PAGES") or 300),
             document_render_timeout_seconds=float(env.get("DOCUMENT_RENDER_TIMEOUT_SECONDS") or 120),
             document_validation_timeout_seconds=float(env.get("DOCUMENT_VALIDATION_TIMEOUT_SECONDS") or 5),
+            room_file_max_bytes=int(env.get("ROOM_FILE_MAX_BYTES") or 50 * 1024 * 1024),
         )
 
 

@@ -1,0 +1,150 @@
+"""ファイル送信: where a meeting's files live on disk, uploads that appear only once complete, and the rows.
+
+Layout under ``<data_dir>/files/``::
+
+    <org_id>/<room_id>/<file_id>        a file sent in the meeting (the name is kept in its RoomFile row)
+    <org_id>/<room_id>/tmp/*.part       sends being received
+
+A send is streamed into ``tmp/`` (the same file system, so the final move is an atomic rename) with its
+SHA-256 computed on the way, and moved into place only once every byte has arrived and its row is written.
+A failed, oversized or interrupted send removes its temporary file and leaves no row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from recordings.models import RoomFile
+
+NAME_MAX = 255  # RoomFile.name is String(255)
+FALLBACK_NAME = "file"
+_ROOM_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
+OCTET_STREAM = "application/octet-stream"
+
+
+def sanitise_file_name(raw: str) -> str:
+    """A display name from what the browser says the file was called: no folders, no control or bidi
+    characters (Unicode category C), NFC, single spaces, at most 255 characters; Japanese is kept. Never
+    used as a path."""
+    name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(" " if ch.isspace() else ch for ch in name)
+    name = " ".join("".join(ch for ch in name if unicodedata.category(ch)[0] != "C").split())
+    name = name[:NAME_MAX].strip()
+    return name if name.strip(".") else FALLBACK_NAME
+
+
+def clean_content_type(raw: str | None) -> str:
+    """The sender's declared type when it is a plain ``type/subtype``; octet-stream otherwise."""
+    value = (raw or "").split(";", 1)[0].strip().lower()
+    return value if _CONTENT_TYPE.match(value) and len(value) <= 255 else OCTET_STREAM
+
+
+class FileUpload:
+    """A file being received: ``write`` chunks (hashed on the way), then ``keep`` it or ``discard`` it."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="send-", suffix=".part", dir=directory)
+        self.path = Path(name)
+        self.size = 0
+        self._hash = hashlib.sha256()
+        self._file = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+        self._hash.update(chunk)
+        self.size += len(chunk)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def keep(self, destination: Path) -> None:
+        """Flush, then move into place by renaming (atomic: readers never see half a file)."""
+        self._file.close()
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path, destination)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+class RoomFileStorage:
+    def __init__(self, data_dir: Path) -> None:
+        self.root = data_dir / "files"
+
+    def directory(self, org_id: int, room_id: str) -> Path:
+        if not _ROOM_ID.match(room_id):
+            raise ValueError(f"bad room id {room_id!r}")
+        return self.root / str(int(org_id)) / room_id
+
+    def new_upload(self, org_id: int, room_id: str) -> FileUpload:
+        return FileUpload(self.directory(org_id, room_id) / "tmp")
+
+    def path(self, org_id: int, room_id: str, file_id: int) -> Path:
+        return self.directory(org_id, room_id) / str(int(file_id))
+
+    def remove(self, org_id: int, room_id: str, file_id: int) -> None:
+        self.path(org_id, room_id, file_id).unlink(missing_ok=True)
+
+
+async def add_room_file(
+    db: AsyncSession,
+    *,
+    room_id: str,
+    org_id: int,
+    sender: str,
+    name: str,
+    size: int,
+    sha256: str,
+    content_type: str = OCTET_STREAM,
+) -> RoomFile:
+    row = RoomFile(
+        room_id=room_id,
+        org_id=org_id,
+        sender=sender,
+        name=sanitise_file_name(name),
+        size=size,
+        sha256=sha256,
+        content_type=clean_content_type(content_type),
+    )
+    db.add(row)
+    await db.flush()
+    return row
+
+
+async def room_files(db: AsyncSession, room_id: str) -> list[RoomFile]:
+    """A meeting's files, oldest first: what the meeting record lists."""
+    return list(await db.scalars(select(RoomFile).where(RoomFile.room_id == room_id).order_by(RoomFile.id)))
+
+
+async def room_file(db: AsyncSession, room_id: str, org_id: int, file_id: int) -> RoomFile | None:
+    return await db.scalar(
+        select(RoomFile).where(RoomFile.id == file_id, RoomFile.room_id == room_id, RoomFile.org_id == org_id)
+    )
+
+
+def file_json(row: RoomFile) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "size": row.size,
+        "sender": row.sender,
+        "sha256": row.sha256,
+        "content_type": row.content_type,
+        "url": f"/rooms/{row.room_id}/files/{row.id}",
+        "created_at": row.created_at.isoformat(),
+    }
