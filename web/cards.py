@@ -1,7 +1,571 @@
-"""名刺: the host's business card, edited in settings, shown to guests, saved as vCard."""
+"""名刺: the host's business card, edited in settings, shown to guests, saved as vCard.
+
+Every signed-in user edits its own card at ``/card``. The photo and up to 3 extra images are uploaded as the
+raw request body (as documents are), checked by their magic bytes and by opening them with Pillow, and
+re-encoded to a JPEG of at most 1024 px, which drops all metadata (EXIF, GPS, ICC profiles, comments). They
+live under ``DATA_DIR/cards/<user_id>/`` and are served to the card's owner, to users of the same org, and
+to the guest of a room of that host that has not ended; everyone else gets 404.
+
+In the call, the room's participants get the host's card as JSON (``/rooms/<id>/card``) and as a vCard 4.0
+(``/rooms/<id>/card.vcf``); the browser draws the card image itself, with the guest's own fonts.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import asyncio
+import base64
+import contextlib
+import io
+import json
+import os
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
-routes: list[BaseRoute] = []
+from PIL import Image, ImageOps
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from core.errors import N_, InvalidInput, NotAuthenticated, NotFound
+from signaling.models import RoomRow, RoomState
+from signaling.protocol import Role as RoomRole
+from signaling.rooms import token_hash
+from store.models import BusinessCard, User, utcnow
+from web.auth import load_user, signed_in
+from web.guests import guest_token
+from web.meetings import _participant
+from web.templating import render, translator
+
+IMAGE_MAX_BYTES = 5 * 1024 * 1024
+IMAGE_MAX_SIDE = 1024
+VCARD_PHOTO_SIDE = 400  # the vCard carries a smaller copy; address books show a thumbnail
+IMAGE_MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding
+SLOTS = ("photo", "1", "2", "3")
+IMAGE_HEADERS = {"Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff"}
+
+# Field -> (label msgid, longest value). Limits are the columns' (store.models.BusinessCard) or tighter.
+FIELDS: dict[str, tuple[str, int]] = {
+    "family_name": (N_("Family name"), 50),
+    "given_name": (N_("Given name"), 50),
+    "family_name_reading": (N_("Family name (reading)"), 50),
+    "given_name_reading": (N_("Given name (reading)"), 50),
+    "company": (N_("Company"), 100),
+    "title": (N_("Title"), 100),
+    "phone": (N_("Phone"), 30),
+    "email": (N_("Email"), 254),
+}
+PHONE_PATTERN = re.compile(r"^\+?[0-9()\-. ]{6,30}$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class ImageTooLarge(InvalidInput):
+    code = "image_too_large"
+    status = 413
+    message = N_("The image is too large. Images of up to {max_mb} MB can be uploaded.")
+
+
+class NotAnImage(InvalidInput):
+    code = "not_an_image"
+    status = 415
+    message = N_("This file is not a JPEG, PNG or WebP image.")
+
+
+class BrokenImage(InvalidInput):
+    code = "broken_image"
+    message = N_("This image could not be read. It may be damaged; please try another file.")
+
+
+class UploadSizeMissing(InvalidInput):
+    code = "length_required"
+    status = 411
+    message = N_("The upload must state its size (Content-Length).")
+
+
+class IncompleteImage(InvalidInput):
+    code = "incomplete_upload"
+    message = N_("The upload was incomplete. Please try again.")
+
+
+# --- the card as plain data --------------------------------------------------------------------------------
+
+
+@dataclass
+class CardData:
+    user_id: int
+    family_name: str = ""
+    given_name: str = ""
+    family_name_reading: str = ""
+    given_name_reading: str = ""
+    company: str = ""
+    title: str = ""
+    phone: str = ""
+    email: str = ""
+    photo: str = ""
+    images: tuple[str, str, str] = ("", "", "")
+
+    def file(self, slot: str) -> str:
+        return self.photo if slot == "photo" else self.images[int(slot) - 1]
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.family_name, self.given_name) if part)
+
+
+def _images(raw: str) -> tuple[str, str, str]:
+    try:
+        names = json.loads(raw or "[]")
+    except ValueError:
+        names = []
+    names = [str(n) if isinstance(n, str) else "" for n in names][:3] if isinstance(names, list) else []
+    names += [""] * (3 - len(names))
+    return names[0], names[1], names[2]
+
+
+def _card_data(card: BusinessCard) -> CardData:
+    return CardData(
+        user_id=card.user_id,
+        family_name=card.family_name,
+        given_name=card.given_name,
+        family_name_reading=card.family_name_reading,
+        given_name_reading=card.given_name_reading,
+        company=card.company,
+        title=card.title,
+        phone=card.phone,
+        email=card.email,
+        photo=card.photo,
+        images=_images(card.images),
+    )
+
+
+def _default_card(user: User) -> CardData:
+    """What a card says before its owner edits it: the account's name and the org's name."""
+    family, _sep, given = user.display_name.strip().partition(" ")
+    return CardData(
+        user_id=user.id, family_name=family, given_name=given.strip(), company=user.org.name, email=user.email
+    )
+
+
+async def load_card(db: AsyncSession, user: User) -> CardData:
+    card = await db.get(BusinessCard, user.id)
+    return _card_data(card) if card is not None else _default_card(user)
+
+
+async def _card_row(db: AsyncSession, user_id: int, org_id: int) -> BusinessCard:
+    card = await db.get(BusinessCard, user_id)
+    if card is None:
+        user = await db.get(User, user_id)
+        assert user is not None
+        await db.refresh(user, ["org"])
+        data = _default_card(user)
+        card = BusinessCard(
+            user_id=user_id,
+            org_id=org_id,
+            family_name=data.family_name,
+            given_name=data.given_name,
+            family_name_reading="",
+            given_name_reading="",
+            company=data.company,
+            title="",
+            phone="",
+            email=data.email,
+            photo="",
+            images="[]",
+        )
+        db.add(card)
+    return card
+
+
+def image_url(card: CardData, slot: str) -> str | None:
+    name = card.file(slot)
+    if not name:
+        return None
+    return f"/cards/{card.user_id}/{slot}.jpg?v={Path(name).stem}"  # a new upload is a new URL
+
+
+def card_json(card: CardData) -> dict[str, Any]:
+    return {
+        "family_name": card.family_name,
+        "given_name": card.given_name,
+        "family_name_reading": card.family_name_reading,
+        "given_name_reading": card.given_name_reading,
+        "full_name": card.full_name,
+        "company": card.company,
+        "title": card.title,
+        "phone": card.phone,
+        "email": card.email,
+        "photo": image_url(card, "photo"),
+        "images": [url for slot in SLOTS[1:] if (url := image_url(card, slot))],
+    }
+
+
+# --- storage -----------------------------------------------------------------------------------------------
+
+
+def card_dir(data_dir: Path, user_id: int) -> Path:
+    return data_dir / "cards" / str(int(user_id))
+
+
+def sniff(head: bytes) -> str | None:
+    """The image format by its magic bytes: JPEG, PNG or WebP; anything else is None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def reencode(data: bytes, max_side: int = IMAGE_MAX_SIDE) -> bytes:
+    """A clean JPEG of at most ``max_side`` px; raises NotAnImage / BrokenImage."""
+    kind = sniff(data[:16])
+    if kind is None:
+        raise NotAnImage()
+    try:
+        with Image.open(io.BytesIO(data), formats=[kind]) as image:
+            if image.width * image.height > IMAGE_MAX_PIXELS:
+                raise BrokenImage()
+            image.load()
+            upright = ImageOps.exif_transpose(image)  # phones store rotation in EXIF, which is dropped
+            if upright.mode in ("RGBA", "LA", "PA") or (
+                upright.mode == "P" and "transparency" in upright.info
+            ):
+                rgba = upright.convert("RGBA")
+                flat = Image.new("RGB", rgba.size, (255, 255, 255))
+                flat.paste(rgba, mask=rgba.getchannel("A"))
+                upright = flat
+            else:
+                upright = upright.convert("RGB")
+            upright.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            # Only the pixels go on: Pillow would carry a JPEG comment (and more) over from ``info``.
+            clean = Image.frombytes("RGB", upright.size, upright.tobytes())
+            out = io.BytesIO()
+            clean.save(out, "JPEG", quality=85, optimize=True)
+            return out.getvalue()
+    except (NotAnImage, BrokenImage):
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+        raise BrokenImage() from exc
+
+
+def _slot(value: str | None) -> str:
+    if value not in SLOTS:
+        raise NotFound()
+    return value
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.4g}"
+
+
+# --- settings page ----------------------------------------------------------------------------------------
+
+
+def _clean(value: object) -> str:
+    return _CONTROL.sub("", unicodedata.normalize("NFC", str(value or ""))).strip()
+
+
+def _form_of(card: CardData) -> dict[str, str]:
+    return {field: getattr(card, field) for field in FIELDS}
+
+
+def _settings_page(
+    request: Request, card: CardData, form: dict[str, str], status_code: int = 200, **context: Any
+) -> Response:
+    return render(
+        request,
+        "card_settings.html",
+        status_code=status_code,
+        form=form,
+        fields=FIELDS,
+        slots=[(slot, image_url(card, slot)) for slot in SLOTS],
+        user_id=card.user_id,
+        max_bytes=IMAGE_MAX_BYTES,
+        max_mb=_megabytes(IMAGE_MAX_BYTES),
+        **context,
+    )
+
+
+@signed_in()
+async def settings_page(request: Request) -> Response:
+    card = await load_card(request.state.db, request.state.user)
+    return _settings_page(request, card, _form_of(card))
+
+
+def validate(form: dict[str, str], _: Any) -> list[str]:
+    errors = []
+    for field, (label, limit) in FIELDS.items():
+        if len(form[field]) > limit:
+            errors.append(_("{field} must be at most {max} characters.", field=_(label), max=f"{limit:,}"))
+    if not form["family_name"] and not form["given_name"]:
+        errors.append(_("Please enter your name."))
+    if form["phone"] and not PHONE_PATTERN.match(unicodedata.normalize("NFKC", form["phone"])):
+        errors.append(_("Please enter the phone number with digits, for example 03-1234-5678."))
+    if form["email"] and not EMAIL_PATTERN.match(form["email"]):
+        errors.append(_("Please enter the email address in the form name@example.jp."))
+    return errors
+
+
+@signed_in()
+async def save_settings(request: Request) -> Response:
+    """Always the caller's own card: there is no user id to tamper with."""
+    raw = await request.form()
+    user: User = request.state.user
+    db: AsyncSession = request.state.db
+    _ = translator(request)
+    form = {field: _clean(raw.get(field)) for field in FIELDS}
+    errors = validate(form, _)
+    if errors:
+        return _settings_page(request, await load_card(db, user), form, status_code=400, errors=errors)
+    form["phone"] = unicodedata.normalize("NFKC", form["phone"])  # full-width digits from an IME
+    card = await _card_row(db, user.id, user.org_id)
+    for key, value in form.items():
+        setattr(card, key, value)
+    card.updated_at = utcnow()
+    return RedirectResponse("/card?saved=1", status_code=303)
+
+
+# --- images ------------------------------------------------------------------------------------------------
+
+
+async def _signed_in_ids(request: Request) -> tuple[int, int]:
+    async with request.app.state.sessions() as db:
+        user = await load_user(request, db)
+        if user is None:
+            raise NotAuthenticated()
+        return user.id, user.org_id
+
+
+async def upload_image(request: Request) -> Response:
+    """``POST /api/card/images?slot=photo|1|2|3`` with the image as the body; the card's JSON.
+
+    Like document uploads, not wrapped in ``signed_in``: no transaction is held while the body arrives. The
+    body is kept in memory (at most 5 MB) and only the re-encoded JPEG reaches the disk, written to a
+    temporary name and renamed, so a failure leaves no file behind.
+    """
+    user_id, org_id = await _signed_in_ids(request)
+    slot = request.query_params.get("slot")
+    if slot not in SLOTS:
+        raise InvalidInput()
+    too_large = ImageTooLarge(max_mb=_megabytes(IMAGE_MAX_BYTES))
+    declared_header = request.headers.get("content-length")
+    if declared_header is None:
+        raise UploadSizeMissing()
+    if not declared_header.isdigit():
+        raise InvalidInput()
+    declared = int(declared_header)
+    if declared > IMAGE_MAX_BYTES:
+        raise too_large  # before reading a byte
+    if declared == 0:
+        raise NotAnImage()
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            if len(body) + len(chunk) > declared:
+                raise too_large
+            body.extend(chunk)
+            if len(body) >= 16 and sniff(bytes(body[:16])) is None:
+                raise NotAnImage()  # no need to read the rest of a text file
+    except ClientDisconnect:
+        return Response(status_code=400)
+    if len(body) != declared:
+        raise IncompleteImage()
+    jpeg = await asyncio.to_thread(reencode, bytes(body))
+
+    folder = card_dir(request.app.state.settings.data_dir, user_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{slot}-{secrets.token_hex(8)}.jpg"
+    final = folder / name
+    temporary = folder / f".{name}.part"
+    old = ""
+    try:
+        temporary.write_bytes(jpeg)
+        os.replace(temporary, final)
+        async with request.app.state.sessions.begin() as db:
+            card = await _card_row(db, user_id, org_id)
+            if slot == "photo":
+                old, card.photo = card.photo, name
+            else:
+                images = list(_images(card.images))
+                old, images[int(slot) - 1] = images[int(slot) - 1], name
+                card.images = json.dumps(images)
+            card.updated_at = utcnow()
+            data = _card_data(card)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
+        raise
+    if old:
+        (folder / Path(old).name).unlink(missing_ok=True)
+    return JSONResponse(card_json(data), status_code=201)
+
+
+@signed_in()
+async def delete_image(request: Request) -> Response:
+    slot = _slot(request.path_params["slot"])
+    user: User = request.state.user
+    card = await request.state.db.get(BusinessCard, user.id)
+    old = ""
+    if card is not None:
+        if slot == "photo":
+            old, card.photo = card.photo, ""
+        else:
+            images = list(_images(card.images))
+            old, images[int(slot) - 1] = images[int(slot) - 1], ""
+            card.images = json.dumps(images)
+        card.updated_at = utcnow()
+        await request.state.db.flush()
+    if old:
+        (card_dir(request.app.state.settings.data_dir, user.id) / Path(old).name).unlink(missing_ok=True)
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse(card_json(await load_card(request.state.db, user)))
+    return RedirectResponse("/card", status_code=303)
+
+
+async def _guest_of_host(db: AsyncSession, request: Request, host_id: int) -> bool:
+    """This browser is the guest of a room of ``host_id`` that has not ended."""
+    token = guest_token(request)
+    if not token:
+        return False
+    room = await db.scalar(
+        select(RoomRow.id)
+        .where(
+            RoomRow.host_id == host_id,
+            RoomRow.guest_token_hash == token_hash(token),
+            RoomRow.state != RoomState.ENDED,
+        )
+        .limit(1)
+    )
+    return room is not None
+
+
+async def serve_image(request: Request) -> Response:
+    user_id = int(request.path_params["user_id"])
+    slot = _slot(request.path_params["slot"])
+    async with request.app.state.sessions() as db:
+        card = await db.get(BusinessCard, user_id)
+        if card is None:
+            raise NotFound()
+        viewer = await load_user(request, db)
+        allowed = viewer is not None and viewer.org_id == card.org_id
+        if not allowed:
+            allowed = await _guest_of_host(db, request, user_id)
+        name = _card_data(card).file(slot)
+    if not allowed or not name:
+        raise NotFound()
+    path = card_dir(request.app.state.settings.data_dir, user_id) / Path(name).name
+    if not path.is_file():
+        raise NotFound()
+    return FileResponse(path, media_type="image/jpeg", headers=IMAGE_HEADERS)
+
+
+# --- in the call -------------------------------------------------------------------------------------------
+
+
+async def _room_card(request: Request) -> CardData:
+    room, role, _connect_id = await _participant(request)
+    if role == RoomRole.GUEST and room.state == RoomState.ENDED:
+        raise NotFound()
+    async with request.app.state.sessions() as db:
+        host = await db.get(User, room.host_id)
+        if host is None:
+            raise NotFound()
+        await db.refresh(host, ["org"])
+        return await load_card(db, host)
+
+
+async def room_card(request: Request) -> Response:
+    return JSONResponse(card_json(await _room_card(request)), headers={"Cache-Control": "no-store"})
+
+
+def escape_text(value: str) -> str:
+    """A vCard text value (RFC 6350 §3.4): backslash, comma, semicolon and newline escaped."""
+    escaped = value.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;")
+    escaped = escaped.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
+    return _CONTROL.sub("", escaped)
+
+
+def _param(value: str) -> str:
+    # A quoted parameter value may not hold DQUOTE; its commas would split SORT-AS into components.
+    return _CONTROL.sub("", value).replace('"', "").replace(",", " ")
+
+
+def fold(line: str) -> str:
+    """Fold at 75 octets (RFC 6350 §3.2): CRLF plus one space, never inside a UTF-8 character."""
+    out: list[str] = []
+    current: list[str] = []
+    size = 0
+    limit = 75
+    for char in line:
+        width = len(char.encode("utf-8"))
+        if size + width > limit:
+            out.append("".join(current))
+            current, size, limit = [" "], 1, 75
+        current.append(char)
+        size += width
+    out.append("".join(current))
+    return "\r\n".join(out)
+
+
+def vcard(card: CardData, photo_jpeg: bytes | None = None) -> str:
+    lines = ["BEGIN:VCARD", "VERSION:4.0"]
+    readings = (card.family_name_reading, card.given_name_reading)
+    sort_as = f';SORT-AS="{_param(readings[0])},{_param(readings[1])}"' if any(readings) else ""
+    lines.append(f"N{sort_as}:{escape_text(card.family_name)};{escape_text(card.given_name)};;;")
+    lines.append(f"FN:{escape_text(card.full_name or card.company)}")
+    if card.family_name_reading:
+        lines.append(f"X-PHONETIC-LAST-NAME:{escape_text(card.family_name_reading)}")
+    if card.given_name_reading:
+        lines.append(f"X-PHONETIC-FIRST-NAME:{escape_text(card.given_name_reading)}")
+    if card.company:
+        lines.append(f"ORG:{escape_text(card.company)}")
+    if card.title:
+        lines.append(f"TITLE:{escape_text(card.title)}")
+    if card.phone:
+        lines.append(f"TEL;TYPE=work:{escape_text(card.phone)}")
+    if card.email:
+        lines.append(f"EMAIL;TYPE=work:{escape_text(card.email)}")
+    if photo_jpeg:
+        lines.append(f"PHOTO:data:image/jpeg;base64,{base64.b64encode(photo_jpeg).decode('ascii')}")
+    lines.append("END:VCARD")
+    return "".join(fold(line) + "\r\n" for line in lines)
+
+
+def _filename(card: CardData) -> str:
+    name = re.sub(r'[\\/:*?"<>|\x00-\x1f\x7f]', "", (card.family_name + card.given_name) or card.company)
+    return f"{name or 'card'}.vcf"
+
+
+async def room_vcard(request: Request) -> Response:
+    card = await _room_card(request)
+    photo = None
+    if card.photo:
+        path = card_dir(request.app.state.settings.data_dir, card.user_id) / Path(card.photo).name
+        with contextlib.suppress(OSError, InvalidInput):
+            photo = await asyncio.to_thread(reencode, path.read_bytes(), VCARD_PHOTO_SIDE)
+    filename = _filename(card)
+    disposition = f"attachment; filename=\"card.vcf\"; filename*=UTF-8''{quote(filename, safe='')}"
+    return Response(
+        vcard(card, photo).encode("utf-8"),
+        media_type="text/vcard; charset=utf-8",
+        headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
+    )
+
+
+routes: list[BaseRoute] = [
+    Route("/card", settings_page, methods=["GET"]),
+    Route("/card", save_settings, methods=["POST"]),
+    Route("/api/card/images", upload_image, methods=["POST"]),
+    Route("/api/card/images/{slot}/delete", delete_image, methods=["POST"]),
+    Route("/cards/{user_id:int}/{slot}.jpg", serve_image, methods=["GET"]),
+    Route("/rooms/{room_id}/card", room_card, methods=["GET"]),
+    Route("/rooms/{room_id}/card.vcf", room_vcard, methods=["GET"]),
+]
