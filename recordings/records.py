@@ -5,11 +5,11 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recordings.models import MeetingRecord, PageView
+from recordings.models import MeetingRecord, MemoUpdate, PageView
 
 CONNECT_ID_DIGITS = 7
 
@@ -77,3 +77,39 @@ def dwell_seconds(views: list[PageView]) -> dict[tuple[int, int], float]:
             key = (view.document_id, view.page)
             dwell[key] = dwell.get(key, 0.0) + (view.ended_at - view.started_at).total_seconds()
     return dwell
+
+
+# 共有メモ: the memo's durable log (one row per Yjs update, with its author and time) and its final text.
+
+
+async def add_memo_updates(db: AsyncSession, rows: list[tuple[str, bytes, str, datetime]]) -> None:
+    """Append ``(room_id, update, author, at)`` rows, in this order (ids keep the arrival order)."""
+    if rows:  # one executemany through Core: thousands of rows a second without ORM objects
+        await db.execute(
+            insert(MemoUpdate),
+            [
+                {"room_id": r, "update": data, "author": who, "created_at": when}
+                for r, data, who, when in rows
+            ],
+        )
+
+
+async def memo_updates(db: AsyncSession, room_id: str) -> list[MemoUpdate]:
+    result = await db.scalars(select(MemoUpdate).where(MemoUpdate.room_id == room_id).order_by(MemoUpdate.id))
+    return list(result)
+
+
+async def count_memo_updates(db: AsyncSession, room_id: str) -> int:
+    return int(await db.scalar(select(func.count()).where(MemoUpdate.room_id == room_id)) or 0)
+
+
+async def replace_memo_updates(
+    db: AsyncSession, room_id: str, up_to_id: int, merged: bytes, at: datetime
+) -> None:
+    """Compaction: the rows up to ``up_to_id`` become one merged row (author ``merged``, the last time)."""
+    await db.execute(delete(MemoUpdate).where(MemoUpdate.room_id == room_id, MemoUpdate.id <= up_to_id))
+    db.add(MemoUpdate(id=up_to_id, room_id=room_id, update=merged, author="merged", created_at=at))
+
+
+async def set_memo_text(db: AsyncSession, room_id: str, text: str) -> None:
+    await db.execute(update(MeetingRecord).where(MeetingRecord.room_id == room_id).values(memo=text))

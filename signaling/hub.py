@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import structlog
@@ -22,12 +23,15 @@ from pydantic import TypeAdapter
 
 from core.clock import Clock, wall_clock
 from signaling.broker import Broker, Subscription
+from signaling.memo import SharedMemo
 from signaling.models import RoomState
 from signaling.protocol import ClientMessage, CloseCode, DocumentInfo, FileInfo, Role
 from signaling.room import (
     DEFAULT_GRACE_SECONDS,
     Close,
     Effect,
+    MemoFinal,
+    MemoUpdated,
     PageShown,
     ResolveDocument,
     Room,
@@ -48,8 +52,35 @@ class RoomStore(Protocol):
 
     async def find_document(self, room_id: str, document_id: int) -> DocumentInfo | None: ...
 
+    async def load_memo(self, room_id: str) -> list[bytes]:
+        """The room's stored memo updates, oldest first."""
+        ...
 
+    async def memo_updated(self, updates: list[MemoRow]) -> None:
+        """Store memo updates (of any rooms), in this order, in one transaction."""
+        ...
+
+    async def compact_memo(self, room_id: str) -> None:
+        """Replace the room's memo update rows by one merged update."""
+        ...
+
+    async def memo_final(self, room_id: str, text: str) -> None:
+        """Keep the memo's final text in the meeting record."""
+        ...
+
+
+@dataclass(frozen=True)
+class MemoRow:
+    room_id: str
+    update: bytes
+    author: str
+    when: float
+
+
+Write = MemoRow | tuple[str, Callable[[], Awaitable[None]]]  # a memo row, or (room id, a page view to store)
 WELCOME_TIMEOUT = 5.0
+MEMO_BATCH_SECONDS = 0.05  # memo updates are written at most this much later, in one transaction
+MEMO_COMPACT_ROWS = 200  # more stored memo updates than this in a room: merge them into one
 _client_messages: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -117,10 +148,13 @@ class RoomHub:
         self.grace = grace
         self._homes: dict[str, asyncio.Task[None]] = {}
         self._rooms: dict[str, Room] = {}
-        # Page views are stored in order by one writer, off the path of the frames people wait for; a full
-        # queue makes rooms wait (backpressure) rather than grow memory.
-        self._page_views: asyncio.Queue[tuple[str, int | None, int, float]] = asyncio.Queue(maxsize=1000)
+        # Page views and memo updates are stored in order by one writer, off the path of the frames people
+        # wait for; a full queue makes rooms wait (backpressure) rather than grow memory.
+        # Memo updates that arrive together are written in one transaction.
+        self._page_views: asyncio.Queue[Write] = asyncio.Queue(maxsize=5000)
         self._writer: asyncio.Task[None] | None = None
+        self.memo_compact_rows = MEMO_COMPACT_ROWS
+        self._memo_rows: dict[str, int] = {}  # stored memo update rows per room, to know when to compact
 
     # Home side
 
@@ -131,7 +165,12 @@ class RoomHub:
         """Make this node the room's home. Idempotent; returns once the room listens for events."""
         if room_id in self._homes or state == RoomState.ENDED:
             return
-        room = Room(room_id, connect_id, state=state, grace=self.grace)
+        # The memo as stored so far (after a restart, everything typed before it).
+        updates = await self.store.load_memo(room_id)
+        if room_id in self._homes:
+            return
+        room = Room(room_id, connect_id, state=state, grace=self.grace, memo=SharedMemo(updates))
+        self._memo_rows[room_id] = len(updates)
         subscription = await self.broker.subscribe(_in(room_id))
         self._rooms[room_id] = room
         self._homes[room_id] = asyncio.create_task(self._run_home(room, subscription), name=f"room-{room_id}")
@@ -168,6 +207,7 @@ class RoomHub:
         finally:
             self._homes.pop(room.id, None)
             self._rooms.pop(room.id, None)
+            self._memo_rows.pop(room.id, None)
 
     def _handle(self, room: Room, event: dict[str, Any]) -> list[Effect]:
         now = self.clock()
@@ -175,7 +215,8 @@ class RoomHub:
         if kind == "tick":
             return room.tick(now)
         if kind == "file":
-            return room.file_shared(FileInfo.model_validate(event["file"]))
+            # JSON from the broker says "guest", not Role.GUEST: validate it as JSON data, not strictly.
+            return room.file_shared(FileInfo.model_validate(event["file"], strict=False))
         role, connection = Role(event["role"]), str(event["connection"])
         try:
             if kind == "connect":
@@ -205,25 +246,70 @@ class RoomHub:
                     await self.flush()  # in order after the views already queued
                     await self.store.page_shown(room.id, document_id, page, at)
                 case PageShown(document_id=document_id, page=page, at=at):
-                    if self._writer is None:
-                        self._writer = asyncio.create_task(self._write_page_views(), name="page-views")
-                    await self._page_views.put((room.id, document_id, page, at))
+                    view = partial(self.store.page_shown, room.id, document_id, page, at)
+                    await self._queue((room.id, view))
+                case MemoUpdated(update=update, author=author, at=at):
+                    await self._queue(MemoRow(room.id, update, author.value, at))
+                case MemoFinal(text=text):
+                    await self.flush()  # every update first
+                    await self.store.memo_final(room.id, text)
                 case ResolveDocument(document_id=document_id, connection=connection):
                     info = await self.store.find_document(room.id, document_id)
                     pending[:0] = room.document_found(info, connection, self.clock())
 
-    async def _write_page_views(self) -> None:
+    async def _queue(self, write: Write) -> None:
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_in_order(), name="room-writer")
+        await self._page_views.put(write)
+
+    async def _write_in_order(self) -> None:
         while True:
-            view = await self._page_views.get()
+            batch = [await self._page_views.get()]
+            if isinstance(batch[0], MemoRow):
+                # Keystrokes come many a second: gather them for a moment into one transaction.
+                await asyncio.sleep(MEMO_BATCH_SECONDS)
+            while len(batch) < 5000 and not self._page_views.empty():
+                batch.append(self._page_views.get_nowait())
             try:
-                await self.store.page_shown(*view)
-            except Exception:
-                log.exception("could not store a page view", room=view[0])
+                await self._write_batch(batch)
             finally:
-                self._page_views.task_done()
+                for _ in batch:
+                    self._page_views.task_done()
+
+    async def _write_batch(self, batch: list[Write]) -> None:
+        memo: list[MemoRow] = []
+        for write in [*batch, None]:
+            if isinstance(write, MemoRow):
+                memo.append(write)
+                continue
+            if memo:
+                await self._write_memo(memo)
+                memo = []
+            if write is not None:
+                room_id, call = write
+                try:
+                    await call()
+                except Exception:
+                    log.exception("could not store a page view", room=room_id)
+
+    async def _write_memo(self, rows: list[MemoRow]) -> None:
+        try:
+            await self.store.memo_updated(rows)
+        except Exception:
+            log.exception("could not store memo updates", rooms=sorted({row.room_id for row in rows}))
+            return
+        for room_id in {row.room_id for row in rows} & self._rooms.keys():
+            count = self._memo_rows.get(room_id, 0) + sum(1 for row in rows if row.room_id == room_id)
+            self._memo_rows[room_id] = count
+            if count > self.memo_compact_rows:
+                try:
+                    await self.store.compact_memo(room_id)
+                    self._memo_rows[room_id] = 1
+                except Exception:
+                    log.exception("could not compact a memo", room=room_id)
 
     async def flush(self) -> None:
-        """Wait until every page view so far is stored."""
+        """Wait until every page view and memo update so far is stored."""
         await self._page_views.join()
 
     # Connection side

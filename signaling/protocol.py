@@ -99,8 +99,30 @@ class GuestControl(_Message):
     allowed: bool
 
 
+class MemoSync(_Message):
+    """共有メモ: base64 of one y-protocols sync message (step 1, step 2 or update; see signaling/memo.py)."""
+
+    type: Literal["memo.sync"]
+    data: str
+
+
+class MemoAwareness(_Message):
+    """共有メモ: base64 of a y-protocols awareness update (this side's caret); relayed, not stored."""
+
+    type: Literal["memo.awareness"]
+    data: str
+
+
 ClientMessage = Annotated[
-    Ping | End | OpenDocument | TurnPage | ScrollDocument | CloseDocument | GuestControl,
+    Ping
+    | End
+    | OpenDocument
+    | TurnPage
+    | ScrollDocument
+    | CloseDocument
+    | GuestControl
+    | MemoSync
+    | MemoAwareness,
     Field(discriminator="type"),
 ]
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -200,6 +222,20 @@ class FileShared(_Message):
     file: FileInfo
 
 
+class MemoSyncOut(_Message):
+    """共有メモ: a sync message from the server (its step 1 / step 2, or the other side's update)."""
+
+    type: Literal["memo.sync"] = "memo.sync"
+    data: str
+
+
+class MemoAwarenessOut(_Message):
+    """共有メモ: the other side's awareness update (its caret), relayed as received."""
+
+    type: Literal["memo.awareness"] = "memo.awareness"
+    data: str
+
+
 class Pong(_Message):
     type: Literal["pong"] = "pong"
 
@@ -218,6 +254,8 @@ ServerMessage = (
     | DocumentState
     | DocumentScrolled
     | FileShared
+    | MemoSyncOut
+    | MemoAwarenessOut
     | Pong
     | ErrorFrame
 )

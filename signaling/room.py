@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.errors import N_
+from signaling.memo import UPDATE as MEMO_UPDATE
+from signaling.memo import BadMemoData, SharedMemo, decode, encode, sync_message
 from signaling.models import RoomState
 from signaling.protocol import (
     ClientMessage,
@@ -33,6 +35,10 @@ from signaling.protocol import (
     FileInfo,
     FileShared,
     GuestControl,
+    MemoAwareness,
+    MemoAwarenessOut,
+    MemoSync,
+    MemoSyncOut,
     OpenDocument,
     Peers,
     Ping,
@@ -96,11 +102,28 @@ class ResolveDocument:
     connection: str
 
 
-Effect = Send | Close | StateChanged | PageShown | ResolveDocument
+@dataclass(frozen=True)
+class MemoUpdated:
+    """共有メモ: ``author`` changed the memo with ``update`` (a Yjs update) at ``at``; store it, in order."""
+
+    update: bytes
+    author: Role
+    at: float
+
+
+@dataclass(frozen=True)
+class MemoFinal:
+    """The room ended: keep the memo's final plain text in the meeting record (商談記録)."""
+
+    text: str
+
+
+Effect = Send | Close | StateChanged | PageShown | ResolveDocument | MemoUpdated | MemoFinal
 
 NOT_ALLOWED = N_("Only the representative can do this.")
 NO_SUCH_DOCUMENT = N_("This document cannot be shown. It may still be processing or have been deleted.")
 NO_DOCUMENT_OPEN = N_("No document is open.")
+BAD_MEMO = N_("The message could not be understood.")  # the same words as any other bad frame
 
 
 @dataclass
@@ -141,6 +164,7 @@ class Room:
     grace: float = DEFAULT_GRACE_SECONDS
     seats: dict[Role, Seat] = field(default_factory=lambda: {Role.HOST: Seat(), Role.GUEST: Seat()})
     shared: SharedDocument = field(default_factory=SharedDocument)
+    memo: SharedMemo = field(default_factory=SharedMemo)
 
     # Inputs
 
@@ -203,6 +227,14 @@ class Room:
                 return self._turn(page, connection, now)
             case ScrollDocument(position=position, page=page):
                 return self._scroll(role, position, page, connection, now)
+            case MemoSync(data=data):
+                return self._memo_sync(role, data, connection, now)
+            case MemoAwareness(data=data):
+                try:
+                    decode(data)
+                except BadMemoData:
+                    return [self._bad(connection)]
+                return [Send(MemoAwarenessOut(data=data), exclude=connection)]
         raise AssertionError(f"unhandled message {message!r}")  # pragma: no cover - the union is exhaustive
 
     def file_shared(self, info: FileInfo) -> list[Effect]:
@@ -256,6 +288,25 @@ class Room:
         return role == Role.HOST or self.shared.guest_control
 
     @staticmethod
+    def _bad(connection: str) -> Send:
+        return Send(ErrorFrame(code="bad_message", message=BAD_MEMO), to=connection)
+
+    def _memo_sync(self, role: Role, data: str, connection: str, now: float) -> list[Effect]:
+        """Yjs does the merging: answer a step 1, apply a step 2 or update and pass it on to the others."""
+        try:
+            result = self.memo.receive(decode(data))
+        except BadMemoData:
+            return [self._bad(connection)]
+        effects: list[Effect] = [
+            Send(MemoSyncOut(data=encode(reply)), to=connection) for reply in result.reply
+        ]
+        if result.update is not None:
+            forward = encode(sync_message(MEMO_UPDATE, result.update))
+            effects.append(Send(MemoSyncOut(data=forward), exclude=connection))
+            effects.append(MemoUpdated(result.update, role, now))
+        return effects
+
+    @staticmethod
     def _error(connection: str, message: str) -> Send:
         # ``message`` is a message id; the participant's connection translates it.
         return Send(ErrorFrame(code="not_allowed", message=message), to=connection)
@@ -294,6 +345,7 @@ class Room:
     def _end(self, by: str, now: float) -> list[Effect]:
         self.state = RoomState.ENDED
         effects: list[Effect] = [
+            MemoFinal(self.memo.text()),
             StateChanged(RoomState.ENDED),
             Send(Ended(by="host" if by == "host" else "timeout")),
         ]

@@ -10,15 +10,29 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import NotFound
 from recordings.models import MeetingRecord
-from recordings.records import end_record, record_for_room, record_page_shown, start_record
+from recordings.records import (
+    add_memo_updates,
+    end_record,
+    memo_updates,
+    record_for_room,
+    record_page_shown,
+    replace_memo_updates,
+    set_memo_text,
+    start_record,
+)
+from signaling import memo
 from signaling.models import JoinedVia, RoomRow, RoomState
 from signaling.protocol import DocumentInfo
+
+if TYPE_CHECKING:
+    from signaling.hub import MemoRow
 
 FindDocument = Callable[[AsyncSession, RoomRow, int], Awaitable[DocumentInfo | None]]
 
@@ -115,6 +129,11 @@ async def connect_id(db: AsyncSession, room_id: str) -> str:
     return record.connect_id if record else ""
 
 
+async def memo_text(db: AsyncSession, room_id: str) -> str:
+    """The memo's text rebuilt from its stored updates."""
+    return memo.text_of([row.update for row in await memo_updates(db, room_id)])
+
+
 class DatabaseRoomStore:
     """The home node's :class:`~signaling.hub.RoomStore`: room states and page views in the database.
 
@@ -137,3 +156,23 @@ class DatabaseRoomStore:
         async with self.sessions() as db:
             room = await db.get(RoomRow, room_id)
             return None if room is None else await self.find(db, room, document_id)
+
+    async def load_memo(self, room_id: str) -> list[bytes]:
+        async with self.sessions() as db:
+            return [row.update for row in await memo_updates(db, room_id)]
+
+    async def memo_updated(self, updates: list[MemoRow]) -> None:
+        async with self.sessions.begin() as db:
+            await add_memo_updates(db, [(u.room_id, u.update, u.author, at(u.when)) for u in updates])
+
+    async def compact_memo(self, room_id: str) -> None:
+        async with self.sessions.begin() as db:
+            rows = await memo_updates(db, room_id)
+            if len(rows) > 1:
+                merged = memo.merged([row.update for row in rows])
+                last = rows[-1]
+                await replace_memo_updates(db, room_id, last.id, merged, as_utc(last.created_at))
+
+    async def memo_final(self, room_id: str, text: str) -> None:
+        async with self.sessions.begin() as db:
+            await set_memo_text(db, room_id, text)

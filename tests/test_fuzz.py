@@ -91,6 +91,8 @@ FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
     "doc.scroll": {"position": _fraction, "page": _positive},
     "doc.close": {},
     "doc.guest_control": {"allowed": lambda value: isinstance(value, bool)},
+    "memo.sync": {"data": lambda value: isinstance(value, str)},  # base64 is checked by the room
+    "memo.awareness": {"data": lambda value: isinstance(value, str)},
 }
 REAL_TYPES = list(FIELDS)
 FAKE_TYPES = ["pong", "welcome", "error", "presence", "ended", "PING", "Ping", " ping", "end ", "end\x00", ""]

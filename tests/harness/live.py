@@ -20,10 +20,10 @@ T = TypeVar("T")
 
 
 class LiveServer:
-    def __init__(self, app: Starlette, host: str = "127.0.0.1") -> None:
+    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.app = app
         self.host = host
-        self.port = free_port()
+        self.port = port or free_port()  # a given port: a restarted server where the pages expect it
         self.server = uvicorn.Server(
             uvicorn.Config(app, host=host, port=self.port, log_config=None, access_log=False, lifespan="on")
         )
@@ -49,4 +49,5 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
-        self.loop.close()
+        if not self.thread.is_alive():  # a server still draining a backlog keeps its (daemon) thread
+            self.loop.close()

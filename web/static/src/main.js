@@ -1,5 +1,6 @@
 // Entry point: each page names itself in <body data-page> and gets its own start function.
 import { startCallPage } from "./call.js";
+import { startCardSettingsPage } from "./card.js";
 import { startDocumentsPage } from "./documents.js";
 import { startGuestPage } from "./guest.js";
 import { startHostPage } from "./host.js";
@@ -12,6 +13,7 @@ const pages = {
   host: startHostPage,
   call: startCallPage,
   documents: startDocumentsPage,
+  "card-settings": startCardSettingsPage,
 };
 
 const start = pages[document.body.dataset.page];

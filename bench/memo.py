@@ -1,0 +1,330 @@
+"""共有メモ latency: a keystroke on one side until the other side has the Yjs update, with many rooms.
+
+500 rooms × 2 participants on one node (the app on uvicorn in this process, as ``tsunagu serve`` would run
+it); every participant types 5 characters a second for a bounded time, each keystroke a real Yjs update made
+with pycrdt and sent as ``memo.sync``; the time until the peer's socket receives the forwarded update is
+taken (p50/p99). The baseline, in the same run, is the same number of sockets sending the same frames at the
+same rate to a bare Starlette echo endpoint (one round trip, no validation, broker, state machine, Yjs or
+storage). The clients run in a child process, so they do not compete with the server for this process's GIL.
+
+Rooms are created directly in the database (500 rooms through the HTTP flow would need 500 connect numbers,
+which are rate-limited per client address); the first room is made through HTTP so that the host's session
+and the guest's token are real, and the others reuse that guest's token hash. The server opens each room
+when its first participant connects, as after a restart.
+
+Target: ``memo_latency_p99_ms`` < 50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import random
+import secrets
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pycrdt import Doc, Text
+from sqlalchemy import update
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.asyncio.client import ClientConnection, connect
+
+from signaling.memo import STEP1, UPDATE, decode, encode, parse_sync_message, sync_message
+from signaling.models import JoinedVia, RoomRow
+from signaling.protocol import SUBPROTOCOL
+from signaling.rooms import create_room
+from store.migrate import upgrade
+from store.models import Role
+from tests.harness.live import LiveServer
+from tests.helpers import seed_org
+from tests.joining import Browser
+from web.app import create_app
+from web.logs import configure_logging
+from web.settings import Settings
+
+
+def percentile_ms(samples: list[float], q: int) -> float:
+    if len(samples) < 2:
+        return float("nan")
+    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] * 1000
+
+
+async def _echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    try:
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+    except WebSocketDisconnect:
+        return
+
+
+# The clients (child process)
+
+
+class Typist:
+    """One participant: a pycrdt doc, typing at ``rate`` per second, timing the peer's updates."""
+
+    def __init__(self) -> None:
+        self.doc: Doc[Any] = Doc()
+        self.doc["memo"] = self.text = Text()
+        self.sent: list[float] = []
+        self.peer: Typist | None = None
+        self.received = 0
+        self.samples: list[float] = []
+
+    def keystroke(self) -> str:
+        before = self.doc.get_state()
+        self.text.insert(len(str(self.text).encode()), random.choice("あいうえおabc"))
+        self.sent.append(time.perf_counter())
+        return json.dumps(
+            {"type": "memo.sync", "data": encode(sync_message(UPDATE, self.doc.get_update(before)))}
+        )
+
+    def receive(self, frame: dict[str, Any], now: float) -> None:
+        if frame.get("type") != "memo.sync":
+            return
+        kind, payload = parse_sync_message(decode(frame["data"]))
+        if kind == STEP1:
+            return
+        self.doc.apply_update(payload)
+        if kind == UPDATE and self.peer is not None:
+            if self.received < len(self.peer.sent):
+                self.samples.append(now - self.peer.sent[self.received])
+            self.received += 1
+
+
+async def _read(ws: ClientConnection, typist: Typist) -> None:
+    async for message in ws:
+        typist.receive(json.loads(message), time.perf_counter())
+
+
+async def _type(ws: ClientConnection, typist: Typist, rate: float, seconds: float) -> None:
+    await asyncio.sleep(random.random() / rate)
+    started = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        await ws.send(typist.keystroke())
+
+
+async def _memo_clients(
+    base: str, rooms: list[str], cookies: dict[str, str], rate: float, seconds: float
+) -> list[float]:
+    async def join(room_id: str, role: str, typist: Typist) -> ClientConnection:
+        ws = await connect(
+            f"{base}/ws/rooms/{room_id}",
+            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            additional_headers={"Cookie": cookies[role]},
+            origin=base.replace("ws", "http", 1),  # type: ignore[arg-type]
+            open_timeout=60,
+            max_size=2**20,
+            compression=None,  # browsers negotiate permessage-deflate; here it would only cost both sides CPU
+        )
+        for _ in range(20):  # up to the welcome
+            if json.loads(await ws.recv())["type"] == "welcome":
+                break
+        await ws.send(
+            json.dumps({"type": "memo.sync", "data": encode(sync_message(STEP1, typist.doc.get_state()))})
+        )
+        return ws
+
+    pairs = []
+    semaphore = asyncio.Semaphore(50)
+
+    async def pair(room_id: str) -> tuple[Typist, Typist, ClientConnection, ClientConnection]:
+        async with semaphore:
+            host, guest = Typist(), Typist()
+            host.peer, guest.peer = guest, host
+            return host, guest, await join(room_id, "host", host), await join(room_id, "guest", guest)
+
+    pairs = await asyncio.gather(*(pair(room_id) for room_id in rooms))
+    readers = [asyncio.create_task(_read(ws, t)) for h, g, hw, gw in pairs for t, ws in ((h, hw), (g, gw))]
+    await asyncio.sleep(0.5)
+    await asyncio.gather(
+        *(_type(ws, t, rate, seconds) for h, g, hw, gw in pairs for t, ws in ((h, hw), (g, gw)))
+    )
+    await asyncio.sleep(1.0)  # the last updates arrive
+    for task in readers:
+        task.cancel()
+    await asyncio.gather(*(ws.close() for _h, _g, hw, gw in pairs for ws in (hw, gw)), return_exceptions=True)
+    return [s for h, g, _hw, _gw in pairs for s in h.samples + g.samples]
+
+
+async def _echo_clients(url: str, sockets: int, rate: float, seconds: float) -> list[float]:
+    samples: list[float] = []
+    frame = json.dumps({"type": "memo.sync", "data": encode(b"\x02" + bytes(40))})
+
+    semaphore = asyncio.Semaphore(50)
+
+    async def one() -> None:
+        async with semaphore:
+            ws = await connect(url, open_timeout=60, compression=None)
+        async with ws:
+            sent: list[float] = []
+
+            async def read() -> None:
+                async for _ in ws:
+                    samples.append(time.perf_counter() - sent[len(samples_of)])
+                    samples_of.append(1)
+
+            samples_of: list[int] = []
+            reader = asyncio.create_task(read())
+            await asyncio.sleep(random.random() / rate)
+            started = time.perf_counter()
+            for i in range(int(rate * seconds)):
+                await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+                sent.append(time.perf_counter())
+                await ws.send(frame)
+            await asyncio.sleep(1.0)
+            reader.cancel()
+
+    await asyncio.gather(*(one() for _ in range(sockets)))
+    return samples
+
+
+def _client_process(job: dict[str, Any], out: Any) -> None:
+    if job["kind"] == "echo":
+        result = asyncio.run(_echo_clients(job["url"], job["sockets"], job["rate"], job["seconds"]))
+    else:
+        result = asyncio.run(
+            _memo_clients(job["url"], job["rooms"], job["cookies"], job["rate"], job["seconds"])
+        )
+    out.send(result)
+
+
+def _in_child(job: dict[str, Any], timeout: float) -> list[float]:
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    process = multiprocessing.get_context("spawn").Process(target=_client_process, args=(job, sending))
+    process.start()
+    try:
+        if not receiving.poll(timeout):
+            raise TimeoutError(f"{job['kind']} clients did not finish in {timeout} s")
+        return list(receiving.recv())
+    finally:
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+
+
+# The server side (this process)
+
+
+def _cookie(browser: Browser) -> str:
+    return "; ".join(f"{name}={value}" for name, value in browser.http.cookies.items())
+
+
+async def _make_rooms(server: LiveServer, count: int) -> tuple[list[str], dict[str, str]]:
+    seeded = server.call(seed_org(server.app, "bench", {"host@bench.example": Role.HOST}))
+    host, guest = Browser(server.url), Browser(server.url)
+    await host.sign_in("host@bench.example")
+    await guest.open("/")
+    number = (await guest.post_json("/api/numbers")).json()["number"]
+    first = (await host.post_json("/api/rooms", {"number": number})).json()["room_id"]
+    cookies = {"host": _cookie(host), "guest": _cookie(guest)}
+    await host.aclose()
+    await guest.aclose()
+
+    async def insert() -> list[str]:
+        async with server.app.state.sessions.begin() as db:
+            room = await db.get(RoomRow, first)
+            assert room is not None
+            ids = []
+            for _ in range(count - 1):
+                made, _record = await create_room(
+                    db,
+                    org_id=seeded.org_id,
+                    host_id=seeded.users["host@bench.example"],
+                    via=JoinedVia.NUMBER,
+                    guest_token="unused",
+                    camera=False,
+                    recording=False,
+                    home_node=server.app.state.settings.node_id,
+                    now=time.time(),
+                )
+                ids.append(made.id)
+            await db.execute(
+                update(RoomRow).where(RoomRow.id.in_(ids)).values(guest_token_hash=room.guest_token_hash)
+            )
+            return ids
+
+    return [first, *server.call(insert(), timeout=120)], cookies
+
+
+async def memo_bench(rooms: int, rate: float, seconds: float) -> dict[str, float]:
+    configure_logging("console", "warning")
+    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
+        root = Path(tmp)
+        settings = Settings(
+            data_dir=root, database_url=f"sqlite:///{root / 'bench.db'}", secret_key=secrets.token_hex(32)
+        )
+        await asyncio.to_thread(upgrade, settings.database_url)
+        app_server = LiveServer(create_app(settings))
+        echo_server = LiveServer(Starlette(routes=[WebSocketRoute("/echo", _echo)]))
+        app_server.start()
+        echo_server.start()
+        try:
+            setup_started = time.perf_counter()
+            room_ids, cookies = await _make_rooms(app_server, rooms)
+            setup = time.perf_counter() - setup_started
+            echo = await asyncio.to_thread(
+                _in_child,
+                {
+                    "kind": "echo",
+                    "url": echo_server.url.replace("http", "ws") + "/echo",
+                    "sockets": 2 * rooms,
+                    "rate": rate,
+                    "seconds": seconds,
+                },
+                seconds + 60,
+            )
+            memo = await asyncio.to_thread(
+                _in_child,
+                {
+                    "kind": "memo",
+                    "url": app_server.url.replace("http", "ws"),
+                    "rooms": room_ids,
+                    "cookies": cookies,
+                    "rate": rate,
+                    "seconds": seconds,
+                },
+                seconds + 90,
+            )
+        finally:
+            echo_server.stop()
+            app_server.stop()
+    expected = 2 * rooms * int(rate * seconds)
+    return {
+        "rooms": rooms,
+        "setup_s": setup,
+        "memo_updates_measured": len(memo),
+        "memo_updates_expected": expected,
+        "memo_latency_p50_ms": percentile_ms(memo, 50),
+        "echo_latency_p50_ms": percentile_ms(echo, 50),
+        "echo_latency_p99_ms": percentile_ms(echo, 99),
+        "memo_latency_p99_ms": percentile_ms(memo, 99),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rooms", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=5.0, help="keystrokes per second per participant")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long everybody types")
+    args = parser.parse_args(argv)
+    figures = asyncio.run(memo_bench(args.rooms, args.rate, args.seconds))
+    for name, value in figures.items():
+        print(f"{name}: {value:.2f}" if isinstance(value, float) else f"{name}: {value}")
+    met = figures["memo_latency_p99_ms"] < 50
+    print(f"targets_met: {'yes' if met else 'no'}")
+    print(f"memo_to_echo_p99_ratio: {figures['memo_latency_p99_ms'] / figures['echo_latency_p99_ms']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

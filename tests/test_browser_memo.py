@@ -1,0 +1,109 @@
+"""共有メモ in real Chromium: host and guest type at once, a template inserts for both, the server restarts
+mid-call and the memo survives, and the guest downloads it (メモを渡す)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.clock import ManualClock
+from store.models import MemoTemplate
+from tests.calls import PHONE, issue_number, signed_in_host, type_number
+from tests.harness.live import LiveServer
+from web.app import create_app
+from web.settings import Settings
+
+pytestmark = pytest.mark.browser
+
+
+def same_memo(host: Any, guest: Any, within: float = 15.0) -> str:
+    """Wait (bounded) until both memos show the same text; returns it."""
+    deadline = time.monotonic() + within
+    while True:
+        mine, theirs = host.locator("#memo-text").input_value(), guest.locator("#memo-text").input_value()
+        if mine == theirs:
+            return str(mine)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"memos differ: {mine!r} != {theirs!r}")
+        host.wait_for_timeout(100)
+
+
+def add_template(server: LiveServer, title: str, body: str) -> None:
+    async def insert() -> None:
+        async with server.app.state.sessions.begin() as db:
+            from sqlalchemy import select
+
+            from store.models import User
+
+            host = await db.scalar(select(User).where(User.email == "host@acme.example"))
+            assert host is not None
+            db.add(MemoTemplate(org_id=host.org_id, owner_id=host.id, title=title, body=body))
+
+    server.call(insert())
+
+
+def test_both_type_at_once_template_restart_and_download(
+    server: LiveServer,
+    new_context: Callable[..., Any],
+    settings: Settings,
+    clock: ManualClock,
+    tmp_path: Path,
+) -> None:
+    add_template(server, "ヒアリング", "■ご要望\n■ご予算")
+    guest = new_context(device=PHONE, accept_downloads=True).new_page()
+    guest.goto(f"{server.url}/")
+    host = signed_in_host(new_context, server)
+    type_number(host, issue_number(guest))
+    host.wait_for_url(re.compile(r"/rooms/[0-9a-f]{32}$"))
+    guest.wait_for_url(host.url)
+    host.get_by_text("お客さまが接続しています。").wait_for()
+    guest.get_by_text("担当者と接続しています。").wait_for()
+
+    host_area, guest_area = host.locator("#memo-text"), guest.locator("#memo-text")
+    host_area.click()
+    guest_area.click()
+    for i in range(4):  # neither waits for the other: the edits cross on the wire
+        host_area.press_sequentially(f"ab{i}", delay=15)
+        guest_area.press_sequentially(f"xy{i}", delay=15)
+    text = same_memo(host, guest)
+    for i in range(4):
+        for piece in ("a", "b", f"{i}", "x", "y"):
+            assert piece in text
+    assert sorted(text) == sorted("".join(f"ab{i}xy{i}" for i in range(4)))
+    host.locator("#memo-peer").filter(has_text="お客さま").wait_for()  # the guest's caret, named
+
+    host.locator("#memo-template").select_option(label="ヒアリング")
+    text = same_memo(host, guest)
+    assert "■ご要望\n■ご予算" in text
+
+    # The server restarts mid-call on the same port and database; the pages come back by themselves.
+    port = server.port
+    server.stop()
+    restarted = LiveServer(create_app(settings, clock=clock), port=port)
+    restarted.start()
+    try:
+        guest.get_by_text("担当者と接続しています。").wait_for(timeout=20_000)
+        host.get_by_text("お客さまが接続しています。").wait_for(timeout=20_000)
+        assert same_memo(host, guest) == text
+        guest_area.click()
+        guest_area.press("End")
+        guest.keyboard.press("Control+End")
+        guest_area.press_sequentially("再開", delay=15)
+        after = same_memo(host, guest)
+        assert after.startswith(text) or ("再開" in after and len(after) == len(text) + 2)
+
+        with guest.expect_download() as download_info:
+            guest.locator("#memo-download").click()
+        download = download_info.value
+        data = Path(download.path()).read_bytes()
+        assert data.startswith(b"\xef\xbb\xbf")
+        decoded = data[3:].decode("utf-8")
+        assert decoded == after.replace("\n", "\r\n")
+        assert download.suggested_filename.endswith(".txt")
+    finally:
+        restarted.stop()
