@@ -40,7 +40,7 @@ from signaling.rooms import token_hash
 from store.models import BusinessCard, User, utcnow
 from web.auth import load_user, signed_in
 from web.guests import guest_token
-from web.meetings import _participant
+from web.meetings import participant
 from web.templating import render, translator
 
 IMAGE_MAX_BYTES = 5 * 1024 * 1024
@@ -471,7 +471,7 @@ async def serve_image(request: Request) -> Response:
 
 
 async def _room_card(request: Request) -> CardData:
-    room, role, _connect_id = await _participant(request)
+    room, role, _connect_id = await participant(request)
     if role == RoomRole.GUEST and room.state == RoomState.ENDED:
         raise NotFound()
     async with request.app.state.sessions() as db:

@@ -31,7 +31,7 @@ from recordings.files import (
 from signaling.models import RoomRow, RoomState
 from signaling.protocol import FileInfo, Role
 from store.models import Org
-from web.meetings import _participant
+from web.meetings import participant
 
 log = structlog.get_logger("tsunagu.files")
 DOWNLOAD_CHUNK = 512 * 1024  # Starlette's 64 KiB costs a thread hop per 64 KiB: 800 for a 50 MB file
@@ -101,7 +101,7 @@ async def send_file(request: Request) -> Response:
     No transaction is held while the body streams in (a 50 MB send over a phone line takes minutes).
     """
     state = request.app.state
-    room, role, _connect_id = await _participant(request)  # NotFound for anyone else
+    room, role, _connect_id = await participant(request)  # NotFound for anyone else
     if room.state == RoomState.ENDED:
         raise RoomEnded()
     if not await _may_send(request, room, role):
@@ -166,7 +166,7 @@ async def send_file(request: Request) -> Response:
 
 async def list_files(request: Request) -> Response:
     """``GET /api/rooms/{room_id}/files``: the room's files, and whether this participant may send."""
-    room, role, _connect_id = await _participant(request)
+    room, role, _connect_id = await participant(request)
     async with request.app.state.sessions() as db:
         rows = await room_files(db, room.id)
     settings = request.app.state.settings
@@ -189,7 +189,7 @@ def content_disposition(name: str) -> str:
 
 async def download_file(request: Request) -> Response:
     """``GET /rooms/{room_id}/files/{file_id}``: the file, as an attachment, to the room's participants."""
-    room, _role, _connect_id = await _participant(request)
+    room, _role, _connect_id = await participant(request)
     async with request.app.state.sessions() as db:
         row = await room_file(db, room.id, room.org_id, int(request.path_params["file_id"]))
     if row is None:

@@ -209,7 +209,7 @@ async def find_document(db: AsyncSession, room: RoomRow, document_id: int) -> Do
     return DocumentInfo(id=document.id, name=document.name, kind=document.kind.value, pages=document.pages)
 
 
-async def _participant(request: Request | WebSocket) -> tuple[RoomRow, Role, str]:
+async def participant(request: Request | WebSocket) -> tuple[RoomRow, Role, str]:
     """The room and this visitor's role in it; NotFound for anyone else (never reveal that it exists)."""
     room_id = request.path_params["room_id"]
     async with request.app.state.sessions() as db:
@@ -223,7 +223,7 @@ async def _participant(request: Request | WebSocket) -> tuple[RoomRow, Role, str
 
 
 async def call_page(request: Request) -> Response:
-    room, role, connect_id = await _participant(request)
+    room, role, connect_id = await participant(request)
     async with request.app.state.sessions() as db:
         # The guest sees whom it is connected to, so a mistyped number is noticed at once.
         host = await db.scalar(select(User).options(selectinload(User.org)).where(User.id == room.host_id))
@@ -264,7 +264,7 @@ async def room_channel(websocket: WebSocket) -> None:
         return
     await websocket.accept(subprotocol=SUBPROTOCOL)
     try:
-        room, role, connect_id = await _participant(websocket)
+        room, role, connect_id = await participant(websocket)
     except NotFound:
         await websocket.close(int(CloseCode.ROOM_NOT_FOUND))
         return
@@ -276,10 +276,10 @@ async def room_channel(websocket: WebSocket) -> None:
         # This node was restarted: bring the room back (presence starts afresh).
         await state.hub.open(room.id, connect_id or await _connect_id(websocket, room.id), room.state)
     _ = translator(websocket)
-    async with state.hub.participate(room.id, role) as participant:
+    async with state.hub.participate(room.id, role) as member:
         async with asyncio.TaskGroup() as group:
-            writer = group.create_task(_write(websocket, participant, _))
-            reader = group.create_task(_read(websocket, participant, _))
+            writer = group.create_task(_write(websocket, member, _))
+            reader = group.create_task(_read(websocket, member, _))
             done, _pending = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
             for task in (writer, reader):
                 task.cancel()

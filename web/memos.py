@@ -19,7 +19,7 @@ from core.errors import N_, Conflict, InvalidInput, NotFound
 from signaling import rooms
 from store.models import MemoTemplate, Role, User
 from web.auth import signed_in
-from web.meetings import _participant
+from web.meetings import participant
 from web.templating import render, translator
 
 PERSONAL_LIMIT = 10
@@ -167,7 +167,7 @@ def memo_file(text: str) -> bytes:
 
 async def memo_download(request: Request) -> Response:
     """メモを渡す: the memo as a file, for the room's two participants only (anyone else: 404)."""
-    room, _role, connect_id = await _participant(request)
+    room, _role, connect_id = await participant(request)
     live = request.app.state.hub.room(room.id)
     if live is not None:
         text = live.memo.text()
