@@ -16,11 +16,10 @@ database.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from core.uploads import Upload
 
 DISPLAY_WIDTH = 1280  # px: the page as shown in a meeting
 THUMB_WIDTH = 240  # px: the library's thumbnails
@@ -28,33 +27,6 @@ ORIGINAL = "original.pdf"
 SOURCE = "source"  # + the office file's extension, e.g. source.pptx
 PAGES = "pages"
 THUMBS = "thumbs"
-
-
-class Upload:
-    """A file being received into ``tmp/``: ``write`` chunks, then ``keep`` it somewhere or ``discard`` it."""
-
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=directory)
-        self.path = Path(name)
-        self.size = 0
-        self._file = os.fdopen(fd, "wb")
-
-    def write(self, chunk: bytes) -> None:
-        # Chunks are at most tens of KB and land in the page cache; not worth a thread hop each.
-        self._file.write(chunk)
-        self.size += len(chunk)
-
-    def keep(self, destination: Path) -> None:
-        """Flush, then move into place by renaming (atomic: readers never see half a file)."""
-        self._file.close()
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.path, destination)
-
-    def discard(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
-        self.path.unlink(missing_ok=True)
 
 
 class DocumentStorage:

@@ -12,11 +12,7 @@ A failed, oversized or interrupted send removes its temporary file and leaves no
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
 import re
-import tempfile
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -24,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.uploads import Upload
 from recordings.models import RoomFile
 
 NAME_MAX = 255  # RoomFile.name is String(255)
@@ -50,38 +47,6 @@ def clean_content_type(raw: str | None) -> str:
     return value if _CONTENT_TYPE.match(value) and len(value) <= 255 else OCTET_STREAM
 
 
-class FileUpload:
-    """A file being received: ``write`` chunks (hashed on the way), then ``keep`` it or ``discard`` it."""
-
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="send-", suffix=".part", dir=directory)
-        self.path = Path(name)
-        self.size = 0
-        self._hash = hashlib.sha256()
-        self._file = os.fdopen(fd, "wb")
-
-    def write(self, chunk: bytes) -> None:
-        self._file.write(chunk)
-        self._hash.update(chunk)
-        self.size += len(chunk)
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
-
-    def keep(self, destination: Path) -> None:
-        """Flush, then move into place by renaming (atomic: readers never see half a file)."""
-        self._file.close()
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.path, destination)
-
-    def discard(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
-        self.path.unlink(missing_ok=True)
-
-
 class RoomFileStorage:
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir / "files"
@@ -91,8 +56,8 @@ class RoomFileStorage:
             raise ValueError(f"bad room id {room_id!r}")
         return self.root / str(int(org_id)) / room_id
 
-    def new_upload(self, org_id: int, room_id: str) -> FileUpload:
-        return FileUpload(self.directory(org_id, room_id) / "tmp")
+    def new_upload(self, org_id: int, room_id: str) -> Upload:
+        return Upload(self.directory(org_id, room_id) / "tmp", prefix="send-")
 
     def path(self, org_id: int, room_id: str, file_id: int) -> Path:
         return self.directory(org_id, room_id) / str(int(file_id))

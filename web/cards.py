@@ -42,6 +42,7 @@ from web.auth import load_user, signed_in
 from web.guests import guest_token
 from web.meetings import participant
 from web.templating import render, translator
+from web.uploads import IncompleteUpload, declared_size
 
 IMAGE_MAX_BYTES = 5 * 1024 * 1024
 IMAGE_MAX_SIDE = 1024
@@ -81,17 +82,6 @@ class NotAnImage(InvalidInput):
 class BrokenImage(InvalidInput):
     code = "broken_image"
     message = N_("This image could not be read. It may be damaged; please try another file.")
-
-
-class UploadSizeMissing(InvalidInput):
-    code = "length_required"
-    status = 411
-    message = N_("The upload must state its size (Content-Length).")
-
-
-class IncompleteImage(InvalidInput):
-    code = "incomplete_upload"
-    message = N_("The upload was incomplete. Please try again.")
 
 
 # --- the card as plain data --------------------------------------------------------------------------------
@@ -356,16 +346,7 @@ async def upload_image(request: Request) -> Response:
     if slot not in SLOTS:
         raise InvalidInput()
     too_large = ImageTooLarge(max_mb=_megabytes(IMAGE_MAX_BYTES))
-    declared_header = request.headers.get("content-length")
-    if declared_header is None:
-        raise UploadSizeMissing()
-    if not declared_header.isdigit():
-        raise InvalidInput()
-    declared = int(declared_header)
-    if declared > IMAGE_MAX_BYTES:
-        raise too_large  # before reading a byte
-    if declared == 0:
-        raise NotAnImage()
+    declared = declared_size(request, IMAGE_MAX_BYTES, too_large, NotAnImage())
     body = bytearray()
     try:
         async for chunk in request.stream():
@@ -377,7 +358,7 @@ async def upload_image(request: Request) -> Response:
     except ClientDisconnect:
         return Response(status_code=400)
     if len(body) != declared:
-        raise IncompleteImage()
+        raise IncompleteUpload()
     jpeg = await asyncio.to_thread(reencode, bytes(body))
 
     folder = card_dir(request.app.state.settings.data_dir, user_id)

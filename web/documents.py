@@ -20,7 +20,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from core.errors import N_, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from core.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from documents.library import (
     DocumentJobs,
     DocumentTooLarge,
@@ -42,20 +42,10 @@ from store.models import Role, User
 from web.auth import load_user, signed_in
 from web.guests import guest_token
 from web.templating import render, translator
+from web.uploads import declared_size, receive
 
 LIBRARY_ROLES = (Role.HOST, Role.ADMIN)
 IMAGE_HEADERS = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
-
-
-class LengthRequired(InvalidInput):
-    code = "length_required"
-    status = 411
-    message = N_("The upload must state its size (Content-Length).")
-
-
-class IncompleteUpload(InvalidInput):
-    code = "incomplete_upload"
-    message = N_("The upload was incomplete. Please try again.")
 
 
 class KindChange(BaseModel):
@@ -178,16 +168,7 @@ async def upload_document(request: Request) -> Response:
         raise Forbidden()
     limit = settings.document_max_bytes
     too_large = DocumentTooLarge(max_mb=megabytes(limit))
-    declared_header = request.headers.get("content-length")
-    if declared_header is None:
-        raise LengthRequired()
-    if not declared_header.isdigit():
-        raise InvalidInput()
-    declared = int(declared_header)
-    if declared > limit:
-        raise too_large  # before reading a byte
-    if declared == 0:
-        raise NotAPdf()
+    declared = declared_size(request, limit, too_large, NotAPdf())
     jobs = _jobs(request)
     if is_office(name) and jobs.office is None:
         raise OfficeUnavailable()
@@ -196,12 +177,7 @@ async def upload_document(request: Request) -> Response:
     upload = storage.new_upload()
     doc_id: int | None = None
     try:
-        async for chunk in request.stream():
-            if upload.size + len(chunk) > min(declared, limit):  # a body longer than it said
-                raise too_large
-            upload.write(chunk)
-        if upload.size != declared:
-            raise IncompleteUpload()
+        await receive(request, upload, declared, too_large)
         async with state.sessions.begin() as db:
             document = await create_document(
                 db, org_id=org_id, owner_id=user_id, name=name, org_wide=org_wide == "1", size=upload.size

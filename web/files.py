@@ -32,6 +32,7 @@ from signaling.models import RoomRow, RoomState
 from signaling.protocol import FileInfo, Role
 from store.models import Org
 from web.meetings import participant
+from web.uploads import declared_size, receive
 
 log = structlog.get_logger("tsunagu.files")
 DOWNLOAD_CHUNK = 512 * 1024  # Starlette's 64 KiB costs a thread hop per 64 KiB: 800 for a 50 MB file
@@ -50,20 +51,9 @@ class FileTooLarge(InvalidInput):
     message = N_("The file is too large. Up to {max_mb} MB can be sent at a time.")
 
 
-class FileLengthRequired(InvalidInput):
-    code = "length_required"
-    status = 411
-    message = N_("The upload must state its size (Content-Length).")
-
-
 class EmptyFile(InvalidInput):
     code = "empty_file"
     message = N_("The file is empty.")
-
-
-class IncompleteSend(InvalidInput):
-    code = "incomplete_upload"
-    message = N_("The upload was incomplete. Please try again.")
 
 
 class HostSendOff(Forbidden):
@@ -108,16 +98,7 @@ async def send_file(request: Request) -> Response:
         raise HostSendOff()
     limit = state.settings.room_file_max_bytes
     too_large = FileTooLarge(max_mb=megabytes(limit))
-    declared_header = request.headers.get("content-length")
-    if declared_header is None:
-        raise FileLengthRequired()
-    if not declared_header.isdigit():
-        raise InvalidInput()
-    declared = int(declared_header)
-    if declared > limit:
-        raise too_large  # before reading a byte
-    if declared == 0:
-        raise EmptyFile()
+    declared = declared_size(request, limit, too_large, EmptyFile())
     name = sanitise_file_name(request.query_params.get("name", ""))
     content_type = clean_content_type(request.headers.get("content-type"))
 
@@ -125,12 +106,7 @@ async def send_file(request: Request) -> Response:
     upload = storage.new_upload(room.org_id, room.id)
     file_id: int | None = None
     try:
-        async for chunk in request.stream():
-            if upload.size + len(chunk) > min(declared, limit):  # a body longer than it said
-                raise too_large
-            upload.write(chunk)
-        if upload.size != declared:
-            raise IncompleteSend()
+        await receive(request, upload, declared, too_large)
         async with state.sessions.begin() as db:
             current = await db.scalar(select(RoomRow.state).where(RoomRow.id == room.id))
             if current == RoomState.ENDED:  # ended while the file was on its way
