@@ -21,7 +21,7 @@ export class DocumentViewer {
     this.slide = root.querySelector("[data-doc-slide]");
     this.slideImage = root.querySelector("[data-doc-slide] img");
     this.scroller = root.querySelector("[data-doc-scroll]");
-    this.applyingRemoteScroll = false;
+    this.appliedTop = null; // the scrollTop this viewer set itself, whose scroll event is not the user's
     this.lastScrollSent = 0;
     this.scrollTimer = null;
 
@@ -84,9 +84,17 @@ export class DocumentViewer {
   scrollTo(position) {
     const range = this.scroller.scrollHeight - this.scroller.clientHeight;
     if (range <= 0) return;
-    this.applyingRemoteScroll = true;
-    this.scroller.scrollTop = position * range;
-    requestAnimationFrame(() => { this.applyingRemoteScroll = false; });
+    const top = position * range;
+    if (Math.abs(this.scroller.scrollTop - top) < 1) return;
+    // Remember it rather than flag a frame: animation frames can be throttled, and a throttled flag would
+    // swallow the user's own scrolling.
+    this.appliedTop = top;
+    this.scroller.scrollTop = top;
+  }
+
+  position() {
+    const range = this.scroller.scrollHeight - this.scroller.clientHeight;
+    return range > 0 ? Math.min(1, Math.max(0, this.scroller.scrollTop / range)) : 0;
   }
 
   topPage() {
@@ -98,12 +106,15 @@ export class DocumentViewer {
   }
 
   onScroll() {
-    if (this.applyingRemoteScroll || !this.steering || !this.state.document) return;
+    const applied = this.appliedTop;
+    this.appliedTop = null;
+    if (applied !== null && Math.abs(this.scroller.scrollTop - applied) < 2) return; // our own scrollTo
+    if (!this.steering || !this.state.document) return;
+    this.state.position = this.position(); // at once: a late image load re-applies this, not an old one
     clearTimeout(this.scrollTimer);
     const wait = Math.max(0, SCROLL_SEND_MS - (performance.now() - this.lastScrollSent));
     this.scrollTimer = setTimeout(() => {
-      const range = this.scroller.scrollHeight - this.scroller.clientHeight;
-      const position = range > 0 ? Math.min(1, Math.max(0, this.scroller.scrollTop / range)) : 0;
+      const position = this.position();
       const page = this.topPage();
       this.state.position = position;
       this.state.page = page;
