@@ -20,8 +20,8 @@ from signaling.rooms import create_room, set_state
 from store.models import BusinessCard, Role
 from tests.conftest import make_client
 from tests.helpers import PASSWORD, Seeded, csrf_token, seed_org, sign_in
-from web.cards import CardData, fold, vcard
 from web.settings import Settings
+from web.vcard import CardData, fold, vcard
 
 CARD = {
     "family_name": "山田",

@@ -13,7 +13,6 @@ In the call, the room's participants get the host's card as JSON (``/rooms/<id>/
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import io
 import json
@@ -21,7 +20,6 @@ import os
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -43,6 +41,7 @@ from web.guests import guest_token
 from web.meetings import participant
 from web.templating import render, translator
 from web.uploads import IncompleteUpload, declared_size
+from web.vcard import CardData, vcard
 
 IMAGE_MAX_BYTES = 5 * 1024 * 1024
 IMAGE_MAX_SIDE = 1024
@@ -85,28 +84,6 @@ class BrokenImage(InvalidInput):
 
 
 # --- the card as plain data --------------------------------------------------------------------------------
-
-
-@dataclass
-class CardData:
-    user_id: int
-    family_name: str = ""
-    given_name: str = ""
-    family_name_reading: str = ""
-    given_name_reading: str = ""
-    company: str = ""
-    title: str = ""
-    phone: str = ""
-    email: str = ""
-    photo: str = ""
-    images: tuple[str, str, str] = ("", "", "")
-
-    def file(self, slot: str) -> str:
-        return self.photo if slot == "photo" else self.images[int(slot) - 1]
-
-    @property
-    def full_name(self) -> str:
-        return " ".join(part for part in (self.family_name, self.given_name) if part)
 
 
 def _images(raw: str) -> tuple[str, str, str]:
@@ -465,59 +442,6 @@ async def _room_card(request: Request) -> CardData:
 
 async def room_card(request: Request) -> Response:
     return JSONResponse(card_json(await _room_card(request)), headers={"Cache-Control": "no-store"})
-
-
-def escape_text(value: str) -> str:
-    """A vCard text value (RFC 6350 §3.4): backslash, comma, semicolon and newline escaped."""
-    escaped = value.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;")
-    escaped = escaped.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
-    return _CONTROL.sub("", escaped)
-
-
-def _param(value: str) -> str:
-    # A quoted parameter value may not hold DQUOTE; its commas would split SORT-AS into components.
-    return _CONTROL.sub("", value).replace('"', "").replace(",", " ")
-
-
-def fold(line: str) -> str:
-    """Fold at 75 octets (RFC 6350 §3.2): CRLF plus one space, never inside a UTF-8 character."""
-    out: list[str] = []
-    current: list[str] = []
-    size = 0
-    limit = 75
-    for char in line:
-        width = len(char.encode("utf-8"))
-        if size + width > limit:
-            out.append("".join(current))
-            current, size, limit = [" "], 1, 75
-        current.append(char)
-        size += width
-    out.append("".join(current))
-    return "\r\n".join(out)
-
-
-def vcard(card: CardData, photo_jpeg: bytes | None = None) -> str:
-    lines = ["BEGIN:VCARD", "VERSION:4.0"]
-    readings = (card.family_name_reading, card.given_name_reading)
-    sort_as = f';SORT-AS="{_param(readings[0])},{_param(readings[1])}"' if any(readings) else ""
-    lines.append(f"N{sort_as}:{escape_text(card.family_name)};{escape_text(card.given_name)};;;")
-    lines.append(f"FN:{escape_text(card.full_name or card.company)}")
-    if card.family_name_reading:
-        lines.append(f"X-PHONETIC-LAST-NAME:{escape_text(card.family_name_reading)}")
-    if card.given_name_reading:
-        lines.append(f"X-PHONETIC-FIRST-NAME:{escape_text(card.given_name_reading)}")
-    if card.company:
-        lines.append(f"ORG:{escape_text(card.company)}")
-    if card.title:
-        lines.append(f"TITLE:{escape_text(card.title)}")
-    if card.phone:
-        lines.append(f"TEL;TYPE=work:{escape_text(card.phone)}")
-    if card.email:
-        lines.append(f"EMAIL;TYPE=work:{escape_text(card.email)}")
-    if photo_jpeg:
-        lines.append(f"PHOTO:data:image/jpeg;base64,{base64.b64encode(photo_jpeg).decode('ascii')}")
-    lines.append("END:VCARD")
-    return "".join(fold(line) + "\r\n" for line in lines)
 
 
 def _filename(card: CardData) -> str:
