@@ -22,47 +22,29 @@ import asyncio
 import json
 import multiprocessing
 import random
-import secrets
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from pycrdt import Doc, Text
 from sqlalchemy import update
-from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.servers import app_and_echo
 from signaling.memo import STEP1, UPDATE, decode, encode, parse_sync_message, sync_message
 from signaling.models import JoinedVia, RoomRow
 from signaling.protocol import SUBPROTOCOL
 from signaling.rooms import create_room
-from store.migrate import upgrade
 from store.models import Role
 from tests.harness.live import LiveServer
 from tests.helpers import seed_org
 from tests.joining import Browser
-from web.app import create_app
-from web.logs import configure_logging
-from web.settings import Settings
 
 
 def percentile_ms(samples: list[float], q: int) -> float:
     if len(samples) < 2:
         return float("nan")
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] * 1000
-
-
-async def _echo(websocket: WebSocket) -> None:
-    await websocket.accept()
-    try:
-        while True:
-            await websocket.send_text(await websocket.receive_text())
-    except WebSocketDisconnect:
-        return
 
 
 # The clients (child process)
@@ -257,47 +239,33 @@ async def _make_rooms(server: LiveServer, count: int) -> tuple[list[str], dict[s
 
 
 async def memo_bench(rooms: int, rate: float, seconds: float) -> dict[str, float]:
-    configure_logging("console", "warning")
-    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
-        root = Path(tmp)
-        settings = Settings(
-            data_dir=root, database_url=f"sqlite:///{root / 'bench.db'}", secret_key=secrets.token_hex(32)
+    async with app_and_echo() as (app_server, echo_url):
+        setup_started = time.perf_counter()
+        room_ids, cookies = await _make_rooms(app_server, rooms)
+        setup = time.perf_counter() - setup_started
+        echo = await asyncio.to_thread(
+            _in_child,
+            {
+                "kind": "echo",
+                "url": echo_url,
+                "sockets": 2 * rooms,
+                "rate": rate,
+                "seconds": seconds,
+            },
+            seconds + 60,
         )
-        await asyncio.to_thread(upgrade, settings.database_url)
-        app_server = LiveServer(create_app(settings))
-        echo_server = LiveServer(Starlette(routes=[WebSocketRoute("/echo", _echo)]))
-        app_server.start()
-        echo_server.start()
-        try:
-            setup_started = time.perf_counter()
-            room_ids, cookies = await _make_rooms(app_server, rooms)
-            setup = time.perf_counter() - setup_started
-            echo = await asyncio.to_thread(
-                _in_child,
-                {
-                    "kind": "echo",
-                    "url": echo_server.url.replace("http", "ws") + "/echo",
-                    "sockets": 2 * rooms,
-                    "rate": rate,
-                    "seconds": seconds,
-                },
-                seconds + 60,
-            )
-            memo = await asyncio.to_thread(
-                _in_child,
-                {
-                    "kind": "memo",
-                    "url": app_server.url.replace("http", "ws"),
-                    "rooms": room_ids,
-                    "cookies": cookies,
-                    "rate": rate,
-                    "seconds": seconds,
-                },
-                seconds + 90,
-            )
-        finally:
-            echo_server.stop()
-            app_server.stop()
+        memo = await asyncio.to_thread(
+            _in_child,
+            {
+                "kind": "memo",
+                "url": app_server.url.replace("http", "ws"),
+                "rooms": room_ids,
+                "cookies": cookies,
+                "rate": rate,
+                "seconds": seconds,
+            },
+            seconds + 90,
+        )
     expected = 2 * rooms * int(rate * seconds)
     return {
         "rooms": rooms,

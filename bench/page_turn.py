@@ -10,40 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
-from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect
 
+from bench.servers import app_and_echo
 from documents.models import Document, DocumentKind, DocumentStatus
 from signaling.protocol import SUBPROTOCOL
-from store.migrate import upgrade
 from store.models import Role
 from tests.harness.live import LiveServer
 from tests.helpers import seed_org
 from tests.joining import Browser, receive_type, until
-from web.app import create_app
-from web.logs import configure_logging
-from web.settings import Settings
 
 
 def percentile_ms(samples: list[float], q: int) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] * 1000
-
-
-async def _echo(websocket: WebSocket) -> None:
-    await websocket.accept()
-    try:
-        while True:
-            await websocket.send_text(await websocket.receive_text())
-    except WebSocketDisconnect:
-        return
 
 
 async def echo_latencies(url: str, count: int) -> list[float]:
@@ -112,23 +94,9 @@ async def page_turn_latencies(server: LiveServer, count: int) -> list[float]:
 
 
 async def page_turn_bench(turns: int = 500) -> dict[str, float]:
-    configure_logging("console", "warning")  # keep the server's request lines out of the figures
-    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
-        root = Path(tmp)
-        settings = Settings(
-            data_dir=root, database_url=f"sqlite:///{root / 'bench.db'}", secret_key=secrets.token_hex(32)
-        )
-        await asyncio.to_thread(upgrade, settings.database_url)
-        app_server = LiveServer(create_app(settings))
-        echo_server = LiveServer(Starlette(routes=[WebSocketRoute("/echo", _echo)]))
-        app_server.start()
-        echo_server.start()
-        try:
-            echo = await echo_latencies(echo_server.url.replace("http", "ws") + "/echo", turns)
-            turn = await page_turn_latencies(app_server, turns)
-        finally:
-            echo_server.stop()
-            app_server.stop()
+    async with app_and_echo() as (app_server, echo_url):
+        echo = await echo_latencies(echo_url, turns)
+        turn = await page_turn_latencies(app_server, turns)
     return {
         "page_turn_p50_ms": percentile_ms(turn, 50),
         "page_turn_p99_ms": percentile_ms(turn, 99),

@@ -1,0 +1,51 @@
+"""The servers a bench measures: the app on uvicorn in this process, and beside it a bare WebSocket echo,
+the baseline every latency is set against (the same network hops, none of the app's work)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from store.migrate import upgrade
+from tests.harness.live import LiveServer
+from web.app import create_app
+from web.logs import configure_logging
+from web.settings import Settings
+
+
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    try:
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+    except WebSocketDisconnect:
+        return
+
+
+@contextlib.asynccontextmanager
+async def app_and_echo() -> AsyncIterator[tuple[LiveServer, str]]:
+    """The app (fresh SQLite database in a temporary folder) and the echo endpoint's ws:// URL."""
+    configure_logging("console", "warning")  # keep the server's request lines out of the figures
+    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
+        root = Path(tmp)
+        settings = Settings(
+            data_dir=root, database_url=f"sqlite:///{root / 'bench.db'}", secret_key=secrets.token_hex(32)
+        )
+        await asyncio.to_thread(upgrade, settings.database_url)
+        app_server = LiveServer(create_app(settings))
+        echo_server = LiveServer(Starlette(routes=[WebSocketRoute("/echo", echo)]))
+        app_server.start()
+        echo_server.start()
+        try:
+            yield app_server, echo_server.url.replace("http", "ws") + "/echo"
+        finally:
+            echo_server.stop()
+            app_server.stop()
