@@ -113,6 +113,53 @@ class MemoAwareness(_Message):
     data: str
 
 
+CameraState = Literal["on", "off", "paused", "denied", "none"]
+"""on: sending video; off: stopped by choice or by the host's request; paused: the tab is in the background;
+denied: the browser refused the camera; none: there is no camera (or the participant picked none)."""
+
+
+class MediaOffer(_Message):
+    """The browser's SDP offer for its one peer connection with the server (see docs/protocol.md, Media).
+
+    ``restart`` is true when the browser replaces a failed connection (or reloads its media): the server then
+    drops this participant's old peer connection and answers with a fresh one."""
+
+    type: Literal["media.offer"]
+    sdp: str = Field(min_length=1, max_length=60_000)
+    restart: bool = False
+
+
+class MediaState(_Message):
+    """What this participant's browser is sending; passed on to the other side (panel layout, 一時停止中)."""
+
+    type: Literal["media.state"]
+    camera: CameraState
+    screen: bool
+    audio: bool
+
+
+class CameraRequest(_Message):
+    """Host only: ask the guest's camera to ``stop`` (done at once, the guest is told) or to ``start``
+    (the guest is asked and may refuse)."""
+
+    type: Literal["camera.request"]
+    action: Literal["stop", "start"]
+
+
+class CameraReply(_Message):
+    """Guest only: the answer to a ``start`` request."""
+
+    type: Literal["camera.reply"]
+    accepted: bool
+
+
+class HighQuality(_Message):
+    """Host only: high-quality mode for a mobile guest (720p capture and a higher bitrate) on or off."""
+
+    type: Literal["media.quality"]
+    high: bool
+
+
 ClientMessage = Annotated[
     Ping
     | End
@@ -122,7 +169,12 @@ ClientMessage = Annotated[
     | CloseDocument
     | GuestControl
     | MemoSync
-    | MemoAwareness,
+    | MemoAwareness
+    | MediaOffer
+    | MediaState
+    | CameraRequest
+    | CameraReply
+    | HighQuality,
     Field(discriminator="type"),
 ]
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -236,6 +288,44 @@ class MemoAwarenessOut(_Message):
     data: str
 
 
+class MediaAnswer(_Message):
+    """The server's SDP answer to this participant's ``media.offer``."""
+
+    type: Literal["media.answer"] = "media.answer"
+    sdp: str
+
+
+class PeerMedia(_Message):
+    """What the other participant is sending (its last ``media.state``); also sent on (re)connect."""
+
+    type: Literal["media.peer"] = "media.peer"
+    role: Role
+    camera: CameraState
+    screen: bool
+    audio: bool
+
+
+class CameraRequestOut(_Message):
+    """To the guest: the host asks its camera to stop or start."""
+
+    type: Literal["camera.request"] = "camera.request"
+    action: Literal["stop", "start"]
+
+
+class CameraReplyOut(_Message):
+    """To the host: the guest's answer to a start request."""
+
+    type: Literal["camera.reply"] = "camera.reply"
+    accepted: bool
+
+
+class QualityOut(_Message):
+    """To the guest (and to the host, to keep its toggle right): high-quality mode is on or off."""
+
+    type: Literal["media.quality"] = "media.quality"
+    high: bool
+
+
 class Pong(_Message):
     type: Literal["pong"] = "pong"
 
@@ -256,6 +346,11 @@ ServerMessage = (
     | FileShared
     | MemoSyncOut
     | MemoAwarenessOut
+    | MediaAnswer
+    | PeerMedia
+    | CameraRequestOut
+    | CameraReplyOut
+    | QualityOut
     | Pong
     | ErrorFrame
 )
