@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
+TEST_HOSTNAME = "tsunagu.test"
 
 # See ../shared/notes/webrtc-tests.md for why each flag is here.
 CHROMIUM_ARGS = [
@@ -17,6 +18,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-gpu",
+    # A non-local name for the HTTPS test (a phone on the LAN opens the server by name, not as localhost).
+    f"--host-resolver-rules=MAP {TEST_HOSTNAME} 127.0.0.1",
 ]
 
 
