@@ -22,10 +22,12 @@ import structlog
 from pydantic import TypeAdapter
 
 from core.clock import Clock, wall_clock
+from core.errors import N_
 from signaling.broker import Broker, Subscription
+from signaling.call_media import MediaLeave, Negotiate
 from signaling.memo import SharedMemo
 from signaling.models import RoomState
-from signaling.protocol import ClientMessage, CloseCode, DocumentInfo, FileInfo, Role
+from signaling.protocol import ClientMessage, CloseCode, DocumentInfo, ErrorFrame, FileInfo, MediaAnswer, Role
 from signaling.room import (
     DEFAULT_GRACE_SECONDS,
     Close,
@@ -67,6 +69,20 @@ class RoomStore(Protocol):
     async def memo_final(self, room_id: str, text: str) -> None:
         """Keep the memo's final text in the meeting record."""
         ...
+
+
+class MediaRelay(Protocol):
+    """The room's video relay on its home node (``media.MediaRooms``); seats are ``"host"`` / ``"guest"``."""
+
+    async def answer(self, room_id: str, seat: str, offer_sdp: str) -> str: ...
+
+    async def leave(self, room_id: str, seat: str) -> None: ...
+
+    async def close_room(self, room_id: str) -> None: ...
+
+
+MEDIA_FAILED = N_("Video could not be connected. Please reload the camera from the menu.")
+NO_MEDIA = N_("Video is not available on this server.")
 
 
 @dataclass(frozen=True)
@@ -141,8 +157,13 @@ class RoomHub:
         store: RoomStore,
         clock: Clock = wall_clock,
         grace: float = DEFAULT_GRACE_SECONDS,
+        media: MediaRelay | None = None,
     ) -> None:
         self.broker = broker
+        self.media = media
+        # Offers are answered off the room's loop (ICE gathering takes a moment), one at a time per seat so a
+        # restart's answer cannot overtake the answer to the offer before it.
+        self._negotiations: dict[tuple[str, Role], asyncio.Task[None]] = {}
         self.store = store
         self.clock = clock
         self.grace = grace
@@ -208,6 +229,7 @@ class RoomHub:
             self._homes.pop(room.id, None)
             self._rooms.pop(room.id, None)
             self._memo_rows.pop(room.id, None)
+            await self._close_media(room.id)
 
     def _handle(self, room: Room, event: dict[str, Any]) -> list[Effect]:
         now = self.clock()
@@ -256,6 +278,54 @@ class RoomHub:
                 case ResolveDocument(document_id=document_id, connection=connection):
                     info = await self.store.find_document(room.id, document_id)
                     pending[:0] = room.document_found(info, connection, self.clock())
+                case Negotiate(role=role, connection=connection, sdp=sdp):
+                    self._negotiate(room.id, role, connection, sdp)
+                case MediaLeave(role=role) if self.media is not None:
+                    previous = self._negotiations.pop((room.id, role), None)
+                    if previous is not None:
+                        previous.cancel()
+                    await self.media.leave(room.id, role.value)
+
+    # Media
+
+    def _negotiate(self, room_id: str, role: Role, connection: str, sdp: str) -> None:
+        key = (room_id, role)
+        previous = self._negotiations.get(key)
+        task = asyncio.create_task(
+            self._answer(room_id, role, connection, sdp, previous), name=f"media-{room_id}"
+        )
+        self._negotiations[key] = task
+        task.add_done_callback(
+            lambda done: self._negotiations.pop(key, None) if self._negotiations.get(key) is done else None
+        )
+
+    async def _answer(
+        self, room_id: str, role: Role, connection: str, sdp: str, previous: asyncio.Task[None] | None
+    ) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        reply: MediaAnswer | ErrorFrame
+        if self.media is None:
+            reply = ErrorFrame(code="media_unavailable", message=NO_MEDIA)
+        else:
+            try:
+                reply = MediaAnswer(sdp=await self.media.answer(room_id, role.value, sdp))
+            except Exception:
+                log.exception("could not answer a media offer", room=room_id, role=role.value)
+                reply = ErrorFrame(code="media_failed", message=MEDIA_FAILED)
+        item = {"send": reply.model_dump(mode="json"), "to": connection, "exclude": None}
+        await self.broker.publish(_out(room_id), item)
+
+    async def _close_media(self, room_id: str) -> None:
+        tasks = [task for (room, _), task in self._negotiations.items() if room == room_id]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.media is not None:
+            try:
+                await self.media.close_room(room_id)
+            except Exception:
+                log.exception("could not close a room's media", room=room_id)
 
     async def _queue(self, write: Write) -> None:
         if self._writer is None:
@@ -338,7 +408,7 @@ class RoomHub:
         await self.broker.publish(_in(room_id), event)
 
     async def aclose(self) -> None:
-        tasks = list(self._homes.values())
+        tasks = [*self._homes.values(), *self._negotiations.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -19,10 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.errors import N_
+from signaling.call_media import CallMedia, MediaEffect, MediaLeave, Negotiate, Reply
 from signaling.memo import UPDATE as MEMO_UPDATE
 from signaling.memo import BadMemoData, SharedMemo, decode, encode, sync_message
 from signaling.models import RoomState
 from signaling.protocol import (
+    CameraReply,
+    CameraRequest,
     ClientMessage,
     CloseCode,
     CloseDocument,
@@ -35,6 +38,9 @@ from signaling.protocol import (
     FileInfo,
     FileShared,
     GuestControl,
+    HighQuality,
+    MediaOffer,
+    MediaState,
     MemoAwareness,
     MemoAwarenessOut,
     MemoSync,
@@ -118,7 +124,17 @@ class MemoFinal:
     text: str
 
 
-Effect = Send | Close | StateChanged | PageShown | ResolveDocument | MemoUpdated | MemoFinal
+Effect = (
+    Send
+    | Close
+    | StateChanged
+    | PageShown
+    | ResolveDocument
+    | MemoUpdated
+    | MemoFinal
+    | Negotiate
+    | MediaLeave
+)
 
 NOT_ALLOWED = N_("Only the representative can do this.")
 NO_SUCH_DOCUMENT = N_("This document cannot be shown. It may still be processing or have been deleted.")
@@ -165,6 +181,7 @@ class Room:
     seats: dict[Role, Seat] = field(default_factory=lambda: {Role.HOST: Seat(), Role.GUEST: Seat()})
     shared: SharedDocument = field(default_factory=SharedDocument)
     memo: SharedMemo = field(default_factory=SharedMemo)
+    media: CallMedia = field(default_factory=CallMedia)
 
     # Inputs
 
@@ -190,6 +207,7 @@ class Room:
         # Someone who (re)connects mid-document lands on the current page.
         effects.append(Send(self.shared.state(), to=connection))
         effects.append(Send(PresenceChanged(role=role, presence=Presence.CONNECTED), exclude=connection))
+        effects.extend(self._media(self.media.connected(role)))
         return effects
 
     def disconnect(self, role: Role, connection: str, now: float) -> list[Effect]:
@@ -235,6 +253,9 @@ class Room:
                 except BadMemoData:
                     return [self._bad(connection)]
                 return [Send(MemoAwarenessOut(data=data), exclude=connection)]
+            case MediaOffer() | MediaState() | CameraRequest() | CameraReply() | HighQuality():
+                guest_connected = self.seats[Role.GUEST].connection is not None
+                return self._media(self.media.receive(role, connection, message, guest_connected))
         raise AssertionError(f"unhandled message {message!r}")  # pragma: no cover - the union is exhaustive
 
     def file_shared(self, info: FileInfo) -> list[Effect]:
@@ -262,6 +283,7 @@ class Room:
         if guest.presence == Presence.RECONNECTING and now - guest.since >= self.grace:
             guest.presence, guest.since = Presence.LEFT, now
             effects.append(Send(PresenceChanged(role=Role.GUEST, presence=Presence.LEFT)))
+            effects.extend(self._media(self.media.left(Role.GUEST)))
         return effects
 
     def abort(self, now: float) -> list[Effect]:
@@ -283,6 +305,18 @@ class Room:
             ),
             peers=Peers(host=self.seats[Role.HOST].presence, guest=self.seats[Role.GUEST].presence),
         )
+
+    def _media(self, effects: list[MediaEffect]) -> list[Effect]:
+        """Address the media rules' replies to the seats' current connections."""
+        out: list[Effect] = []
+        for effect in effects:
+            if not isinstance(effect, Reply):
+                out.append(effect)
+            elif effect.connection is not None:
+                out.append(Send(effect.message, to=effect.connection))
+            elif effect.role is not None and (seat := self.seats[effect.role]).connection is not None:
+                out.append(Send(effect.message, to=seat.connection))
+        return out
 
     def _may_steer(self, role: Role) -> bool:
         return role == Role.HOST or self.shared.guest_control
@@ -366,4 +400,5 @@ class Room:
         effects: list[Effect] = [Send(PresenceChanged(role=Role.GUEST, presence=Presence.LEFT))]
         if connection is not None:
             effects.append(Close(connection, CloseCode.LEFT))
+        effects.extend(self._media(self.media.left(Role.GUEST)))
         return effects

@@ -1,0 +1,112 @@
+"""The room's media rules (signaling/call_media.py) through the room state machine: no sockets, no video."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from signaling.call_media import GUEST_NOT_CONNECTED, GUEST_ONLY, HOST_ONLY, MediaLeave, Negotiate
+from signaling.protocol import (
+    CameraReply,
+    CameraReplyOut,
+    CameraRequest,
+    CameraRequestOut,
+    End,
+    ErrorFrame,
+    HighQuality,
+    MediaOffer,
+    MediaState,
+    PeerMedia,
+    QualityOut,
+    Role,
+)
+from signaling.room import Room, Send
+
+
+def sent(effects: list[Any], kind: type) -> list[Send]:
+    return [e for e in effects if isinstance(e, Send) and isinstance(e.message, kind)]
+
+
+def active_room() -> Room:
+    room = Room("r1", "1234567")
+    room.connect(Role.HOST, "h1", now=0)
+    room.connect(Role.GUEST, "g1", now=1)
+    return room
+
+
+def test_an_offer_becomes_a_negotiation_for_that_connection() -> None:
+    room = active_room()
+    effects = room.receive(Role.GUEST, "g1", MediaOffer(type="media.offer", sdp="v=0"), now=2)
+    assert effects == [Negotiate(Role.GUEST, "g1", "v=0")]
+
+
+def test_media_state_goes_to_the_other_side_and_again_on_reconnect() -> None:
+    room = active_room()
+    state = MediaState(type="media.state", camera="denied", screen=False, audio=False)
+    effects = room.receive(Role.GUEST, "g1", state, now=2)
+    [told] = sent(effects, PeerMedia)
+    assert told.to == "h1" and told.message == PeerMedia(
+        role=Role.GUEST, camera="denied", screen=False, audio=False
+    )
+    # The host reloads its page: it learns the guest's camera state with its welcome.
+    [again] = sent(room.connect(Role.HOST, "h2", now=3), PeerMedia)
+    assert again.to == "h2" and again.message.camera == "denied"  # type: ignore[attr-defined]
+    # Nothing known about the host yet: the guest's reconnect carries no media.peer.
+    room.disconnect(Role.GUEST, "g1", now=4)
+    assert sent(room.connect(Role.GUEST, "g2", now=5), PeerMedia) == []
+
+
+def test_camera_stop_and_start_requests_go_from_host_to_guest_and_the_answer_back() -> None:
+    room = active_room()
+    [stop] = room.receive(Role.HOST, "h1", CameraRequest(type="camera.request", action="stop"), now=2)
+    assert stop == Send(CameraRequestOut(action="stop"), to="g1")
+    [start] = room.receive(Role.HOST, "h1", CameraRequest(type="camera.request", action="start"), now=3)
+    assert start == Send(CameraRequestOut(action="start"), to="g1")
+    [answer] = room.receive(Role.GUEST, "g1", CameraReply(type="camera.reply", accepted=False), now=4)
+    assert answer == Send(CameraReplyOut(accepted=False), to="h1")
+
+
+def test_only_the_host_requests_and_only_the_guest_answers() -> None:
+    room = active_room()
+    [refused] = room.receive(Role.GUEST, "g1", CameraRequest(type="camera.request", action="stop"), now=2)
+    assert refused == Send(ErrorFrame(code="not_allowed", message=HOST_ONLY), to="g1")
+    [refused] = room.receive(Role.GUEST, "g1", HighQuality(type="media.quality", high=True), now=2)
+    assert refused.message.message == HOST_ONLY  # type: ignore[union-attr]
+    [refused] = room.receive(Role.HOST, "h1", CameraReply(type="camera.reply", accepted=True), now=2)
+    assert refused == Send(ErrorFrame(code="not_allowed", message=GUEST_ONLY), to="h1")
+    assert room.media.high_quality is False
+
+
+def test_a_request_while_the_guest_is_away_is_refused_with_a_reason() -> None:
+    room = active_room()
+    room.disconnect(Role.GUEST, "g1", now=2)
+    [refused] = room.receive(Role.HOST, "h1", CameraRequest(type="camera.request", action="start"), now=3)
+    assert refused == Send(ErrorFrame(code="not_allowed", message=GUEST_NOT_CONNECTED), to="h1")
+
+
+def test_high_quality_mode_reaches_both_and_a_reconnecting_guest() -> None:
+    room = active_room()
+    effects = room.receive(Role.HOST, "h1", HighQuality(type="media.quality", high=True), now=2)
+    assert {e.to for e in sent(effects, QualityOut)} == {"g1", "h1"}
+    room.disconnect(Role.GUEST, "g1", now=3)
+    [on] = sent(room.connect(Role.GUEST, "g2", now=4), QualityOut)
+    assert on == Send(QualityOut(high=True), to="g2")
+    room.receive(Role.HOST, "h1", HighQuality(type="media.quality", high=False), now=5)
+    assert sent(room.connect(Role.GUEST, "g3", now=6), QualityOut) == []
+
+
+def test_a_guest_who_leaves_stops_its_media_and_the_host_is_told() -> None:
+    room = active_room()
+    room.receive(
+        Role.GUEST, "g1", MediaState(type="media.state", camera="on", screen=True, audio=False), now=2
+    )
+    effects = room.receive(Role.GUEST, "g1", End(type="end"), now=3)
+    assert MediaLeave(Role.GUEST) in effects
+    [told] = sent(effects, PeerMedia)
+    assert told.to == "h1" and told.message.camera == "none" and told.message.screen is False  # type: ignore[attr-defined]
+
+
+def test_a_guest_who_does_not_come_back_in_time_stops_its_media() -> None:
+    room = active_room()
+    room.disconnect(Role.GUEST, "g1", now=2)
+    assert MediaLeave(Role.GUEST) not in room.tick(now=2 + room.grace - 1)
+    assert MediaLeave(Role.GUEST) in room.tick(now=2 + room.grace)
