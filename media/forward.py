@@ -1,0 +1,199 @@
+"""The relay's per-stream bookkeeping: what a seat publishes on an m-line (``Inbound``), and how packets are
+rewritten for a seat receiving on an m-line (``Outbound``): SSRC, payload type, sequence numbers and
+timestamps kept continuous across a publisher's SSRC change or rejoin, and a short history for NACKs.
+
+Pure bookkeeping over aiortc's ``RtpPacket``; no I/O, no aiortc internals.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, fields
+from struct import pack, unpack_from
+
+from aiortc.rtp import HeaderExtensionsMap, RtcpReceiverInfo, RtpPacket, wrap_rtx
+
+HISTORY = 512  # forwarded packets kept per receiving m-line for retransmission (~4 s of 1 Mbps video)
+SWITCH_AFTER_SILENCE = 0.5  # seconds a source must be silent before another publisher may take its m-line
+
+
+@dataclass
+class Counters:
+    """What the relay did; read by tests, the bench and (later) metrics."""
+
+    packets_received: int = 0
+    packets_forwarded: int = 0
+    bytes_forwarded: int = 0
+    packets_dropped: int = 0  # unknown SSRC/payload type (RTX padding, probes), malformed
+    keyframe_requests_forwarded: int = 0  # PLI/FIR from a receiving browser passed to the publisher
+    keyframe_requests_sent: int = 0  # every PLI/FIR sent to publishers (also on joins and stream starts)
+    nacks_received: int = 0
+    retransmissions: int = 0
+    forwarding_errors: int = 0
+
+    def add(self, other: Counters) -> None:
+        for field in fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+
+class Inbound:
+    """One m-line a seat publishes on: its current SSRC and what a receiver report needs."""
+
+    def __init__(self, mline: int, kind: str, payload_types: frozenset[int], clock_rate: int) -> None:
+        self.mline = mline
+        self.kind = kind
+        self.payload_types = payload_types
+        self.clock_rate = clock_rate
+        self.ssrc: int | None = None
+        self.last_at = 0.0
+        self.closed = False
+        self.keyframe_asked_at = -1.0
+        self.fir_seq = 0
+        # receiver report state (RFC 3550 A.3), for the current SSRC
+        self._base_seq = 0
+        self._max_seq = 0  # extended
+        self._received = 0
+        self._expected_prior = 0
+        self._received_prior = 0
+        self.lsr = 0
+        self.lsr_at = 0.0
+
+    def note(self, packet: RtpPacket, now: float) -> bool:
+        """Account for ``packet``; True when it starts a new stream (first packet, or a new SSRC)."""
+        self.last_at = now
+        seq = packet.sequence_number
+        if packet.ssrc != self.ssrc:
+            self.ssrc = packet.ssrc
+            self._base_seq = self._max_seq = seq
+            self._received = 1
+            self._expected_prior = self._received_prior = 0
+            self.lsr = 0
+            return True
+        delta = (seq - self._max_seq) & 0xFFFF
+        if delta < 0x8000:
+            self._max_seq += delta
+        self._received += 1
+        return False
+
+    def report(self, now: float) -> RtcpReceiverInfo | None:
+        """A receiver report block for the current SSRC (jitter is not measured: 0)."""
+        if self.ssrc is None:
+            return None
+        expected = self._max_seq - self._base_seq + 1
+        expected_interval = expected - self._expected_prior
+        received_interval = self._received - self._received_prior
+        self._expected_prior, self._received_prior = expected, self._received
+        lost_interval = expected_interval - received_interval
+        fraction = (lost_interval << 8) // expected_interval if expected_interval > 0 < lost_interval else 0
+        lost = max(0, min(expected - self._received, 0x7FFFFF))
+        dlsr = int((now - self.lsr_at) * 65536) if self.lsr else 0
+        return RtcpReceiverInfo(
+            ssrc=self.ssrc,
+            fraction_lost=min(fraction, 255),
+            packets_lost=lost,
+            highest_sequence=self._max_seq & 0xFFFFFFFF,
+            jitter=0,
+            lsr=self.lsr,
+            dlsr=dlsr,
+        )
+
+
+class Outbound:
+    """One m-line a seat receives on: rewrites forwarded packets into this seat's stream."""
+
+    def __init__(
+        self,
+        mline: int,
+        ssrc: int,
+        rtx_ssrc: int,
+        payload_type: int,
+        rtx_payload_type: int | None,
+        extensions: HeaderExtensionsMap,
+        mid: str | None,
+        clock_rate: int,
+    ) -> None:
+        self.mline = mline
+        self.ssrc = ssrc
+        self.rtx_ssrc = rtx_ssrc
+        self.payload_type = payload_type
+        self.rtx_payload_type = rtx_payload_type
+        self.extensions = extensions
+        self.mid = mid
+        self.clock_rate = clock_rate
+        self.source: Inbound | None = None
+        self._source_ssrc: int | None = None
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._last_seq: int | None = None
+        self._last_ts = 0
+        self._last_at = 0.0
+        self._history: list[bytes | None] = [None] * HISTORY
+        self._rtx_seq = random.randint(0, 0xFFFF)
+
+    def accepts(self, inbound: Inbound, now: float) -> bool:
+        """Whether ``inbound`` may feed this m-line (one publisher at a time; a silent or gone one yields)."""
+        source = self.source
+        return (
+            source is None
+            or source is inbound
+            or source.closed
+            or now - source.last_at >= SWITCH_AFTER_SILENCE
+        )
+
+    def rewrite(
+        self, inbound: Inbound, packet: RtpPacket, ssrc: int, seq: int, timestamp: int, now: float
+    ) -> bytes | None:
+        """``packet`` (whose original ``ssrc``/``seq``/``timestamp`` are passed, as the packet object is
+        shared between receivers) serialized for this m-line, or None when another source owns it."""
+        if inbound is not self.source or ssrc != self._source_ssrc:
+            if not self.accepts(inbound, now):
+                return None
+            self._rebase(inbound, ssrc, seq, timestamp, now)
+        out_seq = (seq + self._seq_offset) & 0xFFFF
+        out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
+        last = self._last_seq
+        if last is None or ((out_seq - last) & 0xFFFF) < 0x8000:
+            self._last_seq, self._last_ts, self._last_at = out_seq, out_ts, now
+        packet.ssrc = self.ssrc
+        packet.payload_type = self.payload_type
+        packet.sequence_number = out_seq
+        packet.timestamp = out_ts
+        packet.extensions.mid = self.mid
+        data = packet.serialize(self.extensions)
+        self._history[out_seq % HISTORY] = data
+        return data
+
+    def _rebase(self, inbound: Inbound, ssrc: int, seq: int, timestamp: int, now: float) -> None:
+        # A new stream continues where the previous one stopped, so the receiving browser sees one stream.
+        self.source, self._source_ssrc = inbound, ssrc
+        if self._last_seq is None:
+            self._seq_offset = self._ts_offset = 0
+            return
+        self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
+        gap = max(1, int((now - self._last_at) * self.clock_rate))
+        self._ts_offset = (self._last_ts + gap - timestamp) & 0xFFFFFFFF
+
+    def retransmissions(self, lost: list[int]) -> list[bytes]:
+        """Packets to resend for a NACK, from the history (RTX-wrapped when RTX was negotiated)."""
+        out = []
+        for seq in lost:
+            data = self._history[seq % HISTORY]
+            if data is None or unpack_from("!H", data, 2)[0] != seq:
+                continue  # too old: the receiver will ask for a keyframe
+            if self.rtx_payload_type is not None:
+                packet = RtpPacket.parse(data, self.extensions)
+                data = wrap_rtx(packet, self.rtx_payload_type, self._rtx_seq, self.rtx_ssrc).serialize(
+                    self.extensions
+                )
+                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            out.append(data)
+        return out
+
+
+def fir_ssrcs(fci: bytes) -> list[int]:
+    """The media SSRCs a FIR asks keyframes of (RFC 5104 4.3.1: 8-byte entries, SSRC first)."""
+    return [unpack_from("!L", fci, pos)[0] for pos in range(0, len(fci) - 7, 8)]
+
+
+def fir_fci(ssrc: int, seq: int) -> bytes:
+    return pack("!LB3x", ssrc, seq & 0xFF)

@@ -1,0 +1,319 @@
+"""One seat's peer connection with the server: the m-lines it publishes (``Inbound``) and receives
+(``Outbound``), the RTCP it answers, and nothing of aiortc's media pipeline (see ``media.hooks``)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Coroutine
+from functools import partial
+from typing import Protocol
+
+from aiortc import (
+    RTCConfiguration,
+    RTCDtlsTransport,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.codecs import is_rtx
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecCapability,
+    RTCRtpCodecParameters,
+    RTCRtpReceiveParameters,
+    RTCRtpSendParameters,
+)
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    HeaderExtensionsMap,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+)
+
+from media import hooks
+from media.forward import Counters, Inbound, Outbound, fir_fci, fir_ssrcs
+from media.sdp import announce
+from media.settings import MediaSettings
+
+LAYOUT = ("video", "video", "audio")  # camera, screen, browser audio (docs/protocol.md, "Media")
+REPORT_INTERVAL = 1.0  # seconds between receiver reports to a publisher
+REMB_BITRATE = 2_000_000  # the server does not estimate bandwidth: it lets publishers go up to this
+KEYFRAME_MIN_INTERVAL = 0.1  # seconds between keyframe requests to one stream
+# Video is answered VP8 only: both browsers must send what the other decodes, and VP8 is what every
+# browser has (H.264 profiles and packetization modes would have to match on both sides).
+PREFERRED = {"video": "video/VP8", "audio": "audio/opus"}
+
+
+class Room(Protocol):
+    """What a peer needs of its room (``media.rooms.Room``)."""
+
+    counters: Counters
+
+    async def forward(self, publisher: Peer, inbound: Inbound, packet: RtpPacket) -> None: ...
+    async def keyframe_for(self, subscriber: Peer, mline: int, fir: bool) -> None: ...
+    def contain(self, exc: Exception, where: str) -> None: ...
+
+
+def codec_preferences(kind: str) -> list[RTCRtpCodecCapability]:
+    capabilities = RTCRtpReceiver.getCapabilities(kind)
+    assert capabilities is not None
+    return [c for c in capabilities.codecs if c.mimeType == PREFERRED[kind] or c.mimeType.endswith("/rtx")]
+
+
+class Peer:
+    """One participant's RTCPeerConnection with the server."""
+
+    def __init__(self, room: Room, seat: str, settings: MediaSettings) -> None:
+        self.room = room
+        self.seat = seat
+        self.settings = settings
+        servers = [RTCIceServer(urls=list(settings.stun_urls))] if settings.stun_urls else []
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        self.inbounds: dict[int, Inbound] = {}
+        self.outbounds: dict[int, Outbound] = {}
+        self.closed = False
+        self._transports: dict[int, RTCDtlsTransport] = {}  # by m-line, for sending
+        self._outbound_by_ssrc: dict[int, Outbound] = {}
+        self._inbound_by_ssrc: dict[int, Inbound] = {}
+        self._inbound_by_mid: dict[str, Inbound] = {}
+        self._rtx_ssrcs: set[int] = set()
+        self._extensions = HeaderExtensionsMap()
+        self._rtcp_ssrc = random.getrandbits(32)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def answer(self, offer_sdp: str) -> str:
+        # Transceivers made beforehand take the offer's m-lines in order, with our codecs and sendrecv.
+        for index, kind in enumerate(LAYOUT):
+            transceiver = self.pc.addTransceiver(kind, direction="sendrecv")
+            transceiver.setCodecPreferences(codec_preferences(kind))
+            hooks.take_over_transceiver(
+                transceiver,
+                on_send=partial(self._on_send, index, transceiver),
+                on_receive=partial(self._on_receive, index, transceiver),
+            )
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        seen: set[int] = set()
+        for transceiver in self.pc.getTransceivers():
+            transport = transceiver.receiver.transport
+            if id(transport) in seen:
+                continue
+            seen.add(id(transport))
+            hooks.take_over_transport(transport, self._on_rtp, self._on_rtcp)
+            if self.settings.host_addresses:
+                hooks.gather_on(transport.transport.iceGatherer, self.settings.host_addresses)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self._spawn(self._report_loop())
+        sdp = self.pc.localDescription.sdp
+        if self.settings.announced_address:
+            sdp = announce(sdp, self.settings.announced_address)
+        return sdp
+
+    async def close(self) -> None:
+        self.closed = True
+        for inbound in self.inbounds.values():
+            inbound.closed = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.pc.close()
+
+    # negotiated parameters, handed over by media.hooks once DTLS is up
+
+    def _on_send(self, mline: int, transceiver: RTCRtpTransceiver, parameters: RTCRtpSendParameters) -> None:
+        codec = parameters.codecs[0]
+        assert codec.payloadType is not None  # negotiated codecs always have one
+        rtx = [
+            c.payloadType
+            for c in parameters.codecs
+            if is_rtx(c) and c.parameters.get("apt") == codec.payloadType
+        ]
+        extensions = HeaderExtensionsMap()
+        extensions.configure(parameters)
+        ssrc, rtx_ssrc = hooks.sender_ssrcs(transceiver.sender)
+        outbound = Outbound(
+            mline,
+            ssrc,
+            rtx_ssrc,
+            codec.payloadType,
+            rtx[0] if rtx else None,
+            extensions,
+            parameters.muxId,
+            codec.clockRate,
+        )
+        self.outbounds[mline] = outbound
+        self._outbound_by_ssrc[ssrc] = outbound
+        self._transports[mline] = transceiver.sender.transport
+        # A new receiver needs a keyframe to start from.
+        self._spawn(self.room.keyframe_for(self, mline, fir=False))
+
+    def _on_receive(
+        self, mline: int, transceiver: RTCRtpTransceiver, parameters: RTCRtpReceiveParameters
+    ) -> None:
+        media: list[RTCRtpCodecParameters] = [c for c in parameters.codecs if not is_rtx(c)]
+        if not media:
+            return
+        inbound = Inbound(
+            mline,
+            transceiver.kind,
+            frozenset(c.payloadType for c in media if c.payloadType is not None),
+            media[0].clockRate,
+        )
+        self._extensions.configure(parameters)
+        self.inbounds[mline] = inbound
+        if parameters.muxId:
+            self._inbound_by_mid[parameters.muxId] = inbound
+        for encoding in parameters.encodings:
+            if encoding.ssrc:
+                self._inbound_by_ssrc[encoding.ssrc] = inbound
+            if encoding.rtx:
+                self._rtx_ssrcs.add(encoding.rtx.ssrc)
+
+    # packets, handed over by media.hooks
+
+    async def _on_rtp(self, data: bytes) -> None:
+        counters = self.room.counters
+        try:
+            counters.packets_received += 1
+            try:
+                packet = RtpPacket.parse(data, self._extensions)
+            except ValueError:
+                counters.packets_dropped += 1
+                return
+            inbound = self._inbound_by_ssrc.get(packet.ssrc)
+            if inbound is None:
+                inbound = self._learn_ssrc(packet)
+                if inbound is None:
+                    counters.packets_dropped += 1
+                    return
+            if packet.payload_type not in inbound.payload_types:
+                counters.packets_dropped += 1  # RTX (we send no NACKs upstream) or an unnegotiated codec
+                return
+            if inbound.note(packet, time.monotonic()):
+                await self.ask_keyframe(inbound, fir=False)  # a stream (re)started: its receivers need one
+            await self.room.forward(self, inbound, packet)
+        except Exception as exc:  # one room's trouble must not end this connection, nor others
+            self.room.contain(exc, "rtp")
+
+    def _learn_ssrc(self, packet: RtpPacket) -> Inbound | None:
+        # A new SSRC (a track after a stop, or none announced in the offer): place it by its MID.
+        if packet.ssrc in self._rtx_ssrcs:
+            return None
+        inbound = self._inbound_by_mid.get(packet.extensions.mid) if packet.extensions.mid else None
+        if inbound is None:
+            return None
+        for ssrc in [s for s, i in self._inbound_by_ssrc.items() if i is inbound]:
+            del self._inbound_by_ssrc[ssrc]  # bounded: one SSRC per m-line
+        self._inbound_by_ssrc[packet.ssrc] = inbound
+        return inbound
+
+    async def _on_rtcp(self, data: bytes) -> None:
+        try:
+            try:
+                packets = RtcpPacket.parse(data)
+            except ValueError:
+                return
+            for packet in packets:
+                await self._handle_rtcp(packet)
+        except Exception as exc:
+            self.room.contain(exc, "rtcp")
+
+    async def _handle_rtcp(self, packet: object) -> None:
+        if isinstance(packet, RtcpPsfbPacket):
+            if packet.fmt == RTCP_PSFB_PLI:
+                outbound = self._outbound_by_ssrc.get(packet.media_ssrc)
+                if outbound is not None:
+                    self.room.counters.keyframe_requests_forwarded += 1
+                    await self.room.keyframe_for(self, outbound.mline, fir=False)
+            elif packet.fmt == RTCP_PSFB_FIR:
+                for ssrc in fir_ssrcs(packet.fci):
+                    outbound = self._outbound_by_ssrc.get(ssrc)
+                    if outbound is not None:
+                        self.room.counters.keyframe_requests_forwarded += 1
+                        await self.room.keyframe_for(self, outbound.mline, fir=True)
+        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            outbound = self._outbound_by_ssrc.get(packet.media_ssrc)
+            if outbound is not None:
+                self.room.counters.nacks_received += 1
+                for data in outbound.retransmissions(packet.lost):
+                    if await self.send(outbound.mline, data):
+                        self.room.counters.retransmissions += 1
+        elif isinstance(packet, RtcpSrPacket):
+            inbound = self._inbound_by_ssrc.get(packet.ssrc)
+            if inbound is not None:
+                inbound.lsr = (packet.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF
+                inbound.lsr_at = time.monotonic()
+
+    # sending
+
+    def send(self, mline: int, data: bytes) -> Awaitable[bool]:
+        return hooks.send_rtp(self._transports[mline], data)
+
+    async def ask_keyframe(self, inbound: Inbound, fir: bool) -> None:
+        """Ask this (publishing) peer for a keyframe on ``inbound``'s stream."""
+        now = time.monotonic()
+        if (
+            inbound.ssrc is None
+            or inbound.kind != "video"
+            or now - inbound.keyframe_asked_at < KEYFRAME_MIN_INTERVAL
+        ):
+            return
+        inbound.keyframe_asked_at = now
+        if fir:
+            inbound.fir_seq += 1
+            request = RtcpPsfbPacket(
+                fmt=RTCP_PSFB_FIR,
+                ssrc=self._rtcp_ssrc,
+                media_ssrc=0,
+                fci=fir_fci(inbound.ssrc, inbound.fir_seq),
+            )
+        else:
+            request = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=self._rtcp_ssrc, media_ssrc=inbound.ssrc)
+        transport = self._any_transport()
+        if transport is not None and await hooks.send_rtp(transport, bytes(request)):
+            self.room.counters.keyframe_requests_sent += 1
+
+    def _any_transport(self) -> RTCDtlsTransport | None:
+        transceivers = self.pc.getTransceivers()
+        return transceivers[0].receiver.transport if transceivers else None
+
+    async def _report_loop(self) -> None:
+        # Receiver reports (loss, for the publisher's congestion control) and a REMB cap, once a second.
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL * (0.5 + random.random()))
+            try:
+                now = time.monotonic()
+                reports = [r for i in self.inbounds.values() if (r := i.report(now)) is not None]
+                if not reports:
+                    continue
+                data = bytes(RtcpRrPacket(ssrc=self._rtcp_ssrc, reports=reports))
+                video = [i.ssrc for i in self.inbounds.values() if i.kind == "video" and i.ssrc is not None]
+                if video:
+                    data += bytes(
+                        RtcpPsfbPacket(
+                            fmt=RTCP_PSFB_APP,
+                            ssrc=self._rtcp_ssrc,
+                            media_ssrc=0,
+                            fci=pack_remb_fci(REMB_BITRATE, video),
+                        )
+                    )
+                transport = self._any_transport()
+                if transport is not None:
+                    await hooks.send_rtp(transport, data)
+            except Exception as exc:
+                self.room.contain(exc, "rtcp-report")
+
+    def _spawn(self, coro: Coroutine[None, None, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,137 @@
+"""Stand-in browsers for the media tests: aiortc peers with the browser's transceiver layout (camera video,
+screen video, audio; all sendrecv), real VP8 from a small synthetic camera, and spies on what they receive."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
+from av import VideoFrame
+
+from media import hooks
+
+LOOPBACK = ("127.0.0.1",)
+
+
+class Camera(VideoStreamTrack):
+    """Small moving frames (cheap to encode on a 2-core box), 30 per second."""
+
+    def __init__(self, width: int = 160, height: int = 120, shade: int = 60) -> None:
+        super().__init__()
+        self.width, self.height, self.shade = width, height, shade
+        self.count = 0
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = VideoFrame(self.width, self.height, "yuv420p")
+        luma = bytearray([self.shade]) * (self.width * self.height)
+        row = (self.count * 4) % self.height
+        luma[row * self.width : (row + 8) * self.width] = b"\xf0" * (8 * self.width)  # a moving bar
+        frame.planes[0].update(bytes(luma))
+        chroma = b"\x80" * (self.width * self.height // 4)
+        frame.planes[1].update(chroma)
+        frame.planes[2].update(chroma)
+        frame.pts, frame.time_base = pts, time_base
+        self.count += 1
+        return frame
+
+
+class Client:
+    """One stand-in browser: one peer connection with the server, three sendrecv transceivers."""
+
+    def __init__(self, camera: bool = True, screen: bool = False) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.transceivers: list[RTCRtpTransceiver] = [
+            self.pc.addTransceiver("video", direction="sendrecv"),
+            self.pc.addTransceiver("video", direction="sendrecv"),
+            self.pc.addTransceiver("audio", direction="sendrecv"),
+        ]
+        self.tracks: list[MediaStreamTrack | None] = [Camera() if camera else None, None, None]
+        if screen:
+            self.tracks[1] = Camera(width=192, height=108, shade=200)
+        for transceiver, track in zip(self.transceivers, self.tracks, strict=True):
+            if track is not None:
+                transceiver.sender.replaceTrack(track)
+        self.frames = [0, 0, 0]  # decoded frames received per m-line
+        self.seqs: list[list[int]] = [[], [], []]  # RTP sequence numbers received per m-line
+        self.keyframe_requests = [0, 0, 0]  # times the server asked this client's senders for a keyframe
+        self._tasks: list[asyncio.Task[None]] = []
+        for index, transceiver in enumerate(self.transceivers):
+            self._spy(index, transceiver)
+
+    def _spy(self, index: int, transceiver: RTCRtpTransceiver) -> None:
+        receiver, sender = transceiver.receiver, transceiver.sender
+        handle_rtp: Callable[..., Any] = receiver._handle_rtp_packet
+        send_keyframe: Callable[[], None] = sender._send_keyframe
+
+        async def on_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
+            self.seqs[index].append(packet.sequence_number)
+            await handle_rtp(packet, arrival_time_ms=arrival_time_ms)
+
+        def on_keyframe() -> None:
+            self.keyframe_requests[index] += 1
+            send_keyframe()
+
+        setattr(receiver, "_handle_rtp_packet", on_rtp)  # noqa: B010
+        setattr(sender, "_send_keyframe", on_keyframe)  # noqa: B010
+
+    async def offer(self) -> str:
+        for transceiver in self.transceivers[:1]:  # bundled: one transport
+            hooks.gather_on(transceiver.receiver.transport.transport.iceGatherer, LOOPBACK)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self.pc.localDescription.sdp
+
+    async def accept(self, answer_sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        for index, transceiver in enumerate(self.transceivers):
+            if transceiver.kind == "video":
+                self._tasks.append(asyncio.ensure_future(self._consume(index, transceiver.receiver.track)))
+
+    async def _consume(self, index: int, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                await track.recv()
+                self.frames[index] += 1
+        except MediaStreamError:
+            pass
+
+    async def send_pli(self, index: int) -> None:
+        """Ask the server for a keyframe on what this client receives on m-line ``index``."""
+        receiver = self.transceivers[index].receiver
+        (source,) = receiver.getSynchronizationSources()[-1:]
+        await receiver._send_rtcp_pli(source.source)
+
+    async def close(self) -> None:
+        for track in self.tracks:
+            if track is not None:
+                track.stop()
+        await self.pc.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def connect(rooms: Any, room_id: str, seat: str, **kwargs: bool) -> Client:
+    client = Client(**kwargs)
+    answer = await rooms.answer(room_id, seat, await client.offer())
+    await client.accept(answer)
+    return client
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
