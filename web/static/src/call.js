@@ -4,6 +4,7 @@ import { CloseCode, FINAL_CLOSES, Presence, SUBPROTOCOL } from "./protocol.js";
 import { startCard } from "./card.js";
 import { startFiles } from "./files.js";
 import { startMemo } from "./memo.js";
+import { startVideo } from "./video.js";
 import { DocumentViewer, loadDocumentList } from "./viewer.js";
 
 const MAX_RECONNECT_ATTEMPTS = 60; // with the back-off below, a little over the server's 5-minute grace
@@ -76,8 +77,11 @@ export function startCallPage() {
   const channel = new RoomChannel(root.dataset.room);
   const viewer = new DocumentViewer(document.getElementById("viewer"), role, (message) => channel.send(message));
 
+  let video = null;
+
   function endView(title, detail = "") {
     channel.finished = true;
+    video?.stop();
     root.hidden = true;
     document.getElementById("ended-title").textContent = title;
     document.getElementById("ended-detail").textContent = detail;
@@ -95,6 +99,7 @@ export function startCallPage() {
     .on("welcome", (message) => {
       channelStatus.textContent = "";
       showPeer(message.peers[other]);
+      video.welcome();
     })
     .on("presence", (message) => { if (message.role === other) showPeer(message.presence); })
     .on("doc.state", (message) => {
@@ -119,6 +124,7 @@ export function startCallPage() {
   startMemo(channel, role);
   startFiles(channel, role);
   startCard(channel, role);
+  video = startVideo(channel, role, root);
   channel.connect();
 
   const list = document.getElementById("document-list");

@@ -1,0 +1,108 @@
+// This side's camera: open, switch, stop, capture size; what it sends goes through Effects (brightness,
+// virtual background). Its state is the protocol's: on, off, paused, denied or none.
+import { Effects } from "./effects.js";
+
+const NORMAL = { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 24 } };
+const HIGH = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 24 } };
+export const NORMAL_BITRATE = 600_000;
+export const HIGH_BITRATE = 2_000_000;
+
+/** getUserMedia needs a secure context (HTTPS, or localhost); over plain http the browser hides it. */
+export function mediaAllowed() {
+  return window.isSecureContext && Boolean(navigator.mediaDevices?.getUserMedia);
+}
+
+export class LocalCamera {
+  /** @param {(track: MediaStreamTrack|null) => void} onTrack  the track to send (and preview) changed */
+  constructor(onTrack) {
+    this.onTrack = onTrack;
+    this.effects = new Effects();
+    this.raw = null;
+    this.deviceId = "";
+    this.high = false;
+    this.state = mediaAllowed() ? "off" : "none";
+    this.track = null;
+    this.lost = false; // the OS ended the camera (not us): reopened when the page is back in front
+  }
+
+  /** Open the camera (again). Resolves with the new state. */
+  async start() {
+    if (!mediaAllowed()) return (this.state = "none");
+    const video = { ...(this.high ? HIGH : NORMAL), ...(this.deviceId ? { deviceId: { exact: this.deviceId } } : {}) };
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video, audio: false });
+    } catch (error) {
+      if (this.deviceId && error.name === "OverconstrainedError") {
+        this.deviceId = ""; // the chosen camera was unplugged: any camera
+        return this.start();
+      }
+      this.state = error.name === "NotAllowedError" || error.name === "SecurityError" ? "denied" : "none";
+      return this.state;
+    }
+    const raw = stream.getVideoTracks()[0];
+    this.lost = false;
+    this.#replaceRaw(raw);
+    this.deviceId = raw.getSettings().deviceId || this.deviceId;
+    this.state = "on";
+    return this.state;
+  }
+
+  /** Switch to another camera: the sender's track is replaced, the connection is not renegotiated. */
+  async use(deviceId) {
+    this.deviceId = deviceId;
+    if (this.state === "on" || this.state === "paused") return this.start();
+    return this.state;
+  }
+
+  stop() {
+    this.#replaceRaw(null);
+    if (this.state === "on" || this.state === "paused") this.state = "off";
+    return this.state;
+  }
+
+  /** High-quality mode for a phone: 1280×720 capture (the caller raises the sender's bitrate). */
+  async setHigh(high) {
+    this.high = high;
+    if (this.raw) {
+      try {
+        await this.raw.applyConstraints(high ? HIGH : NORMAL);
+      } catch { /* the camera keeps its current size */ }
+    }
+  }
+
+  /** Re-run the effects after brightness or background changed. */
+  refresh() {
+    this.#publish();
+  }
+
+  async cameras() {
+    if (!navigator.mediaDevices?.enumerateDevices) return [];
+    return (await navigator.mediaDevices.enumerateDevices()).filter((device) => device.kind === "videoinput");
+  }
+
+  #replaceRaw(raw) {
+    const old = this.raw;
+    this.raw = raw;
+    if (raw) raw.addEventListener("ended", () => { if (this.raw === raw) this.#ended(); });
+    this.#publish();
+    if (old && old !== raw) old.stop(); // after the sender moved on, so the peer never sees a gap
+  }
+
+  #publish() {
+    const track = this.effects.process(this.raw);
+    if (track !== this.track) {
+      this.track = track;
+      this.onTrack(track);
+    }
+  }
+
+  #ended() {
+    // The OS took the camera away (another app, a phone call): report it off rather than a frozen frame.
+    this.raw = null;
+    this.state = "off";
+    this.lost = true;
+    this.#publish();
+    this.onEnded?.();
+  }
+}
