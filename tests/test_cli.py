@@ -86,3 +86,35 @@ def test_demo_is_idempotent_and_prints_working_logins(env: Path, capsys: pytest.
     (env / "var" / "demo-logins.json").unlink()
     assert main(["demo"]) == 0
     assert capsys.readouterr().out != first
+
+
+def test_serve_tls_options_win_over_settings_and_phone_urls_are_lan_addresses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ipaddress
+
+    from web import tls
+    from web.cli import base_url, build_parser, prepare_self_signed, tls_settings
+    from web.settings import Settings
+
+    env_settings = Settings(data_dir=tmp_path, database_url="sqlite://", secret_key="k", tls_self_signed=True)
+    given = tls_settings(env_settings, build_parser().parse_args(["serve", "--certfile", "c.pem"]))
+    assert given.tls_cert_file == Path("c.pem") and not given.tls_self_signed and given.secure_cookies
+    lan = tls_settings(env_settings, build_parser().parse_args(["serve", "--tls-name", "tsunagu.test"]))
+    assert lan.tls_self_signed and lan.tls_names == ("tsunagu.test",)
+    assert base_url(lan, "0.0.0.0", 8443) == "https://127.0.0.1:8443"
+    assert (
+        base_url(Settings(data_dir=tmp_path, database_url="", secret_key=""), "::1", 80) == "http://[::1]:80"
+    )
+
+    monkeypatch.setattr(tls, "lan_addresses", lambda: [ipaddress.ip_address("192.0.2.9")])
+    served, lines = prepare_self_signed(lan, "0.0.0.0", 8443)
+    assert served.tls_cert_file == tmp_path / "tls" / tls.CERT_NAME and served.tls_key_file is not None
+    assert "  https://192.0.2.9:8443/" in lines and "  https://tsunagu.test:8443/" in lines
+    assert not any(
+        "127.0.0.1:8443" in line for line in lines[lines.index("on a phone on the same network, open:") :]
+    )
+    again = prepare_self_signed(lan, "0.0.0.0", 8443)[1]
+    assert (
+        again[0].startswith("self-signed certificate (reused,") and again[1] == lines[1]
+    )  # same fingerprint

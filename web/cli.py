@@ -1,15 +1,17 @@
-"""The ``tsunagu`` command: serve, migrate, and manage orgs and users from a shell."""
+"""The ``tsunagu`` command: serve (HTTP or HTTPS), migrate, and manage orgs and users from a shell."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import getpass
+import ipaddress
 import json
 import os
 import secrets
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import select
@@ -18,8 +20,9 @@ from core.errors import TsunaguError
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from store.models import Org, Role, User
-from web import accounts
+from web import accounts, tls
 from web.settings import Settings
+from web.tls import TLSConfigError
 
 DEMO_ORG = ("demo", "デモ株式会社")
 DEMO_USERS = (
@@ -113,7 +116,86 @@ def base_url(settings: Settings, host: str, port: int) -> str:
     if settings.public_url:
         return settings.public_url
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    return f"http://{shown}:{port}"
+    scheme = "https" if settings.serves_tls else "http"
+    return f"{scheme}://{_url_host(shown)}:{port}"
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def tls_settings(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Options given to ``serve`` win over the TLS settings from the environment."""
+    if args.self_signed and (args.certfile or args.keyfile):
+        raise TLSConfigError("choose either a certificate (--certfile/--keyfile) or --self-signed")
+    cert = Path(args.certfile).expanduser() if args.certfile else settings.tls_cert_file
+    key = Path(args.keyfile).expanduser() if args.keyfile else settings.tls_key_file
+    if args.self_signed:
+        cert = key = None  # --self-signed on the command line beats a certificate set in .env
+        self_signed = True
+    elif args.certfile or args.keyfile:
+        self_signed = False  # and a certificate named on the command line beats TLS_SELF_SIGNED
+    else:
+        self_signed = settings.tls_self_signed
+        if self_signed and cert is not None:
+            raise TLSConfigError("choose either TLS_CERT_FILE or TLS_SELF_SIGNED, not both")
+    if key is not None and cert is None:
+        raise TLSConfigError("a TLS key file was given without a certificate (--certfile / TLS_CERT_FILE)")
+    names = (*settings.tls_names, *(args.tls_name or ()))
+    return replace(
+        settings, tls_cert_file=cert, tls_key_file=key, tls_self_signed=self_signed, tls_names=names
+    )
+
+
+def _phone_urls(host: str, port: int, made: tls.SelfSigned) -> list[str]:
+    """Where a phone on the same network can open the server: the LAN addresses it listens on."""
+    try:
+        bound = ipaddress.ip_address(host)
+    except ValueError:
+        return [f"https://{host}:{port}/"]  # a name given with --host: the operator knows it resolves
+    if bound.is_loopback:
+        return []
+    if not bound.is_unspecified:
+        return [f"https://{_url_host(host)}:{port}/"]
+    urls = [
+        f"https://{_url_host(str(address))}:{port}/"
+        for address in made.ip_addresses
+        if not address.is_loopback and (address.version == 4 or bound.version == 6)
+    ]
+    urls += [f"https://{name}:{port}/" for name in made.dns_names if name != "localhost" and "." in name]
+    return urls
+
+
+def prepare_self_signed(settings: Settings, host: str, port: int) -> tuple[Settings, list[str]]:
+    """Make (or reuse) the LAN certificate and say how to reach it; returns settings that point at it."""
+    dns, addresses = tls.default_names(settings.tls_names)
+    try:
+        host_address = ipaddress.ip_address(host)
+    except ValueError:
+        dns = (*dns, *tls.split_names([host])[0])
+    else:
+        if not host_address.is_unspecified:
+            addresses = (*addresses, host_address)
+    made = tls.ensure_self_signed(settings.data_dir / "tls", dns, addresses)
+    covers = ", ".join([*made.dns_names, *(str(a) for a in made.ip_addresses)])
+    lines = [
+        f"self-signed certificate ({'new' if made.created else 'reused'}, "
+        f"valid until {made.not_after:%Y-%m-%d}): {made.cert_path}",
+        f"  SHA-256 fingerprint: {made.fingerprint}",
+        f"  covers: {covers}",
+    ]
+    phone = _phone_urls(host, port, made)
+    if phone:
+        lines.append("on a phone on the same network, open:")
+        lines += [f"  {url}" for url in phone]
+        lines.append(
+            "  the phone warns that the certificate is not trusted: compare the SHA-256 fingerprint in its "
+            "certificate details with the one above, then continue"
+        )
+    else:
+        lines.append(f"listening on {host} only, which a phone cannot reach: add --host 0.0.0.0 for the LAN")
+    settings = replace(settings, tls_cert_file=made.cert_path, tls_key_file=made.key_path)
+    return settings, lines
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -124,14 +206,30 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
     host = args.host or settings.host
     port = args.port or settings.port
+    settings = tls_settings(settings, args)
+    tls_lines: list[str] = []
+    if settings.tls_self_signed:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings, tls_lines = prepare_self_signed(settings, host, port)
+    if settings.tls_cert_file is not None:
+        tls.check_pair(settings.tls_cert_file, settings.tls_key_file)
     configure_logging(settings.log_format, settings.log_level)
     url = base_url(settings, host, port)
     _print(
         "tsunagu is starting:",
         f"  guest page:  {url}/",
         f"  host login:  {url}/login",
+        *tls_lines,
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        ssl_certfile=str(settings.tls_cert_file) if settings.tls_cert_file else None,
+        ssl_keyfile=str(settings.tls_key_file) if settings.tls_key_file else None,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web server")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--certfile", default=None, help="PEM certificate (chain) to serve HTTPS with")
+    serve.add_argument("--keyfile", default=None, help="PEM private key of --certfile (unencrypted)")
+    serve.add_argument(
+        "--self-signed",
+        action="store_true",
+        help="serve HTTPS with a self-signed certificate kept under DATA_DIR/tls/ (for trying on a LAN)",
+    )
+    serve.add_argument(
+        "--tls-name",
+        action="append",
+        metavar="NAME",
+        help="another DNS name or address the self-signed certificate covers (repeatable)",
+    )
     serve.set_defaults(run=cmd_serve)
 
     db = sub.add_parser("db", help="database schema")
@@ -175,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.run(settings, args)
     except TsunaguError as exc:
         print(f"error: {exc.message.format(**exc.params)}", file=sys.stderr)
+        return 1
+    except TLSConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -29,6 +29,14 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -66,10 +74,20 @@ class Settings:
     document_validation_timeout_seconds: float = 5.0
     # ファイル送信: the largest file one send may carry (web.files).
     room_file_max_bytes: int = 50 * 1024 * 1024
+    # TLS served by tsunagu itself (web.tls): a given certificate and key, or a self-signed one (LAN trials).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_self_signed: bool = False
+    tls_names: tuple[str, ...] = ()  # extra names the self-signed certificate covers
+
+    @property
+    def serves_tls(self) -> bool:
+        return self.tls_cert_file is not None or self.tls_self_signed
 
     @property
     def secure_cookies(self) -> bool:
-        return bool(self.public_url and self.public_url.startswith("https://"))
+        # Behind a TLS-terminating proxy only PUBLIC_URL tells us the browser speaks https.
+        return self.serves_tls or bool(self.public_url and self.public_url.startswith("https://"))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, dotenv: Path | None = None) -> Settings:
@@ -109,6 +127,10 @@ class Settings:
             document_render_timeout_seconds=float(env.get("DOCUMENT_RENDER_TIMEOUT_SECONDS") or 120),
             document_validation_timeout_seconds=float(env.get("DOCUMENT_VALIDATION_TIMEOUT_SECONDS") or 5),
             room_file_max_bytes=int(env.get("ROOM_FILE_MAX_BYTES") or 50 * 1024 * 1024),
+            tls_cert_file=_path(env.get("TLS_CERT_FILE")),
+            tls_key_file=_path(env.get("TLS_KEY_FILE")),
+            tls_self_signed=_flag(env.get("TLS_SELF_SIGNED", "")),
+            tls_names=_split(env.get("TLS_NAMES", "")),
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
@@ -20,12 +21,29 @@ T = TypeVar("T")
 
 
 class LiveServer:
-    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        app: Starlette,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
+        """``tls``: (certificate, key) to serve HTTPS with, as ``tsunagu serve --certfile/--keyfile`` does."""
         self.app = app
         self.host = host
         self.port = port or free_port()  # a given port: a restarted server where the pages expect it
+        self.tls = tls
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=self.port, log_config=None, access_log=False, lifespan="on")
+            uvicorn.Config(
+                app,
+                host=host,
+                port=self.port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                ssl_certfile=str(tls[0]) if tls else None,
+                ssl_keyfile=str(tls[1]) if tls else None,
+            )
         )
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._serve, name="live-server", daemon=True)
@@ -36,7 +54,7 @@ class LiveServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def start(self) -> None:
         self.thread.start()
