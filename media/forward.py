@@ -129,6 +129,12 @@ class Outbound:
         self._last_at = 0.0
         self._history: list[bytes | None] = [None] * HISTORY
         self._rtx_seq = random.randint(0, 0xFFFF)
+        self.rebased = False  # the last rewrite started a new segment: its receiver needs a keyframe
+
+    def resync(self) -> None:
+        """Start a new segment at the next packet, continuing this m-line's numbering without a gap (after
+        the relay itself dropped packets: a gap would make receivers wait for packets that never come)."""
+        self._source_ssrc = None
 
     def accepts(self, inbound: Inbound, now: float) -> bool:
         """Whether ``inbound`` may feed this m-line (one publisher at a time; a silent or gone one yields)."""
@@ -145,10 +151,12 @@ class Outbound:
     ) -> bytes | None:
         """``packet`` (whose original ``ssrc``/``seq``/``timestamp`` are passed, as the packet object is
         shared between receivers) serialized for this m-line, or None when another source owns it."""
+        self.rebased = False
         if inbound is not self.source or ssrc != self._source_ssrc:
             if not self.accepts(inbound, now):
                 return None
             self._rebase(inbound, ssrc, seq, timestamp, now)
+            self.rebased = True
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
         last = self._last_seq
@@ -173,13 +181,16 @@ class Outbound:
         gap = max(1, int((now - self._last_at) * self.clock_rate))
         self._ts_offset = (self._last_ts + gap - timestamp) & 0xFFFFFFFF
 
-    def retransmissions(self, lost: list[int]) -> list[bytes]:
-        """Packets to resend for a NACK, from the history (RTX-wrapped when RTX was negotiated)."""
+    def retransmissions(self, lost: list[int]) -> tuple[list[bytes], int]:
+        """Packets to resend for a NACK, from the history (RTX-wrapped when RTX was negotiated), and how many
+        of the asked ones are no longer (or never were) there."""
         out = []
+        missing = 0
         for seq in lost:
             data = self._history[seq % HISTORY]
             if data is None or unpack_from("!H", data, 2)[0] != seq:
-                continue  # too old: the receiver will ask for a keyframe
+                missing += 1
+                continue
             if self.rtx_payload_type is not None:
                 packet = RtpPacket.parse(data, self.extensions)
                 data = wrap_rtx(packet, self.rtx_payload_type, self._rtx_seq, self.rtx_ssrc).serialize(
@@ -187,7 +198,7 @@ class Outbound:
                 )
                 self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
             out.append(data)
-        return out
+        return out, missing
 
 
 def fir_ssrcs(fci: bytes) -> list[int]:

@@ -245,9 +245,12 @@ class Peer:
             outbound = self._outbound_by_ssrc.get(packet.media_ssrc)
             if outbound is not None:
                 self.room.counters.nacks_received += 1
-                for data in outbound.retransmissions(packet.lost):
+                resend, missing = outbound.retransmissions(packet.lost)
+                for data in resend:
                     if await self.send(outbound.mline, data):
                         self.room.counters.retransmissions += 1
+                if missing:  # past the history: only a keyframe repairs the picture
+                    await self.room.keyframe_for(self, outbound.mline, fir=False)
         elif isinstance(packet, RtcpSrPacket):
             inbound = self._inbound_by_ssrc.get(packet.ssrc)
             if inbound is not None:

@@ -45,9 +45,13 @@ class Room:
             if outbound is None:
                 continue
             data = outbound.rewrite(inbound, packet, ssrc, seq, timestamp, now)
-            if data is not None and await peer.send(inbound.mline, data):
+            if data is None:
+                continue
+            if await peer.send(inbound.mline, data):
                 counters.packets_forwarded += 1
                 counters.bytes_forwarded += len(data)
+            if outbound.rebased:
+                await publisher.ask_keyframe(inbound, fir=False)
 
     async def keyframe_for(self, subscriber: Peer, mline: int, fir: bool) -> None:
         """Ask whoever feeds ``subscriber``'s m-line for a keyframe."""
@@ -61,6 +65,10 @@ class Room:
                 await peer.ask_keyframe(inbound, fir)
 
     def contain(self, exc: Exception, where: str) -> None:
+        """Count and log a failure of this room's forwarding; its streams resume in a new segment."""
+        for peer in self._order:
+            for outbound in peer.outbounds.values():
+                outbound.resync()
         self.counters.forwarding_errors += 1
         errors = self.counters.forwarding_errors
         if errors <= 3 or errors % 1000 == 0:  # a broken stream would otherwise log every packet

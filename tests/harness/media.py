@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiortc import (
+    AudioStreamTrack,
     MediaStreamTrack,
     RTCConfiguration,
     RTCPeerConnection,
@@ -36,7 +37,7 @@ class Camera(VideoStreamTrack):
         pts, time_base = await self.next_timestamp()
         frame = VideoFrame(self.width, self.height, "yuv420p")
         luma = bytearray([self.shade]) * (self.width * self.height)
-        row = (self.count * 4) % self.height
+        row = (self.count * 4) % (self.height - 8)
         luma[row * self.width : (row + 8) * self.width] = b"\xf0" * (8 * self.width)  # a moving bar
         frame.planes[0].update(bytes(luma))
         chroma = b"\x80" * (self.width * self.height // 4)
@@ -50,7 +51,7 @@ class Camera(VideoStreamTrack):
 class Client:
     """One stand-in browser: one peer connection with the server, three sendrecv transceivers."""
 
-    def __init__(self, camera: bool = True, screen: bool = False) -> None:
+    def __init__(self, camera: bool = True, screen: bool = False, audio: bool = False) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.transceivers: list[RTCRtpTransceiver] = [
             self.pc.addTransceiver("video", direction="sendrecv"),
@@ -60,10 +61,12 @@ class Client:
         self.tracks: list[MediaStreamTrack | None] = [Camera() if camera else None, None, None]
         if screen:
             self.tracks[1] = Camera(width=192, height=108, shade=200)
+        if audio:
+            self.tracks[2] = AudioStreamTrack()
         for transceiver, track in zip(self.transceivers, self.tracks, strict=True):
             if track is not None:
                 transceiver.sender.replaceTrack(track)
-        self.frames = [0, 0, 0]  # decoded frames received per m-line
+        self.frames = [0, 0, 0]  # decoded frames (audio: 20 ms frames) received per m-line
         self.seqs: list[list[int]] = [[], [], []]  # RTP sequence numbers received per m-line
         self.keyframe_requests = [0, 0, 0]  # times the server asked this client's senders for a keyframe
         self._tasks: list[asyncio.Task[None]] = []
@@ -95,8 +98,7 @@ class Client:
     async def accept(self, answer_sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
         for index, transceiver in enumerate(self.transceivers):
-            if transceiver.kind == "video":
-                self._tasks.append(asyncio.ensure_future(self._consume(index, transceiver.receiver.track)))
+            self._tasks.append(asyncio.ensure_future(self._consume(index, transceiver.receiver.track)))
 
     async def _consume(self, index: int, track: MediaStreamTrack) -> None:
         try:
@@ -129,8 +131,8 @@ async def connect(rooms: Any, room_id: str, seat: str, **kwargs: bool) -> Client
     return client
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_for(predicate: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")

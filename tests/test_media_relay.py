@@ -1,0 +1,164 @@
+"""The media relay with aiortc peers as stand-in browsers, over loopback (run inside ``unshare --net``):
+encoded passthrough both ways on camera, screen and audio, never decoding, keyframe requests forwarded,
+rejoin with continuous sequence numbers, and rooms isolated from each other."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiortc.rtcrtpreceiver
+import pytest
+
+from media import MediaRooms, MediaSettings
+from media.rooms import Room
+from tests.harness.media import LOOPBACK, Client, connect, wait_for
+
+
+class Clients:
+    """Stand-in browsers of a test, closed at its end."""
+
+    def __init__(self, rooms: MediaRooms) -> None:
+        self.rooms = rooms
+        self.all: list[Client] = []
+
+    async def join(self, room_id: str, seat: str, **kwargs: bool) -> Client:
+        client = await connect(self.rooms, room_id, seat, **kwargs)
+        self.all.append(client)
+        return client
+
+
+@pytest.fixture
+async def rooms() -> AsyncIterator[MediaRooms]:
+    media = MediaRooms(MediaSettings(host_addresses=LOOPBACK))
+    yield media
+    await media.aclose()
+
+
+@pytest.fixture
+async def clients(rooms: MediaRooms) -> AsyncIterator[Clients]:
+    made = Clients(rooms)
+    yield made
+    for client in made.all:
+        await client.close()
+
+
+def grows(value: Callable[[], int], by: int) -> Callable[[], bool]:
+    start = value()
+    return lambda: value() >= start + by
+
+
+def room(rooms: MediaRooms, room_id: str) -> Room:
+    found = rooms.room(room_id)
+    assert found is not None
+    return found
+
+
+async def test_camera_screen_and_audio_flow_both_ways(clients: Clients) -> None:
+    host = await clients.join("r1", "host", camera=True, screen=True, audio=True)
+    guest = await clients.join("r1", "guest", camera=True, screen=True, audio=True)
+    for client in (host, guest):
+        for index in (0, 1, 2):
+            await wait_for(grows(lambda c=client, i=index: c.frames[i], 15), what=f"frames on m-line {index}")
+    counters = clients.rooms.counters("r1")
+    assert counters.packets_forwarded > 60
+    assert counters.forwarding_errors == 0
+
+
+@pytest.fixture
+def decoders(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The frame queues fed by every decoder aiortc creates (a decoder thread feeds one receiver's track)."""
+    created: list[object] = []
+    feeding = threading.local()
+    real_worker = aiortc.rtcrtpreceiver.decoder_worker
+    real_get_decoder = aiortc.rtcrtpreceiver.get_decoder
+
+    def worker(loop: Any, input_q: Any, output_q: Any, *args: Any) -> None:
+        feeding.queue = output_q
+        real_worker(loop, input_q, output_q, *args)
+
+    def get_decoder(codec: Any) -> Any:
+        created.append(getattr(feeding, "queue", None))
+        return real_get_decoder(codec)
+
+    monkeypatch.setattr(aiortc.rtcrtpreceiver, "decoder_worker", worker)
+    monkeypatch.setattr(aiortc.rtcrtpreceiver, "get_decoder", get_decoder)
+    return created
+
+
+async def test_the_server_never_decodes(clients: Clients, decoders: list[object]) -> None:
+    host = await clients.join("r1", "host", camera=True, screen=True, audio=True)
+    guest = await clients.join("r1", "guest", camera=True, audio=True)
+    await wait_for(lambda: guest.frames[0] >= 20 and guest.frames[1] >= 20 and guest.frames[2] >= 20)
+    await wait_for(lambda: host.frames[0] >= 20)
+    server_queues = [
+        transceiver.receiver.track._queue
+        for peer in room(clients.rooms, "r1").peers.values()
+        for transceiver in peer.pc.getTransceivers()
+        if transceiver.receiver.track is not None
+    ]
+    assert len(server_queues) == 6
+    # the spy works: the guest's client decoded what it received...
+    assert any(queue is guest.transceivers[0].receiver.track._queue for queue in decoders)
+    # ...and no decoder was ever made for the server's receivers
+    assert not [queue for queue in decoders if any(queue is mine for mine in server_queues)]
+    assert clients.rooms.counters("r1").packets_forwarded > 100
+
+
+async def test_keyframe_request_reaches_the_publisher(clients: Clients) -> None:
+    host = await clients.join("r1", "host", camera=True)
+    guest = await clients.join("r1", "guest", camera=False)
+    await wait_for(lambda: guest.frames[0] >= 10, what="guest sees the host's camera")
+    assert host.keyframe_requests[0] >= 1  # asked when the guest connected / the stream started
+    await asyncio.sleep(0.3)  # past the server's keyframe request spacing
+    before, forwarded = host.keyframe_requests[0], clients.rooms.counters("r1").keyframe_requests_forwarded
+    await guest.send_pli(0)
+    await wait_for(
+        lambda: host.keyframe_requests[0] > before, within=2, what="the host's sender asked for a keyframe"
+    )
+    assert clients.rooms.counters("r1").keyframe_requests_forwarded == forwarded + 1
+    assert host.keyframe_requests[1] == 0  # the screen m-line was not asked
+
+
+async def test_rejoin_keeps_the_other_sides_stream_continuous(clients: Clients) -> None:
+    host = await clients.join("r1", "host", camera=True)
+    guest = await clients.join("r1", "guest", camera=True)
+    await wait_for(lambda: guest.frames[0] >= 10, what="first frames")
+    before = len(guest.seqs[0])
+    host_again = await clients.join("r1", "host", camera=True)  # the browser's fresh pc (restart: true)
+    await host.close()
+    await wait_for(grows(lambda: guest.frames[0], 20), what="frames after the rejoin")
+    await wait_for(lambda: host_again.frames[0] >= 5, what="the rejoined host sees the guest")
+    assert host_again.keyframe_requests[0] >= 1
+    seqs = guest.seqs[0]
+    assert len(seqs) > before + 10
+    gaps = [(b - a) & 0xFFFF for a, b in zip(seqs, seqs[1:], strict=False)]
+    assert all(gap == 1 for gap in gaps), f"sequence numbers jump: {sorted(set(gaps))}"
+    assert len(guest.transceivers[0].receiver.getSynchronizationSources()) == 1  # one stream, one SSRC
+
+
+async def test_rooms_are_isolated(clients: Clients, monkeypatch: pytest.MonkeyPatch) -> None:
+    rooms = clients.rooms
+    pairs = {}
+    for room_id in ("r1", "r2", "r3"):
+        pairs[room_id] = (await clients.join(room_id, "host"), await clients.join(room_id, "guest"))
+    for _, guest in pairs.values():
+        await wait_for(lambda g=guest: g.frames[0] >= 5, what="first frames")
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("forwarding broke")
+
+    monkeypatch.setattr(room(rooms, "r2"), "forward", broken)
+    await rooms.close_room("r1")
+    for room_id in ("r2", "r3"):
+        assert rooms.room(room_id) is not None
+    await wait_for(grows(lambda: pairs["r3"][1].frames[0], 15), what="r3 keeps forwarding")
+    assert rooms.counters("r2").forwarding_errors > 0
+    assert rooms.counters("r3").forwarding_errors == 0
+    for client in pairs["r2"]:
+        assert client.pc.connectionState == "connected"  # the broken room's connections are still up
+    monkeypatch.undo()
+    await wait_for(grows(lambda: pairs["r2"][1].frames[0], 10), what="r2 resumes once fixed")
+    assert rooms.counters().packets_forwarded > 0
