@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import random
 import statistics
+import threading
 import time
 from typing import Any
 
@@ -95,9 +96,12 @@ async def _type(ws: ClientConnection, typist: Typist, rate: float, seconds: floa
         await ws.send(typist.keystroke())
 
 
+Window = tuple[float, float]  # wall-clock start and end of the typing, for the server's CPU time
+
+
 async def _memo_clients(
     base: str, rooms: list[str], cookies: dict[str, str], rate: float, seconds: float
-) -> list[float]:
+) -> tuple[list[float], Window]:
     async def join(room_id: str, role: str, typist: Typist) -> ClientConnection:
         ws = await connect(
             f"{base}/ws/rooms/{room_id}",
@@ -128,46 +132,53 @@ async def _memo_clients(
     pairs = await asyncio.gather(*(pair(room_id) for room_id in rooms))
     readers = [asyncio.create_task(_read(ws, t)) for h, g, hw, gw in pairs for t, ws in ((h, hw), (g, gw))]
     await asyncio.sleep(0.5)
+    started = time.time()
     await asyncio.gather(
         *(_type(ws, t, rate, seconds) for h, g, hw, gw in pairs for t, ws in ((h, hw), (g, gw)))
     )
     await asyncio.sleep(1.0)  # the last updates arrive
+    window = (started, time.time())
     for task in readers:
         task.cancel()
     await asyncio.gather(*(ws.close() for _h, _g, hw, gw in pairs for ws in (hw, gw)), return_exceptions=True)
-    return [s for h, g, _hw, _gw in pairs for s in h.samples + g.samples]
+    return [s for h, g, _hw, _gw in pairs for s in h.samples + g.samples], window
 
 
-async def _echo_clients(url: str, sockets: int, rate: float, seconds: float) -> list[float]:
+async def _echo_clients(url: str, sockets: int, rate: float, seconds: float) -> tuple[list[float], Window]:
     samples: list[float] = []
     frame = json.dumps({"type": "memo.sync", "data": encode(b"\x02" + bytes(40))})
-
     semaphore = asyncio.Semaphore(50)
 
-    async def one() -> None:
+    async def open_one() -> ClientConnection:
         async with semaphore:
-            ws = await connect(url, open_timeout=60, compression=None)
-        async with ws:
-            sent: list[float] = []
+            return await connect(url, open_timeout=60, compression=None)
 
-            async def read() -> None:
-                async for _ in ws:
-                    samples.append(time.perf_counter() - sent[len(samples_of)])
-                    samples_of.append(1)
+    async def one(ws: ClientConnection) -> None:
+        sent: list[float] = []
+        received = 0
 
-            samples_of: list[int] = []
-            reader = asyncio.create_task(read())
-            await asyncio.sleep(random.random() / rate)
-            started = time.perf_counter()
-            for i in range(int(rate * seconds)):
-                await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
-                sent.append(time.perf_counter())
-                await ws.send(frame)
-            await asyncio.sleep(1.0)
-            reader.cancel()
+        async def read() -> None:
+            nonlocal received
+            async for _ in ws:
+                samples.append(time.perf_counter() - sent[received])
+                received += 1
 
-    await asyncio.gather(*(one() for _ in range(sockets)))
-    return samples
+        reader = asyncio.create_task(read())
+        await asyncio.sleep(random.random() / rate)
+        started = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+            sent.append(time.perf_counter())
+            await ws.send(frame)
+        await asyncio.sleep(1.0)
+        reader.cancel()
+
+    opened = await asyncio.gather(*(open_one() for _ in range(sockets)))
+    started = time.time()
+    await asyncio.gather(*(one(ws) for ws in opened))
+    window = (started, time.time())
+    await asyncio.gather(*(ws.close() for ws in opened), return_exceptions=True)
+    return samples, window
 
 
 def _client_process(job: dict[str, Any], out: Any) -> None:
@@ -180,14 +191,15 @@ def _client_process(job: dict[str, Any], out: Any) -> None:
     out.send(result)
 
 
-def _in_child(job: dict[str, Any], timeout: float) -> list[float]:
+def _in_child(job: dict[str, Any], timeout: float) -> tuple[list[float], Window]:
     receiving, sending = multiprocessing.Pipe(duplex=False)
     process = multiprocessing.get_context("spawn").Process(target=_client_process, args=(job, sending))
     process.start()
     try:
         if not receiving.poll(timeout):
             raise TimeoutError(f"{job['kind']} clients did not finish in {timeout} s")
-        return list(receiving.recv())
+        samples, window = receiving.recv()
+        return list(samples), tuple(window)
     finally:
         process.join(5)
         if process.is_alive():
@@ -195,6 +207,28 @@ def _in_child(job: dict[str, Any], timeout: float) -> list[float]:
 
 
 # The server side (this process)
+
+
+class CpuSampler:
+    """This process's CPU time, sampled every 0.1 s, to tell how much of it a time window took."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.samples.append((time.time(), time.process_time()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, start: float, end: float) -> float:
+        inside = [cpu for wall, cpu in self.samples if start <= wall <= end]
+        return inside[-1] - inside[0] if len(inside) >= 2 else float("nan")
 
 
 def _cookie(browser: Browser) -> str:
@@ -243,7 +277,8 @@ async def memo_bench(rooms: int, rate: float, seconds: float) -> dict[str, float
         setup_started = time.perf_counter()
         room_ids, cookies = await _make_rooms(app_server, rooms)
         setup = time.perf_counter() - setup_started
-        echo = await asyncio.to_thread(
+        cpu = CpuSampler()
+        echo, echo_window = await asyncio.to_thread(
             _in_child,
             {
                 "kind": "echo",
@@ -254,7 +289,7 @@ async def memo_bench(rooms: int, rate: float, seconds: float) -> dict[str, float
             },
             seconds + 60,
         )
-        memo = await asyncio.to_thread(
+        memo, memo_window = await asyncio.to_thread(
             _in_child,
             {
                 "kind": "memo",
@@ -266,6 +301,7 @@ async def memo_bench(rooms: int, rate: float, seconds: float) -> dict[str, float
             },
             seconds + 90,
         )
+        cpu.stop()
     expected = 2 * rooms * int(rate * seconds)
     return {
         "rooms": rooms,
@@ -276,6 +312,10 @@ async def memo_bench(rooms: int, rate: float, seconds: float) -> dict[str, float
         "echo_latency_p50_ms": percentile_ms(echo, 50),
         "echo_latency_p99_ms": percentile_ms(echo, 99),
         "memo_latency_p99_ms": percentile_ms(memo, 99),
+        # The server's CPU time (this process: the event loop and SQLite's thread) while everybody types, per
+        # message: what the latencies come from, and a figure the machine's noise moves less.
+        "echo_server_cpu_us_per_message": cpu.between(*echo_window) / max(1, len(echo)) * 1e6,
+        "memo_server_cpu_us_per_keystroke": cpu.between(*memo_window) / max(1, len(memo)) * 1e6,
     }
 
 

@@ -147,14 +147,14 @@ class Broker(abc.ABC):
         """Close every subscription and release the broker's resources; idempotent."""
 
 
-class _QueueSubscription(Subscription):
-    """A subscription fed by its broker through a bounded queue; shared by both implementations."""
+class QueueSubscription(Subscription):
+    """A subscription fed through a bounded queue: by both brokers, and by the room hub for local sockets."""
 
     def __init__(
-        self, topic: str, queue_size: int, release: Callable[[_QueueSubscription], Awaitable[None]]
+        self, topic: str, queue_size: int, release: Callable[[QueueSubscription], Awaitable[None]]
     ) -> None:
         self.topic = topic
-        # ``None`` is the end-of-stream marker, put once the queue has been emptied by _end.
+        # ``None`` is the end-of-stream marker, put once the queue has been emptied by end().
         self._queue: asyncio.Queue[Message | None] = asyncio.Queue(maxsize=queue_size)
         self._release = release
         self._closed = False
@@ -168,7 +168,7 @@ class _QueueSubscription(Subscription):
     def dropped(self) -> bool:
         return self._dropped
 
-    def _offer(self, message: Message) -> bool:
+    def offer(self, message: Message) -> bool:
         """Queue ``message`` without waiting; False when the queue is full (the broker then drops us)."""
         if self._closed:
             return True
@@ -178,7 +178,7 @@ class _QueueSubscription(Subscription):
             return False
         return True
 
-    def _end(self, *, dropped: bool = False) -> bool:
+    def end(self, *, dropped: bool = False) -> bool:
         """Mark closed, discard unread messages and wake readers; False when already closed."""
         if self._closed:
             return False
@@ -197,7 +197,7 @@ class _QueueSubscription(Subscription):
         return message
 
     async def close(self) -> None:
-        if self._end():
+        if self.end():
             await self._release(self)
 
 
@@ -212,7 +212,7 @@ class MemoryBroker(Broker):
 
     def __init__(self, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
         self.queue_size = _check_queue_size(queue_size)
-        self._topics: dict[str, set[_QueueSubscription]] = {}
+        self._topics: dict[str, set[QueueSubscription]] = {}
         self._closed = False
 
     async def publish(self, topic: str, message: Message) -> None:
@@ -220,26 +220,26 @@ class MemoryBroker(Broker):
         if self._closed:
             raise BrokerClosed()
         for sub in list(self._topics.get(topic, ())):
-            if not sub._offer(decode(payload)):
-                sub._end(dropped=True)
+            if not sub.offer(decode(payload)):
+                sub.end(dropped=True)
                 self._forget(sub)
                 log.warning("broker.subscriber_dropped", topic=topic, queue_size=self.queue_size)
 
     async def subscribe(self, topic: str) -> Subscription:
         if self._closed:
             raise BrokerClosed()
-        sub = _QueueSubscription(topic, self.queue_size, self._release)
+        sub = QueueSubscription(topic, self.queue_size, self._release)
         self._topics.setdefault(topic, set()).add(sub)
         return sub
 
-    def _forget(self, sub: _QueueSubscription) -> None:
+    def _forget(self, sub: QueueSubscription) -> None:
         subs = self._topics.get(sub.topic)
         if subs is not None:
             subs.discard(sub)
             if not subs:
                 del self._topics[sub.topic]
 
-    async def _release(self, sub: _QueueSubscription) -> None:
+    async def _release(self, sub: QueueSubscription) -> None:
         self._forget(sub)
 
     async def aclose(self) -> None:
@@ -247,7 +247,7 @@ class MemoryBroker(Broker):
         topics, self._topics = self._topics, {}
         for subs in topics.values():
             for sub in subs:
-                sub._end()
+                sub.end()
 
 
 def _describe(exc: BaseException) -> str:
@@ -286,7 +286,7 @@ class RedisBroker(Broker):
         self.prefix = prefix
         self.queue_size = _check_queue_size(queue_size)
         self.subscribe_timeout = subscribe_timeout
-        self._subscribers: dict[str, set[_QueueSubscription]] = {}  # channel -> local subscriptions
+        self._subscribers: dict[str, set[QueueSubscription]] = {}  # channel -> local subscriptions
         self._active: set[str] = set()  # channels whose SUBSCRIBE is confirmed on the current connection
         # channel -> one entry per SUBSCRIBE sent and not yet confirmed, in send order: the subscribe()
         # calls waiting for it. Replies come back in command order, so each confirmation pops the oldest.
@@ -314,7 +314,7 @@ class RedisBroker(Broker):
 
     async def subscribe(self, topic: str) -> Subscription:
         channel = self.channel(topic)
-        sub = _QueueSubscription(topic, self.queue_size, self._release)
+        sub = QueueSubscription(topic, self.queue_size, self._release)
         waiter: asyncio.Future[None] | None = None
         async with self._lock:
             if self._closed:
@@ -353,7 +353,7 @@ class RedisBroker(Broker):
         except Exception as exc:  # the reader sees the broken connection too and reconnects
             log.warning("broker.command_failed", command=command, channel=channel, error=_describe(exc))
 
-    async def _release(self, sub: _QueueSubscription) -> None:
+    async def _release(self, sub: QueueSubscription) -> None:
         channel = self.channel(sub.topic)
         async with self._lock:
             subs = self._subscribers.get(channel)
@@ -463,8 +463,8 @@ class RedisBroker(Broker):
             return
         dropped = []
         for i, sub in enumerate(list(subs)):
-            if not sub._offer(message if i == 0 else decode(data)):
-                sub._end(dropped=True)
+            if not sub.offer(message if i == 0 else decode(data)):
+                sub.end(dropped=True)
                 dropped.append(sub)
                 log.warning("broker.subscriber_dropped", topic=sub.topic, queue_size=self.queue_size)
         for sub in dropped:
@@ -485,7 +485,7 @@ class RedisBroker(Broker):
             await self._close_pubsub()
         for subs in subscribers.values():
             for sub in subs:
-                sub._end()
+                sub.end()
         for groups in pending.values():
             for group in groups:
                 for waiter in group:

@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 
 from core.clock import Clock, wall_clock
 from core.errors import N_
-from signaling.broker import Broker, Subscription
+from signaling.broker import DEFAULT_QUEUE_SIZE, Broker, QueueSubscription, Subscription
 from signaling.call_media import MediaLeave, Negotiate
 from signaling.memo import SharedMemo
 from signaling.models import RoomState
@@ -119,11 +119,13 @@ class Outgoing:
 class Participant:
     """One participant's connection, on whichever node holds the socket."""
 
-    def __init__(self, hub: RoomHub, room_id: str, role: Role, subscription: Subscription) -> None:
+    def __init__(
+        self, hub: RoomHub, room_id: str, role: Role, connection: str, subscription: Subscription
+    ) -> None:
         self.hub = hub
         self.room_id = room_id
         self.role = role
-        self.connection = uuid.uuid4().hex
+        self.connection = connection
         self._subscription = subscription
         self._gone = False
 
@@ -140,7 +142,7 @@ class Participant:
             yield Outgoing(frame=item["send"])
 
     async def send(self, message: ClientMessage) -> None:
-        await self.hub._to_home(self.room_id, "message", self, message.model_dump())
+        await self.hub._to_home(self.room_id, "message", self, message)
 
     async def disconnected(self) -> None:
         """The socket is gone (whatever the reason); the home decides what that means."""
@@ -164,6 +166,13 @@ class RoomHub:
         # Offers are answered off the room's loop (ICE gathering takes a moment), one at a time per seat so a
         # restart's answer cannot overtake the answer to the offer before it.
         self._negotiations: dict[tuple[str, Role], asyncio.Task[None]] = {}
+        # The local fast path: for a room homed here, sockets on this node exchange events with the home
+        # through in-process queues (no JSON copies, no second validation); the broker carries only what
+        # concerns other nodes. ``_remote`` holds the room's connections on other nodes.
+        self.node = uuid.uuid4().hex
+        self._inboxes: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._local: dict[str, dict[str, QueueSubscription]] = {}
+        self._remote: dict[str, set[str]] = {}
         self.store = store
         self.clock = clock
         self.grace = grace
@@ -194,20 +203,38 @@ class RoomHub:
         self._memo_rows[room_id] = len(updates)
         subscription = await self.broker.subscribe(_in(room_id))
         self._rooms[room_id] = room
-        self._homes[room_id] = asyncio.create_task(self._run_home(room, subscription), name=f"room-{room_id}")
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=DEFAULT_QUEUE_SIZE)
+        self._inboxes[room_id], self._local[room_id], self._remote[room_id] = inbox, {}, set()
+        self._homes[room_id] = asyncio.create_task(
+            self._run_home(room, subscription, inbox), name=f"room-{room_id}"
+        )
 
     async def poke(self, room_id: str) -> None:
         """Ask the home to look at the clock now (tests move a manual clock, then poke)."""
-        await self.broker.publish(_in(room_id), {"event": "tick"})
+        await self._post(room_id, {"event": "tick"})
 
     async def announce_file(self, room_id: str, file: FileInfo) -> None:
         """Tell a room, wherever its home is, that one of its files is ready."""
-        await self.broker.publish(_in(room_id), {"event": "file", "file": file.model_dump(mode="json")})
+        await self._post(room_id, {"event": "file", "file": file.model_dump(mode="json")})
+
+    async def _post(self, room_id: str, event: dict[str, Any]) -> None:
+        """Hand ``event`` to the room's home: into its inbox when it is here, else over the broker."""
+        inbox = self._inboxes.get(room_id)
+        if inbox is not None:
+            await inbox.put(event)  # a full inbox makes the sender wait (backpressure), as a socket would
+            return
+        message = event.get("message")
+        if message is not None and not isinstance(message, dict):
+            event = {**event, "message": message.model_dump()}
+        await self.broker.publish(_in(room_id), event)
 
     def room(self, room_id: str) -> Room | None:
         return self._rooms.get(room_id)
 
-    async def _run_home(self, room: Room, subscription: Subscription) -> None:
+    async def _run_home(
+        self, room: Room, subscription: Subscription, inbox: asyncio.Queue[dict[str, Any]]
+    ) -> None:
+        pump = asyncio.create_task(self._pump(subscription, inbox), name=f"room-{room.id}-broker")
         try:
             async with subscription:
                 while room.state != RoomState.ENDED:
@@ -215,7 +242,7 @@ class RoomHub:
                     # Wake at least once a second while someone is reconnecting, to end their grace on time.
                     timeout = None if deadline is None else min(1.0, max(0.0, deadline - self.clock()))
                     try:
-                        event = await asyncio.wait_for(subscription.get(), timeout)
+                        event = await asyncio.wait_for(inbox.get(), timeout)
                     except TimeoutError:
                         event = {"event": "tick"}
                     await self._apply(room, self._handle(room, event))
@@ -226,10 +253,23 @@ class RoomHub:
             with contextlib.suppress(Exception):
                 await self._apply(room, room.abort(self.clock()))
         finally:
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
             self._homes.pop(room.id, None)
             self._rooms.pop(room.id, None)
             self._memo_rows.pop(room.id, None)
+            self._inboxes.pop(room.id, None)
+            self._remote.pop(room.id, None)
+            for socket in self._local.pop(room.id, {}).values():
+                socket.end()  # its writer sees the end and closes the socket (4503): nobody is home
             await self._close_media(room.id)
+
+    @staticmethod
+    async def _pump(subscription: Subscription, inbox: asyncio.Queue[dict[str, Any]]) -> None:
+        """Events from other nodes into the home's inbox; a lost subscription ends the room (see _handle)."""
+        async for event in subscription:
+            await inbox.put(event)
+        await inbox.put({"event": "lost"})
 
     def _handle(self, room: Room, event: dict[str, Any]) -> list[Effect]:
         now = self.clock()
@@ -239,14 +279,22 @@ class RoomHub:
         if kind == "file":
             # JSON from the broker says "guest", not Role.GUEST: validate it as JSON data, not strictly.
             return room.file_shared(FileInfo.model_validate(event["file"], strict=False))
+        if kind == "lost":
+            raise RuntimeError("the room's broker subscription was dropped")
         role, connection = Role(event["role"]), str(event["connection"])
         try:
             if kind == "connect":
+                if event.get("node") != self.node:
+                    self._remote[room.id].add(connection)
                 return room.connect(role, connection, now)
             if kind == "disconnect":
+                self._remote[room.id].discard(connection)
                 return room.disconnect(role, connection, now)
             if kind == "message":
-                return room.receive(role, connection, _client_messages.validate_python(event["message"]), now)
+                message = event["message"]
+                if isinstance(message, dict):  # from another node: validate what crossed the wire
+                    message = _client_messages.validate_python(message)
+                return room.receive(role, connection, message, now)
         except RoomError as refused:
             return [Close(connection, refused.code)]
         log.warning("unknown room event", room=room.id, kind=kind)
@@ -259,9 +307,9 @@ class RoomHub:
             match effect:
                 case Send(message=message, to=to, exclude=exclude):
                     item = {"send": message.model_dump(mode="json"), "to": to, "exclude": exclude}
-                    await self.broker.publish(_out(room.id), item)
+                    await self._deliver(room.id, item, to, exclude)
                 case Close(connection=connection, code=code):
-                    await self.broker.publish(_out(room.id), {"close": int(code), "connection": connection})
+                    await self._deliver(room.id, {"close": int(code), "connection": connection}, connection)
                 case StateChanged(state=state):
                     await self.store.set_state(room.id, state, self.clock())
                 case PageShown(document_id=document_id, page=page, at=at, opens=True):
@@ -314,7 +362,7 @@ class RoomHub:
                 log.exception("could not answer a media offer", room=room_id, role=role.value)
                 reply = ErrorFrame(code="media_failed", message=MEDIA_FAILED)
         item = {"send": reply.model_dump(mode="json"), "to": connection, "exclude": None}
-        await self.broker.publish(_out(room_id), item)
+        await self._deliver(room_id, item, connection)
 
     async def _close_media(self, room_id: str) -> None:
         tasks = [task for (room, _), task in self._negotiations.items() if room == room_id]
@@ -326,6 +374,21 @@ class RoomHub:
                 await self.media.close_room(room_id)
             except Exception:
                 log.exception("could not close a room's media", room=room_id)
+
+    async def _deliver(
+        self, room_id: str, item: dict[str, Any], to: str | None, exclude: str | None = None
+    ) -> None:
+        """Give ``item`` to the room's sockets on this node, and to the broker if it concerns another node."""
+        local = self._local.get(room_id, {})
+        for connection, socket in list(local.items()):
+            if (to is None or to == connection) and connection != exclude and not socket.offer(item):
+                # Too far behind (a stalled socket): drop it like the broker would; the browser reconnects.
+                socket.end(dropped=True)
+                local.pop(connection, None)
+                log.warning("room.socket_dropped", room=room_id)
+        remote = self._remote.get(room_id)
+        if remote is None or (to is None and remote - {exclude}) or (to is not None and to not in local):
+            await self.broker.publish(_out(room_id), item)
 
     async def _queue(self, write: Write) -> None:
         if self._writer is None:
@@ -387,8 +450,18 @@ class RoomHub:
     @contextlib.asynccontextmanager
     async def participate(self, room_id: str, role: Role) -> AsyncIterator[Participant]:
         """Join ``room_id`` as ``role`` from this node; leaving the block reports the disconnect."""
-        subscription = await self.broker.subscribe(_out(room_id))
-        participant = Participant(self, room_id, role, subscription)
+        connection = uuid.uuid4().hex
+        local = self._local.get(room_id)
+        subscription: Subscription
+        if local is not None:  # the room is homed here: no broker between this socket and its home
+
+            async def release(_: QueueSubscription) -> None:
+                local.pop(connection, None)
+
+            local[connection] = subscription = QueueSubscription(_out(room_id), DEFAULT_QUEUE_SIZE, release)
+        else:
+            subscription = await self.broker.subscribe(_out(room_id))
+        participant = Participant(self, room_id, role, connection, subscription)
         try:
             await self._to_home(room_id, "connect", participant)
             yield participant
@@ -396,16 +469,17 @@ class RoomHub:
             await participant.disconnected()
 
     async def _to_home(
-        self, room_id: str, kind: str, participant: Participant, message: dict[str, Any] | None = None
+        self, room_id: str, kind: str, participant: Participant, message: ClientMessage | None = None
     ) -> None:
         event: dict[str, Any] = {
             "event": kind,
             "role": participant.role.value,
             "connection": participant.connection,
+            "node": self.node,
         }
         if message is not None:
             event["message"] = message
-        await self.broker.publish(_in(room_id), event)
+        await self._post(room_id, event)
 
     async def aclose(self) -> None:
         tasks = [*self._homes.values(), *self._negotiations.values()]
