@@ -83,7 +83,10 @@ async def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> st
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     settings = Settings(
-        data_dir=tmp_path / "data", database_url=sqlite_url(tmp_path), secret_key=secrets.token_hex(32)
+        data_dir=tmp_path / "data",
+        database_url=sqlite_url(tmp_path),
+        secret_key=secrets.token_hex(32),
+        ice_host_addresses=("127.0.0.1",),  # aioice leaves loopback out; the tests have nothing else
     )
     settings.data_dir.mkdir()
     in_thread(upgrade, settings.database_url)

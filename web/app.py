@@ -26,6 +26,7 @@ from store.db import create_engine, session_factory
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+from media import MediaRooms, MediaSettings
 from signaling import rooms
 from signaling.broker import Broker, MemoryBroker, RedisBroker
 from signaling.hub import RoomHub
@@ -102,11 +103,22 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         RedisNumberStore(redis, clock=clock) if redis is not None else MemoryNumberStore(clock=clock)
     )
 
+    media_settings = MediaSettings(
+        stun_urls=settings.stun_urls,
+        turn_urls=settings.turn_urls,
+        turn_secret=settings.turn_secret,
+        turn_ttl_seconds=settings.turn_ttl_seconds,
+        host_addresses=settings.ice_host_addresses,
+        announced_address=settings.ice_announced_address,
+    )
+    # A room's video is relayed by its home node, where its peer connections are negotiated.
+    media = MediaRooms(media_settings)
     hub = RoomHub(
         broker,
         rooms.DatabaseRoomStore(sessions, meetings.find_document),
         clock=clock,
         grace=settings.rejoin_grace_seconds,
+        media=media,
     )
     sms = make_gateway(
         settings.sms_gateway,
@@ -124,6 +136,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         finally:
             await app.state.documents.aclose()
             await hub.aclose()
+            await media.aclose()
             await broker.aclose()
             await sms.aclose()
             await engine.dispose()
@@ -167,6 +180,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
     app.state.broker = broker
     app.state.numbers = numbers
     app.state.hub = hub
+    app.state.media_settings = media_settings
     app.state.sms = sms
     app.state.documents = DocumentJobs(sessions, settings)
     app.state.login_limiter = limiter("login", settings.login_failures_per_minute, 60.0)

@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.errors import N_, InvalidInput, NotFound, RateLimited
 from documents.models import Document, DocumentStatus
+from media import ice_servers
 from signaling import links, rooms
 from signaling.hub import Participant
 from signaling.models import JoinedVia, RoomRow, RoomState
@@ -236,6 +237,10 @@ async def call_page(request: Request) -> Response:
         host_name=host.display_name if host else "",
         company=host.org.name if host else "",
         ended=room.state == RoomState.ENDED,
+        # STUN/TURN for this participant's browser; TURN credentials expire after TURN_TTL_SECONDS.
+        ice_servers=ice_servers(
+            request.app.state.media_settings, f"{room.id}:{role.value}", request.app.state.clock()
+        ),
     )
 
 
