@@ -70,7 +70,9 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            # A WebSocket's frames skip the wrapper: only an HTTP response has headers to add, and a room
+            # channel sends thousands of frames a second.
+            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_name(scope)
