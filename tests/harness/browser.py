@@ -10,7 +10,9 @@ TEST_HOSTNAME = "tsunagu.test"
 
 # See ../shared/notes/webrtc-tests.md for why each flag is here.
 CHROMIUM_ARGS = [
-    "--use-fake-device-for-media-stream",
+    # Three fake cameras, so a test can switch cameras: fake_device_0 (I420) and fake_device_2 (MJPEG);
+    # fake_device_1 is a Y16 (depth) camera whose frames the video encoder never takes.
+    "--use-fake-device-for-media-stream=device-count=3",
     "--use-fake-ui-for-media-stream",
     "--allow-loopback-in-peer-connection",
     "--disable-background-networking",

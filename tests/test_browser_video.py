@@ -1,0 +1,208 @@
+"""映像 in real Chromium through the server's relay: both cameras both ways, panels A/B, the guest's camera
+stopped and asked for, a camera switch without renegotiation, screen share, reload and restart, a phone guest
+(playback, no screen share, camera paused in the background) and a page over plain HTTP without a camera.
+
+Frames are counted with ``getStats()`` (inbound-rtp ``framesDecoded``) through ``window.tsunaguMedia``."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.calls import PHONE, issue_number, signed_in_host, type_number
+from tests.harness.browser import TEST_HOSTNAME
+from tests.harness.live import LiveServer
+
+pytestmark = pytest.mark.browser
+
+CAMERA, SCREEN = 0, 1
+DENY_CAMERA = """
+  navigator.mediaDevices.getUserMedia = () =>
+    Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
+"""
+
+
+def meeting(
+    new_context: Callable[..., Any],
+    server: LiveServer,
+    device: str | None = None,
+    guest_script: str = "",
+    guest_base: str | None = None,
+) -> tuple[Any, Any]:
+    """A host and a guest in one call; the guest on ``device`` and ``guest_base``, with an init script."""
+    guest_context = new_context(device=device) if device else new_context()
+    if guest_script:
+        guest_context.add_init_script(guest_script)
+    guest = guest_context.new_page()
+    guest.goto(f"{guest_base or server.url}/")
+    host = signed_in_host(new_context, server)
+    type_number(host, issue_number(guest))
+    host.wait_for_url(re.compile(r"/rooms/[0-9a-f]{32}$"))
+    guest.wait_for_url(re.compile(r"/rooms/[0-9a-f]{32}$"))
+    host.get_by_text("お客さまが接続しています。").wait_for()
+    return host, guest
+
+
+def frames(page: Any, slot: int = CAMERA) -> int:
+    return int(page.evaluate("slot => window.tsunaguMedia.framesDecoded(slot)", slot))
+
+
+def decoding(page: Any, slot: int = CAMERA, within: float = 5.0, more: int = 10) -> float:
+    """Wait (bounded) until ``more`` further frames are decoded on ``slot``; returns the seconds it took."""
+    start = time.monotonic()
+    first = frames(page, slot)
+    while frames(page, slot) < first + more:
+        if time.monotonic() - start > within:
+            state = page.evaluate(
+                "[window.tsunaguMedia.link.pc?.connectionState,"
+                " document.getElementById('channel-status').textContent]"
+            )
+            raise AssertionError(f"slot {slot}: {frames(page, slot) - first} frames in {within} s; {state}")
+        page.wait_for_timeout(100)
+    return time.monotonic() - start
+
+
+def offers(page: Any) -> int:
+    return int(page.evaluate("window.tsunaguMedia.link.offers"))
+
+
+def test_video_both_ways_with_panels(server: LiveServer, new_context: Callable[..., Any]) -> None:
+    host, guest = meeting(new_context, server)
+    decoding(host, within=10)  # the guest's camera on the host page
+    decoding(guest, within=10)  # the host's camera on the guest page
+    assert host.locator("#label-a").inner_text() == "お客さま"
+    assert host.locator("#panel-b").is_visible() and host.locator("#label-b").inner_text() == "あなた"
+    assert guest.locator("#label-a").inner_text() == "担当者"
+    assert guest.locator("#panel-b").is_visible()  # itself, small
+    host.wait_for_function("document.getElementById('video-a').videoWidth > 0")
+    assert host.locator("#overlay-a").is_hidden()
+    assert offers(host) == 1 and offers(guest) == 1
+
+
+def test_guest_without_camera_host_fills_panel_a(server: LiveServer, new_context: Callable[..., Any]) -> None:
+    host, guest = meeting(new_context, server, guest_script=DENY_CAMERA)
+    guest.get_by_text("このページではカメラの使用が許可されていません").wait_for()
+    host.locator("#label-a").filter(has_text="あなた").wait_for()
+    assert host.locator("#panel-b").is_hidden()
+    host.wait_for_function("document.getElementById('video-a').videoWidth > 0")  # the host's own camera
+    decoding(guest, within=10)  # the guest still sees the host
+    assert guest.locator("#panel-b").is_hidden()
+
+
+def test_stop_and_ask_for_the_guests_camera(server: LiveServer, new_context: Callable[..., Any]) -> None:
+    host, guest = meeting(new_context, server)
+    decoding(host, within=10)
+    stop = host.get_by_role("button", name="ゲストカメラを停止")
+    ask = host.get_by_role("button", name="ゲストカメラを要求")
+    stop.click()
+    guest.get_by_text("担当者があなたのカメラを停止しました。").wait_for()
+    host.locator("#overlay-a").filter(has_text="お客さまのカメラは停止中です。").wait_for()
+    assert ask.is_enabled() and stop.is_disabled()
+
+    ask.click()
+    dialog = guest.get_by_role("dialog")
+    dialog.get_by_text("担当者がカメラの映像を求めています").wait_for()
+    dialog.get_by_role("button", name="カメラを開始する").click()
+    host.get_by_text("お客さまがカメラを開始しました。").wait_for()
+    host.locator("#overlay-a").wait_for(state="hidden")
+    decoding(host)
+
+    stop.click()
+    host.locator("#overlay-a").filter(has_text="お客さまのカメラは停止中です。").wait_for()
+    ask.click()
+    guest.get_by_role("dialog").get_by_role("button", name="オフのままにする").click()
+    host.get_by_text("お客さまはカメラの開始をお断りになりました。").wait_for()
+    assert host.locator("#overlay-a").is_visible()
+
+
+def test_camera_switch_keeps_the_connection(server: LiveServer, new_context: Callable[..., Any]) -> None:
+    host, guest = meeting(new_context, server)
+    decoding(guest, within=10)
+    host.get_by_role("button", name="カメラ設定").click()
+    select = host.locator("#camera-select")
+    host.wait_for_function("document.querySelectorAll('#camera-select option').length >= 2")
+    assert select.locator("option:checked").inner_text() == "fake_device_0"
+    select.select_option(label="fake_device_2")  # fake_device_1 is Chromium's Y16 camera (see the harness)
+    other = select.input_value()
+    host.wait_for_function("id => window.tsunaguMedia.camera.deviceId === id", arg=other)
+    decoding(guest)  # the guest keeps decoding the host's (new) camera
+    assert offers(host) == 1  # replaceTrack, no new offer
+
+
+def test_screen_share_replaces_the_document_area(server: LiveServer, new_context: Callable[..., Any]) -> None:
+    host, guest = meeting(new_context, server)
+    decoding(guest, within=10)
+    host.get_by_role("button", name="画面共有").click()
+    guest.get_by_text("担当者が画面を共有しています。").wait_for()
+    decoding(guest, SCREEN)
+    guest.wait_for_function("document.getElementById('screen-video').videoWidth === 1280")
+    assert guest.evaluate("document.getElementById('stage').classList.contains('screen-on')")
+    host.get_by_text("あなたの画面を共有しています。").wait_for()
+    assert offers(host) == 1
+
+    host.get_by_role("button", name="画面共有を停止").click()
+    guest.locator("#screen-view").wait_for(state="hidden")
+
+
+def test_reload_and_failed_connection_recover(server: LiveServer, new_context: Callable[..., Any]) -> None:
+    host, guest = meeting(new_context, server)
+    decoding(host, within=10)
+    decoding(guest, within=10)
+
+    host.get_by_role("button", name="更新").click()  # a new media session for the host
+    host.wait_for_function("window.tsunaguMedia.link.offers === 2")
+    assert decoding(host, within=5) < 5
+    assert decoding(guest, within=5) < 5
+
+    # The guest's connection fails (as the browser reports an ICE failure): a fresh one within 5 s.
+    guest.evaluate("""() => {
+      const pc = window.tsunaguMedia.link.pc;
+      Object.defineProperty(pc, "connectionState", { get: () => "failed" });
+      pc.dispatchEvent(new Event("connectionstatechange"));
+    }""")
+    guest.wait_for_function("window.tsunaguMedia.link.restarts === 1", timeout=3000)
+    assert decoding(guest, within=5) < 5
+    assert decoding(host, within=5) < 5
+
+
+def test_phone_guest_plays_and_cannot_share_its_screen(
+    server: LiveServer, new_context: Callable[..., Any]
+) -> None:
+    host, guest = meeting(new_context, server, device=PHONE)
+    decoding(guest, within=10)
+    decoding(host, within=10)
+    assert guest.evaluate("document.getElementById('video-a').playsInline")
+    guest.get_by_text("スマートフォン・タブレットのブラウザは画面を共有できないため").wait_for()
+    assert guest.get_by_role("button", name="画面共有").count() == 0
+
+
+def test_phone_guest_in_background_shows_paused(server: LiveServer, new_context: Callable[..., Any]) -> None:
+    host, guest = meeting(new_context, server, device=PHONE)
+    decoding(host, within=10)
+    hide = """hidden => {
+      const value = hidden ? "hidden" : "visible";
+      Object.defineProperty(document, "visibilityState", { value, configurable: true });
+      document.dispatchEvent(new Event("visibilitychange"));
+    }"""
+    guest.evaluate(hide, True)
+    host.locator("#overlay-a").filter(has_text="カメラ一時停止中").wait_for(timeout=5000)
+    guest.evaluate(hide, False)
+    host.locator("#overlay-a").wait_for(state="hidden", timeout=5000)
+
+
+def test_plain_http_page_explains_the_camera(server: LiveServer, new_context: Callable[..., Any]) -> None:
+    base = f"http://{TEST_HOSTNAME}:{server.port}"
+    host, guest = meeting(new_context, server, guest_base=base)
+    assert guest.url.startswith(base) and not guest.evaluate("window.isSecureContext")
+    guest.get_by_text("このページは暗号化されていない接続（http://）で開かれています").wait_for()
+    host.locator("#label-a").filter(has_text="あなた").wait_for()  # no guest camera: the host's own in A
+    assert guest.get_by_role("button", name="画面共有").count() == 0
+    guest.get_by_text(
+        "画面共有を使うには、このサイトに暗号化された接続（HTTPS）でアクセスする必要があります。"
+    ).wait_for()
+    # Not checked here: the guest receiving video. Without a camera permission Chromium offers only mDNS
+    # host candidates, and in the loopback-only namespace it gathers none at all.
