@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -11,6 +12,7 @@ from core.clock import ManualClock
 from signaling.protocol import SUBPROTOCOL
 from store.models import Role
 from tests.harness.live import LiveServer
+from tests.harness.media import Client
 from tests.harness.redis import RedisServer
 from tests.helpers import seed_org
 from tests.joining import Browser, receive, receive_type, until
@@ -63,6 +65,17 @@ async def test_guest_on_one_node_meets_host_on_another(nodes: tuple[LiveServer, 
                 welcome = await receive_type(guest_ws, "welcome")
                 assert welcome["peers"]["host"] == "connected"
                 await until(host_ws, "presence", role="guest", presence="connected")
+                # The guest's video offer crosses to the home node's relay, and its answer comes back.
+                client = Client()
+                try:
+                    offer = {"type": "media.offer", "sdp": await client.offer()}
+                    await guest_ws.send(json.dumps(offer))
+                    await client.accept((await receive_type(guest_ws, "media.answer", within=10))["sdp"])
+                    home = node_a.app.state.hub.media.room(room["room_id"])
+                    assert home is not None and set(home.peers) == {"guest"}
+                    assert node_b.app.state.hub.media.room(room["room_id"]) is None
+                finally:
+                    await client.close()
                 await host_ws.send('{"type": "end"}')
                 assert (await receive_type(guest_ws, "ended"))["by"] == "host"
         # A number is single-use across nodes too.
