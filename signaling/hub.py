@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
@@ -41,11 +41,12 @@ from signaling.room import (
     Send,
     StateChanged,
 )
+from signaling.writer import MemoRow, MemoStore, RoomWriter
 
 log = structlog.get_logger("tsunagu.rooms")
 
 
-class RoomStore(Protocol):
+class RoomStore(MemoStore, Protocol):
     """What the home node stores and looks up for its rooms (``signaling.rooms.DatabaseRoomStore``)."""
 
     async def set_state(self, room_id: str, state: RoomState, when: float) -> None: ...
@@ -56,14 +57,6 @@ class RoomStore(Protocol):
 
     async def load_memo(self, room_id: str) -> list[bytes]:
         """The room's stored memo updates, oldest first."""
-        ...
-
-    async def memo_updated(self, updates: list[MemoRow]) -> None:
-        """Store memo updates (of any rooms), in this order, in one transaction."""
-        ...
-
-    async def compact_memo(self, room_id: str) -> None:
-        """Replace the room's memo update rows by one merged update."""
         ...
 
     async def memo_final(self, room_id: str, text: str) -> None:
@@ -85,18 +78,7 @@ MEDIA_FAILED = N_("Video could not be connected. Please reload the camera from t
 NO_MEDIA = N_("Video is not available on this server.")
 
 
-@dataclass(frozen=True)
-class MemoRow:
-    room_id: str
-    update: bytes
-    author: str
-    when: float
-
-
-Write = MemoRow | tuple[str, Callable[[], Awaitable[None]]]  # a memo row, or (room id, a page view to store)
 WELCOME_TIMEOUT = 5.0
-MEMO_BATCH_SECONDS = 0.05  # memo updates are written at most this much later, in one transaction
-MEMO_COMPACT_ROWS = 200  # more stored memo updates than this in a room: merge them into one
 _client_messages: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -178,13 +160,8 @@ class RoomHub:
         self.grace = grace
         self._homes: dict[str, asyncio.Task[None]] = {}
         self._rooms: dict[str, Room] = {}
-        # Page views and memo updates are stored in order by one writer, off the path of the frames people
-        # wait for; a full queue makes rooms wait (backpressure) rather than grow memory.
-        # Memo updates that arrive together are written in one transaction.
-        self._page_views: asyncio.Queue[Write] = asyncio.Queue(maxsize=5000)
-        self._writer: asyncio.Task[None] | None = None
-        self.memo_compact_rows = MEMO_COMPACT_ROWS
-        self._memo_rows: dict[str, int] = {}  # stored memo update rows per room, to know when to compact
+        # Page views and memo updates are stored in order, off the path of the frames people wait for.
+        self.writer = RoomWriter(store)
 
     # Home side
 
@@ -200,7 +177,7 @@ class RoomHub:
         if room_id in self._homes:
             return
         room = Room(room_id, connect_id, state=state, grace=self.grace, memo=SharedMemo(updates))
-        self._memo_rows[room_id] = len(updates)
+        self.writer.opened(room_id, len(updates))
         subscription = await self.broker.subscribe(_in(room_id))
         self._rooms[room_id] = room
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=DEFAULT_QUEUE_SIZE)
@@ -257,7 +234,7 @@ class RoomHub:
             await asyncio.gather(pump, return_exceptions=True)
             self._homes.pop(room.id, None)
             self._rooms.pop(room.id, None)
-            self._memo_rows.pop(room.id, None)
+            self.writer.closed(room.id)
             self._inboxes.pop(room.id, None)
             self._remote.pop(room.id, None)
             for socket in self._local.pop(room.id, {}).values():
@@ -313,15 +290,15 @@ class RoomHub:
                 case StateChanged(state=state):
                     await self.store.set_state(room.id, state, self.clock())
                 case PageShown(document_id=document_id, page=page, at=at, opens=True):
-                    await self.flush()  # in order after the views already queued
+                    await self.writer.flush()  # in order after the views already queued
                     await self.store.page_shown(room.id, document_id, page, at)
                 case PageShown(document_id=document_id, page=page, at=at):
                     view = partial(self.store.page_shown, room.id, document_id, page, at)
-                    await self._queue((room.id, view))
+                    await self.writer.put((room.id, view))
                 case MemoUpdated(update=update, author=author, at=at):
-                    await self._queue(MemoRow(room.id, update, author.value, at))
+                    await self.writer.put(MemoRow(room.id, update, author.value, at))
                 case MemoFinal(text=text):
-                    await self.flush()  # every update first
+                    await self.writer.flush()  # every update first
                     await self.store.memo_final(room.id, text)
                 case ResolveDocument(document_id=document_id, connection=connection):
                     info = await self.store.find_document(room.id, document_id)
@@ -390,60 +367,9 @@ class RoomHub:
         if remote is None or (to is None and remote - {exclude}) or (to is not None and to not in local):
             await self.broker.publish(_out(room_id), item)
 
-    async def _queue(self, write: Write) -> None:
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_in_order(), name="room-writer")
-        await self._page_views.put(write)
-
-    async def _write_in_order(self) -> None:
-        while True:
-            batch = [await self._page_views.get()]
-            if isinstance(batch[0], MemoRow):
-                # Keystrokes come many a second: gather them for a moment into one transaction.
-                await asyncio.sleep(MEMO_BATCH_SECONDS)
-            while len(batch) < 5000 and not self._page_views.empty():
-                batch.append(self._page_views.get_nowait())
-            try:
-                await self._write_batch(batch)
-            finally:
-                for _ in batch:
-                    self._page_views.task_done()
-
-    async def _write_batch(self, batch: list[Write]) -> None:
-        memo: list[MemoRow] = []
-        for write in [*batch, None]:
-            if isinstance(write, MemoRow):
-                memo.append(write)
-                continue
-            if memo:
-                await self._write_memo(memo)
-                memo = []
-            if write is not None:
-                room_id, call = write
-                try:
-                    await call()
-                except Exception:
-                    log.exception("could not store a page view", room=room_id)
-
-    async def _write_memo(self, rows: list[MemoRow]) -> None:
-        try:
-            await self.store.memo_updated(rows)
-        except Exception:
-            log.exception("could not store memo updates", rooms=sorted({row.room_id for row in rows}))
-            return
-        for room_id in {row.room_id for row in rows} & self._rooms.keys():
-            count = self._memo_rows.get(room_id, 0) + sum(1 for row in rows if row.room_id == room_id)
-            self._memo_rows[room_id] = count
-            if count > self.memo_compact_rows:
-                try:
-                    await self.store.compact_memo(room_id)
-                    self._memo_rows[room_id] = 1
-                except Exception:
-                    log.exception("could not compact a memo", room=room_id)
-
     async def flush(self) -> None:
         """Wait until every page view and memo update so far is stored."""
-        await self._page_views.join()
+        await self.writer.flush()
 
     # Connection side
 
@@ -486,8 +412,4 @@ class RoomHub:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._writer is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.flush(), 5.0)
-            self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
+        await self.writer.aclose()

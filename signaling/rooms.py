@@ -32,7 +32,7 @@ from signaling.models import JoinedVia, RoomRow, RoomState
 from signaling.protocol import DocumentInfo
 
 if TYPE_CHECKING:
-    from signaling.hub import MemoRow
+    from signaling.writer import MemoRow
 
 FindDocument = Callable[[AsyncSession, RoomRow, int], Awaitable[DocumentInfo | None]]
 

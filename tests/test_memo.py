@@ -339,7 +339,7 @@ async def test_compaction_keeps_the_text_and_ending_keeps_it_in_the_record(
 ) -> None:
     room_id, connect_id = stored_room
     hub: RoomHub = app.state.hub
-    hub.memo_compact_rows = 5
+    hub.writer.memo_compact_rows = 5
     client = Client()
     async with hub.participate(room_id, Role.HOST) as host:
         for i in range(23):
