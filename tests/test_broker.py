@@ -13,14 +13,15 @@ import structlog
 
 from core.errors import Unavailable
 from signaling import broker as broker_module
+from signaling import redis_broker as redis_broker_module
 from signaling.broker import (
     Broker,
     BrokerClosed,
     MemoryBroker,
-    RedisBroker,
     Subscription,
     SubscriptionClosed,
 )
+from signaling.redis_broker import RedisBroker
 from tests.harness.ports import free_port
 from tests.harness.redis import RedisServer
 
@@ -47,6 +48,7 @@ def logs(monkeypatch: pytest.MonkeyPatch) -> Logs:
     capture = structlog.testing.LogCapture()
     logger = structlog.wrap_logger(None, processors=[capture], wrapper_class=structlog.BoundLogger)
     monkeypatch.setattr(broker_module, "log", logger)
+    monkeypatch.setattr(redis_broker_module, "log", logger)
     return capture.entries
 
 

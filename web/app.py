@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 from media import MediaRooms, MediaSettings
 from signaling import rooms
-from signaling.broker import Broker, MemoryBroker, RedisBroker
+from signaling.broker import Broker, MemoryBroker
 from signaling.hub import RoomHub
 from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
+from signaling.redis_broker import RedisBroker
 from signaling.sms import make_gateway
 from web import admin, auth, cards, documents, files, guests, meetings, memos, ops, pages
 from web.middleware import CSRFMiddleware, RequestContextMiddleware

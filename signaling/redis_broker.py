@@ -1,0 +1,279 @@
+"""The broker over Redis pub/sub, for rooms whose participants are on several nodes (``REDIS_URL``).
+
+The contract (at most once, per-publisher order, isolation, JSON copies) is :mod:`signaling.broker`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from core.errors import Unavailable
+from signaling.broker import (
+    DEFAULT_QUEUE_SIZE,
+    Broker,
+    BrokerClosed,
+    Message,
+    QueueSubscription,
+    Subscription,
+    check_queue_size,
+    decode,
+    encode,
+)
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
+
+log = structlog.get_logger("tsunagu.broker")
+
+# Reconnection to Redis waits this long after the first failure, doubling up to the maximum.
+RECONNECT_FIRST_DELAY = 0.05
+RECONNECT_MAX_DELAY = 2.0
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisBroker(Broker):
+    """Topics shared by every node through Redis pub/sub (channel ``{prefix}:{topic}``, JSON payloads).
+
+    Each broker holds ONE pub/sub connection, read by one task that hands messages to the local
+    subscriptions' queues. A channel is SUBSCRIBEd once per node however many local subscriptions it has,
+    and UNSUBSCRIBEd when the last of them closes. When the connection fails (Redis restarted, say) the
+    reader logs ``broker.reconnecting`` and reconnects with backoff (``RECONNECT_FIRST_DELAY`` doubling up to
+    ``RECONNECT_MAX_DELAY``), subscribing again to every channel that still has local subscribers; what was
+    published meanwhile is lost. A message on our channel that is not a JSON object is logged
+    (``broker.undecodable``) and skipped. :meth:`subscribe` raises :class:`~core.errors.Unavailable` when
+    Redis does not confirm the subscription within ``subscribe_timeout`` seconds.
+
+    The Redis client is the caller's (:meth:`aclose` does not close it); give it ``decode_responses=False``
+    (the default), or redis-py itself fails on a foreign non-UTF-8 payload and the reader has to reconnect.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str = "tsunagu:topic",
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        subscribe_timeout: float = 5.0,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.queue_size = check_queue_size(queue_size)
+        self.subscribe_timeout = subscribe_timeout
+        self._subscribers: dict[str, set[QueueSubscription]] = {}  # channel -> local subscriptions
+        self._active: set[str] = set()  # channels whose SUBSCRIBE is confirmed on the current connection
+        # channel -> one entry per SUBSCRIBE sent and not yet confirmed, in send order: the subscribe()
+        # calls waiting for it. Replies come back in command order, so each confirmation pops the oldest.
+        self._pending: dict[str, deque[list[asyncio.Future[None]]]] = {}
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        # Serialises (un)subscribing with (re)connecting; never held while reading or awaiting Redis replies.
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    def channel(self, topic: str) -> str:
+        """The Redis channel that carries ``topic``."""
+        return f"{self.prefix}:{topic}"
+
+    async def publish(self, topic: str, message: Message) -> None:
+        from redis.exceptions import RedisError
+
+        payload = encode(message)
+        if self._closed:
+            raise BrokerClosed()
+        try:
+            await self.redis.publish(self.channel(topic), payload)
+        except RedisError as exc:
+            raise Unavailable() from exc
+
+    async def subscribe(self, topic: str) -> Subscription:
+        channel = self.channel(topic)
+        sub = QueueSubscription(topic, self.queue_size, self._release)
+        waiter: asyncio.Future[None] | None = None
+        async with self._lock:
+            if self._closed:
+                raise BrokerClosed()
+            if self._reader is None:
+                self._reader = asyncio.create_task(self._read(), name=f"broker-reader:{self.prefix}")
+            subs = self._subscribers.setdefault(channel, set())
+            subs.add(sub)
+            if channel not in self._active:
+                waiter = asyncio.get_running_loop().create_future()
+                groups = self._pending.setdefault(channel, deque())
+                if len(subs) == 1 or not groups:
+                    groups.append([waiter])
+                    await self._send("SUBSCRIBE", channel)
+                else:  # a SUBSCRIBE for this channel is already on its way: wait for its confirmation
+                    groups[-1].append(waiter)
+        if waiter is not None:
+            try:
+                await asyncio.wait_for(waiter, self.subscribe_timeout)
+            except BaseException as exc:
+                await sub.close()
+                if isinstance(exc, TimeoutError):
+                    raise Unavailable() from exc
+                raise
+        return sub
+
+    async def _send(self, command: str, channel: str) -> None:
+        """Send (UN)SUBSCRIBE on the shared connection, if there is one; the lock is held."""
+        if self._pubsub is None:
+            return  # reconnecting: the reader subscribes to every channel with subscribers once connected
+        try:
+            if command == "SUBSCRIBE":
+                await self._pubsub.subscribe(channel)
+            else:
+                await self._pubsub.unsubscribe(channel)
+        except Exception as exc:  # the reader sees the broken connection too and reconnects
+            log.warning("broker.command_failed", command=command, channel=channel, error=_describe(exc))
+
+    async def _release(self, sub: QueueSubscription) -> None:
+        channel = self.channel(sub.topic)
+        async with self._lock:
+            subs = self._subscribers.get(channel)
+            if subs is None or sub not in subs:
+                return
+            subs.discard(sub)
+            if not subs:
+                del self._subscribers[channel]
+                self._active.discard(channel)
+                await self._send("UNSUBSCRIBE", channel)
+
+    async def _read(self) -> None:
+        """The reader task: keep one connection subscribed, dispatch what arrives, reconnect on failure."""
+        delay = RECONNECT_FIRST_DELAY
+        failed = False
+        while True:
+            try:
+                pubsub = await self._connect()
+                if failed:
+                    log.info("broker.reconnected", channels=len(self._subscribers))
+                    failed = False
+                delay = RECONNECT_FIRST_DELAY
+                while True:
+                    response = await pubsub.get_message(timeout=None)
+                    if response is not None:
+                        await self._handle(response)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failed = True
+                log.warning("broker.reconnecting", error=_describe(exc), retry_in=delay)
+                await self._disconnect()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_DELAY)
+
+    async def _connect(self) -> PubSub:
+        """A fresh pub/sub connection subscribed to every channel that has local subscribers."""
+        pubsub = self.redis.pubsub()
+        try:  # connect before taking the lock, so subscribe() is not held up while Redis is unreachable
+            await pubsub.connect()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+            raise
+        async with self._lock:
+            self._pubsub = pubsub
+            pending, self._pending = self._pending, {}
+            for channel in self._subscribers:
+                # Whatever was sent on the old connection is lost: one SUBSCRIBE now answers all waiters.
+                self._pending[channel] = deque([[w for group in pending.pop(channel, ()) for w in group]])
+            for groups in pending.values():  # channels nobody listens to any more
+                for group in groups:
+                    for waiter in group:
+                        if not waiter.done():
+                            waiter.set_result(None)
+            if self._subscribers:
+                await pubsub.subscribe(*self._subscribers)
+            return pubsub
+
+    async def _disconnect(self) -> None:
+        async with self._lock:
+            self._active.clear()
+            await self._close_pubsub()
+
+    async def _close_pubsub(self) -> None:
+        """Close the shared connection; the lock is held so nobody sends on it meanwhile."""
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+            self._pubsub = None
+
+    async def _handle(self, response: dict[str, Any]) -> None:
+        kind = _text(response["type"])
+        if kind == "subscribe":
+            channel = _text(response["channel"])
+            if not self._confirmed(channel) and channel not in self._subscribers:
+                # redis-py re-subscribed after reconnecting by itself to a channel nobody here wants any more
+                async with self._lock:
+                    if channel not in self._subscribers and channel not in self._pending:
+                        await self._send("UNSUBSCRIBE", channel)
+        elif kind == "message":
+            await self._dispatch(_text(response["channel"]), response["data"])
+
+    def _confirmed(self, channel: str) -> bool:
+        """Note a SUBSCRIBE reply and wake whoever waits for it; False when none was expected."""
+        groups = self._pending.get(channel)
+        expected = bool(groups)
+        if groups:
+            for waiter in groups.popleft():
+                if not waiter.done():
+                    waiter.set_result(None)
+        if not groups:
+            self._pending.pop(channel, None)
+            # Active only while nothing is in flight and someone listens (else an UNSUBSCRIBE follows it).
+            if channel in self._subscribers:
+                self._active.add(channel)
+        return expected
+
+    async def _dispatch(self, channel: str, data: str | bytes) -> None:
+        subs = self._subscribers.get(channel)
+        if not subs:
+            return
+        try:
+            message = decode(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            log.warning("broker.undecodable", channel=channel, error=_describe(exc), size=len(data))
+            return
+        dropped = []
+        for i, sub in enumerate(list(subs)):
+            if not sub.offer(message if i == 0 else decode(data)):
+                sub.end(dropped=True)
+                dropped.append(sub)
+                log.warning("broker.subscriber_dropped", topic=sub.topic, queue_size=self.queue_size)
+        for sub in dropped:
+            await self._release(sub)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            await asyncio.wait({reader})  # unlike ``await reader``, a cancellation of aclose propagates
+        async with self._lock:
+            subscribers, self._subscribers = self._subscribers, {}
+            pending, self._pending = self._pending, {}
+            self._active.clear()
+            await self._close_pubsub()
+        for subs in subscribers.values():
+            for sub in subs:
+                sub.end()
+        for groups in pending.values():
+            for group in groups:
+                for waiter in group:
+                    if not waiter.done():
+                        waiter.set_exception(BrokerClosed())
