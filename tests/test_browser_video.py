@@ -206,3 +206,42 @@ def test_plain_http_page_explains_the_camera(server: LiveServer, new_context: Ca
     ).wait_for()
     # Not checked here: the guest receiving video. Without a camera permission Chromium offers only mDNS
     # host candidates, and in the loopback-only namespace it gathers none at all.
+
+
+def test_brightness_background_and_high_quality(server: LiveServer, new_context: Callable[..., Any]) -> None:
+    host, guest = meeting(new_context, server)
+    requests: list[str] = []
+    host.on("request", lambda request: requests.append(request.url))
+    decoding(guest, within=10)
+
+    host.get_by_role("button", name="明るさ").click()
+    host.locator("#brightness").fill("150")
+    # What is sent is now the canvas with the brightness applied, not the raw camera.
+    host.wait_for_function("window.tsunaguMedia.link.tracks[0] !== window.tsunaguMedia.camera.raw")
+    decoding(guest)  # the brightened picture reaches the guest
+
+    host.get_by_role("button", name="カメラ設定").click()
+    host.get_by_label("ぼかし").check()
+    # MediaPipe comes from our own static files; headless Chromium without a GPU may not run it, which the
+    # page then says instead of failing silently.
+    host.wait_for_function(
+        "!document.getElementById('background-status').textContent.includes('準備')", timeout=20_000
+    )
+    status = host.locator("#background-status").inner_text()
+    assert status in ("", "このブラウザではバーチャル背景を使用できません。"), status
+    decoding(guest, within=10, more=5)  # software segmentation is slow here (no GPU), but frames keep coming
+    assert all(url.startswith(server.url) for url in requests), requests  # never a CDN
+    if status == "":
+        assert any("/static/dist/mediapipe/" in url for url in requests)
+
+    # The contexts share one browser and so its fake cameras at their running size: the guest takes one the
+    # host does not use, so that it can be reopened at 1280×720.
+    guest.evaluate("""async () => {
+      const cameras = await window.tsunaguMedia.camera.cameras();
+      await window.tsunaguMedia.camera.use(cameras.find((c) => c.label === "fake_device_2").deviceId);
+    }""")
+    host.get_by_label("高画質モード（お客さまがスマートフォンの場合）").check()
+    guest.wait_for_function("window.tsunaguMedia.camera.raw.getSettings().width === 1280")
+    host.get_by_label("高画質モード（お客さまがスマートフォンの場合）").uncheck()
+    guest.wait_for_function("window.tsunaguMedia.camera.raw.getSettings().width === 640")
+    assert offers(host) == 1 and offers(guest) == 1

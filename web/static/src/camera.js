@@ -29,6 +29,10 @@ export class LocalCamera {
   async start() {
     if (!mediaAllowed()) return (this.state = "none");
     const video = { ...(this.high ? HIGH : NORMAL), ...(this.deviceId ? { deviceId: { exact: this.deviceId } } : {}) };
+    if (this.raw && this.raw.getSettings().deviceId === this.deviceId) {
+      // The same camera at another size: while it is open, the browser hands back its running capture size.
+      this.raw.stop();
+    }
     let stream;
     try {
       stream = await navigator.mediaDevices.getUserMedia({ video, audio: false });
@@ -61,14 +65,11 @@ export class LocalCamera {
     return this.state;
   }
 
-  /** High-quality mode for a phone: 1280×720 capture (the caller raises the sender's bitrate). */
+  /** High-quality mode for a phone: 1280×720 capture (the caller raises the sender's bitrate). The camera is
+   * reopened, because a browser cannot raise the size of a capture that is already running. */
   async setHigh(high) {
     this.high = high;
-    if (this.raw) {
-      try {
-        await this.raw.applyConstraints(high ? HIGH : NORMAL);
-      } catch { /* the camera keeps its current size */ }
-    }
+    if (this.raw) await this.start();
   }
 
   /** Re-run the effects after brightness or background changed. */

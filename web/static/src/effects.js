@@ -30,6 +30,7 @@ export class Effects {
     this.segmenter = null;
     this.mask = null;
     this.busy = false;
+    this.nextMask = 0;
     this.running = false;
   }
 
@@ -88,9 +89,15 @@ export class Effects {
       canvas.height = video.videoHeight;
     }
     const segmenting = this.background !== "none" && this.segmenter;
-    if (segmenting && !this.busy) {
+    if (segmenting && !this.busy && performance.now() >= this.nextMask) {
+      // Segmenting blocks this thread; on a slow machine the mask is refreshed less often (it lags a little)
+      // so that the picture itself keeps its frame rate.
       this.busy = true;
-      this.segmenter.send({ image: video }).catch(() => {}).finally(() => { this.busy = false; });
+      const started = performance.now();
+      this.segmenter.send({ image: video }).catch(() => {}).finally(() => {
+        this.busy = false;
+        this.nextMask = performance.now() + Math.max(1000 / 15, 2 * (performance.now() - started));
+      });
     }
     this.#draw(segmenting ? this.mask : null);
   }
