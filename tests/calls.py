@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,14 +13,18 @@ from tests.helpers import PASSWORD
 PHONE = "Pixel 7"  # Playwright's device profile for the guest
 
 
-def signed_in_host(new_context: Callable[..., Any], server: LiveServer) -> Any:
-    page = new_context().new_page()
+def signed_in_host(
+    new_context: Callable[..., Any], server: LiveServer, base: str | None = None, **options: Any
+) -> Any:
+    """The host, signed in on its connect screen; ``base``: the address it opens (default: the server's)."""
+    base = base or server.url
+    page = new_context(**options).new_page()
     page.on("dialog", lambda dialog: dialog.accept())  # the 終了 confirmation
-    page.goto(f"{server.url}/login")
+    page.goto(f"{base}/login")
     page.get_by_label("メールアドレス").fill("host@acme.example")
     page.get_by_label("パスワード").fill(PASSWORD)
     page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url(f"{server.url}/host")
+    page.wait_for_url(f"{base}/host")
     qr = page.get_by_role("img", name="お客さま用ページのQRコード")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=qr.element_handle())
     return page
@@ -40,3 +46,52 @@ def type_number(host: Any, number: str) -> None:
     host.locator("input.digit").first.click()
     host.keyboard.type(number)  # each digit moves on to the next box by itself
     host.get_by_role("button", name="電話商談を開始する").click()
+
+
+# Video (window.tsunaguMedia on the call page)
+
+CAMERA, SCREEN = 0, 1  # m-lines of the one peer connection
+
+
+def meeting(
+    new_context: Callable[..., Any],
+    server: LiveServer,
+    device: str | None = None,
+    guest_script: str = "",
+    guest_base: str | None = None,
+    host_base: str | None = None,
+    **options: Any,
+) -> tuple[Any, Any]:
+    """A host and a guest in one call; the guest on ``device`` and ``guest_base``, with an init script.
+
+    ``options`` go to both browser contexts (``ignore_https_errors=True`` for a self-signed certificate)."""
+    guest_context = new_context(device=device, **options) if device else new_context(**options)
+    if guest_script:
+        guest_context.add_init_script(guest_script)
+    guest = guest_context.new_page()
+    guest.goto(f"{guest_base or server.url}/")
+    host = signed_in_host(new_context, server, host_base, **options)
+    type_number(host, issue_number(guest))
+    host.wait_for_url(re.compile(r"/rooms/[0-9a-f]{32}$"))
+    guest.wait_for_url(re.compile(r"/rooms/[0-9a-f]{32}$"))
+    host.get_by_text("お客さまが接続しています。").wait_for()
+    return host, guest
+
+
+def frames(page: Any, slot: int = CAMERA) -> int:
+    return int(page.evaluate("slot => window.tsunaguMedia.framesDecoded(slot)", slot))
+
+
+def decoding(page: Any, slot: int = CAMERA, within: float = 5.0, more: int = 10) -> float:
+    """Wait (bounded) until ``more`` further frames are decoded on ``slot``; returns the seconds it took."""
+    start = time.monotonic()
+    first = frames(page, slot)
+    while frames(page, slot) < first + more:
+        if time.monotonic() - start > within:
+            state = page.evaluate(
+                "[window.tsunaguMedia.link.pc?.connectionState,"
+                " document.getElementById('channel-status').textContent]"
+            )
+            raise AssertionError(f"slot {slot}: {frames(page, slot) - first} frames in {within} s; {state}")
+        page.wait_for_timeout(100)
+    return time.monotonic() - start

@@ -6,64 +6,21 @@ Frames are counted with ``getStats()`` (inbound-rtp ``framesDecoded``) through `
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.calls import PHONE, issue_number, signed_in_host, type_number
+from tests.calls import PHONE, SCREEN, decoding, meeting
 from tests.harness.browser import TEST_HOSTNAME
 from tests.harness.live import LiveServer
 
 pytestmark = pytest.mark.browser
 
-CAMERA, SCREEN = 0, 1
 DENY_CAMERA = """
   navigator.mediaDevices.getUserMedia = () =>
     Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
 """
-
-
-def meeting(
-    new_context: Callable[..., Any],
-    server: LiveServer,
-    device: str | None = None,
-    guest_script: str = "",
-    guest_base: str | None = None,
-) -> tuple[Any, Any]:
-    """A host and a guest in one call; the guest on ``device`` and ``guest_base``, with an init script."""
-    guest_context = new_context(device=device) if device else new_context()
-    if guest_script:
-        guest_context.add_init_script(guest_script)
-    guest = guest_context.new_page()
-    guest.goto(f"{guest_base or server.url}/")
-    host = signed_in_host(new_context, server)
-    type_number(host, issue_number(guest))
-    host.wait_for_url(re.compile(r"/rooms/[0-9a-f]{32}$"))
-    guest.wait_for_url(re.compile(r"/rooms/[0-9a-f]{32}$"))
-    host.get_by_text("お客さまが接続しています。").wait_for()
-    return host, guest
-
-
-def frames(page: Any, slot: int = CAMERA) -> int:
-    return int(page.evaluate("slot => window.tsunaguMedia.framesDecoded(slot)", slot))
-
-
-def decoding(page: Any, slot: int = CAMERA, within: float = 5.0, more: int = 10) -> float:
-    """Wait (bounded) until ``more`` further frames are decoded on ``slot``; returns the seconds it took."""
-    start = time.monotonic()
-    first = frames(page, slot)
-    while frames(page, slot) < first + more:
-        if time.monotonic() - start > within:
-            state = page.evaluate(
-                "[window.tsunaguMedia.link.pc?.connectionState,"
-                " document.getElementById('channel-status').textContent]"
-            )
-            raise AssertionError(f"slot {slot}: {frames(page, slot) - first} frames in {within} s; {state}")
-        page.wait_for_timeout(100)
-    return time.monotonic() - start
 
 
 def offers(page: Any) -> int:
