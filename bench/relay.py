@@ -11,10 +11,11 @@ decoding), so it does not starve the server on a 2-core box.
 The server's CPU time (utime + stime of its process, from /proc) is taken over a window in which every
 stream flows; streams per core = N ÷ (server CPU seconds ÷ wall seconds), computed as the frames the
 subscribers received in the window ÷ 30 ÷ server CPU seconds (the same when all streams keep up; on a box too
-busy for that, the work actually done per CPU second rather than a figure flattered by work left undone). The same is done for aiortc's
-``MediaRelay`` path (the server decodes each publisher's track and re-encodes it for the subscriber) with
-fewer streams. Added latency: publisher send → subscriber receive of the same packet, both in this process,
-taken in a third run with fewer streams (``--latency-streams``), and also reported for the full-load run.
+busy for that, the work actually done per CPU second rather than a figure flattered by work left undone).
+The same is done for aiortc's ``MediaRelay`` path (the server decodes each publisher's track and re-encodes
+it for the subscriber) with fewer streams. Added latency: publisher send → subscriber receive of the same
+packet, both in this process, taken in a third run with fewer streams (``--latency-streams``), and also
+reported for the full-load run.
 
 Targets: ``passthrough_streams_per_core`` ≥ 100, ``relay_ratio`` ≥ 15, ``added_latency_p99_ms`` < 10.
 """
