@@ -111,11 +111,12 @@ def server_main(conn: Connection, mode: str) -> None:
     asyncio.run(serve(conn, mode))
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of process ``pid`` (all its threads)."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """utime and stime of process ``pid`` (all its threads)."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 # The load generator (this process)
@@ -205,14 +206,14 @@ class LoadGenerator:
         for transceiver in sending[1:] + receiving:
             hooks.take_over_transceiver(transceiver, ignore, ignore)
 
-        async def nothing(data: bytes) -> None:
+        def nothing(data: bytes = b"") -> None:
             pass
 
-        async def publisher_rtcp(data: bytes) -> None:
+        def publisher_rtcp(data: bytes) -> None:
             if data[1] == 206 and data[0] & 0x1F == 1:  # PLI: restart the loop at its keyframe
                 stream.frame = 0
 
-        async def subscriber_rtp(data: bytes) -> None:
+        def subscriber_rtp(data: bytes) -> None:
             now = time.perf_counter()
             stream.received += 1
             if data[1] & 0x80:  # marker: the last packet of a frame
@@ -230,6 +231,9 @@ class LoadGenerator:
         hooks.take_over_transport(receiving[0].receiver.transport, subscriber_rtp, nothing)
         await self.exchange(publisher, f"room{index}", "host")
         await self.exchange(subscriber, f"room{index}", "guest")
+        # The load generator takes the same synchronous paths as the server, to leave it the CPU.
+        hooks.receive_now(sending[0].receiver.transport, nothing, publisher_rtcp, nothing)
+        hooks.receive_now(receiving[0].receiver.transport, subscriber_rtp, nothing, nothing)
         self.streams.append(stream)
         return stream
 
@@ -259,7 +263,7 @@ class LoadGenerator:
                 data = pack("!BBHLL", 0x80, marker | stream.payload_type, seq, stream.timestamp, stream.ssrc)
                 if seq % SAMPLE_EVERY == 0:
                     stream.sent[seq] = time.perf_counter()
-                await hooks.send_rtp(stream.transport, data + payload)  # type: ignore[arg-type]
+                hooks.send_now(stream.transport, data + payload)  # type: ignore[arg-type]
             stream.timestamp = (stream.timestamp + CLOCK // FPS) & 0xFFFFFFFF
 
     async def close(self) -> None:
@@ -278,6 +282,7 @@ class Figures:
     latencies: list[float]
     frames_delivered: int
     server_cpu: float
+    server_system_cpu: float  # of server_cpu, in the kernel (socket calls)
 
     @property
     def streams_per_core(self) -> float:
@@ -310,8 +315,9 @@ async def run(mode: str, streams: int, seconds: float, frames: list[list[bytes]]
         wall0, cpu0, own0 = time.perf_counter(), cpu_seconds(server.pid), time.process_time()
         await asyncio.sleep(seconds)
         wall = time.perf_counter() - wall0
-        cpu = cpu_seconds(server.pid) - cpu0
-        frames = sum(s.frames for s in generator.streams) - frames0
+        user1, system1 = cpu_seconds(server.pid)
+        cpu, system = user1 + system1 - sum(cpu0), system1 - cpu0[1]
+        delivered = sum(s.frames for s in generator.streams) - frames0
         own = time.process_time() - own0
         generator.measuring = False
         now = time.perf_counter()
@@ -326,8 +332,9 @@ async def run(mode: str, streams: int, seconds: float, frames: list[list[bytes]]
             loadgen_cpu_fraction=own / wall,
             max_frame_gap_ms=max(gaps) * 1000,
             latencies=generator.latencies,
-            frames_delivered=frames,
+            frames_delivered=delivered,
             server_cpu=cpu,
+            server_system_cpu=system,
         )
     finally:
         if publishing is not None:
@@ -376,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         "passthrough_streams": passthrough.streams,
         "passthrough_streams_flowing": passthrough.flowing,
         "passthrough_server_cpu_fraction": passthrough.server_cpu_fraction,
+        "passthrough_server_kernel_share": passthrough.server_system_cpu / passthrough.server_cpu,
         "passthrough_loadgen_cpu_fraction": passthrough.loadgen_cpu_fraction,
         "passthrough_max_frame_gap_ms": passthrough.max_frame_gap_ms,
         "passthrough_frames_delivered_per_s": passthrough.frames_delivered / args.seconds,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Coroutine
 from functools import partial
 from typing import Protocol
 
@@ -60,8 +60,8 @@ class Room(Protocol):
 
     counters: Counters
 
-    async def forward(self, publisher: Peer, inbound: Inbound, packet: RtpPacket) -> None: ...
-    async def keyframe_for(self, subscriber: Peer, mline: int, fir: bool) -> None: ...
+    def forward(self, publisher: Peer, inbound: Inbound, packet: RtpPacket) -> None: ...
+    def keyframe_for(self, subscriber: Peer, mline: int, fir: bool) -> None: ...
     def contain(self, exc: Exception, where: str) -> None: ...
 
 
@@ -104,15 +104,21 @@ class Peer:
             )
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         seen: set[int] = set()
+        transports: list[RTCDtlsTransport] = []
         for transceiver in self.pc.getTransceivers():
             transport = transceiver.receiver.transport
             if id(transport) in seen:
                 continue
             seen.add(id(transport))
             hooks.take_over_transport(transport, self._on_rtp, self._on_rtcp)
+            gatherer = transport.transport.iceGatherer
             if self.settings.host_addresses:
-                hooks.gather_on(transport.transport.iceGatherer, self.settings.host_addresses)
+                hooks.gather_on(gatherer, self.settings.host_addresses)
+            hooks.wait_for_checks(gatherer)
+            transports.append(transport)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
+        for transport in transports:  # gathered now: its sockets exist
+            hooks.receive_now(transport, self._on_rtp, self._on_rtcp, self._on_srtp_error)
         self._spawn(self._report_loop())
         sdp = self.pc.localDescription.sdp
         if self.settings.announced_address:
@@ -155,7 +161,7 @@ class Peer:
         self._outbound_by_ssrc[ssrc] = outbound
         self._transports[mline] = transceiver.sender.transport
         # A new receiver needs a keyframe to start from.
-        self._spawn(self.room.keyframe_for(self, mline, fir=False))
+        self.room.keyframe_for(self, mline, fir=False)
 
     def _on_receive(
         self, mline: int, transceiver: RTCRtpTransceiver, parameters: RTCRtpReceiveParameters
@@ -181,7 +187,10 @@ class Peer:
 
     # packets, handed over by media.hooks
 
-    async def _on_rtp(self, data: bytes) -> None:
+    def _on_srtp_error(self) -> None:
+        self.room.counters.packets_dropped += 1
+
+    def _on_rtp(self, data: bytes) -> None:
         counters = self.room.counters
         try:
             counters.packets_received += 1
@@ -200,8 +209,8 @@ class Peer:
                 counters.packets_dropped += 1  # RTX (we send no NACKs upstream) or an unnegotiated codec
                 return
             if inbound.note(packet, time.monotonic()):
-                await self.ask_keyframe(inbound, fir=False)  # a stream (re)started: its receivers need one
-            await self.room.forward(self, inbound, packet)
+                self.ask_keyframe(inbound, fir=False)  # a stream (re)started: its receivers need one
+            self.room.forward(self, inbound, packet)
         except Exception as exc:  # one room's trouble must not end this connection, nor others
             self.room.contain(exc, "rtp")
 
@@ -217,40 +226,40 @@ class Peer:
         self._inbound_by_ssrc[packet.ssrc] = inbound
         return inbound
 
-    async def _on_rtcp(self, data: bytes) -> None:
+    def _on_rtcp(self, data: bytes) -> None:
         try:
             try:
                 packets = RtcpPacket.parse(data)
             except ValueError:
                 return
             for packet in packets:
-                await self._handle_rtcp(packet)
+                self._handle_rtcp(packet)
         except Exception as exc:
             self.room.contain(exc, "rtcp")
 
-    async def _handle_rtcp(self, packet: object) -> None:
+    def _handle_rtcp(self, packet: object) -> None:
         if isinstance(packet, RtcpPsfbPacket):
             if packet.fmt == RTCP_PSFB_PLI:
                 outbound = self._outbound_by_ssrc.get(packet.media_ssrc)
                 if outbound is not None:
                     self.room.counters.keyframe_requests_forwarded += 1
-                    await self.room.keyframe_for(self, outbound.mline, fir=False)
+                    self.room.keyframe_for(self, outbound.mline, fir=False)
             elif packet.fmt == RTCP_PSFB_FIR:
                 for ssrc in fir_ssrcs(packet.fci):
                     outbound = self._outbound_by_ssrc.get(ssrc)
                     if outbound is not None:
                         self.room.counters.keyframe_requests_forwarded += 1
-                        await self.room.keyframe_for(self, outbound.mline, fir=True)
+                        self.room.keyframe_for(self, outbound.mline, fir=True)
         elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             outbound = self._outbound_by_ssrc.get(packet.media_ssrc)
             if outbound is not None:
                 self.room.counters.nacks_received += 1
                 resend, missing = outbound.retransmissions(packet.lost)
                 for data in resend:
-                    if await self.send(outbound.mline, data):
+                    if self.send(outbound.mline, data):
                         self.room.counters.retransmissions += 1
                 if missing:  # past the history: only a keyframe repairs the picture
-                    await self.room.keyframe_for(self, outbound.mline, fir=False)
+                    self.room.keyframe_for(self, outbound.mline, fir=False)
         elif isinstance(packet, RtcpSrPacket):
             inbound = self._inbound_by_ssrc.get(packet.ssrc)
             if inbound is not None:
@@ -259,10 +268,10 @@ class Peer:
 
     # sending
 
-    def send(self, mline: int, data: bytes) -> Awaitable[bool]:
-        return hooks.send_rtp(self._transports[mline], data)
+    def send(self, mline: int, data: bytes) -> bool:
+        return hooks.send_now(self._transports[mline], data)
 
-    async def ask_keyframe(self, inbound: Inbound, fir: bool) -> None:
+    def ask_keyframe(self, inbound: Inbound, fir: bool) -> None:
         """Ask this (publishing) peer for a keyframe on ``inbound``'s stream."""
         now = time.monotonic()
         if (
@@ -283,7 +292,7 @@ class Peer:
         else:
             request = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=self._rtcp_ssrc, media_ssrc=inbound.ssrc)
         transport = self._any_transport()
-        if transport is not None and await hooks.send_rtp(transport, bytes(request)):
+        if transport is not None and hooks.send_now(transport, bytes(request)):
             self.room.counters.keyframe_requests_sent += 1
 
     def _any_transport(self) -> RTCDtlsTransport | None:
@@ -312,7 +321,7 @@ class Peer:
                     )
                 transport = self._any_transport()
                 if transport is not None:
-                    await hooks.send_rtp(transport, data)
+                    hooks.send_now(transport, data)
             except Exception as exc:
                 self.room.contain(exc, "rtcp-report")
 

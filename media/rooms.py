@@ -34,7 +34,7 @@ class Room:
         self._order = tuple(self.peers.values())
         return old
 
-    async def forward(self, publisher: Peer, inbound: Inbound, packet: RtpPacket) -> None:
+    def forward(self, publisher: Peer, inbound: Inbound, packet: RtpPacket) -> None:
         ssrc, seq, timestamp = packet.ssrc, packet.sequence_number, packet.timestamp
         now = time.monotonic()
         counters = self.counters
@@ -47,13 +47,13 @@ class Room:
             data = outbound.rewrite(inbound, packet, ssrc, seq, timestamp, now)
             if data is None:
                 continue
-            if await peer.send(inbound.mline, data):
+            if peer.send(inbound.mline, data):
                 counters.packets_forwarded += 1
                 counters.bytes_forwarded += len(data)
             if outbound.rebased:
-                await publisher.ask_keyframe(inbound, fir=False)
+                publisher.ask_keyframe(inbound, fir=False)
 
-    async def keyframe_for(self, subscriber: Peer, mline: int, fir: bool) -> None:
+    def keyframe_for(self, subscriber: Peer, mline: int, fir: bool) -> None:
         """Ask whoever feeds ``subscriber``'s m-line for a keyframe."""
         outbound = subscriber.outbounds.get(mline)
         source = outbound.source if outbound is not None else None
@@ -62,7 +62,7 @@ class Room:
                 continue
             inbound = peer.inbounds.get(mline)
             if inbound is not None and (source is None or source.closed or inbound is source):
-                await peer.ask_keyframe(inbound, fir)
+                peer.ask_keyframe(inbound, fir)
 
     def contain(self, exc: Exception, where: str) -> None:
         """Count and log a failure of this room's forwarding; its streams resume in a new segment."""

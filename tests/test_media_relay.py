@@ -147,7 +147,7 @@ async def test_rooms_are_isolated(clients: Clients, monkeypatch: pytest.MonkeyPa
     for _, guest in pairs.values():
         await wait_for(lambda g=guest: g.frames[0] >= 5, what="first frames")
 
-    async def broken(*args: object) -> None:
+    def broken(*args: object) -> None:
         raise RuntimeError("forwarding broke")
 
     monkeypatch.setattr(room(rooms, "r2"), "forward", broken)
