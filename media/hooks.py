@@ -16,7 +16,9 @@ Checked against aiortc 1.16 and aioice 0.13. What each hook relies on:
   (RFC 7983: first byte 128–191; RTCP by aiortc's ``is_rtcp`` rule, second byte 192–208) is unprotected
   right there with ``RTCDtlsTransport._rx_srtp`` (a ``pylibsrtp.Session``, set once DTLS is up, the
   receive direction's keys) while ``_state`` is ``State.CONNECTED``; everything else (STUN, DTLS) goes on to
-  aioice and aiortc unchanged.
+  aioice and aiortc unchanged. After the datagram asyncio read, we read on from the same socket
+  (``_SelectorDatagramTransport._sock``, non-blocking: asyncio reads one datagram per readiness event)
+  until it would block, handling each the same way.
 * ``send_now`` (the fast path out): ``RTCDtlsTransport._tx_srtp`` is the send direction's SRTP session and
   ``_send_rtp`` is protect + ``RTCIceTransport._connection.send``, which sends on
   ``Connection._nominated[1]`` (a ``CandidatePair``: ``.protocol.transport`` is the asyncio datagram
@@ -33,7 +35,11 @@ Checked against aiortc 1.16 and aioice 0.13. What each hook relies on:
   ``check_incoming`` learns a peer-reflexive candidate from one), and fails at once when the check list is
   still empty. Remote candidates that could not be resolved (mDNS ``.local`` names) never reach
   ``_remote_candidates``. We wrap ``connect`` per instance to wait, bounded, for a first authenticated
-  incoming check (observed by wrapping ``request_received``) when there is nothing to pair yet.
+  incoming check (observed by wrapping ``request_received``) when there is nothing to pair yet. And at
+  end-of-candidates ``_prune_components`` drops every component without a remote candidate, after which
+  ``gather_candidates`` gathers nothing for it; we skip that when no remote candidate is known at all (with
+  rtcp-mux there is one component, which the checks will bring a peer-reflexive candidate for).
+  Install it before ``setRemoteDescription`` (which adds the remote candidates and end-of-candidates).
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
 
 _CONNECTED = State.CONNECTED
+DRAIN = 32  # datagrams read per readiness event beyond the one asyncio read, before yielding to the loop
+RECV_SIZE = 65536
 CHECKS_WAIT = 10.0  # seconds connect() waits for a first incoming check when no remote candidate is usable
 
 
@@ -99,7 +107,7 @@ def receive_now(
     for protocol in protocols:
         aioice_received = protocol.datagram_received
 
-        def datagram_received(data: bytes, addr: Any, aioice_received: Any = aioice_received) -> None:
+        def handle(data: bytes, addr: Any, aioice_received: Any = aioice_received) -> None:
             srtp = transport._rx_srtp
             if 127 < data[0] < 192 and srtp is not None and transport._state is _CONNECTED and len(data) > 7:
                 try:
@@ -114,6 +122,21 @@ def receive_now(
                 on_rtcp(plain)
                 return
             aioice_received(data, addr)
+
+        def datagram_received(
+            data: bytes, addr: Any, handle: Any = handle, udp: Any = protocol.transport
+        ) -> None:
+            handle(data, addr)
+            # Read on while datagrams wait: a loop turn per datagram costs more than forwarding it.
+            sock = udp._sock
+            for _ in range(DRAIN):
+                if udp.is_closing():
+                    return
+                try:
+                    data, addr = sock.recvfrom(RECV_SIZE)
+                except OSError:  # nothing more waiting (or an error asyncio reports on its next read)
+                    return
+                handle(data, addr)
 
         setattr(protocol, "datagram_received", datagram_received)  # noqa: B010
     return len(protocols)
@@ -163,6 +186,7 @@ def wait_for_checks(gatherer: RTCIceGatherer, within: float = CHECKS_WAIT) -> No
     arrived = asyncio.Event()
     aioice_request_received = connection.request_received
     aioice_connect = connection.connect
+    aioice_prune_components = connection._prune_components
 
     def request_received(message: Any, addr: Any, protocol: Any) -> None:
         aioice_request_received(message, addr, protocol)
@@ -183,5 +207,10 @@ def wait_for_checks(gatherer: RTCIceGatherer, within: float = CHECKS_WAIT) -> No
                     pass
         await aioice_connect()
 
+    def prune_components() -> None:
+        if connection._remote_candidates:  # else the checks will bring one (a peer-reflexive candidate)
+            aioice_prune_components()
+
     setattr(connection, "request_received", request_received)  # noqa: B010
     setattr(connection, "connect", connect)  # noqa: B010
+    setattr(connection, "_prune_components", prune_components)  # noqa: B010

@@ -97,6 +97,7 @@ class Peer:
         for index, kind in enumerate(LAYOUT):
             transceiver = self.pc.addTransceiver(kind, direction="sendrecv")
             transceiver.setCodecPreferences(codec_preferences(kind))
+            hooks.wait_for_checks(transceiver.receiver.transport.transport.iceGatherer)  # before the offer
             hooks.take_over_transceiver(
                 transceiver,
                 on_send=partial(self._on_send, index, transceiver),
@@ -114,7 +115,6 @@ class Peer:
             gatherer = transport.transport.iceGatherer
             if self.settings.host_addresses:
                 hooks.gather_on(gatherer, self.settings.host_addresses)
-            hooks.wait_for_checks(gatherer)
             transports.append(transport)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         for transport in transports:  # gathered now: its sockets exist
