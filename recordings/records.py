@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import NamedTuple, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recordings.models import MeetingRecord, MemoUpdate, PageView
 
 CONNECT_ID_DIGITS = 7
+_MEMO_UPDATES = cast(Table, MemoUpdate.__table__)  # written through Core: keystrokes come by the thousand
+
+
+class StoredMemoUpdate(NamedTuple):
+    id: int
+    update: bytes
+    created_at: datetime
 
 
 def new_connect_id() -> str:
@@ -84,9 +92,9 @@ def dwell_seconds(views: list[PageView]) -> dict[tuple[int, int], float]:
 
 async def add_memo_updates(db: AsyncSession, rows: list[tuple[str, bytes, str, datetime]]) -> None:
     """Append ``(room_id, update, author, at)`` rows, in this order (ids keep the arrival order)."""
-    if rows:  # one executemany through Core: thousands of rows a second without ORM objects
+    if rows:  # one executemany on the table: thousands of rows a second, no ORM bookkeeping per row
         await db.execute(
-            insert(MemoUpdate),
+            insert(_MEMO_UPDATES),
             [
                 {"room_id": r, "update": data, "author": who, "created_at": when}
                 for r, data, who, when in rows
@@ -94,9 +102,14 @@ async def add_memo_updates(db: AsyncSession, rows: list[tuple[str, bytes, str, d
         )
 
 
-async def memo_updates(db: AsyncSession, room_id: str) -> list[MemoUpdate]:
-    result = await db.scalars(select(MemoUpdate).where(MemoUpdate.room_id == room_id).order_by(MemoUpdate.id))
-    return list(result)
+async def memo_updates(db: AsyncSession, room_id: str) -> list[StoredMemoUpdate]:
+    """The room's stored updates, oldest first, as plain rows (compaction reads hundreds at a time)."""
+    result = await db.execute(
+        select(MemoUpdate.id, MemoUpdate.update, MemoUpdate.created_at)
+        .where(MemoUpdate.room_id == room_id)
+        .order_by(MemoUpdate.id)
+    )
+    return [StoredMemoUpdate(id, update, created_at) for id, update, created_at in result]
 
 
 async def count_memo_updates(db: AsyncSession, room_id: str) -> int:
@@ -108,7 +121,10 @@ async def replace_memo_updates(
 ) -> None:
     """Compaction: the rows up to ``up_to_id`` become one merged row (author ``merged``, the last time)."""
     await db.execute(delete(MemoUpdate).where(MemoUpdate.room_id == room_id, MemoUpdate.id <= up_to_id))
-    db.add(MemoUpdate(id=up_to_id, room_id=room_id, update=merged, author="merged", created_at=at))
+    await db.execute(
+        insert(_MEMO_UPDATES),
+        [{"id": up_to_id, "room_id": room_id, "update": merged, "author": "merged", "created_at": at}],
+    )
 
 
 async def set_memo_text(db: AsyncSession, room_id: str, text: str) -> None:
