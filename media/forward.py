@@ -2,19 +2,48 @@
 rewritten for a seat receiving on an m-line (``Outbound``): SSRC, payload type, sequence numbers and
 timestamps kept continuous across a publisher's SSRC change or rejoin, and a short history for NACKs.
 
+When both sides negotiated the same header extension IDs and MID for the m-line (browsers number them alike)
+only the 12-byte fixed header is rewritten and the rest of the packet is copied; otherwise the packet is
+parsed with the publisher's extension map and serialized with the receiver's.
+
 Pure bookkeeping over aiortc's ``RtpPacket``; no I/O, no aiortc internals.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from struct import pack, unpack_from
+from struct import Struct, pack, unpack_from
 
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 from aiortc.rtp import HeaderExtensionsMap, RtcpReceiverInfo, RtpPacket, wrap_rtx
 
 HISTORY = 512  # forwarded packets kept per receiving m-line for retransmission (~4 s of 1 Mbps video)
 SWITCH_AFTER_SILENCE = 0.5  # seconds a source must be silent before another publisher may take its m-line
+HEADER = Struct("!BBHLL")  # RTP fixed header: V/P/X/CC, M/PT, sequence number, timestamp, SSRC
+REWRITTEN = Struct("!BHLL")  # M/PT, sequence number, timestamp, SSRC
+
+ExtensionIds = frozenset[tuple[int, str]]  # (id, URI) pairs negotiated for an m-line
+
+
+def extension_ids(extensions: Iterable[RTCRtpHeaderExtensionParameters]) -> ExtensionIds:
+    return frozenset((e.id, e.uri) for e in extensions)
+
+
+def header_length(data: bytes) -> int:
+    """Length of the RTP header of ``data`` (fixed header, CSRCs, extension), or 0 when malformed."""
+    size = len(data)
+    if size < 12 or data[0] >> 6 != 2:
+        return 0
+    length = 12 + 4 * (data[0] & 0x0F)
+    if data[0] & 0x10:
+        if length + 4 > size:
+            return 0
+        length += 4 + 4 * unpack_from("!H", data, length + 2)[0]
+    if data[0] & 0x20 and (data[-1] == 0 or length + data[-1] > size):  # padding
+        return 0
+    return length if length <= size else 0
 
 
 @dataclass
@@ -39,11 +68,21 @@ class Counters:
 class Inbound:
     """One m-line a seat publishes on: its current SSRC and what a receiver report needs."""
 
-    def __init__(self, mline: int, kind: str, payload_types: frozenset[int], clock_rate: int) -> None:
+    def __init__(
+        self,
+        mline: int,
+        kind: str,
+        payload_types: frozenset[int],
+        clock_rate: int,
+        mid: str | None = None,
+        extension_ids: ExtensionIds = frozenset(),
+    ) -> None:
         self.mline = mline
         self.kind = kind
         self.payload_types = payload_types
         self.clock_rate = clock_rate
+        self.mid = mid
+        self.extension_ids = extension_ids
         self.ssrc: int | None = None
         self.last_at = 0.0
         self.closed = False
@@ -58,12 +97,11 @@ class Inbound:
         self.lsr = 0
         self.lsr_at = 0.0
 
-    def note(self, packet: RtpPacket, now: float) -> bool:
-        """Account for ``packet``; True when it starts a new stream (first packet, or a new SSRC)."""
+    def note(self, ssrc: int, seq: int, now: float) -> bool:
+        """Account for a packet; True when it starts a new stream (first packet, or a new SSRC)."""
         self.last_at = now
-        seq = packet.sequence_number
-        if packet.ssrc != self.ssrc:
-            self.ssrc = packet.ssrc
+        if ssrc != self.ssrc:
+            self.ssrc = ssrc
             self._base_seq = self._max_seq = seq
             self._received = 1
             self._expected_prior = self._received_prior = 0
@@ -111,6 +149,7 @@ class Outbound:
         extensions: HeaderExtensionsMap,
         mid: str | None,
         clock_rate: int,
+        extension_ids: ExtensionIds = frozenset(),
     ) -> None:
         self.mline = mline
         self.ssrc = ssrc
@@ -120,6 +159,7 @@ class Outbound:
         self.extensions = extensions
         self.mid = mid
         self.clock_rate = clock_rate
+        self.extension_ids = extension_ids
         self.source: Inbound | None = None
         self._source_ssrc: int | None = None
         self._seq_offset = 0
@@ -146,11 +186,52 @@ class Outbound:
             or now - source.last_at >= SWITCH_AFTER_SILENCE
         )
 
+    def copies_header_of(self, inbound: Inbound) -> bool:
+        """Whether packets of ``inbound`` need only their fixed header rewritten for this m-line (the same
+        extension IDs and MID on both sides, so the extensions mean the same to the receiver)."""
+        return inbound.extension_ids == self.extension_ids and inbound.mid == self.mid
+
+    def rewrite_header(
+        self, inbound: Inbound, data: bytes, ssrc: int, seq: int, timestamp: int, now: float
+    ) -> bytes | None:
+        """``data`` (an RTP packet of ``inbound``, see ``copies_header_of``) with this m-line's SSRC, payload
+        type, sequence number and timestamp, or None when another source owns the m-line."""
+        placed = self._place(inbound, ssrc, seq, timestamp, now)
+        if placed is None:
+            return None
+        out_seq, out_ts = placed
+        out = b"".join(
+            (
+                data[:1],
+                REWRITTEN.pack((data[1] & 0x80) | self.payload_type, out_seq, out_ts, self.ssrc),
+                data[12:],
+            )
+        )
+        self._history[out_seq % HISTORY] = out
+        return out
+
     def rewrite(
         self, inbound: Inbound, packet: RtpPacket, ssrc: int, seq: int, timestamp: int, now: float
     ) -> bytes | None:
         """``packet`` (whose original ``ssrc``/``seq``/``timestamp`` are passed, as the packet object is
         shared between receivers) serialized for this m-line, or None when another source owns it."""
+        placed = self._place(inbound, ssrc, seq, timestamp, now)
+        if placed is None:
+            return None
+        out_seq, out_ts = placed
+        packet.ssrc = self.ssrc
+        packet.payload_type = self.payload_type
+        packet.sequence_number = out_seq
+        packet.timestamp = out_ts
+        packet.extensions.mid = self.mid
+        data = packet.serialize(self.extensions)
+        self._history[out_seq % HISTORY] = data
+        return data
+
+    def _place(
+        self, inbound: Inbound, ssrc: int, seq: int, timestamp: int, now: float
+    ) -> tuple[int, int] | None:
+        # The sequence number and timestamp a packet of ``inbound`` gets on this m-line.
         self.rebased = False
         if inbound is not self.source or ssrc != self._source_ssrc:
             if not self.accepts(inbound, now):
@@ -162,14 +243,7 @@ class Outbound:
         last = self._last_seq
         if last is None or ((out_seq - last) & 0xFFFF) < 0x8000:
             self._last_seq, self._last_ts, self._last_at = out_seq, out_ts, now
-        packet.ssrc = self.ssrc
-        packet.payload_type = self.payload_type
-        packet.sequence_number = out_seq
-        packet.timestamp = out_ts
-        packet.extensions.mid = self.mid
-        data = packet.serialize(self.extensions)
-        self._history[out_seq % HISTORY] = data
-        return data
+        return out_seq, out_ts
 
     def _rebase(self, inbound: Inbound, ssrc: int, seq: int, timestamp: int, now: float) -> None:
         # A new stream continues where the previous one stopped, so the receiving browser sees one stream.

@@ -42,7 +42,16 @@ from aiortc.rtp import (
 )
 
 from media import hooks
-from media.forward import Counters, Inbound, Outbound, fir_fci, fir_ssrcs
+from media.forward import (
+    HEADER,
+    Counters,
+    Inbound,
+    Outbound,
+    extension_ids,
+    fir_fci,
+    fir_ssrcs,
+    header_length,
+)
 from media.sdp import announce
 from media.settings import MediaSettings
 
@@ -60,7 +69,9 @@ class Room(Protocol):
 
     counters: Counters
 
-    def forward(self, publisher: Peer, inbound: Inbound, packet: RtpPacket) -> None: ...
+    def forward(
+        self, publisher: Peer, inbound: Inbound, data: bytes, ssrc: int, seq: int, timestamp: int, now: float
+    ) -> None: ...
     def keyframe_for(self, subscriber: Peer, mline: int, fir: bool) -> None: ...
     def contain(self, exc: Exception, where: str) -> None: ...
 
@@ -156,6 +167,7 @@ class Peer:
             extensions,
             parameters.muxId,
             codec.clockRate,
+            extension_ids(parameters.headerExtensions),
         )
         self.outbounds[mline] = outbound
         self._outbound_by_ssrc[ssrc] = outbound
@@ -174,6 +186,8 @@ class Peer:
             transceiver.kind,
             frozenset(c.payloadType for c in media if c.payloadType is not None),
             media[0].clockRate,
+            parameters.muxId,
+            extension_ids(parameters.headerExtensions),
         )
         self._extensions.configure(parameters)
         self.inbounds[mline] = inbound
@@ -194,25 +208,33 @@ class Peer:
         counters = self.room.counters
         try:
             counters.packets_received += 1
-            try:
-                packet = RtpPacket.parse(data, self._extensions)
-            except ValueError:
+            if not header_length(data):
                 counters.packets_dropped += 1
                 return
-            inbound = self._inbound_by_ssrc.get(packet.ssrc)
+            _, second, seq, timestamp, ssrc = HEADER.unpack_from(data)
+            inbound = self._inbound_by_ssrc.get(ssrc)
             if inbound is None:
-                inbound = self._learn_ssrc(packet)
+                packet = self.parse(data)
+                inbound = self._learn_ssrc(packet) if packet is not None else None
                 if inbound is None:
                     counters.packets_dropped += 1
                     return
-            if packet.payload_type not in inbound.payload_types:
+            if second & 0x7F not in inbound.payload_types:
                 counters.packets_dropped += 1  # RTX (we send no NACKs upstream) or an unnegotiated codec
                 return
-            if inbound.note(packet, time.monotonic()):
+            now = time.monotonic()
+            if inbound.note(ssrc, seq, now):
                 self.ask_keyframe(inbound, fir=False)  # a stream (re)started: its receivers need one
-            self.room.forward(self, inbound, packet)
+            self.room.forward(self, inbound, data, ssrc, seq, timestamp, now)
         except Exception as exc:  # one room's trouble must not end this connection, nor others
             self.room.contain(exc, "rtp")
+
+    def parse(self, data: bytes) -> RtpPacket | None:
+        """An RTP packet of this peer, its extensions read as it negotiated them; None if malformed."""
+        try:
+            return RtpPacket.parse(data, self._extensions)
+        except ValueError:
+            return None
 
     def _learn_ssrc(self, packet: RtpPacket) -> Inbound | None:
         # A new SSRC (a track after a stop, or none announced in the offer): place it by its MID.

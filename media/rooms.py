@@ -4,7 +4,6 @@ room's failures."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import structlog
 from aiortc.rtp import RtpPacket
@@ -34,22 +33,33 @@ class Room:
         self._order = tuple(self.peers.values())
         return old
 
-    def forward(self, publisher: Peer, inbound: Inbound, packet: RtpPacket) -> None:
-        ssrc, seq, timestamp = packet.ssrc, packet.sequence_number, packet.timestamp
-        now = time.monotonic()
+    def forward(
+        self, publisher: Peer, inbound: Inbound, data: bytes, ssrc: int, seq: int, timestamp: int, now: float
+    ) -> None:
+        """Send an RTP packet of ``publisher``'s ``inbound`` (``data``, its header fields passed) to every
+        other seat receiving on that m-line."""
         counters = self.counters
+        packet: RtpPacket | None = None  # parsed only for a receiver that needs its extensions rewritten
         for peer in self._order:
             if peer is publisher:
                 continue
             outbound = peer.outbounds.get(inbound.mline)
             if outbound is None:
                 continue
-            data = outbound.rewrite(inbound, packet, ssrc, seq, timestamp, now)
-            if data is None:
+            if outbound.copies_header_of(inbound):
+                out = outbound.rewrite_header(inbound, data, ssrc, seq, timestamp, now)
+            else:
+                if packet is None:
+                    packet = publisher.parse(data)
+                    if packet is None:
+                        counters.packets_dropped += 1
+                        return
+                out = outbound.rewrite(inbound, packet, ssrc, seq, timestamp, now)
+            if out is None:
                 continue
-            if peer.send(inbound.mline, data):
+            if peer.send(inbound.mline, out):
                 counters.packets_forwarded += 1
-                counters.bytes_forwarded += len(data)
+                counters.bytes_forwarded += len(out)
             if outbound.rebased:
                 publisher.ask_keyframe(inbound, fir=False)
 
