@@ -1,11 +1,13 @@
 """映像 in real Chromium through the server's relay: both cameras both ways, panels A/B, the guest's camera
 stopped and asked for, a camera switch without renegotiation, screen share, reload and restart, a phone guest
-(playback, no screen share, camera paused in the background) and a page over plain HTTP without a camera.
+(playback, no screen share, camera paused in the background), a page over plain HTTP without a camera, and
+browser audio, off until a side turns it on.
 
 Frames are counted with ``getStats()`` (inbound-rtp ``framesDecoded``) through ``window.tsunaguMedia``."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -202,3 +204,42 @@ def test_brightness_background_and_high_quality(server: LiveServer, new_context:
     host.get_by_label("高画質モード（お客さまがスマートフォンの場合）").uncheck()
     guest.wait_for_function("window.tsunaguMedia.camera.raw.getSettings().width === 640")
     assert offers(host) == 1 and offers(guest) == 1
+
+
+AUDIO_PACKETS = """async () => {
+  let packets = 0;
+  (await window.tsunaguMedia.link.transceivers[2].receiver.getStats()).forEach((report) => {
+    if (report.type === "inbound-rtp") packets = report.packetsReceived ?? 0;
+  });
+  return packets;
+}"""
+
+
+def audio_arriving(page: Any, within: float = 5.0) -> bool:
+    """Whether the other side's browser audio keeps arriving (bounded wait for 20 more packets)."""
+    first = int(page.evaluate(AUDIO_PACKETS))
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if int(page.evaluate(AUDIO_PACKETS)) >= first + 20:
+            return True
+        page.wait_for_timeout(100)
+    return False
+
+
+def test_browser_audio_is_off_until_turned_on(server: LiveServer, new_context: Callable[..., Any]) -> None:
+    host, guest = meeting(new_context, server)
+    decoding(guest, within=10)
+    assert not audio_arriving(guest, within=1.0)  # voice stays on the phone by default
+    host.get_by_role("button", name="ブラウザ音声：オフ").click()
+    host.get_by_role("button", name="ブラウザ音声：オン").wait_for()
+    assert "マイクがオンです" in host.locator("#audio-status").inner_text()
+    assert audio_arriving(guest)  # the host's microphone reaches the guest through the relay
+    guest.get_by_role("button", name="ブラウザ音声：オフ").click()
+    host.get_by_text("お二人ともブラウザ音声がオンです。").wait_for()
+    assert not guest.evaluate("document.getElementById('remote-audio').muted")  # the host is heard
+    host.get_by_role("button", name="ブラウザ音声：オン").click()
+    guest.wait_for_function(
+        "document.getElementById('audio-status').textContent.includes('マイクがオンです')"
+    )
+    host.wait_for_timeout(300)  # packets already on their way
+    assert not audio_arriving(guest, within=1.5)  # off again: nothing more is sent
