@@ -51,6 +51,7 @@ class RoomWriter:
         self._queue: asyncio.Queue[Write] = asyncio.Queue(maxsize=QUEUE_SIZE)
         self._task: asyncio.Task[None] | None = None
         self._memo_rows: dict[str, int] = {}  # stored memo update rows per open room, to know when to compact
+        self._due: dict[str, None] = {}  # rooms to compact, oldest first (an ordered set)
 
     def opened(self, room_id: str, memo_rows: int) -> None:
         """A room homed here opened with ``memo_rows`` stored memo updates."""
@@ -58,6 +59,7 @@ class RoomWriter:
 
     def closed(self, room_id: str) -> None:
         self._memo_rows.pop(room_id, None)
+        self._due.pop(room_id, None)
 
     async def put(self, write: Write) -> None:
         if self._task is None:
@@ -111,12 +113,21 @@ class RoomWriter:
         except Exception:
             log.exception("could not store memo updates", rooms=sorted({row.room_id for row in rows}))
             return
-        for room_id in {row.room_id for row in rows} & self._memo_rows.keys():
-            count = self._memo_rows.get(room_id, 0) + sum(1 for row in rows if row.room_id == room_id)
-            self._memo_rows[room_id] = count
-            if count > self.memo_compact_rows:
-                try:
-                    await self.store.compact_memo(room_id)
-                    self._memo_rows[room_id] = 1
-                except Exception:
-                    log.exception("could not compact a memo", room=room_id)
+        for row in rows:
+            if row.room_id in self._memo_rows:
+                self._memo_rows[row.room_id] += 1
+                if self._memo_rows[row.room_id] > self.memo_compact_rows:
+                    self._due.setdefault(row.room_id, None)
+        # One compaction per batch at most: rooms that fill up together (a hundred rooms typing since the same
+        # minute) are merged one after the other, rather than stalling the event loop all at once.
+        room_id = next(iter(self._due), None)
+        if room_id is None:
+            return
+        del self._due[room_id]
+        if room_id not in self._memo_rows:
+            return
+        try:
+            await self.store.compact_memo(room_id)
+            self._memo_rows[room_id] = 1
+        except Exception:
+            log.exception("could not compact a memo", room=room_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -358,6 +359,50 @@ async def test_compaction_keeps_the_text_and_ending_keeps_it_in_the_record(
                     break
             await asyncio.sleep(0.05)
     assert record is not None and record.memo == "先頭" + "あ" * 23
+
+
+async def test_rooms_that_fill_up_together_are_compacted_one_per_batch(app: Starlette) -> None:
+    seeded = await seed_org(app, "acme", {"host@acme.example": UserRole.HOST})
+    hub: RoomHub = app.state.hub
+    hub.writer.memo_compact_rows = 5
+    room_ids = []
+    async with app.state.sessions.begin() as db:
+        for _ in range(3):
+            room, _record = await create_room(
+                db,
+                org_id=seeded.org_id,
+                host_id=seeded.users["host@acme.example"],
+                via=JoinedVia.NUMBER,
+                guest_token="guest",
+                camera=False,
+                recording=False,
+                home_node="test",
+                now=0,
+            )
+            room_ids.append(room.id)
+    for room_id in room_ids:
+        await hub.open(room_id, "1234567")
+    async with contextlib.AsyncExitStack() as stack:
+        hosts = [await stack.enter_async_context(hub.participate(room_id, Role.HOST)) for room_id in room_ids]
+        clients = [Client() for _ in hosts]
+        for i in range(8):  # past the threshold in all three rooms, in the same batches
+            for host, client in zip(hosts, clients, strict=True):
+                await host.send(client.edit(i, "い"))
+        await asyncio.sleep(0.2)
+        await hub.flush()
+        counts = [len(await rows(app, room_id)) for room_id in room_ids]
+        assert sorted(counts)[0] <= 2 and sorted(counts)[-1] == 8, (
+            counts
+        )  # one merged so far, not all at once
+        for i in range(3):  # later batches take the rooms still due, one each
+            for host, client in zip(hosts, clients, strict=True):
+                await host.send(client.edit(8 + i, "う"))
+            await asyncio.sleep(0.1)
+            await hub.flush()
+        for room_id in room_ids:
+            assert len(await rows(app, room_id)) <= 5
+            async with app.state.sessions() as db:
+                assert await memo_text(db, room_id) == "い" * 8 + "う" * 3
 
 
 # メモを渡す
