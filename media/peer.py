@@ -172,8 +172,10 @@ class Peer:
         self.outbounds[mline] = outbound
         self._outbound_by_ssrc[ssrc] = outbound
         self._transports[mline] = transceiver.sender.transport
-        # A new receiver needs a keyframe to start from.
-        self.room.keyframe_for(self, mline, fir=False)
+        try:  # a new receiver needs a keyframe to start from
+            self.room.keyframe_for(self, mline, fir=False)
+        except Exception as exc:  # not aiortc's connect's trouble
+            self.room.contain(exc, "keyframe")
 
     def _on_receive(
         self, mline: int, transceiver: RTCRtpTransceiver, parameters: RTCRtpReceiveParameters
