@@ -162,3 +162,21 @@ async def test_rooms_are_isolated(clients: Clients, monkeypatch: pytest.MonkeyPa
     monkeypatch.undo()
     await wait_for(grows(lambda: pairs["r2"][1].frames[0], 10), what="r2 resumes once fixed")
     assert rooms.counters().packets_forwarded > 0
+
+
+async def test_forged_srtp_is_dropped_and_counted(clients: Clients) -> None:
+    host = await clients.join("r1", "host", camera=True)
+    guest = await clients.join("r1", "guest", camera=True)
+    await wait_for(lambda: guest.frames[0] >= 5, what="first frames")
+    (server,) = host.pc.getTransceivers()[0].receiver.transport.transport.getRemoteCandidates()
+    dropped = clients.rooms.counters("r1").packets_dropped
+    loop = asyncio.get_running_loop()
+    udp, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    try:
+        for seq in range(5):  # RTP-looking, but not authenticated with the session's keys
+            udp.sendto(bytes([0x80, 96, 0, seq]) + bytes(200), (server.ip, server.port))
+    finally:
+        udp.close()
+    await wait_for(lambda: clients.rooms.counters("r1").packets_dropped >= dropped + 5, what="drops counted")
+    await wait_for(grows(lambda: guest.frames[0], 10), what="forwarding goes on")
+    assert clients.rooms.counters("r1").forwarding_errors == 0
