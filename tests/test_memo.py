@@ -272,9 +272,8 @@ def test_two_clients_converge_whatever_the_interleaving_drops_and_reconnects(
 # Stored, reloaded, compacted, kept in the meeting record
 
 
-@pytest.fixture
-async def stored_room(app: Starlette) -> AsyncIterator[tuple[str, str]]:
-    seeded = await seed_org(app, "acme", {"host@acme.example": UserRole.HOST})
+async def open_room(app: Starlette, seeded: Any) -> tuple[str, str]:
+    """A room of ``seeded``'s host, stored and opened on this node: (room id, 接続ID)."""
     async with app.state.sessions.begin() as db:
         room, record = await create_room(
             db,
@@ -288,7 +287,12 @@ async def stored_room(app: Starlette) -> AsyncIterator[tuple[str, str]]:
             now=0,
         )
     await app.state.hub.open(room.id, record.connect_id)
-    yield room.id, record.connect_id
+    return room.id, record.connect_id
+
+
+@pytest.fixture
+async def stored_room(app: Starlette) -> AsyncIterator[tuple[str, str]]:
+    yield await open_room(app, await seed_org(app, "acme", {"host@acme.example": UserRole.HOST}))
 
 
 async def next_memo(participant: Any, within: float = 5.0) -> str:
@@ -365,23 +369,7 @@ async def test_rooms_that_fill_up_together_are_compacted_one_per_batch(app: Star
     seeded = await seed_org(app, "acme", {"host@acme.example": UserRole.HOST})
     hub: RoomHub = app.state.hub
     hub.writer.memo_compact_rows = 5
-    room_ids = []
-    async with app.state.sessions.begin() as db:
-        for _ in range(3):
-            room, _record = await create_room(
-                db,
-                org_id=seeded.org_id,
-                host_id=seeded.users["host@acme.example"],
-                via=JoinedVia.NUMBER,
-                guest_token="guest",
-                camera=False,
-                recording=False,
-                home_node="test",
-                now=0,
-            )
-            room_ids.append(room.id)
-    for room_id in room_ids:
-        await hub.open(room_id, "1234567")
+    room_ids = [(await open_room(app, seeded))[0] for _ in range(3)]
     async with contextlib.AsyncExitStack() as stack:
         hosts = [await stack.enter_async_context(hub.participate(room_id, Role.HOST)) for room_id in room_ids]
         clients = [Client() for _ in hosts]
