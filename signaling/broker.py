@@ -180,6 +180,17 @@ class QueueSubscription(Subscription):
         self._queue.put_nowait(None)
         return True
 
+    def finish(self) -> None:
+        """End the stream after what is already queued has been read (the last frames, a close code)."""
+        if self._closed:
+            return
+        try:
+            self._queue.put_nowait(None)
+        except asyncio.QueueFull:
+            self.end()  # too far behind to wait for: end now
+            return
+        self._closed = True
+
     async def get(self) -> Message:
         message = await self._queue.get()
         if message is None:

@@ -176,9 +176,12 @@ class RoomHub:
         updates = await self.store.load_memo(room_id)
         if room_id in self._homes:
             return
+        subscription = await self.broker.subscribe(_in(room_id))
+        if room_id in self._homes:  # opened meanwhile by another connection
+            await subscription.close()
+            return
         room = Room(room_id, connect_id, state=state, grace=self.grace, memo=SharedMemo(updates))
         self.writer.opened(room_id, len(updates))
-        subscription = await self.broker.subscribe(_in(room_id))
         self._rooms[room_id] = room
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=DEFAULT_QUEUE_SIZE)
         self._inboxes[room_id], self._local[room_id], self._remote[room_id] = inbox, {}, set()
@@ -238,7 +241,9 @@ class RoomHub:
             self._inboxes.pop(room.id, None)
             self._remote.pop(room.id, None)
             for socket in self._local.pop(room.id, {}).values():
-                socket.end()  # its writer sees the end and closes the socket (4503): nobody is home
+                # Its writer still sends what is queued (ended, a close code); a socket left without a close
+                # code then closes with 4503: nobody is home.
+                socket.finish()
             await self._close_media(room.id)
 
     @staticmethod

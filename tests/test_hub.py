@@ -1,0 +1,98 @@
+"""The room hub's two paths: sockets on the room's home node get their frames through in-process queues,
+sockets on another node through the broker. A second hub on the same in-process broker stands for a second
+node (tests/test_two_nodes.py does the same over a real redis-server)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+
+from signaling.hub import Outgoing, Participant, RoomHub
+from signaling.protocol import CloseCode, End, Ping, Role
+from signaling.rooms import DatabaseRoomStore
+from store.models import Role as UserRole
+from tests.helpers import seed_org
+from tests.test_memo import open_room
+from web.meetings import find_document
+
+
+async def next_item(participant: Participant, iterator: AsyncIterator[Outgoing] | None = None) -> Outgoing:
+    return await asyncio.wait_for((iterator or participant.outgoing().__aiter__()).__anext__(), 5.0)
+
+
+async def frames_until_close(participant: Participant) -> tuple[list[str], CloseCode | None]:
+    kinds: list[str] = []
+    async for item in participant.outgoing():
+        if item.close is not None:
+            return kinds, item.close
+        assert item.frame is not None
+        kinds.append(item.frame["type"])
+    return kinds, None
+
+
+@pytest.fixture
+async def room_id(app: Starlette) -> str:
+    room_id, _connect_id = await open_room(
+        app, await seed_org(app, "acme", {"host@acme.example": UserRole.HOST})
+    )
+    return room_id
+
+
+async def test_local_sockets_get_the_last_frames_and_the_close_code_when_the_room_ends(
+    app: Starlette, room_id: str
+) -> None:
+    hub: RoomHub = app.state.hub
+    async with hub.participate(room_id, Role.HOST) as host, hub.participate(room_id, Role.GUEST) as guest:
+        assert hub._local[room_id].keys() == {host.connection, guest.connection}  # no broker in between
+        await host.send(End(type="end"))
+        for _ in range(100):  # the home ends right after its last effects (bounded wait)
+            if not hub.is_home(room_id):
+                break
+            await asyncio.sleep(0.02)
+        assert not hub.is_home(room_id)
+        # A socket slower than the home (it has read nothing yet) still gets what was queued for it.
+        kinds, close = await asyncio.wait_for(frames_until_close(guest), 5.0)
+    assert "welcome" in kinds and kinds[-1] == "ended" and close == CloseCode.ROOM_ENDED
+
+
+async def test_a_socket_on_another_node_goes_through_the_broker(app: Starlette, room_id: str) -> None:
+    home: RoomHub = app.state.hub
+    other = RoomHub(home.broker, DatabaseRoomStore(app.state.sessions, find_document), clock=home.clock)
+    try:
+        async with (
+            home.participate(room_id, Role.HOST) as host,
+            other.participate(room_id, Role.GUEST) as guest,
+        ):
+            assert not other.is_home(room_id) and guest.connection not in home._local[room_id]
+            seen: list[dict[str, Any]] = []
+            iterator = guest.outgoing().__aiter__()
+            for _ in range(10):
+                item = await next_item(guest, iterator)
+                assert item.frame is not None
+                seen.append(item.frame)
+                if item.frame["type"] == "welcome":
+                    break
+            assert seen[-1]["role"] == "guest"
+            assert home._remote[room_id] == {guest.connection}
+            # A message from the remote socket crosses as JSON and is validated at the home again.
+            await guest.send(Ping(type="ping"))
+            for _ in range(10):
+                item = await next_item(guest, iterator)
+                if item.frame is not None and item.frame["type"] == "pong":
+                    break
+            else:
+                raise AssertionError("no pong for the remote socket")
+            await host.send(End(type="end"))
+            for _ in range(10):
+                item = await next_item(guest, iterator)
+                if item.close is not None:
+                    assert item.close == CloseCode.ROOM_ENDED
+                    break
+            else:
+                raise AssertionError("the remote socket was not closed")
+    finally:
+        await other.aclose()
