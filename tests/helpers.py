@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import httpx
 from starlette.applications import Starlette
 
+from signaling.models import JoinedVia
+from signaling.rooms import create_room
 from store.models import Role
 from web import accounts
 
@@ -45,3 +47,21 @@ async def csrf_token(client: httpx.AsyncClient, path: str = "/login") -> str:
 async def sign_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
     token = await csrf_token(client)
     return await client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+async def open_room(app: Starlette, seeded: Seeded) -> tuple[str, str]:
+    """A room of ``seeded``'s host, stored and opened on this node: (room id, 接続ID)."""
+    async with app.state.sessions.begin() as db:
+        room, record = await create_room(
+            db,
+            org_id=seeded.org_id,
+            host_id=seeded.users["host@acme.example"],
+            via=JoinedVia.NUMBER,
+            guest_token="guest",
+            camera=True,
+            recording=False,
+            home_node="test",
+            now=0,
+        )
+    await app.state.hub.open(room.id, record.connect_id)
+    return room.id, record.connect_id

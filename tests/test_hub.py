@@ -15,8 +15,7 @@ from signaling.hub import Outgoing, Participant, RoomHub
 from signaling.protocol import CloseCode, End, Ping, Role
 from signaling.rooms import DatabaseRoomStore
 from store.models import Role as UserRole
-from tests.helpers import seed_org
-from tests.test_memo import open_room
+from tests.helpers import open_room, seed_org
 from web.meetings import find_document
 
 

@@ -21,14 +21,13 @@ from starlette.applications import Starlette
 from recordings.models import MeetingRecord, MemoUpdate
 from signaling.hub import RoomHub
 from signaling.memo import STEP1, STEP2, UPDATE, line_authors, parse_sync_message, sync_message
-from signaling.models import JoinedVia
 from signaling.protocol import End, ErrorFrame, MemoAwareness, MemoSync, Ping, Pong, Role
 from signaling.room import Close, MemoFinal, MemoUpdated, Room, Send, StateChanged
-from signaling.rooms import DatabaseRoomStore, create_room, memo_text
+from signaling.rooms import DatabaseRoomStore, memo_text
 from store.models import Role as UserRole
 from tests.conftest import make_client
 from tests.harness.live import LiveServer
-from tests.helpers import csrf_token, seed_org, sign_in
+from tests.helpers import csrf_token, open_room, seed_org, sign_in
 from tests.joining import Browser
 from web.meetings import find_document
 from web.memos import memo_file
@@ -270,24 +269,6 @@ def test_two_clients_converge_whatever_the_interleaving_drops_and_reconnects(
 
 
 # Stored, reloaded, compacted, kept in the meeting record
-
-
-async def open_room(app: Starlette, seeded: Any) -> tuple[str, str]:
-    """A room of ``seeded``'s host, stored and opened on this node: (room id, 接続ID)."""
-    async with app.state.sessions.begin() as db:
-        room, record = await create_room(
-            db,
-            org_id=seeded.org_id,
-            host_id=seeded.users["host@acme.example"],
-            via=JoinedVia.NUMBER,
-            guest_token="guest",
-            camera=True,
-            recording=False,
-            home_node="test",
-            now=0,
-        )
-    await app.state.hub.open(room.id, record.connect_id)
-    return room.id, record.connect_id
 
 
 @pytest.fixture
