@@ -389,6 +389,6 @@ def test_folding_never_splits_a_character(prefix: str) -> None:
 
 
 def test_image_dir_is_under_data_dir(settings: Settings) -> None:
-    from web.cards import card_dir
+    from web.card_images import card_dir
 
     assert card_dir(settings.data_dir, 7) == Path(settings.data_dir) / "cards" / "7"

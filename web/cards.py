@@ -1,9 +1,8 @@
 """名刺: the host's business card, edited in settings, shown to guests, saved as vCard.
 
 Every signed-in user edits its own card at ``/card``. The photo and up to 3 extra images are uploaded as the
-raw request body (as documents are), checked by their magic bytes and by opening them with Pillow, and
-re-encoded to a JPEG of at most 1024 px, which drops all metadata (EXIF, GPS, ICC profiles, comments). They
-live under ``DATA_DIR/cards/<user_id>/`` and are served to the card's owner, to users of the same org, and
+raw request body (as documents are) and re-encoded by ``web.card_images``. They live under
+``DATA_DIR/cards/<user_id>/`` and are served to the card's owner, to users of the same org, and
 to the guest of a room of that host that has not ended; everyone else gets 404.
 
 In the call, the room's participants get the host's card as JSON (``/rooms/<id>/card``) and as a vCard 4.0
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import os
 import re
@@ -24,7 +22,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from PIL import Image, ImageOps
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect, Request
@@ -37,16 +34,22 @@ from signaling.protocol import Role as RoomRole
 from signaling.rooms import token_hash
 from store.models import BusinessCard, User, utcnow
 from web.auth import load_user, signed_in
+from web.card_images import (
+    IMAGE_MAX_BYTES,
+    VCARD_PHOTO_SIDE,
+    ImageTooLarge,
+    NotAnImage,
+    card_dir,
+    megabytes,
+    reencode,
+    sniff,
+)
 from web.guests import guest_token
 from web.meetings import participant
 from web.templating import render, translator
 from web.uploads import IncompleteUpload, declared_size
 from web.vcard import CardData, vcard
 
-IMAGE_MAX_BYTES = 5 * 1024 * 1024
-IMAGE_MAX_SIDE = 1024
-VCARD_PHOTO_SIDE = 400  # the vCard carries a smaller copy; address books show a thumbnail
-IMAGE_MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding
 SLOTS = ("photo", "1", "2", "3")
 IMAGE_HEADERS = {"Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff"}
 
@@ -64,23 +67,6 @@ FIELDS: dict[str, tuple[str, int]] = {
 PHONE_PATTERN = re.compile(r"^\+?[0-9()\-. ]{6,30}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class ImageTooLarge(InvalidInput):
-    code = "image_too_large"
-    status = 413
-    message = N_("The image is too large. Images of up to {max_mb} MB can be uploaded.")
-
-
-class NotAnImage(InvalidInput):
-    code = "not_an_image"
-    status = 415
-    message = N_("This file is not a JPEG, PNG or WebP image.")
-
-
-class BrokenImage(InvalidInput):
-    code = "broken_image"
-    message = N_("This image could not be read. It may be damaged; please try another file.")
 
 
 # --- the card as plain data --------------------------------------------------------------------------------
@@ -176,61 +162,10 @@ def card_json(card: CardData) -> dict[str, Any]:
 # --- storage -----------------------------------------------------------------------------------------------
 
 
-def card_dir(data_dir: Path, user_id: int) -> Path:
-    return data_dir / "cards" / str(int(user_id))
-
-
-def sniff(head: bytes) -> str | None:
-    """The image format by its magic bytes: JPEG, PNG or WebP; anything else is None."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    return None
-
-
-def reencode(data: bytes, max_side: int = IMAGE_MAX_SIDE) -> bytes:
-    """A clean JPEG of at most ``max_side`` px; raises NotAnImage / BrokenImage."""
-    kind = sniff(data[:16])
-    if kind is None:
-        raise NotAnImage()
-    try:
-        with Image.open(io.BytesIO(data), formats=[kind]) as image:
-            if image.width * image.height > IMAGE_MAX_PIXELS:
-                raise BrokenImage()
-            image.load()
-            upright = ImageOps.exif_transpose(image)  # phones store rotation in EXIF, which is dropped
-            if upright.mode in ("RGBA", "LA", "PA") or (
-                upright.mode == "P" and "transparency" in upright.info
-            ):
-                rgba = upright.convert("RGBA")
-                flat = Image.new("RGB", rgba.size, (255, 255, 255))
-                flat.paste(rgba, mask=rgba.getchannel("A"))
-                upright = flat
-            else:
-                upright = upright.convert("RGB")
-            upright.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-            # Only the pixels go on: Pillow would carry a JPEG comment (and more) over from ``info``.
-            clean = Image.frombytes("RGB", upright.size, upright.tobytes())
-            out = io.BytesIO()
-            clean.save(out, "JPEG", quality=85, optimize=True)
-            return out.getvalue()
-    except (NotAnImage, BrokenImage):
-        raise
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
-        raise BrokenImage() from exc
-
-
 def _slot(value: str | None) -> str:
     if value not in SLOTS:
         raise NotFound()
     return value
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.4g}"
 
 
 # --- settings page ----------------------------------------------------------------------------------------
@@ -256,7 +191,7 @@ def _settings_page(
         slots=[(slot, image_url(card, slot)) for slot in SLOTS],
         user_id=card.user_id,
         max_bytes=IMAGE_MAX_BYTES,
-        max_mb=_megabytes(IMAGE_MAX_BYTES),
+        max_mb=megabytes(IMAGE_MAX_BYTES),
         **context,
     )
 
@@ -322,7 +257,7 @@ async def upload_image(request: Request) -> Response:
     slot = request.query_params.get("slot")
     if slot not in SLOTS:
         raise InvalidInput()
-    too_large = ImageTooLarge(max_mb=_megabytes(IMAGE_MAX_BYTES))
+    too_large = ImageTooLarge(max_mb=megabytes(IMAGE_MAX_BYTES))
     declared = declared_size(request, IMAGE_MAX_BYTES, too_large, NotAnImage())
     body = bytearray()
     try:
