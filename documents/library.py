@@ -30,11 +30,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import N_, InvalidInput, NotFound
-from documents.models import Document, DocumentKind, DocumentStatus
-from documents.storage import DocumentStorage
-from documents.worker import (
+from documents.errors import (
     ERRORS,
-    OFFICE_EXTENSIONS,
     BadPageSize,
     ConversionFailed,
     DocumentDamaged,
@@ -47,6 +44,9 @@ from documents.worker import (
     ProcessingInterrupted,
     TooManyPages,
 )
+from documents.models import Document, DocumentKind, DocumentStatus
+from documents.storage import DocumentStorage
+from documents.worker import OFFICE_EXTENSIONS
 
 __all__ = [
     "BadPageSize",
