@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.errors import N_
-from signaling.call_media import CallMedia, MediaEffect, MediaLeave, Negotiate, Reply
+from signaling.call_media import HOST_ONLY, CallMedia, MediaEffect, MediaLeave, Negotiate, Reply
 from signaling.memo import UPDATE as MEMO_UPDATE
 from signaling.memo import BadMemoData, SharedMemo, decode, encode, sync_message
 from signaling.models import RoomState
@@ -136,7 +136,7 @@ Effect = (
     | MediaLeave
 )
 
-NOT_ALLOWED = N_("Only the representative can do this.")
+NOT_ALLOWED = HOST_ONLY  # one message for everything only the host may do
 NO_SUCH_DOCUMENT = N_("This document cannot be shown. It may still be processing or have been deleted.")
 NO_DOCUMENT_OPEN = N_("No document is open.")
 BAD_MEMO = N_("The message could not be understood.")  # the same words as any other bad frame
