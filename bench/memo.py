@@ -40,6 +40,7 @@ from store.models import Role
 from tests.harness.live import LiveServer
 from tests.helpers import seed_org
 from tests.joining import Browser
+from web.services import services
 
 
 def percentile_ms(samples: list[float], q: int) -> float:
@@ -247,7 +248,7 @@ async def _make_rooms(server: LiveServer, count: int) -> tuple[list[str], dict[s
     await guest.aclose()
 
     async def insert() -> list[str]:
-        async with server.app.state.sessions.begin() as db:
+        async with services(server.app).sessions.begin() as db:
             room = await db.get(RoomRow, first)
             assert room is not None
             ids = []
@@ -260,7 +261,7 @@ async def _make_rooms(server: LiveServer, count: int) -> tuple[list[str], dict[s
                     guest_token="unused",
                     camera=False,
                     recording=False,
-                    home_node=server.app.state.settings.node_id,
+                    home_node=services(server.app).settings.node_id,
                     now=time.time(),
                 )
                 ids.append(made.id)

@@ -22,6 +22,7 @@ from store.models import Role
 from tests.harness.live import LiveServer
 from tests.helpers import seed_org
 from tests.joining import Browser, receive_type, until
+from web.services import services
 
 
 def percentile_ms(samples: list[float], q: int) -> float:
@@ -41,7 +42,7 @@ async def echo_latencies(url: str, count: int) -> list[float]:
 
 async def _add_document(server: LiveServer, org_id: int, owner_id: int) -> int:
     async def insert() -> int:
-        async with server.app.state.sessions.begin() as db:
+        async with services(server.app).sessions.begin() as db:
             document = Document(
                 org_id=org_id,
                 owner_id=owner_id,

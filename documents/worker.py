@@ -220,7 +220,7 @@ def render_page(pdf: pypdfium2.PdfDocument, index: int, width: int = DISPLAY_WID
     page = pdf[index]
     try:
         page_width, page_height = page.get_size()
-        image = page.render(scale=width / page_width, may_draw_forms=False).to_pil()
+        image: Image.Image = page.render(scale=width / page_width, may_draw_forms=False).to_pil()
     finally:
         page.close()
     if image.mode != "RGB":

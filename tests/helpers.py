@@ -3,18 +3,41 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import httpx
 from starlette.applications import Starlette
 
 from signaling.models import JoinedVia
+from signaling.room import Send
 from signaling.rooms import create_room
 from store.models import Role
 from web import accounts
+from web.services import services
 
+M = TypeVar("M")
 PASSWORD = "correct-horse-battery"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass(frozen=True)
+class Sent(Generic[M]):
+    """A :class:`~signaling.room.Send` effect whose message is known to be an ``M``."""
+
+    message: M
+    to: str | None
+    exclude: str | None
+
+
+def sent(effects: Iterable[object], kind: type[M]) -> list[Sent[M]]:
+    """The frames of type ``kind`` among a room's effects, in order."""
+    return [
+        Sent(e.message, e.to, e.exclude)
+        for e in effects
+        if isinstance(e, Send) and isinstance(e.message, kind)
+    ]
 
 
 @dataclass
@@ -24,7 +47,7 @@ class Seeded:
 
 
 async def seed_org(app: Starlette, slug: str, roles: dict[str, Role]) -> Seeded:
-    async with app.state.sessions.begin() as db:
+    async with services(app).sessions.begin() as db:
         org = await accounts.create_org(db, slug, slug.upper())
         ids = {}
         for email, role in roles.items():
@@ -51,7 +74,7 @@ async def sign_in(client: httpx.AsyncClient, email: str, password: str = PASSWOR
 
 async def open_room(app: Starlette, seeded: Seeded) -> tuple[str, str]:
     """A room of ``seeded``'s host, stored and opened on this node: (room id, 接続ID)."""
-    async with app.state.sessions.begin() as db:
+    async with services(app).sessions.begin() as db:
         room, record = await create_room(
             db,
             org_id=seeded.org_id,
@@ -63,5 +86,5 @@ async def open_room(app: Starlette, seeded: Seeded) -> tuple[str, str]:
             home_node="test",
             now=0,
         )
-    await app.state.hub.open(room.id, record.connect_id)
+    await services(app).hub.open(room.id, record.connect_id)
     return room.id, record.connect_id

@@ -15,6 +15,7 @@ from signaling.rooms import create_room
 from store.models import MemoTemplate, Role
 from tests.conftest import make_client
 from tests.helpers import PASSWORD, csrf_token, seed_org, sign_in
+from web.services import services
 
 
 async def test_admin_adds_and_deactivates_a_user(app: Starlette, client: httpx.AsyncClient) -> None:
@@ -93,7 +94,7 @@ PUBLIC_PARAMETERS = {"slug", "token"}
 async def test_org_a_gets_404_for_every_object_of_org_b(app: Starlette, client: httpx.AsyncClient) -> None:
     await seed_org(app, "org-a", {"admin@a.example": Role.ADMIN})
     org_b = await seed_org(app, "org-b", {"admin@b.example": Role.ADMIN, "host@b.example": Role.HOST})
-    async with app.state.sessions.begin() as db:
+    async with services(app).sessions.begin() as db:
         room, _record = await create_room(
             db,
             org_id=org_b.org_id,

@@ -9,6 +9,7 @@ from core.clock import ManualClock
 from store.models import Role
 from tests.conftest import make_client
 from tests.helpers import PASSWORD, csrf_token, seed_org, sign_in
+from web.services import services
 
 
 async def test_sign_in_lands_on_the_role_home(app: Starlette, client: httpx.AsyncClient) -> None:
@@ -99,7 +100,7 @@ async def test_session_cookie_is_secure_behind_https(settings, clock: ManualCloc
     app = create_app(replace(settings, public_url="https://meet.example.jp"), clock=clock)
     async with make_client(app) as c:
         cookie = (await c.get("/login")).headers["set-cookie"].lower()
-    await app.state.engine.dispose()
+    await services(app).engine.dispose()
     assert "secure" in cookie and "httponly" in cookie
 
 

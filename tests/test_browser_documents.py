@@ -14,6 +14,7 @@ from recordings.records import page_views
 from tests.calls import PHONE, issue_number, signed_in_host, type_number
 from tests.harness.live import LiveServer
 from tests.harness.pdfs import text_pdf
+from web.services import services
 
 pytestmark = pytest.mark.browser
 PORTRAIT = (595.0, 842.0)
@@ -130,8 +131,8 @@ def test_pages_scrolling_and_closing_follow_on_the_guest(
     guest.locator("#viewer").wait_for(state="hidden")
 
     async def shown() -> list[tuple[int, int]]:
-        await server.app.state.hub.flush()
-        async with server.app.state.sessions() as db:
+        await services(server.app).hub.flush()
+        async with services(server.app).sessions() as db:
             room_id = host.url.rsplit("/", 1)[1]
             return [(view.document_id, view.page) for view in await page_views(db, room_id)]
 

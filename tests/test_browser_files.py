@@ -14,6 +14,7 @@ from sqlalchemy import update
 from store.models import Org
 from tests.calls import PHONE, issue_number, signed_in_host, type_number
 from tests.harness.live import LiveServer
+from web.services import services
 
 pytestmark = pytest.mark.browser
 
@@ -109,7 +110,7 @@ def test_host_only_receives_when_the_org_forbids_sending(
     server: LiveServer, new_context: Callable[..., Any]
 ) -> None:
     async def forbid() -> None:
-        async with server.app.state.sessions.begin() as db:
+        async with services(server.app).sessions.begin() as db:
             await db.execute(update(Org).values(host_file_send=False))
 
     server.call(forbid())

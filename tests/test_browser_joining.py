@@ -13,6 +13,7 @@ from core.clock import ManualClock
 from signaling.models import SmsMessage
 from tests.calls import PHONE, issue_number, signed_in_host, type_number
 from tests.harness.live import LiveServer
+from web.services import services
 
 pytestmark = pytest.mark.browser
 
@@ -58,7 +59,7 @@ def test_sms_link_path(server: LiveServer, new_context: Callable[..., Any]) -> N
     host.get_by_text("お客さまの接続を待っています…").wait_for()
 
     async def outbox() -> list[SmsMessage]:
-        async with server.app.state.sessions() as db:
+        async with services(server.app).sessions() as db:
             return list(await db.scalars(select(SmsMessage)))
 
     (sms,) = server.call(outbox())

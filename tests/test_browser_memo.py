@@ -16,6 +16,7 @@ from store.models import MemoTemplate
 from tests.calls import PHONE, issue_number, signed_in_host, type_number
 from tests.harness.live import LiveServer
 from web.app import create_app
+from web.services import services
 from web.settings import Settings
 
 pytestmark = pytest.mark.browser
@@ -35,7 +36,7 @@ def same_memo(host: Any, guest: Any, within: float = 15.0) -> str:
 
 def add_template(server: LiveServer, title: str, body: str) -> None:
     async def insert() -> None:
-        async with server.app.state.sessions.begin() as db:
+        async with services(server.app).sessions.begin() as db:
             from sqlalchemy import select
 
             from store.models import User

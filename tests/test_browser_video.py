@@ -16,6 +16,7 @@ import pytest
 from tests.calls import PHONE, SCREEN, decoding, meeting
 from tests.harness.browser import TEST_HOSTNAME
 from tests.harness.live import LiveServer
+from web.services import services
 
 pytestmark = pytest.mark.browser
 
@@ -130,7 +131,7 @@ def test_reload_and_failed_connection_recover(server: LiveServer, new_context: C
     # A real loss: the server drops the guest's peer connection. Chromium notices when its consent checks go
     # unanswered (about 6 s), the page restarts after 2 s of "disconnected", and video is back within 5 s.
     room_id = guest.url.rsplit("/", 1)[1]
-    server.call(server.app.state.hub.media.leave(room_id, "guest"))
+    server.call(services(server.app).media.leave(room_id, "guest"))
     guest.wait_for_function("window.tsunaguMedia.link.restarts === 2", timeout=15_000)
     assert decoding(guest, within=5) < 5
     assert decoding(host, within=5) < 5

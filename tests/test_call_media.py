@@ -19,6 +19,7 @@ from tests.harness.live import LiveServer
 from tests.harness.media import Client, wait_for
 from tests.helpers import seed_org
 from tests.joining import Browser, receive_type, until
+from web.services import services
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ async def test_ending_the_meeting_closes_its_peer_connections(
         async with channel(host, room_id) as ws:
             await receive_type(ws, "welcome")
             await negotiate(ws, client)
-            media = live_server.app.state.hub.media
+            media = services(live_server.app).media
             assert live_server.call(_seats(media, room_id)) == {"host"}
             await ws.send(json.dumps({"type": "end"}))
             await receive_type(ws, "ended")

@@ -20,6 +20,7 @@ from signaling.rooms import create_room, set_state
 from store.models import BusinessCard, Role
 from tests.conftest import make_client
 from tests.helpers import PASSWORD, Seeded, csrf_token, seed_org, sign_in
+from web.services import services
 from web.settings import Settings
 from web.vcard import CardData, fold, vcard
 
@@ -97,7 +98,7 @@ def guest_token_of(client: httpx.AsyncClient, secret_key: str) -> str:
 
 
 async def room_for(app: Starlette, org_id: int, host_id: int, token: str) -> str:
-    async with app.state.sessions.begin() as db:
+    async with services(app).sessions.begin() as db:
         room, _record = await create_room(
             db,
             org_id=org_id,
@@ -132,7 +133,7 @@ async def test_card_is_edited_with_japanese_text(
     assert "名刺を保存しました" in again.text
     for value in CARD.values():
         assert f'value="{value}"' in again.text
-    async with app.state.sessions() as db:
+    async with services(app).sessions() as db:
         card = await db.get(BusinessCard, acme.users["host@acme.example"])
         assert card is not None and card.org_id == acme.org_id
         assert (card.family_name_reading, card.given_name_reading, card.title) == (
@@ -263,7 +264,7 @@ async def test_who_may_see_card_images(
         )
         assert (await guest.get(url)).status_code == 200  # the guest of this host's room
         assert (await other_guest.get(url)).status_code == 404  # another room's guest
-        async with app.state.sessions.begin() as db:
+        async with services(app).sessions.begin() as db:
             await set_state(db, room_id, RoomState.ENDED, 60)
         assert (await guest.get(url)).status_code == 404  # the meeting is over
     async with make_client(app) as anonymous:
@@ -316,7 +317,7 @@ async def test_card_json_and_vcard_only_for_the_rooms_participants(
         assert (await colleague.get(f"/rooms/{room_id}/card")).status_code == 404
         await colleague.aclose()
         assert (await guest.get("/rooms/0123456789abcdef0123456789abcdef/card")).status_code == 404
-        async with app.state.sessions.begin() as db:
+        async with services(app).sessions.begin() as db:
             await set_state(db, room_id, RoomState.ENDED, 60)
         assert (await guest.get(f"/rooms/{room_id}/card")).status_code == 404
         assert (await host.get(f"/rooms/{room_id}/card")).status_code == 200

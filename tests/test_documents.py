@@ -34,6 +34,7 @@ from tests.harness import pdfs
 from tests.harness.live import LiveServer
 from tests.helpers import PASSWORD, csrf_token, seed_org, sign_in
 from web import accounts
+from web.services import services
 
 REJECTED_WITHIN = 5.0  # seconds, from the end of the upload to the document showing why it was refused
 
@@ -50,7 +51,7 @@ async def host(app: Starlette, client: httpx.AsyncClient) -> httpx.AsyncClient:
 @contextlib.asynccontextmanager
 async def join_acme(app: Starlette, email: str, role: Role) -> AsyncIterator[httpx.AsyncClient]:
     """Another person of "acme", signed in on a client of its own."""
-    async with app.state.sessions.begin() as db:
+    async with services(app).sessions.begin() as db:
         org = await db.scalar(select(Org).where(Org.slug == "acme"))
         assert org is not None
         await accounts.add_user(db, org, email, email.split("@")[0], role, PASSWORD)
@@ -69,7 +70,7 @@ async def other_org(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def storage(app: Starlette) -> DocumentStorage:
-    jobs: DocumentJobs = app.state.documents
+    jobs: DocumentJobs = services(app).documents
     return jobs.storage
 
 
@@ -111,14 +112,14 @@ async def assert_nothing_left(app: Starlette, client: httpx.AsyncClient, org_id:
 
 
 async def org_id_of(app: Starlette, slug: str) -> int:
-    async with app.state.sessions() as db:
+    async with services(app).sessions() as db:
         org_id = await db.scalar(select(Org.id).where(Org.slug == slug))
     assert org_id is not None
     return int(org_id)
 
 
 async def user_id_of(app: Starlette, email: str) -> int:
-    async with app.state.sessions() as db:
+    async with services(app).sessions() as db:
         user_id = await db.scalar(select(User.id).where(User.email == email))
     assert user_id is not None
     return int(user_id)
@@ -162,8 +163,9 @@ async def test_a_landscape_pdf_becomes_ten_slides(app: Starlette, host: httpx.As
 
     listing = (await host.get("/api/documents")).json()["documents"]
     assert [d["name"] for d in listing] == ["会社案内.pdf"]
-    page = await host.get("/documents")
-    assert page.status_code == 200 and 'data-page="documents"' in page.text and "会社案内.pdf" in page.text
+    library = await host.get("/documents")
+    assert library.status_code == 200
+    assert 'data-page="documents"' in library.text and "会社案内.pdf" in library.text
 
 
 async def test_a_portrait_pdf_is_vertical_its_kind_can_change_and_delete_removes_it(
@@ -199,14 +201,14 @@ async def test_a_document_deleted_while_processing_leaves_nothing(
 ) -> None:
     accepted = (await upload(host, pdfs.text_pdf(pages=40))).json()
     assert (await host.post(f"/api/documents/{accepted['id']}/delete")).status_code == 200
-    await app.state.documents.idle()
+    await services(app).documents.idle()
     await assert_nothing_left(app, host, await org_id_of(app, "acme"), accepted["id"])
 
 
 async def test_a_worker_past_its_time_limit_is_killed_and_the_document_refused(
     app: Starlette, host: httpx.AsyncClient
 ) -> None:
-    app.state.documents.validation_timeout = 0.01  # no worker starts that fast
+    services(app).documents.validation_timeout = 0.01  # no worker starts that fast
     accepted = (await upload(host, pdfs.text_pdf(pages=2))).json()
     document = await settled(host, accepted["id"])
     assert document["status"] == "failed" and "時間またはメモリーがかかりすぎる" in document["error"]
@@ -217,7 +219,7 @@ async def test_shutdown_marks_unfinished_documents_for_upload_again(
     app: Starlette, host: httpx.AsyncClient
 ) -> None:
     accepted = (await upload(host, pdfs.text_pdf(pages=60))).json()
-    await app.state.documents.aclose()  # as the lifespan does when the server stops
+    await services(app).documents.aclose()  # as the lifespan does when the server stops
     document = (await host.get(f"/api/documents/{accepted['id']}")).json()
     assert document["status"] == "failed" and "もう一度アップロードしてください" in document["error"]
     await assert_nothing_left(app, host, await org_id_of(app, "acme"), accepted["id"])
@@ -262,7 +264,7 @@ async def test_bad_input_is_refused_quickly_with_a_clear_message_and_leaves_noth
 async def test_an_office_file_without_libreoffice_is_refused_at_once(
     app: Starlette, host: httpx.AsyncClient
 ) -> None:
-    app.state.documents.office = None  # as on this machine; do not depend on what is installed
+    services(app).documents.office = None  # as on this machine; do not depend on what is installed
     response = await upload(host, b"PK\x03\x04" + bytes(2000), name="営業資料.pptx")
     assert response.status_code == 415
     assert response.json()["error"]["message"] == (
@@ -288,7 +290,7 @@ async def test_an_office_file_is_converted_when_libreoffice_is_there(
         f'name=$(basename "$1"); cp {tmp_path / "converted.pdf"} "$out/${{name%.*}}.pdf"\n'
     )
     fake.chmod(0o755)
-    app.state.documents.office = str(fake)
+    services(app).documents.office = str(fake)
     accepted = (await upload(host, b"PK\x03\x04" + bytes(2000), name="営業資料.docx")).json()
     document = await settled(host, accepted["id"])
     assert (document["status"], document["pages"], document["kind"]) == ("ready", 4, "vertical")
@@ -302,7 +304,7 @@ async def test_an_office_file_is_converted_when_libreoffice_is_there(
 async def test_a_declared_size_over_the_limit_is_413_before_the_body_is_read(
     app: Starlette, host: httpx.AsyncClient
 ) -> None:
-    limit = app.state.settings.document_max_bytes
+    limit = services(app).settings.document_max_bytes
     assert limit == 50 * 1024 * 1024
     read = []
 
@@ -353,7 +355,7 @@ async def test_a_body_longer_or_shorter_than_declared_is_refused_and_leaves_noth
 
 
 async def test_the_size_limit_is_a_setting(app: Starlette, host: httpx.AsyncClient) -> None:
-    object.__setattr__(app.state.settings, "document_max_bytes", 64 * 1024)  # a frozen dataclass
+    object.__setattr__(services(app).settings, "document_max_bytes", 64 * 1024)  # a frozen dataclass
     response = await upload(host, bytes(64 * 1024 + 1))
     assert response.status_code == 413
     assert "0.0625MBまで" in response.json()["error"]["message"]
@@ -444,7 +446,7 @@ async def test_page_images_are_only_for_those_who_may_see_them(
         assert (await guest.get(page)).status_code == 404  # no meeting showed it to this guest
         token = _guest_token(guest, settings.secret_key)
         acme = await org_id_of(app, "acme")
-        async with app.state.sessions.begin() as db:
+        async with services(app).sessions.begin() as db:
             room, _record = await create_room(
                 db,
                 org_id=acme,
@@ -465,7 +467,7 @@ async def test_page_images_are_only_for_those_who_may_see_them(
         async with make_client(app) as stranger:
             await stranger.get("/")
             assert (await stranger.get(page)).status_code == 404  # another guest browser
-        async with app.state.sessions.begin() as db:
+        async with services(app).sessions.begin() as db:
             await set_state(db, room_id, RoomState.ENDED, 60)
         assert (await guest.get(page)).status_code == 404  # the meeting is over
 

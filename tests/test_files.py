@@ -26,6 +26,7 @@ from tests.harness.live import LiveServer
 from tests.helpers import PASSWORD, csrf_from, seed_org, sign_in
 from tests.joining import Browser, until
 from web.files import content_disposition
+from web.services import services
 
 MB = 1024 * 1024
 
@@ -85,7 +86,7 @@ async def send(side: Side, room_id: str, name: str, data: bytes, **headers: str)
 
 
 async def rows(app: Starlette) -> list[RoomFile]:
-    async with app.state.sessions() as db:
+    async with services(app).sessions() as db:
         return list(await db.scalars(select(RoomFile)))
 
 
@@ -95,7 +96,7 @@ def stored_files(settings_dir: Path) -> list[Path]:
 
 
 async def set_host_file_send(app: Starlette, allowed: bool) -> None:
-    async with app.state.sessions.begin() as db:
+    async with services(app).sessions.begin() as db:
         await db.execute(update(Org).values(host_file_send=allowed))
 
 
@@ -122,7 +123,7 @@ async def test_guest_file_reaches_the_host_byte_identical(app: Starlette, meetin
     assert 'filename="___ 2026.pdf"' in disposition  # the ASCII fallback
     # The guest, its sender, may fetch it too; the meeting record lists it.
     assert (await meeting.guest.client.get(body["url"])).status_code == 200
-    async with app.state.sessions() as db:
+    async with services(app).sessions() as db:
         assert [row.sha256 for row in await room_files(db, meeting.room_id)] == [body["sha256"]]
 
 
@@ -156,7 +157,7 @@ async def test_body_longer_than_declared_is_refused(app: Starlette, meeting: Mee
     )
     assert response.status_code == 413
     assert "50 MB" in response.json()["error"]["message"]
-    assert await rows(app) == [] and stored_files(app.state.settings.data_dir) == []
+    assert await rows(app) == [] and stored_files(services(app).settings.data_dir) == []
 
 
 async def test_a_declared_size_over_the_limit_and_a_missing_size(app: Starlette, meeting: Meeting) -> None:
@@ -205,7 +206,7 @@ async def test_sent_names_are_sanitised_and_the_ascii_fallback_is_safe(
         content_disposition("報告.pdf")
         == "attachment; filename=\"__.pdf\"; filename*=UTF-8''%E5%A0%B1%E5%91%8A.pdf"
     )
-    assert [path.name for path in stored_files(app.state.settings.data_dir)] == [str(sent.json()["id"])]
+    assert [path.name for path in stored_files(services(app).settings.data_dir)] == [str(sent.json()["id"])]
 
 
 async def test_strangers_get_404(app: Starlette, meeting: Meeting) -> None:
@@ -237,13 +238,13 @@ async def test_strangers_get_404(app: Starlette, meeting: Meeting) -> None:
 
 
 async def test_ended_rooms_refuse_sends(app: Starlette, meeting: Meeting) -> None:
-    async with app.state.sessions.begin() as db:
+    async with services(app).sessions.begin() as db:
         await db.execute(update(RoomRow).where(RoomRow.id == meeting.room_id).values(state=RoomState.ENDED))
     for side in (meeting.guest, meeting.host):
         refused = await send(side, meeting.room_id, "late.pdf", b"too late")
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "room_ended"
         assert refused.json()["error"]["message"] == "商談は終了しました。"
-    assert await rows(app) == [] and stored_files(app.state.settings.data_dir) == []
+    assert await rows(app) == [] and stored_files(services(app).settings.data_dir) == []
 
 
 # --- against a live server: the announcement, a size refused before reading, an interrupted send -----------
@@ -275,10 +276,10 @@ def _raw_request(server: LiveServer, browser: Browser, room_id: str, length: int
 
 def _files_and_rows(server: LiveServer) -> tuple[list[Path], int]:
     async def count() -> int:
-        async with server.app.state.sessions() as db:
+        async with services(server.app).sessions() as db:
             return len(list(await db.scalars(select(RoomFile.id))))
 
-    return stored_files(server.app.state.settings.data_dir), server.call(count())
+    return stored_files(services(server.app).settings.data_dir), server.call(count())
 
 
 async def test_the_other_side_hears_of_a_file(live_meeting: tuple[LiveServer, Browser, Browser, str]) -> None:
@@ -315,15 +316,15 @@ async def test_an_interrupted_send_leaves_nothing(
     live_meeting: tuple[LiveServer, Browser, Browser, str],
 ) -> None:
     server, _host_browser, guest, room_id = live_meeting
-    tmp = server.app.state.settings.data_dir / "files"
+    tmp = services(server.app).settings.data_dir / "files"
     with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=5) as sock:
         sock.sendall(_raw_request(server, guest, room_id, 8 * MB))
         sock.sendall(os.urandom(3 * MB))
         for _ in range(100):  # the partial file exists while the body streams in
-            if stored_files(server.app.state.settings.data_dir):
+            if stored_files(services(server.app).settings.data_dir):
                 break
             time.sleep(0.02)  # noqa: ASYNC251 - the server runs in its own thread
-        assert [path.suffix for path in stored_files(server.app.state.settings.data_dir)] == [".part"]
+        assert [path.suffix for path in stored_files(services(server.app).settings.data_dir)] == [".part"]
     for _ in range(250):  # bounded: up to 5 s for the server to notice and clean up
         if _files_and_rows(server) == ([], 0):
             break
@@ -343,7 +344,7 @@ async def test_admins_switch_host_sending_in_the_org_settings(app: Starlette, me
         )
         saved = await admin.post("/admin/settings", data={"name": "ACME", "csrf_token": csrf_from(page.text)})
         assert saved.status_code == 303
-        async with app.state.sessions() as db:
+        async with services(app).sessions() as db:
             assert await db.scalar(select(Org.host_file_send).where(Org.slug == "acme")) is False
     refused = await send(meeting.host, meeting.room_id, "brochure.pdf", b"hello guest")
     assert refused.status_code == 403
@@ -352,7 +353,7 @@ async def test_admins_switch_host_sending_in_the_org_settings(app: Starlette, me
 async def seed_org_admin(app: Starlette) -> None:
     from web import accounts
 
-    async with app.state.sessions.begin() as db:
+    async with services(app).sessions.begin() as db:
         org = await db.scalar(select(Org).where(Org.slug == "acme"))
         assert org is not None
         await accounts.add_user(db, org, "admin@acme.example", "admin", Role.ADMIN, PASSWORD)

@@ -44,6 +44,7 @@ from tests.harness.live import LiveServer
 from tests.joining import BACKENDS, Browser, on_backend, receive, receive_type
 from tests.test_joining import V1, guest, host, issue, server, start  # noqa: F401 - fixtures
 from web.meetings import MAX_BAD_FRAMES
+from web.services import services
 from web.settings import Settings
 
 Frame = str | bytes
@@ -483,6 +484,6 @@ async def test_random_frames_never_crash_the_server_or_reach_another_room(
         await issue(newcomer)  # a new guest can still get a number
     finally:
         await newcomer.aclose()
-    hub = server.app.state.hub
+    hub = services(server.app).hub
     assert hub.is_home(channels.a) and hub.is_home(channels.b), "a room's home task died"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text

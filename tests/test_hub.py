@@ -17,6 +17,7 @@ from signaling.rooms import DatabaseRoomStore
 from store.models import Role as UserRole
 from tests.helpers import open_room, seed_org
 from web.meetings import find_document
+from web.services import services
 
 
 async def next_item(participant: Participant, iterator: AsyncIterator[Outgoing] | None = None) -> Outgoing:
@@ -44,7 +45,7 @@ async def room_id(app: Starlette) -> str:
 async def test_local_sockets_get_the_last_frames_and_the_close_code_when_the_room_ends(
     app: Starlette, room_id: str
 ) -> None:
-    hub: RoomHub = app.state.hub
+    hub: RoomHub = services(app).hub
     async with hub.participate(room_id, Role.HOST) as host, hub.participate(room_id, Role.GUEST) as guest:
         assert hub._local[room_id].keys() == {host.connection, guest.connection}  # no broker in between
         await host.send(End(type="end"))
@@ -59,8 +60,8 @@ async def test_local_sockets_get_the_last_frames_and_the_close_code_when_the_roo
 
 
 async def test_a_socket_on_another_node_goes_through_the_broker(app: Starlette, room_id: str) -> None:
-    home: RoomHub = app.state.hub
-    other = RoomHub(home.broker, DatabaseRoomStore(app.state.sessions, find_document), clock=home.clock)
+    home: RoomHub = services(app).hub
+    other = RoomHub(home.broker, DatabaseRoomStore(services(app).sessions, find_document), clock=home.clock)
     try:
         async with (
             home.participate(room_id, Role.HOST) as host,

@@ -15,6 +15,7 @@ from store.models import Role
 from tests.harness.live import LiveServer
 from tests.helpers import seed_org
 from tests.joining import BACKENDS, Browser, on_backend, receive, receive_type, until
+from web.services import services
 from web.settings import Settings
 
 V1 = [SUBPROTOCOL]
@@ -188,7 +189,7 @@ async def test_rejoin_within_the_grace_period_and_not_after(
             with pytest.raises(ConnectionClosed) as refused:
                 await receive(late)
             assert refused.value.rcvd.code == CloseCode.REJOIN_EXPIRED  # type: ignore[union-attr]
-        server.call(server.app.state.hub.poke(room["room_id"]))
+        server.call(services(server.app).hub.poke(room["room_id"]))
         await until(host_ws, "presence", role="guest", presence="left")
 
 

@@ -21,6 +21,7 @@ from tests.conftest import make_client
 from tests.helpers import csrf_from, seed_org, sign_in
 from tests.test_sms import FakeProvider, provider  # noqa: F401 - a fixture
 from web.app import create_app
+from web.services import services
 from web.settings import Settings
 
 
@@ -46,7 +47,7 @@ async def host(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def outbox(app: Starlette) -> list[SmsMessage]:
-    async with app.state.sessions() as db:
+    async with services(app).sessions() as db:
         return list(await db.scalars(select(SmsMessage).order_by(SmsMessage.id)))
 
 
@@ -133,7 +134,7 @@ async def test_gateway_failure_reaches_the_host_and_stays_in_the_outbox(
         assert failed.status_code == 502 and "SMSを送信できませんでした" in failed.json()["error"]["message"]
         (sms,) = await outbox(app)
         assert sms.status == SmsStatus.FAILED and "21211" in sms.error and sms.gateway == "twilio"
-        async with app.state.sessions() as db:
+        async with services(app).sessions() as db:
             room = await db.scalar(select(RoomRow))
         assert room is not None and room.state == RoomState.ENDED  # nobody is left waiting for it
     assert provider.requests[0].form["To"] == ["+819012345678"]

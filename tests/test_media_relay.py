@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 import aiortc.rtcrtpreceiver
@@ -50,6 +51,14 @@ def grows(value: Callable[[], int], by: int) -> Callable[[], bool]:
     return lambda: value() >= start + by
 
 
+def frames_on(client: Client, index: int) -> int:
+    return client.frames[index]
+
+
+def has_frames(client: Client, count: int) -> bool:
+    return client.frames[0] >= count
+
+
 def room(rooms: MediaRooms, room_id: str) -> Room:
     found = rooms.room(room_id)
     assert found is not None
@@ -61,7 +70,7 @@ async def test_camera_screen_and_audio_flow_both_ways(clients: Clients) -> None:
     guest = await clients.join("r1", "guest", camera=True, screen=True, audio=True)
     for client in (host, guest):
         for index in (0, 1, 2):
-            await wait_for(grows(lambda c=client, i=index: c.frames[i], 15), what=f"frames on m-line {index}")
+            await wait_for(grows(partial(frames_on, client, index), 15), what=f"frames on m-line {index}")
     counters = clients.rooms.counters("r1")
     assert counters.packets_forwarded > 60
     assert counters.forwarding_errors == 0
@@ -73,7 +82,7 @@ def decoders(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     created: list[object] = []
     feeding = threading.local()
     real_worker = aiortc.rtcrtpreceiver.decoder_worker
-    real_get_decoder = aiortc.rtcrtpreceiver.get_decoder
+    real_get_decoder = aiortc.rtcrtpreceiver.get_decoder  # type: ignore[attr-defined]
 
     def worker(loop: Any, input_q: Any, output_q: Any, *args: Any) -> None:
         feeding.queue = output_q
@@ -94,14 +103,17 @@ async def test_the_server_never_decodes(clients: Clients, decoders: list[object]
     await wait_for(lambda: guest.frames[0] >= 20 and guest.frames[1] >= 20 and guest.frames[2] >= 20)
     await wait_for(lambda: host.frames[0] >= 20)
     server_queues = [
-        transceiver.receiver.track._queue
+        transceiver.receiver.track._queue  # type: ignore[attr-defined]
         for peer in room(clients.rooms, "r1").peers.values()
         for transceiver in peer.pc.getTransceivers()
         if transceiver.receiver.track is not None
     ]
     assert len(server_queues) == 6
     # the spy works: the guest's client decoded what it received...
-    assert any(queue is guest.transceivers[0].receiver.track._queue for queue in decoders)
+    assert any(
+        queue is guest.transceivers[0].receiver.track._queue  # type: ignore[attr-defined]
+        for queue in decoders
+    )
     # ...and no decoder was ever made for the server's receivers
     assert not [queue for queue in decoders if any(queue is mine for mine in server_queues)]
     assert clients.rooms.counters("r1").packets_forwarded > 100
@@ -145,7 +157,7 @@ async def test_rooms_are_isolated(clients: Clients, monkeypatch: pytest.MonkeyPa
     for room_id in ("r1", "r2", "r3"):
         pairs[room_id] = (await clients.join(room_id, "host"), await clients.join(room_id, "guest"))
     for _, guest in pairs.values():
-        await wait_for(lambda g=guest: g.frames[0] >= 5, what="first frames")
+        await wait_for(partial(has_frames, guest, 5), what="first frames")
 
     def broken(*args: object) -> None:
         raise RuntimeError("forwarding broke")

@@ -31,6 +31,7 @@ from tests.helpers import csrf_token, open_room, seed_org, sign_in
 from tests.joining import Browser
 from web.meetings import find_document
 from web.memos import memo_file
+from web.services import services
 
 
 def b64(data: bytes) -> str:
@@ -206,7 +207,7 @@ class Network:
                 if connection is None or effect.exclude == connection:
                     continue
                 if effect.to in (None, connection):
-                    self.down[role].append(effect.message.data)  # type: ignore[union-attr]
+                    self.down[role].append(effect.message.data)
 
     def edit(self, role: Role, position: int, insert: str, delete: int) -> None:
         message = self.clients[role].edit(position, insert, delete)
@@ -286,7 +287,7 @@ async def next_memo(participant: Any, within: float = 5.0) -> str:
 
 
 async def rows(app: Starlette, room_id: str) -> list[MemoUpdate]:
-    async with app.state.sessions() as db:
+    async with services(app).sessions() as db:
         return list(await db.scalars(select(MemoUpdate).where(MemoUpdate.room_id == room_id)))
 
 
@@ -294,7 +295,7 @@ async def test_updates_are_stored_and_a_reopened_room_has_the_memo(
     app: Starlette, stored_room: tuple[str, str]
 ) -> None:
     room_id, connect_id = stored_room
-    hub: RoomHub = app.state.hub
+    hub: RoomHub = services(app).hub
     client = Client()
     async with hub.participate(room_id, Role.HOST) as host:
         await host.send(client.edit(0, "見積もり\n"))
@@ -304,7 +305,7 @@ async def test_updates_are_stored_and_a_reopened_room_has_the_memo(
     stored = await rows(app, room_id)
     assert [row.author for row in stored] == ["host", "host"]
     # A restarted node: a new hub over the same database reopens the room from its log.
-    restarted = RoomHub(app.state.broker, DatabaseRoomStore(app.state.sessions, find_document))
+    restarted = RoomHub(services(app).broker, DatabaseRoomStore(services(app).sessions, find_document))
     try:
         await hub.aclose()
         await restarted.open(room_id, connect_id)
@@ -316,7 +317,7 @@ async def test_updates_are_stored_and_a_reopened_room_has_the_memo(
             assert str(other.text) == "見積もり\n来週"
     finally:
         await restarted.aclose()
-    async with app.state.sessions() as db:
+    async with services(app).sessions() as db:
         assert await memo_text(db, room_id) == "見積もり\n来週"
 
 
@@ -324,7 +325,7 @@ async def test_compaction_keeps_the_text_and_ending_keeps_it_in_the_record(
     app: Starlette, stored_room: tuple[str, str]
 ) -> None:
     room_id, connect_id = stored_room
-    hub: RoomHub = app.state.hub
+    hub: RoomHub = services(app).hub
     hub.writer.memo_compact_rows = 5
     client = Client()
     async with hub.participate(room_id, Role.HOST) as host:
@@ -333,12 +334,12 @@ async def test_compaction_keeps_the_text_and_ending_keeps_it_in_the_record(
         await asyncio.sleep(0.2)
         await hub.flush()
         assert len(await rows(app, room_id)) <= 6
-        async with app.state.sessions() as db:
+        async with services(app).sessions() as db:
             assert await memo_text(db, room_id) == "あ" * 23
         await host.send(client.edit(0, "先頭"))
         await host.send(End(type="end"))
         for _ in range(50):
-            async with app.state.sessions() as db:
+            async with services(app).sessions() as db:
                 record = await db.scalar(select(MeetingRecord).where(MeetingRecord.room_id == room_id))
                 if record is not None and record.ended_at is not None:
                     break
@@ -348,7 +349,7 @@ async def test_compaction_keeps_the_text_and_ending_keeps_it_in_the_record(
 
 async def test_rooms_that_fill_up_together_are_compacted_one_per_batch(app: Starlette) -> None:
     seeded = await seed_org(app, "acme", {"host@acme.example": UserRole.HOST})
-    hub: RoomHub = app.state.hub
+    hub: RoomHub = services(app).hub
     hub.writer.memo_compact_rows = 5
     room_ids = [(await open_room(app, seeded))[0] for _ in range(3)]
     async with contextlib.AsyncExitStack() as stack:
@@ -370,7 +371,7 @@ async def test_rooms_that_fill_up_together_are_compacted_one_per_batch(app: Star
             await hub.flush()
         for room_id in room_ids:
             assert len(await rows(app, room_id)) <= 5
-            async with app.state.sessions() as db:
+            async with services(app).sessions() as db:
                 assert await memo_text(db, room_id) == "い" * 8 + "う" * 3
 
 
@@ -398,7 +399,8 @@ async def test_memo_txt_is_for_the_rooms_participants_only(live_server: LiveServ
         room_id = (await host.post_json("/api/rooms", {"number": number})).json()["room_id"]
 
         async def write() -> None:
-            room = live_server.app.state.hub.room(room_id)
+            room = services(live_server.app).hub.room(room_id)
+            assert room is not None
             room.memo.insert(0, "ご要望\n見積もり")
 
         live_server.call(write())

@@ -11,17 +11,18 @@ from starlette.applications import Starlette
 
 from store.db import create_engine
 from web.logs import configure_logging
+from web.services import services
 
 
 async def test_healthz_checks_the_database(app: Starlette, client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
-    await app.state.engine.dispose()
+    await services(app).engine.dispose()
     # A database server that is not there (nothing listens on port 1); asyncpg fails fast, with no threads.
-    app.state.engine = create_engine("postgresql://tsunagu@127.0.0.1:1/tsunagu")
+    services(app).engine = create_engine("postgresql://tsunagu@127.0.0.1:1/tsunagu")
     broken = await client.get("/healthz")
     assert broken.status_code == 503 and broken.json()["status"] == "error"
-    await app.state.engine.dispose()
+    await services(app).engine.dispose()
 
 
 async def test_metrics_are_prometheus_text(client: httpx.AsyncClient) -> None:

@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from store.models import Org, Role
 from tests.conftest import make_client
 from tests.helpers import csrf_token, seed_org, sign_in
+from web.services import services
 
 FORM = {
     "name": "株式会社アクメ",
@@ -22,7 +23,7 @@ FORM = {
 
 
 async def _org(app: Starlette, org_id: int) -> Org:
-    async with app.state.sessions() as db:
+    async with services(app).sessions() as db:
         org = await db.get(Org, org_id)
         assert org is not None
         return org

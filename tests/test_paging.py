@@ -15,13 +15,14 @@ from store.models import Role
 from tests.harness.live import LiveServer
 from tests.helpers import seed_org
 from tests.joining import Browser, receive_type, until
+from web.services import services
 
 V1 = [SUBPROTOCOL]
 
 
 async def add_document(server: LiveServer, org_id: int, owner_id: int, **fields: object) -> int:
     async def insert() -> int:
-        async with server.app.state.sessions.begin() as db:
+        async with services(server.app).sessions.begin() as db:
             document = Document(
                 org_id=org_id,
                 owner_id=owner_id,
@@ -103,8 +104,8 @@ async def test_pages_follow_and_the_record_keeps_the_dwell(
         assert (await until(guest_ws, "doc.state", page=1))["document"] is None
 
     async def dwell() -> dict[tuple[int, int], float]:
-        await live_server.app.state.hub.flush()  # page views are written just after the frames go out
-        async with live_server.app.state.sessions() as db:
+        await services(live_server.app).hub.flush()  # page views are written just after the frames go out
+        async with services(live_server.app).sessions() as db:
             return dwell_seconds(await page_views(db, room_id))
 
     slides = documents["slides"]

@@ -29,6 +29,7 @@ from signaling.room import (
     NO_SUCH_DOCUMENT,
     NOT_ALLOWED,
     Close,
+    Effect,
     PageShown,
     ResolveDocument,
     Room,
@@ -36,25 +37,23 @@ from signaling.room import (
     Send,
     StateChanged,
 )
-
-
-def frames(effects, kind):  # type: ignore[no-untyped-def]
-    return [e for e in effects if isinstance(e, Send) and isinstance(e.message, kind)]
+from tests.helpers import sent
 
 
 def test_both_connecting_makes_the_room_active_and_welcomes_each() -> None:
     room = Room("r1", "1234567")
     host = room.connect(Role.HOST, "h1", now=0)
     assert room.state == RoomState.WAITING
-    welcome = frames(host, Welcome)[0]
-    assert welcome.to == "h1" and welcome.message.room.connect_id == "1234567"  # type: ignore[attr-defined]
-    assert welcome.message.peers.guest == Presence.ABSENT  # type: ignore[attr-defined]
+    welcome = sent(host, Welcome)[0]
+    assert welcome.to == "h1" and welcome.message.room.connect_id == "1234567"
+    assert welcome.message.peers.guest == Presence.ABSENT
     guest = room.connect(Role.GUEST, "g1", now=1)
-    assert StateChanged(RoomState.ACTIVE) in guest and room.state == RoomState.ACTIVE
-    guest_welcome = frames(guest, Welcome)[0].message
-    assert guest_welcome.room.connect_id == ""  # type: ignore[attr-defined]  # the 接続ID is for the host
-    told = frames(guest, PresenceChanged)[0]
-    assert told.exclude == "g1" and told.message.presence == Presence.CONNECTED  # type: ignore[attr-defined]
+    assert StateChanged(RoomState.ACTIVE) in guest
+    assert room.state == RoomState.ACTIVE  # type: ignore[comparison-overlap]  # connect() moved it on
+    guest_welcome = sent(guest, Welcome)[0].message
+    assert guest_welcome.room.connect_id == ""  # the 接続ID is for the host
+    told = sent(guest, PresenceChanged)[0]
+    assert told.exclude == "g1" and told.message.presence == Presence.CONNECTED
 
 
 def test_host_end_closes_everyone_and_is_final() -> None:
@@ -63,7 +62,7 @@ def test_host_end_closes_everyone_and_is_final() -> None:
     room.connect(Role.GUEST, "g1", 0)
     effects = room.receive(Role.HOST, "h1", End(type="end"), 5)
     assert StateChanged(RoomState.ENDED) in effects
-    assert frames(effects, Ended)[0].message.by == "host"  # type: ignore[attr-defined]
+    assert sent(effects, Ended)[0].message.by == "host"
     assert {c.connection for c in effects if isinstance(c, Close)} == {"h1", "g1"}
     with pytest.raises(RoomError) as refused:
         room.connect(Role.GUEST, "g2", 6)
@@ -76,7 +75,7 @@ def test_guest_end_leaves_the_host_in_the_room() -> None:
     room.connect(Role.GUEST, "g1", 0)
     effects = room.receive(Role.GUEST, "g1", End(type="end"), 5)
     assert room.state == RoomState.ACTIVE
-    assert frames(effects, PresenceChanged)[0].message.presence == Presence.LEFT  # type: ignore[attr-defined]
+    assert sent(effects, PresenceChanged)[0].message.presence == Presence.LEFT
     assert Close("g1", CloseCode.LEFT) in effects
     with pytest.raises(RoomError) as refused:
         room.connect(Role.GUEST, "g2", 6)
@@ -88,17 +87,17 @@ def test_rejoin_within_the_grace_period_and_not_after() -> None:
     room.connect(Role.HOST, "h1", 0)
     room.connect(Role.GUEST, "g1", 0)
     dropped = room.disconnect(Role.GUEST, "g1", now=10)
-    assert frames(dropped, PresenceChanged)[0].message.presence == Presence.RECONNECTING  # type: ignore[attr-defined]
+    assert sent(dropped, PresenceChanged)[0].message.presence == Presence.RECONNECTING
     assert room.next_deadline() == 310
     back = room.connect(Role.GUEST, "g2", now=309.9)
-    assert frames(back, Welcome)
+    assert sent(back, Welcome)
     room.disconnect(Role.GUEST, "g2", now=400)
     assert room.tick(now=699.9) == []
     with pytest.raises(RoomError) as late:
         room.connect(Role.GUEST, "g3", now=700)
     assert late.value.code == CloseCode.REJOIN_EXPIRED
     gone = room.tick(now=700)
-    assert frames(gone, PresenceChanged)[0].message.presence == Presence.LEFT  # type: ignore[attr-defined]
+    assert sent(gone, PresenceChanged)[0].message.presence == Presence.LEFT
     assert room.next_deadline() is None
 
 
@@ -109,7 +108,7 @@ def test_host_who_never_comes_back_ends_the_room() -> None:
     room.disconnect(Role.HOST, "h1", 1)
     effects = room.tick(301)
     assert room.state == RoomState.ENDED
-    assert frames(effects, Ended)[0].message.by == "timeout"  # type: ignore[attr-defined]
+    assert sent(effects, Ended)[0].message.by == "timeout"
     assert Close("g1", CloseCode.ROOM_ENDED) in effects
 
 
@@ -120,7 +119,7 @@ def test_a_second_tab_replaces_the_first_and_stale_events_are_ignored() -> None:
     assert Close("h1", CloseCode.REPLACED) in effects
     assert room.disconnect(Role.HOST, "h1", 2) == []  # the old socket closing changes nothing
     assert room.receive(Role.HOST, "h1", Ping(type="ping"), 2) == [Close("h1", CloseCode.REPLACED)]
-    assert frames(room.receive(Role.HOST, "h2", Ping(type="ping"), 2), Pong)[0].to == "h2"
+    assert sent(room.receive(Role.HOST, "h2", Ping(type="ping"), 2), Pong)[0].to == "h2"
 
 
 def test_active_once_both_have_been_in_even_if_not_at_the_same_time() -> None:
@@ -150,8 +149,8 @@ def active_room() -> Room:
     return room
 
 
-def states(effects):  # type: ignore[no-untyped-def]
-    return [e.message for e in frames(effects, DocumentState)]
+def states(effects: list[Effect]) -> list[DocumentState]:
+    return [e.message for e in sent(effects, DocumentState)]
 
 
 def test_host_opens_a_document_and_both_see_page_one() -> None:
@@ -160,8 +159,8 @@ def test_host_opens_a_document_and_both_see_page_one() -> None:
     assert resolve == ResolveDocument(7, "h1")
     effects = room.document_found(SLIDES, "h1", 2)
     assert effects[0] == PageShown(7, 1, 2, opens=True)  # stored before the frames: it grants the images
-    (state,) = frames(effects, DocumentState)
-    assert state.to is None and state.message.document == SLIDES and state.message.page == 1  # type: ignore[attr-defined]
+    (state,) = sent(effects, DocumentState)
+    assert state.to is None and state.message.document == SLIDES and state.message.page == 1
     assert room.document_found(None, "h1", 3) == [
         Send(ErrorFrame(code="not_allowed", message=NO_SUCH_DOCUMENT), to="h1")
     ]
@@ -208,7 +207,7 @@ def test_a_reconnecting_guest_lands_on_the_current_page_and_the_end_closes_the_v
     room.receive(Role.HOST, "h1", TurnPage(type="doc.page", page=4), 1)
     room.disconnect(Role.GUEST, "g1", 2)
     back = room.connect(Role.GUEST, "g2", 3)
-    (state,) = frames(back, DocumentState)
-    assert state.to == "g2" and state.message.page == 4  # type: ignore[attr-defined]
+    (state,) = sent(back, DocumentState)
+    assert state.to == "g2" and state.message.page == 4
     ended = room.receive(Role.HOST, "h1", End(type="end"), 9)
     assert PageShown(None, 0, 9) in ended

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from signaling.call_media import GUEST_NOT_CONNECTED, GUEST_ONLY, HOST_ONLY, MediaLeave, Negotiate
 from signaling.protocol import (
     CameraReply,
@@ -20,10 +18,7 @@ from signaling.protocol import (
     Role,
 )
 from signaling.room import Room, Send
-
-
-def sent(effects: list[Any], kind: type) -> list[Send]:
-    return [e for e in effects if isinstance(e, Send) and isinstance(e.message, kind)]
+from tests.helpers import sent
 
 
 def active_room() -> Room:
@@ -49,7 +44,7 @@ def test_media_state_goes_to_the_other_side_and_again_on_reconnect() -> None:
     )
     # The host reloads its page: it learns the guest's camera state with its welcome.
     [again] = sent(room.connect(Role.HOST, "h2", now=3), PeerMedia)
-    assert again.to == "h2" and again.message.camera == "denied"  # type: ignore[attr-defined]
+    assert again.to == "h2" and again.message.camera == "denied"
     # Nothing known about the host yet: the guest's reconnect carries no media.peer.
     room.disconnect(Role.GUEST, "g1", now=4)
     assert sent(room.connect(Role.GUEST, "g2", now=5), PeerMedia) == []
@@ -89,7 +84,7 @@ def test_high_quality_mode_reaches_both_and_a_reconnecting_guest() -> None:
     assert {e.to for e in sent(effects, QualityOut)} == {"g1", "h1"}
     room.disconnect(Role.GUEST, "g1", now=3)
     [on] = sent(room.connect(Role.GUEST, "g2", now=4), QualityOut)
-    assert on == Send(QualityOut(high=True), to="g2")
+    assert (on.message, on.to) == (QualityOut(high=True), "g2")
     room.receive(Role.HOST, "h1", HighQuality(type="media.quality", high=False), now=5)
     assert sent(room.connect(Role.GUEST, "g3", now=6), QualityOut) == []
 
@@ -102,7 +97,7 @@ def test_a_guest_who_leaves_stops_its_media_and_the_host_is_told() -> None:
     effects = room.receive(Role.GUEST, "g1", End(type="end"), now=3)
     assert MediaLeave(Role.GUEST) in effects
     [told] = sent(effects, PeerMedia)
-    assert told.to == "h1" and told.message.camera == "none" and told.message.screen is False  # type: ignore[attr-defined]
+    assert told.to == "h1" and told.message.camera == "none" and told.message.screen is False
 
 
 def test_a_guest_who_does_not_come_back_in_time_stops_its_media() -> None:

@@ -34,6 +34,7 @@ from store.models import Role
 from tests.conftest import make_client
 from tests.harness.ports import free_port
 from tests.helpers import seed_org, sign_in
+from web.services import services
 
 # --- phone numbers -------------------------------------------------------------------------------------
 
@@ -313,7 +314,7 @@ async def test_send_sms_keeps_stored_and_sent_messages(app: Starlette, provider:
     provider.body = json.dumps({"sid": "SMabc"})
     twilio_gateway = twilio(provider.url)
     try:
-        async with app.state.sessions.begin() as db:
+        async with services(app).sessions.begin() as db:
             stored = await send_sms(
                 db,
                 OutboxGateway(),
@@ -335,7 +336,7 @@ async def test_send_sms_keeps_stored_and_sent_messages(app: Starlette, provider:
             )
     finally:
         await twilio_gateway.aclose()
-    async with app.state.sessions() as db:
+    async with services(app).sessions() as db:
         rows = await org_messages(db, seeded.org_id)
     assert [(r.id, r.to, r.body, r.gateway, r.status, r.provider_id, r.error) for r in rows] == [
         (sent.id, "+818012345678", "two", "twilio", SmsStatus.SENT, "SMabc", ""),
@@ -354,7 +355,7 @@ async def test_a_failed_send_raises_and_stays_in_the_outbox_once_committed(
     try:
         # The caller's pattern from send_sms's docstring: commit, then let the error reach the host.
         with pytest.raises(SmsFailed) as info:
-            async with app.state.sessions.begin() as db:
+            async with services(app).sessions.begin() as db:
                 try:
                     await send_sms(
                         db,
@@ -370,7 +371,7 @@ async def test_a_failed_send_raises_and_stays_in_the_outbox_once_committed(
                     raise
         # Without the commit the transaction rolls back and the attempt is lost: the reason for the pattern.
         with pytest.raises(SmsFailed):
-            async with app.state.sessions.begin() as db:
+            async with services(app).sessions.begin() as db:
                 await send_sms(
                     db,
                     gateway,
@@ -386,7 +387,7 @@ async def test_a_failed_send_raises_and_stays_in_the_outbox_once_committed(
     assert error.status == 502 and error.code == "sms_failed"
     assert error.message.startswith("The SMS could not be sent.")
     assert error.sms is not None and error.sms.status == SmsStatus.FAILED
-    async with app.state.sessions() as db:
+    async with services(app).sessions() as db:
         rows = await org_messages(db, seeded.org_id)
     assert [(r.body, r.gateway, r.status) for r in rows] == [("kept", "twilio", SmsStatus.FAILED)]
     assert "21610" in rows[0].error and "unsubscribed recipient" in rows[0].error
@@ -402,7 +403,7 @@ class _Failing(SmsGateway):
 async def test_org_messages_is_org_scoped_newest_first_and_limited(app: Starlette) -> None:
     acme = await seed_org(app, "acme", {"a@acme.example": Role.ADMIN})
     other = await seed_org(app, "other", {"a@other.example": Role.ADMIN})
-    async with app.state.sessions.begin() as db:
+    async with services(app).sessions.begin() as db:
         for n in range(3):
             await send_sms(
                 db,
@@ -432,7 +433,7 @@ async def test_org_messages_is_org_scoped_newest_first_and_limited(app: Starlett
                 to="+819012345678",
                 body="acme failed",
             )
-    async with app.state.sessions() as db:
+    async with services(app).sessions() as db:
         assert [m.body for m in await org_messages(db, acme.org_id)] == [
             "acme failed",
             "acme 2",
@@ -449,7 +450,7 @@ async def test_org_messages_is_org_scoped_newest_first_and_limited(app: Starlett
 async def _seed_messages(app: Starlette, org_id: int, *rows: tuple[str, SmsStatus, str]) -> None:
     """Rows one minute apart, the first at 2026-04-01 00:30 UTC (09:30 in Japan)."""
     first = datetime(2026, 4, 1, 0, 30, tzinfo=UTC)
-    async with app.state.sessions.begin() as db:
+    async with services(app).sessions.begin() as db:
         for n, (body, status, error) in enumerate(rows):
             db.add(
                 SmsMessage(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -81,7 +82,7 @@ def test_self_signed_is_reused_while_valid_and_covering_and_replaced_otherwise(t
 
 def test_default_names_cover_loopback_host_name_lan_and_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tls, "lan_addresses", lambda: [ipaddress.ip_address("192.0.2.9")])
-    monkeypatch.setattr(tls.socket, "gethostname", lambda: "Sales-PC")
+    monkeypatch.setattr(socket, "gethostname", lambda: "Sales-PC")
     dns, ips = tls.default_names(["tsunagu.test", "10.0.0.5", " "])
     assert dns == ("localhost", "sales-pc", "tsunagu.test")
     assert set(ips) == {*LOOPBACK, ipaddress.ip_address("192.0.2.9"), ipaddress.ip_address("10.0.0.5")}

@@ -17,6 +17,7 @@ from tests.harness.redis import RedisServer
 from tests.helpers import seed_org
 from tests.joining import Browser, receive, receive_type, until
 from web.app import create_app
+from web.services import services
 from web.settings import Settings
 
 pytestmark = pytest.mark.redis
@@ -54,7 +55,7 @@ async def test_guest_on_one_node_meets_host_on_another(nodes: tuple[LiveServer, 
             assert started.status_code == 201, started.text
             room = started.json()
             assert (await receive(lobby))["url"] == room["url"]  # admitted across nodes via Redis
-        assert node_a.app.state.hub.is_home(room["room_id"]) and not node_b.app.state.hub.is_home(
+        assert services(node_a.app).hub.is_home(room["room_id"]) and not services(node_b.app).hub.is_home(
             room["room_id"]
         )
 
@@ -71,9 +72,9 @@ async def test_guest_on_one_node_meets_host_on_another(nodes: tuple[LiveServer, 
                     offer = {"type": "media.offer", "sdp": await client.offer()}
                     await guest_ws.send(json.dumps(offer))
                     await client.accept((await receive_type(guest_ws, "media.answer", within=10))["sdp"])
-                    home = node_a.app.state.hub.media.room(room["room_id"])
+                    home = services(node_a.app).media.room(room["room_id"])
                     assert home is not None and set(home.peers) == {"guest"}
-                    assert node_b.app.state.hub.media.room(room["room_id"]) is None
+                    assert services(node_b.app).media.room(room["room_id"]) is None
                 finally:
                     await client.close()
                 await host_ws.send('{"type": "end"}')

@@ -35,6 +35,7 @@ from signaling.redis_broker import RedisBroker
 from signaling.sms import make_gateway
 from web import admin, auth, cards, documents, files, guests, meetings, memos, ops, pages
 from web.middleware import CSRFMiddleware, RequestContextMiddleware
+from web.services import Services, services
 from web.settings import Settings
 from web.templating import render, translator
 
@@ -135,7 +136,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         try:
             yield
         finally:
-            await app.state.documents.aclose()
+            await services(app).documents.aclose()
             await hub.aclose()
             await media.aclose()
             await broker.aclose()
@@ -173,18 +174,21 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         exception_handlers={TsunaguError: _tsunagu_error, HTTPException: _http_error},
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.clock = clock
-    app.state.engine = engine
-    app.state.sessions = sessions
-    app.state.redis = redis
-    app.state.broker = broker
-    app.state.numbers = numbers
-    app.state.hub = hub
-    app.state.media_settings = media_settings
-    app.state.sms = sms
-    app.state.documents = DocumentJobs(sessions, settings)
-    app.state.login_limiter = limiter("login", settings.login_failures_per_minute, 60.0)
-    app.state.number_issue_limiter = limiter("number-issue", settings.number_issues_per_10_minutes, 600.0)
-    app.state.wrong_number_limiter = limiter("wrong-number", settings.wrong_numbers_per_minute, 60.0)
+    app.state.services = Services(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        sessions=sessions,
+        redis=redis,
+        broker=broker,
+        numbers=numbers,
+        hub=hub,
+        media=media,
+        media_settings=media_settings,
+        sms=sms,
+        documents=DocumentJobs(sessions, settings),
+        login_limiter=limiter("login", settings.login_failures_per_minute, 60.0),
+        number_issue_limiter=limiter("number-issue", settings.number_issues_per_10_minutes, 600.0),
+        wrong_number_limiter=limiter("wrong-number", settings.wrong_numbers_per_minute, 60.0),
+    )
     return app

@@ -23,6 +23,7 @@ from core.errors import Forbidden, InvalidInput, NotAuthenticated, RateLimited
 from store.models import Role, User
 from web import accounts
 from web.i18n import LANGUAGES
+from web.services import services
 from web.templating import SESSION_LANGUAGE, render, translator
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -71,7 +72,7 @@ def signed_in(*roles: Role) -> Callable[[Endpoint], Endpoint]:
     def decorate(endpoint: Endpoint) -> Endpoint:
         @functools.wraps(endpoint)
         async def guarded(request: Request) -> Response:
-            async with request.app.state.sessions.begin() as db:
+            async with services(request).sessions.begin() as db:
                 request.state.db = db
                 user = await load_user(request, db)
                 if user is None:
@@ -109,7 +110,7 @@ async def login(request: Request) -> Response:
     email = str(form.get("email", "")).strip().lower()
     password = str(form.get("password", ""))
     next_path = _safe_next(form.get("next"))
-    limiter = request.app.state.login_limiter
+    limiter = services(request).login_limiter
     keys = (f"account:{email}", f"ip:{_client_ip(request)}")
     wait = max([await limiter.retry_after(key) for key in keys])
     _ = translator(request)
@@ -124,7 +125,7 @@ async def login(request: Request) -> Response:
             next=next_path or "",
             headers={"Retry-After": str(error.retry_after)},
         )
-    async with request.app.state.sessions.begin() as db:
+    async with services(request).sessions.begin() as db:
         user = await accounts.authenticate(db, email, password)
         if user is None:
             for key in keys:
@@ -178,7 +179,7 @@ async def choose_language(request: Request) -> Response:
     if chosen not in LANGUAGES:
         raise InvalidInput()
     request.session[SESSION_LANGUAGE] = chosen
-    async with request.app.state.sessions.begin() as db:
+    async with services(request).sessions.begin() as db:
         user = await load_user(request, db)
         if user is not None:
             user.locale = chosen

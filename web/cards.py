@@ -46,6 +46,7 @@ from web.card_images import (
 )
 from web.guests import guest_token
 from web.meetings import participant
+from web.services import services
 from web.templating import render, translator
 from web.uploads import IncompleteUpload, declared_size
 from web.vcard import CardData, vcard
@@ -239,7 +240,7 @@ async def save_settings(request: Request) -> Response:
 
 
 async def _signed_in_ids(request: Request) -> tuple[int, int]:
-    async with request.app.state.sessions() as db:
+    async with services(request).sessions() as db:
         user = await load_user(request, db)
         if user is None:
             raise NotAuthenticated()
@@ -273,7 +274,7 @@ async def upload_image(request: Request) -> Response:
         raise IncompleteUpload()
     jpeg = await asyncio.to_thread(reencode, bytes(body))
 
-    folder = card_dir(request.app.state.settings.data_dir, user_id)
+    folder = card_dir(services(request).settings.data_dir, user_id)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{slot}-{secrets.token_hex(8)}.jpg"
     final = folder / name
@@ -282,7 +283,7 @@ async def upload_image(request: Request) -> Response:
     try:
         temporary.write_bytes(jpeg)
         os.replace(temporary, final)
-        async with request.app.state.sessions.begin() as db:
+        async with services(request).sessions.begin() as db:
             card = await _card_row(db, user_id, org_id)
             if slot == "photo":
                 old, card.photo = card.photo, name
@@ -317,7 +318,7 @@ async def delete_image(request: Request) -> Response:
         card.updated_at = utcnow()
         await request.state.db.flush()
     if old:
-        (card_dir(request.app.state.settings.data_dir, user.id) / Path(old).name).unlink(missing_ok=True)
+        (card_dir(services(request).settings.data_dir, user.id) / Path(old).name).unlink(missing_ok=True)
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse(card_json(await load_card(request.state.db, user)))
     return RedirectResponse("/card", status_code=303)
@@ -343,7 +344,7 @@ async def _guest_of_host(db: AsyncSession, request: Request, host_id: int) -> bo
 async def serve_image(request: Request) -> Response:
     user_id = int(request.path_params["user_id"])
     slot = _slot(request.path_params["slot"])
-    async with request.app.state.sessions() as db:
+    async with services(request).sessions() as db:
         card = await db.get(BusinessCard, user_id)
         if card is None:
             raise NotFound()
@@ -354,7 +355,7 @@ async def serve_image(request: Request) -> Response:
         name = _card_data(card).file(slot)
     if not allowed or not name:
         raise NotFound()
-    path = card_dir(request.app.state.settings.data_dir, user_id) / Path(name).name
+    path = card_dir(services(request).settings.data_dir, user_id) / Path(name).name
     if not path.is_file():
         raise NotFound()
     return FileResponse(path, media_type="image/jpeg", headers=IMAGE_HEADERS)
@@ -367,7 +368,7 @@ async def _room_card(request: Request) -> CardData:
     room, role, _connect_id = await participant(request)
     if role == RoomRole.GUEST and room.state == RoomState.ENDED:
         raise NotFound()
-    async with request.app.state.sessions() as db:
+    async with services(request).sessions() as db:
         host = await db.get(User, room.host_id)
         if host is None:
             raise NotFound()
@@ -388,7 +389,7 @@ async def room_vcard(request: Request) -> Response:
     card = await _room_card(request)
     photo = None
     if card.photo:
-        path = card_dir(request.app.state.settings.data_dir, card.user_id) / Path(card.photo).name
+        path = card_dir(services(request).settings.data_dir, card.user_id) / Path(card.photo).name
         with contextlib.suppress(OSError, InvalidInput):
             photo = await asyncio.to_thread(reencode, path.read_bytes(), VCARD_PHOTO_SIDE)
     filename = _filename(card)

@@ -41,6 +41,7 @@ from signaling.rooms import token_hash
 from store.models import Role, User
 from web.auth import load_user, signed_in
 from web.guests import guest_token
+from web.services import services
 from web.templating import render, translator
 from web.uploads import declared_size, receive
 
@@ -59,7 +60,7 @@ def megabytes(size: int) -> str:
 
 
 def _jobs(request: Request) -> DocumentJobs:
-    jobs: DocumentJobs = request.app.state.documents
+    jobs: DocumentJobs = services(request).documents
     return jobs
 
 
@@ -89,7 +90,7 @@ async def _visible(request: Request) -> Document:
 def _error_text(request: Request, document: Document) -> str:
     if not document.error:
         return ""
-    settings = request.app.state.settings
+    settings = services(request).settings
     params = {"limit": settings.document_max_pages, "max_mb": megabytes(settings.document_max_bytes)}
     return translator(request)(document.error, **params)
 
@@ -121,7 +122,7 @@ async def _list_json(request: Request) -> list[dict[str, Any]]:
 @signed_in(*LIBRARY_ROLES)
 async def library_page(request: Request) -> Response:
     user: User = request.state.user
-    settings = request.app.state.settings
+    settings = services(request).settings
     listing = json.dumps(await _list_json(request), ensure_ascii=False).replace("<", "\\u003c")
     return render(
         request,
@@ -151,7 +152,7 @@ async def upload_document(request: Request) -> Response:
     upload over a phone line takes minutes. The user is checked in a short session, the body streamed with
     no transaction open, and the row written in a second short one.
     """
-    state = request.app.state
+    state = services(request)
     settings = state.settings
     async with state.sessions() as db:
         user = await load_user(request, db)
@@ -250,7 +251,7 @@ async def _guest_saw_it(db: AsyncSession, request: Request, document: Document) 
 def _image(thumb: bool) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         doc_id, n = int(request.path_params["document_id"]), int(request.path_params["n"])
-        async with request.app.state.sessions() as db:
+        async with services(request).sessions() as db:
             document = await db.get(Document, doc_id)
             if document is None or document.status != DocumentStatus.READY or not 1 <= n <= document.pages:
                 raise NotFound()

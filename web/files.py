@@ -32,6 +32,7 @@ from signaling.models import RoomRow, RoomState
 from signaling.protocol import FileInfo, Role
 from store.models import Org
 from web.meetings import participant
+from web.services import services
 from web.uploads import declared_size, receive
 
 log = structlog.get_logger("tsunagu.files")
@@ -74,13 +75,13 @@ def megabytes(size: int) -> str:
 
 
 def _storage(request: Request) -> RoomFileStorage:
-    return RoomFileStorage(request.app.state.settings.data_dir)
+    return RoomFileStorage(services(request).settings.data_dir)
 
 
 async def _may_send(request: Request, room: RoomRow, role: Role) -> bool:
     if role == Role.GUEST:
         return True
-    async with request.app.state.sessions() as db:
+    async with services(request).sessions() as db:
         allowed = await db.scalar(select(Org.host_file_send).where(Org.id == room.org_id))
     return bool(allowed)
 
@@ -90,7 +91,7 @@ async def send_file(request: Request) -> Response:
 
     No transaction is held while the body streams in (a 50 MB send over a phone line takes minutes).
     """
-    state = request.app.state
+    state = services(request)
     room, role, _connect_id = await participant(request)  # NotFound for anyone else
     if room.state == RoomState.ENDED:
         raise RoomEnded()
@@ -143,9 +144,9 @@ async def send_file(request: Request) -> Response:
 async def list_files(request: Request) -> Response:
     """``GET /api/rooms/{room_id}/files``: the room's files, and whether this participant may send."""
     room, role, _connect_id = await participant(request)
-    async with request.app.state.sessions() as db:
+    async with services(request).sessions() as db:
         rows = await room_files(db, room.id)
-    settings = request.app.state.settings
+    settings = services(request).settings
     body: dict[str, Any] = {
         "files": [file_json(row) for row in rows if row.org_id == room.org_id],
         "role": role.value,
@@ -166,7 +167,7 @@ def content_disposition(name: str) -> str:
 async def download_file(request: Request) -> Response:
     """``GET /rooms/{room_id}/files/{file_id}``: the file, as an attachment, to the room's participants."""
     room, _role, _connect_id = await participant(request)
-    async with request.app.state.sessions() as db:
+    async with services(request).sessions() as db:
         row = await room_file(db, room.id, room.org_id, int(request.path_params["file_id"]))
     if row is None:
         raise NotFound()

@@ -20,6 +20,7 @@ from core.errors import N_, NotFound, RateLimited
 from signaling import links
 from signaling.rooms import admitted_room, token_hash
 from store.models import Org
+from web.services import services
 from web.templating import render, translator
 
 GUEST_TOKEN = "guest"
@@ -68,7 +69,7 @@ async def guest_page(request: Request) -> Response:
 
 async def org_guest_page(request: Request) -> Response:
     guest_token(request, create=True)
-    async with request.app.state.sessions() as db:
+    async with services(request).sessions() as db:
         org = await db.scalar(select(Org).where(Org.slug == request.path_params["slug"]))
     if org is None:
         raise NotFound()
@@ -77,7 +78,7 @@ async def org_guest_page(request: Request) -> Response:
 
 async def issue_number(request: Request) -> Response:
     """接続ナンバーを発行: a new 4-digit number for this browser (re-issuing revokes the previous one)."""
-    state = request.app.state
+    state = services(request)
     token = guest_token(request, create=True)
     assert token is not None
     client = request.client.host if request.client else "unknown"
@@ -106,7 +107,7 @@ async def lobby(websocket: WebSocket) -> None:
     if token is None:
         await websocket.close(4003)
         return
-    state = websocket.app.state
+    state = services(websocket)
     async with await state.broker.subscribe(lobby_topic(token)) as subscription:
         # The host may have redeemed the number before this socket opened.
         async with state.sessions() as db:
@@ -141,8 +142,8 @@ async def _until_closed(websocket: WebSocket) -> None:
 async def link_page(request: Request) -> Response:
     """The page an SMS 接続用URL opens: the same terms, then straight into the host's room."""
     guest_token(request, create=True)
-    now = request.app.state.clock()
-    async with request.app.state.sessions() as db:
+    now = services(request).clock()
+    async with services(request).sessions() as db:
         link = await links.check_link(db, request.path_params["token"], now)
         org = await db.get(Org, link.org_id)
     return render(
@@ -153,7 +154,7 @@ async def link_page(request: Request) -> Response:
 async def accept_link(request: Request) -> Response:
     token = guest_token(request, create=True)
     assert token is not None
-    state = request.app.state
+    state = services(request)
     async with state.sessions.begin() as db:
         room = await links.accept_link(db, request.path_params["token"], token, state.clock())
         room_id = room.id

@@ -43,6 +43,7 @@ from store.models import User
 from web.auth import load_user, signed_in
 from web.guests import guest_token, lobby_topic
 from web.i18n import DEFAULT_LANGUAGE, Translator
+from web.services import services
 from web.templating import render, translator
 
 log = structlog.get_logger("tsunagu.meetings")
@@ -76,7 +77,7 @@ async def _json_body(request: Request, model: type[BaseModel]) -> Any:
 
 
 def guest_page_url(request: Request, org_slug: str) -> str:
-    base = request.app.state.settings.public_url or str(request.base_url).rstrip("/")
+    base = services(request).settings.public_url or str(request.base_url).rstrip("/")
     return f"{base}/g/{org_slug}"
 
 
@@ -108,13 +109,13 @@ async def qr_code(request: Request) -> Response:
 
 
 async def _open_room(request: Request, room: RoomRow, connect_id: str) -> None:
-    await request.app.state.hub.open(room.id, connect_id)
+    await services(request).hub.open(room.id, connect_id)
 
 
 @signed_in()
 async def start_by_number(request: Request) -> Response:
     """電話商談を開始する: redeem the guest's number, create the room, and let the guest's browser in."""
-    state = request.app.state
+    state = services(request)
     user: User = request.state.user
     body: StartByNumber = await _json_body(request, StartByNumber)
     key = f"host:{user.id}"
@@ -153,7 +154,7 @@ async def start_by_number(request: Request) -> Response:
 @signed_in()
 async def start_by_link(request: Request) -> Response:
     """SMS 接続用URL: send the guest a single-use link to this host's new, waiting room."""
-    state = request.app.state
+    state = services(request)
     user: User = request.state.user
     body: StartByLink = await _json_body(request, StartByLink)
     phone = normalise_mobile(body.phone)
@@ -213,7 +214,7 @@ async def find_document(db: AsyncSession, room: RoomRow, document_id: int) -> Do
 async def participant(request: Request | WebSocket) -> tuple[RoomRow, Role, str]:
     """The room and this visitor's role in it; NotFound for anyone else (never reveal that it exists)."""
     room_id = request.path_params["room_id"]
-    async with request.app.state.sessions() as db:
+    async with services(request).sessions() as db:
         user = await load_user(request, db)
         if user is not None:
             with contextlib.suppress(NotFound):
@@ -225,7 +226,7 @@ async def participant(request: Request | WebSocket) -> tuple[RoomRow, Role, str]
 
 async def call_page(request: Request) -> Response:
     room, role, connect_id = await participant(request)
-    async with request.app.state.sessions() as db:
+    async with services(request).sessions() as db:
         # The guest sees whom it is connected to, so a mistyped number is noticed at once.
         host = await db.scalar(select(User).options(selectinload(User.org)).where(User.id == room.host_id))
     return render(
@@ -239,7 +240,7 @@ async def call_page(request: Request) -> Response:
         ended=room.state == RoomState.ENDED,
         # STUN/TURN for this participant's browser; TURN credentials expire after TURN_TTL_SECONDS.
         ice_servers=ice_servers(
-            request.app.state.media_settings, f"{room.id}:{role.value}", request.app.state.clock()
+            services(request).media_settings, f"{room.id}:{role.value}", services(request).clock()
         ),
     )
 
@@ -250,7 +251,7 @@ def _same_origin(websocket: WebSocket) -> bool:
     if origin is None:
         return True  # not a browser
     host = websocket.headers.get("host", "")
-    public = websocket.app.state.settings.public_url
+    public = services(websocket).settings.public_url
     return urlsplit(origin).netloc == host or (public is not None and origin == public)
 
 
@@ -276,7 +277,7 @@ async def room_channel(websocket: WebSocket) -> None:
     if room.state == RoomState.ENDED:
         await websocket.close(int(CloseCode.ROOM_ENDED))
         return
-    state = websocket.app.state
+    state = services(websocket)
     if room.home_node == state.settings.node_id and not state.hub.is_home(room.id):
         # This node was restarted: bring the room back (presence starts afresh).
         await state.hub.open(room.id, connect_id or await _connect_id(websocket, room.id), room.state)
@@ -291,7 +292,7 @@ async def room_channel(websocket: WebSocket) -> None:
 
 
 async def _connect_id(websocket: WebSocket, room_id: str) -> str:
-    async with websocket.app.state.sessions() as db:
+    async with services(websocket).sessions() as db:
         return await rooms.connect_id(db, room_id)
 
 

@@ -20,6 +20,7 @@ from signaling import rooms
 from store.models import MemoTemplate, Role, User
 from web.auth import signed_in
 from web.meetings import participant
+from web.services import services
 from web.templating import render, translator
 
 PERSONAL_LIMIT = 10
@@ -168,11 +169,11 @@ def memo_file(text: str) -> bytes:
 async def memo_download(request: Request) -> Response:
     """メモを渡す: the memo as a file, for the room's two participants only (anyone else: 404)."""
     room, _role, connect_id = await participant(request)
-    live = request.app.state.hub.room(room.id)
+    live = services(request).hub.room(room.id)
     if live is not None:
         text = live.memo.text()
     else:
-        async with request.app.state.sessions() as db:
+        async with services(request).sessions() as db:
             text = await rooms.memo_text(db, room.id)
     name = f"メモ_{connect_id or room.created_at.strftime('%Y%m%d')}.txt"
     return Response(

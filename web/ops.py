@@ -10,13 +10,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from store.db import ping
+from web.services import services
 
 log = structlog.get_logger("tsunagu.ops")
 
 
 async def healthz(request: Request) -> Response:
     try:
-        await ping(request.app.state.engine)
+        await ping(services(request).engine)
     except (SQLAlchemyError, OSError) as exc:
         log.warning("health check failed", error=str(exc))
         return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
