@@ -141,9 +141,8 @@ def test_bad_memo_data_gets_an_error_frame_and_the_room_goes_on(data: str) -> No
 
 def test_awareness_is_relayed_to_the_other_side_only_and_not_stored() -> None:
     room = active_room()
-    effects = room.receive(
-        Role.HOST, "h1", MemoAwareness(type="memo.awareness", data=b64(b"\x01\x02")), now=1
-    )
+    caret = b64(b'\x01\x07\x01\x0f{"role":"host"}')  # client 7, clock 1, its state
+    effects = room.receive(Role.HOST, "h1", MemoAwareness(type="memo.awareness", data=caret), now=1)
     assert len(effects) == 1 and isinstance(effects[0], Send) and effects[0].exclude == "h1"
     bad = room.receive(Role.HOST, "h1", MemoAwareness(type="memo.awareness", data="%%%"), now=1)
     assert isinstance(bad[0], Send) and isinstance(bad[0].message, ErrorFrame)
