@@ -331,19 +331,3 @@ def merged(updates: list[bytes]) -> bytes:
 def text_of(updates: list[bytes]) -> str:
     """The memo's text rebuilt from its stored updates (a room whose home is not this node)."""
     return SharedMemo(updates).text()
-
-
-def line_authors(updates: list[tuple[bytes, str]]) -> list[tuple[str, str]]:
-    """Each line of the final memo with the author of the update that last made it appear (best effort):
-    replays ``(update, author)`` in order and, for each line, keeps the author who first produced its
-    final text. Merged (compacted) rows are attributed ``"merged"``."""
-    memo = SharedMemo()
-    owner: dict[str, str] = {}
-    for update, author in updates:
-        try:
-            memo.doc.apply_update(update)
-        except ValueError:
-            continue
-        for line in memo.text().split("\n"):
-            owner.setdefault(line, author)
-    return [(line, owner.get(line, "")) for line in memo.text().split("\n")]
