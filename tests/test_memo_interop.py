@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ from core.clock import ManualClock
 from signaling.rooms import memo_text
 from store.models import Role as UserRole
 from tests.harness.live import LiveServer
-from tests.harness.yjs import YjsClient
+from tests.harness.yjs import ROOT, YjsClient, node
 from tests.helpers import seed_org
 from tests.joining import Browser
 from web.app import create_app
@@ -138,6 +139,13 @@ async def all_equal(meeting: Meeting, clients: list[YjsClient]) -> str:
     assert await meeting.stored_text() == text
     assert await meeting.memo_txt() == text
     return text
+
+
+def test_the_diff_and_the_pieces_in_node() -> None:
+    """memo-sync.js's diff never cuts a pair; splitUpdate's pieces fit a frame and integrate one by one."""
+    units = ROOT / "tests/interop/memo_units.mjs"
+    result = subprocess.run([node(), str(units)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == "ok\n", result.stderr
 
 
 async def test_yjs_clients_converge_through_the_real_server(meeting: Meeting) -> None:
