@@ -34,7 +34,6 @@ from signaling.yjs_update import (
     Struct,
     StructKind,
     UnreadableUpdate,
-    Update,
     read_awareness,
     read_state_vector,
     read_update,
@@ -161,12 +160,16 @@ class SharedMemo:
         self.doc: Doc[Any] = Doc()
         self.doc[TEXT_NAME] = self._text = Text()
         self._halves: Halves = {}
+        # Deletions already taken: an update made against a state vector (a step 2, pycrdt's get_update)
+        # carries every deletion of its document again, and those were checked when they first came.
+        self._deletions: set[tuple[int, int, int]] = set()
         for update in updates or []:
             try:
                 self.doc.apply_update(update)
             except ValueError:
                 continue  # a stored row that cannot be read must not keep the room from opening
             self._note(update)
+        self._clocks = read_state_vector(self.doc.get_state())  # each client's next clock
 
     def _note(self, update: bytes) -> None:
         try:
@@ -200,7 +203,7 @@ class SharedMemo:
             return SyncResult(reply=[sync_message(STEP2, missing), self.step1()])
         if payload == EMPTY_UPDATE:
             return SyncResult(reply=[])
-        halves = self._check(payload)
+        halves, deletions, known = self._check(payload)
         try:
             self.doc.apply_update(payload)
         except BaseException as exc:
@@ -209,11 +212,14 @@ class SharedMemo:
             raise
         for client, clocks in halves.items():
             self._halves.setdefault(client, set()).update(clocks)
+        self._deletions.update(deletions)
+        self._clocks = known  # what the checks found is what pycrdt now has
         return SyncResult(reply=[], update=payload)
 
-    def _check(self, payload: bytes) -> Halves:
+    def _check(self, payload: bytes) -> tuple[Halves, list[tuple[int, int, int]], dict[int, int]]:
         """Refuse ``payload`` unless Yjs and pycrdt would both integrate all of it, the same way. Returns the
-        second halves of the surrogate pairs it brings."""
+        second halves of the surrogate pairs it brings, its deletions not seen before, and the clocks known
+        once it is applied."""
         try:
             update = read_update(payload)
         except UnreadableUpdate as exc:
@@ -222,7 +228,7 @@ class SharedMemo:
             raise BrokenCharacters() from exc
         except NotText as exc:
             raise NotPlainText() from exc
-        state = read_state_vector(self.doc.get_state())
+        state = self._clocks
         new: dict[int, list[Struct]] = {}
         halves: Halves = {}
         for struct in update.structs:
@@ -238,11 +244,12 @@ class SharedMemo:
             if struct.end > state.get(struct.client, 0):
                 queue.append(struct)
         known = self._integrate(new, state)
-        for client, clock, length in update.deletes:
+        deletions = [deletion for deletion in update.deletes if deletion not in self._deletions]
+        for client, clock, length in deletions:
             if clock + length > known.get(client, 0):
                 raise OutOfStep()  # deletes what the server has not got: Yjs keeps it pending
-        self._check_cuts(update, new, state, halves)
-        return halves
+        self._check_cuts(new, deletions, state, halves)
+        return halves, deletions, known
 
     @staticmethod
     def _integrate(new: dict[int, list[Struct]], state: dict[int, int]) -> dict[int, int]:
@@ -273,7 +280,11 @@ class SharedMemo:
         return known
 
     def _check_cuts(
-        self, update: Update, new: dict[int, list[Struct]], state: dict[int, int], halves: Halves
+        self,
+        new: dict[int, list[Struct]],
+        deletions: list[tuple[int, int, int]],
+        state: dict[int, int],
+        halves: Halves,
     ) -> None:
         """Refuse an update whose items or deletions start or end between the halves of a surrogate pair."""
 
@@ -292,7 +303,7 @@ class SharedMemo:
                 right = struct.right_origin
                 if right is not None and inside_pair(right.client, right.clock):
                     raise BrokenCharacters()
-        for client, clock, length in update.deletes:
+        for client, clock, length in deletions:
             if inside_pair(client, clock) or inside_pair(client, clock + length):
                 raise BrokenCharacters()
 
@@ -303,6 +314,7 @@ class SharedMemo:
         self._text.insert(len(current[:position].encode()), text)  # pycrdt 0.14 counts UTF-8 bytes
         update = self.doc.get_update(before)
         self._note(update)
+        self._clocks = read_state_vector(self.doc.get_state())
         return update
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_SAFE_INTEGER = 2**53 - 1
 GC_REF, DELETED_REF, STRING_REF, SKIP_REF = 0, 1, 4, 10
@@ -39,8 +40,7 @@ class NotText(ValueError):
     """Content a plain-text memo does not have (embeds, formats, nested types, JSON, binary, subdocuments)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ID:
+class ID(NamedTuple):
     client: int
     clock: int
 
@@ -51,7 +51,7 @@ class StructKind(enum.Enum):
     SKIP = "skip"  # a gap left by merging updates that do not follow each other
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per struct read, and frozen fields cost a call each
 class Struct:
     kind: StructKind
     client: int
@@ -81,8 +81,11 @@ class _Reader:
         self.pos = 0
 
     def var_uint(self) -> int:
-        value = shift = 0
         data, pos = self.data, self.pos
+        if pos < len(data) and data[pos] < 0x80:  # most numbers in an update are below 128
+            self.pos = pos + 1
+            return data[pos]
+        value = shift = 0
         while pos < len(data):
             byte = data[pos]
             pos += 1

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from signaling.hub import RoomHub
 from signaling.memo import parse_sync_message
-from signaling.memo_authors import MERGED, LoggedUpdate, MemoLine, compacted, line_authors
+from signaling.memo_authors import GRAIN_SECONDS, MERGED, LoggedUpdate, MemoLine, compacted, line_authors
 from signaling.protocol import Role
 from signaling.rooms import memo_lines, memo_text
 from signaling.writer import MEMO_COMPACT_ROWS
@@ -99,8 +99,11 @@ def test_compaction_keeps_every_lines_authors(plan: list[tuple[Any, ...]]) -> No
         if compact and len(stored) > 1:
             merged, authors = compacted(stored)
             stored = [LoggedUpdate(merged, MERGED, now, authors)]
-    view = line_authors(stored)
-    assert view == line_authors(log)
+    view, full = line_authors(stored), line_authors(log)
+    assert [(line.text, line.authors) for line in view] == [(line.text, line.authors) for line in full]
+    for line, same in zip(view, full, strict=True):  # times are to the grain (a batch's first row's)
+        assert (line.at is None) == (same.at is None)
+        assert line.at is None or same.at is None or abs(line.at - same.at) <= GRAIN_SECONDS
     assert "\n".join(line.text for line in view) == str(clients["host"].text)
     assert all(MERGED not in line.authors for line in view)
 
