@@ -207,6 +207,7 @@ class SharedMemo:
         try:
             self.doc.apply_update(payload)
         except BaseException as exc:
+            self._clocks = read_state_vector(self.doc.get_state())  # whatever pycrdt kept of it
             if _unreadable(exc):
                 raise BadMemoData() from exc
             raise
