@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import subprocess
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
@@ -139,6 +140,12 @@ async def all_equal(meeting: Meeting, clients: list[YjsClient]) -> str:
     assert await meeting.stored_text() == text
     assert await meeting.memo_txt() == text
     return text
+
+
+def test_without_node_the_suite_fails_rather_than_skips(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(pytest.fail.Exception, match="node is not installed"):
+        node()
 
 
 def test_the_diff_and_the_pieces_in_node() -> None:

@@ -280,10 +280,14 @@ export class MemoSync {
     awarenessProtocol.applyAwarenessUpdate(this.awareness, fromBase64(data), REMOTE);
   }
 
-  /** An error frame: true when it was about the memo (and is handled here). */
+  /**
+   * An error frame: true when it was about the memo (and is handled here). After memo_out_of_step the
+   * server's step 1 follows; any other memo_… refusal (memo_broken_text, memo_not_text, and whatever the server
+   * refuses next) means this side holds an edit nobody else has, so it starts afresh.
+   */
   refused(frame) {
-    if (frame.code === ErrorCode.MEMO_OUT_OF_STEP) return true; // the server's step 1 follows
-    if (frame.code !== ErrorCode.MEMO_BROKEN_TEXT && frame.code !== ErrorCode.MEMO_NOT_TEXT) return false;
+    if (frame.code === ErrorCode.MEMO_OUT_OF_STEP) return true;
+    if (!String(frame.code).startsWith("memo_")) return false;
     this.restart();
     this.hooks.refused?.(frame.message);
     return true;
