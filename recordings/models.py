@@ -46,7 +46,8 @@ class MemoUpdate(Base):
     """One Yjs/pycrdt update of a room's shared memo, in arrival order: the memo's durable log.
 
     Replaying a room's updates rebuilds its memo (after a restart, say); ``author`` and ``created_at`` say who
-    wrote what when. Compaction replaces a run of updates with one merged update.
+    wrote what when. Compaction replaces a run of updates with one merged update, and keeps in ``authors``
+    who wrote which part of the text so far (signaling/memo_authors.py).
     """
 
     __tablename__ = "memo_updates"
@@ -56,6 +57,8 @@ class MemoUpdate(Base):
     update: Mapped[bytes] = mapped_column(LargeBinary)
     author: Mapped[str] = mapped_column(String(16))  # "host", "guest", or "merged" after compaction
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # A merged row's authorship: JSON [[author, POSIX time, UTF-8 bytes], ...] over its text, in order.
+    authors: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class RoomFile(Base):

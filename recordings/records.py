@@ -19,7 +19,9 @@ _MEMO_UPDATES = cast(Table, MemoUpdate.__table__)  # written through Core: keyst
 class StoredMemoUpdate(NamedTuple):
     id: int
     update: bytes
+    author: str
     created_at: datetime
+    authors: str | None  # a merged row's authorship (JSON)
 
 
 def new_connect_id() -> str:
@@ -105,11 +107,11 @@ async def add_memo_updates(db: AsyncSession, rows: list[tuple[str, bytes, str, d
 async def memo_updates(db: AsyncSession, room_id: str) -> list[StoredMemoUpdate]:
     """The room's stored updates, oldest first, as plain rows (compaction reads hundreds at a time)."""
     result = await db.execute(
-        select(MemoUpdate.id, MemoUpdate.update, MemoUpdate.created_at)
+        select(MemoUpdate.id, MemoUpdate.update, MemoUpdate.author, MemoUpdate.created_at, MemoUpdate.authors)
         .where(MemoUpdate.room_id == room_id)
         .order_by(MemoUpdate.id)
     )
-    return [StoredMemoUpdate(id, update, created_at) for id, update, created_at in result]
+    return [StoredMemoUpdate(*row) for row in result]
 
 
 async def count_memo_updates(db: AsyncSession, room_id: str) -> int:
@@ -117,14 +119,13 @@ async def count_memo_updates(db: AsyncSession, room_id: str) -> int:
 
 
 async def replace_memo_updates(
-    db: AsyncSession, room_id: str, up_to_id: int, merged: bytes, at: datetime
+    db: AsyncSession, room_id: str, up_to_id: int, merged: bytes, at: datetime, authors: str
 ) -> None:
-    """Compaction: the rows up to ``up_to_id`` become one merged row (author ``merged``, the last time)."""
+    """Compaction: the rows up to ``up_to_id`` become one merged row (author ``merged``, the last time),
+    with ``authors``, who wrote which part of its text."""
     await db.execute(delete(MemoUpdate).where(MemoUpdate.room_id == room_id, MemoUpdate.id <= up_to_id))
-    await db.execute(
-        insert(_MEMO_UPDATES),
-        [{"id": up_to_id, "room_id": room_id, "update": merged, "author": "merged", "created_at": at}],
-    )
+    row = {"id": up_to_id, "room_id": room_id, "update": merged, "author": "merged", "created_at": at}
+    await db.execute(insert(_MEMO_UPDATES), [{**row, "authors": authors}])
 
 
 async def set_memo_text(db: AsyncSession, room_id: str, text: str) -> None:

@@ -21,6 +21,7 @@ from signaling.protocol import (
     CameraReplyOut,
     CameraRequest,
     CameraRequestOut,
+    ErrorCode,
     ErrorFrame,
     HighQuality,
     MediaOffer,
@@ -125,4 +126,4 @@ class CallMedia:
     @staticmethod
     def _refuse(connection: str, message: str) -> Reply:
         # ``message`` is a message id; the participant's connection translates it.
-        return Reply(ErrorFrame(code="not_allowed", message=message), connection=connection)
+        return Reply(ErrorFrame(code=ErrorCode.NOT_ALLOWED, message=message), connection=connection)

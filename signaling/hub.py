@@ -27,7 +27,16 @@ from signaling.broker import DEFAULT_QUEUE_SIZE, Broker, QueueSubscription, Subs
 from signaling.call_media import MediaLeave, Negotiate
 from signaling.memo import SharedMemo
 from signaling.models import RoomState
-from signaling.protocol import ClientMessage, CloseCode, DocumentInfo, ErrorFrame, FileInfo, MediaAnswer, Role
+from signaling.protocol import (
+    ClientMessage,
+    CloseCode,
+    DocumentInfo,
+    ErrorCode,
+    ErrorFrame,
+    FileInfo,
+    MediaAnswer,
+    Role,
+)
 from signaling.room import (
     DEFAULT_GRACE_SECONDS,
     Close,
@@ -336,13 +345,13 @@ class RoomHub:
             await asyncio.gather(previous, return_exceptions=True)
         reply: MediaAnswer | ErrorFrame
         if self.media is None:
-            reply = ErrorFrame(code="media_unavailable", message=NO_MEDIA)
+            reply = ErrorFrame(code=ErrorCode.MEDIA_UNAVAILABLE, message=NO_MEDIA)
         else:
             try:
                 reply = MediaAnswer(sdp=await self.media.answer(room_id, role.value, sdp))
             except Exception:
                 log.exception("could not answer a media offer", room=room_id, role=role.value)
-                reply = ErrorFrame(code="media_failed", message=MEDIA_FAILED)
+                reply = ErrorFrame(code=ErrorCode.MEDIA_FAILED, message=MEDIA_FAILED)
         item = {"send": reply.model_dump(mode="json"), "to": connection, "exclude": None}
         await self._deliver(room_id, item, connection)
 

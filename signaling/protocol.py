@@ -46,6 +46,21 @@ class CloseCode(enum.IntEnum):
     UNAVAILABLE = 4503  # the room's node did not answer
 
 
+class ErrorCode(enum.StrEnum):
+    """Why a frame was refused (the ``code`` of an ``error`` frame); its ``message`` says it in words."""
+
+    BAD_MESSAGE = "bad_message"  # not a valid frame (or memo data that is not a y-protocols message)
+    NOT_ALLOWED = "not_allowed"  # valid, but not for this participant now
+    MEDIA_UNAVAILABLE = "media_unavailable"  # this server has no video relay
+    MEDIA_FAILED = "media_failed"  # the media offer could not be answered
+    # 共有メモ updates the memo does not take (signaling/memo.py); the update changed nothing anywhere.
+    MEMO_OUT_OF_STEP = "memo_out_of_step"  # it starts past what the server has from its sender, or needs
+    # something the server lacks: the server's step 1 follows, and the answer (step 2) brings what is missing
+    MEMO_BROKEN_TEXT = "memo_broken_text"  # a lone surrogate, text that is not UTF-8, or a character cut in
+    # two: the sender's memo differs from everyone's and starts afresh from the server's
+    MEMO_NOT_TEXT = "memo_not_text"  # content a plain-text memo does not have: the sender starts afresh
+
+
 class _Message(BaseModel):
     # Strict: a page is a JSON integer, not "2" or 2.0; a flag is true/false, not 1.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -181,7 +196,7 @@ _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
 class BadMessage(InvalidInput):
-    code = "bad_message"
+    code = ErrorCode.BAD_MESSAGE
     message = N_("The message could not be understood.")
 
 
@@ -332,7 +347,7 @@ class Pong(_Message):
 
 class ErrorFrame(_Message):
     type: Literal["error"] = "error"
-    code: str
+    code: ErrorCode
     message: str
 
 

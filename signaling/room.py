@@ -21,7 +21,16 @@ from dataclasses import dataclass, field
 from core.errors import N_
 from signaling.call_media import HOST_ONLY, CallMedia, MediaEffect, MediaLeave, Negotiate, Reply
 from signaling.memo import UPDATE as MEMO_UPDATE
-from signaling.memo import BadMemoData, SharedMemo, decode, encode, sync_message
+from signaling.memo import (
+    BadMemoData,
+    MemoRefused,
+    OutOfStep,
+    SharedMemo,
+    check_awareness,
+    decode,
+    encode,
+    sync_message,
+)
 from signaling.models import RoomState
 from signaling.protocol import (
     CameraReply,
@@ -34,6 +43,7 @@ from signaling.protocol import (
     DocumentState,
     End,
     Ended,
+    ErrorCode,
     ErrorFrame,
     FileInfo,
     FileShared,
@@ -249,7 +259,7 @@ class Room:
                 return self._memo_sync(role, data, connection, now)
             case MemoAwareness(data=data):
                 try:
-                    decode(data)
+                    check_awareness(decode(data), role)  # garbage would make the other side's Yjs throw
                 except BadMemoData:
                     return [self._bad(connection)]
                 return [Send(MemoAwarenessOut(data=data), exclude=connection)]
@@ -323,17 +333,26 @@ class Room:
 
     @staticmethod
     def _bad(connection: str) -> Send:
-        return Send(ErrorFrame(code="bad_message", message=BAD_MEMO), to=connection)
+        return Send(ErrorFrame(code=ErrorCode.BAD_MESSAGE, message=BAD_MEMO), to=connection)
 
     def _memo_sync(self, role: Role, data: str, connection: str, now: float) -> list[Effect]:
-        """Yjs does the merging: answer a step 1, apply a step 2 or update and pass it on to the others."""
+        """Yjs does the merging: answer a step 1, apply a step 2 or update and pass it on to the others.
+
+        A refused update changes nothing; its sender is told why, and brought back in step: after
+        :class:`~signaling.memo.OutOfStep` by the server's step 1 (its answer brings what was missing), after
+        the others by starting afresh from the server's memo (``memo.js`` does so on those codes)."""
         try:
             result = self.memo.receive(decode(data))
         except BadMemoData:
             return [self._bad(connection)]
-        effects: list[Effect] = [
-            Send(MemoSyncOut(data=encode(reply)), to=connection) for reply in result.reply
-        ]
+        except MemoRefused as refused:
+            effects: list[Effect] = [
+                Send(ErrorFrame(code=refused.code, message=refused.message), to=connection)
+            ]
+            if isinstance(refused, OutOfStep):
+                effects.append(Send(MemoSyncOut(data=encode(self.memo.step1())), to=connection))
+            return effects
+        effects = [Send(MemoSyncOut(data=encode(reply)), to=connection) for reply in result.reply]
         if result.update is not None:
             forward = encode(sync_message(MEMO_UPDATE, result.update))
             effects.append(Send(MemoSyncOut(data=forward), exclude=connection))
@@ -343,7 +362,7 @@ class Room:
     @staticmethod
     def _error(connection: str, message: str) -> Send:
         # ``message`` is a message id; the participant's connection translates it.
-        return Send(ErrorFrame(code="not_allowed", message=message), to=connection)
+        return Send(ErrorFrame(code=ErrorCode.NOT_ALLOWED, message=message), to=connection)
 
     def _close_document(self, now: float) -> list[Effect]:
         if self.shared.info is None:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.errors import NotFound
 from recordings.models import MeetingRecord
 from recordings.records import (
+    StoredMemoUpdate,
     add_memo_updates,
     end_record,
     memo_updates,
@@ -28,6 +29,7 @@ from recordings.records import (
     start_record,
 )
 from signaling import memo
+from signaling.memo_authors import LoggedUpdate, MemoLine, compacted, line_authors
 from signaling.models import JoinedVia, RoomRow, RoomState
 from signaling.protocol import DocumentInfo
 
@@ -134,6 +136,15 @@ async def memo_text(db: AsyncSession, room_id: str) -> str:
     return memo.text_of([row.update for row in await memo_updates(db, room_id)])
 
 
+def _logged(rows: list[StoredMemoUpdate]) -> list[LoggedUpdate]:
+    return [LoggedUpdate(r.update, r.author, as_utc(r.created_at).timestamp(), r.authors) for r in rows]
+
+
+async def memo_lines(db: AsyncSession, room_id: str) -> list[MemoLine]:
+    """The memo's lines with who wrote each and when (the 商談記録), from its stored updates."""
+    return line_authors(_logged(await memo_updates(db, room_id)))
+
+
 class DatabaseRoomStore:
     """The home node's :class:`~signaling.hub.RoomStore`: room states and page views in the database.
 
@@ -169,9 +180,9 @@ class DatabaseRoomStore:
         async with self.sessions.begin() as db:
             rows = await memo_updates(db, room_id)
             if len(rows) > 1:
-                merged = memo.merged([row.update for row in rows])
+                merged, authors = compacted(_logged(rows))
                 last = rows[-1]
-                await replace_memo_updates(db, room_id, last.id, merged, as_utc(last.created_at))
+                await replace_memo_updates(db, room_id, last.id, merged, as_utc(last.created_at), authors)
 
     async def memo_final(self, room_id: str, text: str) -> None:
         async with self.sessions.begin() as db:

@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 
 from recordings.models import MeetingRecord, MemoUpdate
 from signaling.hub import RoomHub
-from signaling.memo import STEP1, STEP2, UPDATE, line_authors, parse_sync_message, sync_message
+from signaling.memo import STEP1, STEP2, UPDATE, parse_sync_message, sync_message
 from signaling.protocol import End, ErrorFrame, MemoAwareness, MemoSync, Ping, Pong, Role
 from signaling.room import Close, MemoFinal, MemoUpdated, Room, Send, StateChanged
 from signaling.rooms import DatabaseRoomStore, memo_text
@@ -141,9 +141,8 @@ def test_bad_memo_data_gets_an_error_frame_and_the_room_goes_on(data: str) -> No
 
 def test_awareness_is_relayed_to_the_other_side_only_and_not_stored() -> None:
     room = active_room()
-    effects = room.receive(
-        Role.HOST, "h1", MemoAwareness(type="memo.awareness", data=b64(b"\x01\x02")), now=1
-    )
+    caret = b64(b'\x01\x07\x01\x0f{"role":"host"}')  # client 7, clock 1, its state
+    effects = room.receive(Role.HOST, "h1", MemoAwareness(type="memo.awareness", data=caret), now=1)
     assert len(effects) == 1 and isinstance(effects[0], Send) and effects[0].exclude == "h1"
     bad = room.receive(Role.HOST, "h1", MemoAwareness(type="memo.awareness", data="%%%"), now=1)
     assert isinstance(bad[0], Send) and isinstance(bad[0].message, ErrorFrame)
@@ -155,15 +154,6 @@ def test_ending_the_room_hands_over_the_final_text_before_the_state() -> None:
     effects = room.receive(Role.HOST, "h1", End(type="end"), now=2)
     assert effects[0] == MemoFinal("最終") and isinstance(effects[1], StateChanged)
     assert any(isinstance(e, Close) for e in effects)
-
-
-def test_line_authors_name_who_wrote_each_line() -> None:
-    host, guest = Client(), Client()
-    first = base64.b64decode(host.edit(0, "host line\n").data)
-    guest.receive(b64(first))
-    second = base64.b64decode(guest.edit(10, "guest line").data)
-    updates = [(parse_sync_message(first)[1], "host"), (parse_sync_message(second)[1], "guest")]
-    assert line_authors(updates) == [("host line", "host"), ("guest line", "guest")]
 
 
 # Convergence: random edits, deliveries, drops and reconnects

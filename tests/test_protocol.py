@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from signaling.protocol import SUBPROTOCOL, ClientMessage, CloseCode, Presence, ServerMessage
+from signaling.protocol import (
+    MAX_FRAME_BYTES,
+    SUBPROTOCOL,
+    ClientMessage,
+    CloseCode,
+    ErrorCode,
+    Presence,
+    ServerMessage,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 JS = (ROOT / "web/static/src/protocol.js").read_text()
@@ -26,13 +34,20 @@ def test_presence_values_match() -> None:
     assert _js_object("Presence") == {p.name: p.value for p in Presence}
 
 
-def test_subprotocol_matches() -> None:
+def test_error_codes_match() -> None:
+    assert _js_object("ErrorCode") == {code.name: code.value for code in ErrorCode}
+
+
+def test_subprotocol_and_frame_limit_match() -> None:
     assert f'export const SUBPROTOCOL = "{SUBPROTOCOL}";' in JS
+    assert f"export const MAX_FRAME_BYTES = {MAX_FRAME_BYTES};" in JS
 
 
 def test_the_document_lists_every_code_and_message_type() -> None:
     for code in CloseCode:
         assert f"| {code.value} | {code.name} |" in DOC, f"docs/protocol.md misses close code {code.name}"
+    for error in ErrorCode:
+        assert f"| `{error.value}` |" in DOC, f"docs/protocol.md misses error code {error.value}"
     client_types = {m.model_fields["type"].annotation.__args__[0] for m in ClientMessage.__origin__.__args__}  # type: ignore[attr-defined]
     server_types = {m.model_fields["type"].default for m in ServerMessage.__args__}
     for kind in client_types | server_types:

@@ -13,6 +13,7 @@ from signaling.protocol import (
     DocumentState,
     End,
     Ended,
+    ErrorCode,
     ErrorFrame,
     GuestControl,
     OpenDocument,
@@ -162,7 +163,7 @@ def test_host_opens_a_document_and_both_see_page_one() -> None:
     (state,) = sent(effects, DocumentState)
     assert state.to is None and state.message.document == SLIDES and state.message.page == 1
     assert room.document_found(None, "h1", 3) == [
-        Send(ErrorFrame(code="not_allowed", message=NO_SUCH_DOCUMENT), to="h1")
+        Send(ErrorFrame(code=ErrorCode.NOT_ALLOWED, message=NO_SUCH_DOCUMENT), to="h1")
     ]
 
 
@@ -184,7 +185,7 @@ def test_the_guest_steers_only_when_allowed() -> None:
     room = active_room()
     room.document_found(SLIDES, "h1", 0)
     refused = room.receive(Role.GUEST, "g1", TurnPage(type="doc.page", page=2), 1)
-    assert refused == [Send(ErrorFrame(code="not_allowed", message=NOT_ALLOWED), to="g1")]
+    assert refused == [Send(ErrorFrame(code=ErrorCode.NOT_ALLOWED, message=NOT_ALLOWED), to="g1")]
     assert room.receive(Role.GUEST, "g1", OpenDocument(type="doc.open", document_id=7), 1) == refused
     allowed = room.receive(Role.HOST, "h1", GuestControl(type="doc.guest_control", allowed=True), 2)
     assert states(allowed)[0].guest_control is True

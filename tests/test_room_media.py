@@ -9,6 +9,7 @@ from signaling.protocol import (
     CameraRequest,
     CameraRequestOut,
     End,
+    ErrorCode,
     ErrorFrame,
     HighQuality,
     MediaOffer,
@@ -63,11 +64,11 @@ def test_camera_stop_and_start_requests_go_from_host_to_guest_and_the_answer_bac
 def test_only_the_host_requests_and_only_the_guest_answers() -> None:
     room = active_room()
     [refused] = room.receive(Role.GUEST, "g1", CameraRequest(type="camera.request", action="stop"), now=2)
-    assert refused == Send(ErrorFrame(code="not_allowed", message=HOST_ONLY), to="g1")
+    assert refused == Send(ErrorFrame(code=ErrorCode.NOT_ALLOWED, message=HOST_ONLY), to="g1")
     [refused] = room.receive(Role.GUEST, "g1", HighQuality(type="media.quality", high=True), now=2)
     assert refused.message.message == HOST_ONLY  # type: ignore[union-attr]
     [refused] = room.receive(Role.HOST, "h1", CameraReply(type="camera.reply", accepted=True), now=2)
-    assert refused == Send(ErrorFrame(code="not_allowed", message=GUEST_ONLY), to="h1")
+    assert refused == Send(ErrorFrame(code=ErrorCode.NOT_ALLOWED, message=GUEST_ONLY), to="h1")
     assert room.media.high_quality is False
 
 
@@ -75,7 +76,7 @@ def test_a_request_while_the_guest_is_away_is_refused_with_a_reason() -> None:
     room = active_room()
     room.disconnect(Role.GUEST, "g1", now=2)
     [refused] = room.receive(Role.HOST, "h1", CameraRequest(type="camera.request", action="start"), now=3)
-    assert refused == Send(ErrorFrame(code="not_allowed", message=GUEST_NOT_CONNECTED), to="h1")
+    assert refused == Send(ErrorFrame(code=ErrorCode.NOT_ALLOWED, message=GUEST_NOT_CONNECTED), to="h1")
 
 
 def test_high_quality_mode_reaches_both_and_a_reconnecting_guest() -> None:

@@ -34,6 +34,7 @@ from signaling.protocol import (
     BadMessage,
     CloseCode,
     DocumentInfo,
+    ErrorCode,
     ErrorFrame,
     Role,
     parse_client_message,
@@ -332,7 +333,9 @@ async def _read(websocket: WebSocket, participant: Participant, _: Translator) -
             message = parse_client_message(event.get("text") or event.get("bytes") or b"")
         except BadMessage as exc:
             bad += 1
-            if not await _send(websocket, ErrorFrame(code=exc.code, message=_(exc.message)).model_dump()):
+            if not await _send(
+                websocket, ErrorFrame(code=ErrorCode.BAD_MESSAGE, message=_(exc.message)).model_dump()
+            ):
                 return
             if bad >= MAX_BAD_FRAMES:
                 with contextlib.suppress(Exception):

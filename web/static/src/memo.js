@@ -1,51 +1,8 @@
-// 共有メモ: a shared Yjs text both sides type into at once, synced over the room channel
-// (memo.sync / memo.awareness frames carrying base64 y-protocols messages; see docs/protocol.md).
+// 共有メモ: a shared Yjs text both sides type into at once, synced over the room channel by memo-sync.js.
 // Yjs merges; this file only binds a <textarea> to the Y.Text and shows where the other side's caret is.
 import * as Y from "yjs";
-import * as encoding from "lib0/encoding";
-import * as decoding from "lib0/decoding";
-import * as syncProtocol from "y-protocols/sync";
-import * as awarenessProtocol from "y-protocols/awareness";
 import { t } from "./i18n.js";
-
-const REMOTE = "remote"; // transaction origin of changes that came from the server
-const INPUT = "input"; // transaction origin of changes typed into this page's textarea
-
-function toBase64(bytes) {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(binary);
-}
-
-function fromBase64(text) {
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
-
-/** Where index ``pos`` of the old text ends up after a Y.Text ``delta`` (retain/insert/delete ops). */
-export function movedIndex(pos, delta) {
-  let old = 0;
-  let shift = 0;
-  for (const op of delta) {
-    if (old > pos) break;
-    if (op.retain) old += op.retain;
-    else if (op.insert) { if (old < pos) shift += op.insert.length; }
-    else if (op.delete) { if (old < pos) shift -= Math.min(op.delete, pos - old); old += op.delete; }
-  }
-  return pos + shift;
-}
-
-/** The single edit that turns ``before`` into ``after``: [index, deleted count, inserted text]. */
-export function diff(before, after) {
-  let start = 0;
-  const shorter = Math.min(before.length, after.length);
-  while (start < shorter && before[start] === after[start]) start += 1;
-  let end = 0;
-  while (end < shorter - start && before[before.length - 1 - end] === after[after.length - 1 - end]) end += 1;
-  return [start, before.length - start - end, after.slice(start, after.length - end)];
-}
+import { INPUT, MemoSync, REMOTE, diff, movedIndex } from "./memo-sync.js";
 
 // A handler added to a channel type without dropping the one call.js registered.
 function also(channel, type, handler) {
@@ -58,19 +15,8 @@ export function startMemo(channel, role) {
   const area = document.getElementById("memo-text");
   if (!root || !area) return;
   const other = role === "host" ? "guest" : "host";
-  const doc = new Y.Doc();
-  const text = doc.getText("memo");
-  const awareness = new awarenessProtocol.Awareness(doc);
-  awareness.setLocalStateField("role", role);
   const peerLabel = document.getElementById("memo-peer");
-  window.tsunaguMemo = { doc, text }; // for tests and debugging
-
-  const send = (type, bytes) => channel.send({ type, data: toBase64(bytes) });
-  const sendSync = (write) => {
-    const encoder = encoding.createEncoder();
-    write(encoder);
-    send("memo.sync", encoding.toUint8Array(encoder));
-  };
+  const status = document.getElementById("memo-status");
 
   // The textarea mirrors the Y.Text. ``shown`` is what it showed last; while an IME composes, remote changes
   // wait (rewriting the value would break the composition) and their deltas map the local edit afterwards.
@@ -78,11 +24,33 @@ export function startMemo(channel, role) {
   let composing = false;
   let waiting = [];
 
+  const memo = new MemoSync((frame) => channel.send(frame), role, {
+    text(event) {
+      if (event.transaction.origin === INPUT) return;
+      if (composing) { waiting.push(event.delta); return; }
+      render(event.delta);
+      showPeer();
+    },
+    awareness(changes, origin) {
+      if (origin === REMOTE && (changes.added.length || changes.updated.length || changes.removed.length)) showPeer();
+    },
+    reset() {
+      // A new document: the textarea follows it from empty, as the server's step 2 fills it.
+      waiting = [];
+      render([]);
+      window.tsunaguMemo = { doc: memo.doc, text: memo.text, memo };
+    },
+    refused(message) {
+      if (status) { status.textContent = message; status.hidden = false; }
+    },
+  });
+  window.tsunaguMemo = { doc: memo.doc, text: memo.text, memo }; // for tests and debugging
+
   function render(delta) {
     const start = movedIndex(area.selectionStart, delta);
     const end = movedIndex(area.selectionEnd, delta);
     const focused = document.activeElement === area;
-    shown = text.toString();
+    shown = memo.text.toString();
     area.value = shown;
     if (focused) area.setSelectionRange(start, end);
   }
@@ -96,61 +64,50 @@ export function startMemo(channel, role) {
       removed = Math.max(0, end - index);
     }
     waiting = [];
-    doc.transact(() => {
-      if (removed) text.delete(index, removed);
-      if (inserted) text.insert(index, inserted);
-    }, INPUT);
-    if (area.value !== text.toString()) render([]);
+    memo.edit(index, removed, inserted, INPUT);
+    if (area.value !== memo.text.toString()) render([]);
     else shown = area.value;
+    if (status && !status.hidden) status.hidden = true;
     updateCaret();
   }
 
-  text.observe((event) => {
-    if (event.transaction.origin === INPUT) return;
-    if (composing) { waiting.push(event.delta); return; }
-    render(event.delta);
-    showPeer();
-  });
   area.addEventListener("compositionstart", () => { composing = true; });
   area.addEventListener("compositionend", () => { composing = false; pushLocal(); });
   area.addEventListener("input", () => { if (!composing) pushLocal(); });
 
-  doc.on("update", (update, origin) => {
-    if (origin === REMOTE) return;
-    sendSync((encoder) => syncProtocol.writeUpdate(encoder, update));
-  });
-
   // Carets: ours as a Yjs relative position (it stays put while the other side types), theirs as a label.
   function updateCaret() {
-    const anchor = Y.createRelativePositionFromTypeIndex(text, area.selectionStart);
-    awareness.setLocalStateField("cursor", Y.relativePositionToJSON(anchor));
+    const anchor = Y.createRelativePositionFromTypeIndex(memo.text, area.selectionStart);
+    memo.awareness.setLocalStateField("cursor", Y.relativePositionToJSON(anchor));
   }
   for (const type of ["select", "keyup", "click", "focus"]) area.addEventListener(type, () => { if (!composing) updateCaret(); });
   document.addEventListener("selectionchange", () => { if (document.activeElement === area && !composing) updateCaret(); });
-  awareness.on("update", ({ added, updated, removed }, origin) => {
-    if (origin !== REMOTE) {
-      send("memo.awareness", awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]));
-    } else if (added.length || updated.length || removed.length) {
-      showPeer();
+
+  function peerIndex() {
+    let found = null;
+    memo.awareness.getStates().forEach((state, clientId) => {
+      if (clientId !== memo.doc.clientID && state?.role === other && state.cursor) found = state.cursor;
+    });
+    if (!found) return null;
+    try {
+      const absolute = Y.createAbsolutePositionFromRelativePosition(Y.createRelativePositionFromJSON(found), memo.doc);
+      return absolute ? absolute.index : memo.text.length;
+    } catch {
+      return null; // a caret this side cannot place (sent for another document)
     }
-  });
+  }
 
   function showPeer() {
     const marker = document.getElementById("memo-caret");
-    let found = null;
-    awareness.getStates().forEach((state, clientId) => {
-      if (clientId !== doc.clientID && state.role === other && state.cursor) found = state.cursor;
-    });
-    if (!found) {
+    const index = peerIndex();
+    if (index === null) {
       peerLabel.textContent = "";
       if (marker) marker.hidden = true;
       return;
     }
-    const absolute = Y.createAbsolutePositionFromRelativePosition(Y.createRelativePositionFromJSON(found), doc);
-    const index = absolute ? absolute.index : text.length;
-    const before = text.toString().slice(0, index).split("\n");
+    const before = memo.text.toString().slice(0, index).split("\n");
     const line = before.length;
-    const column = before[before.length - 1].length + 1;
+    const column = [...before[before.length - 1]].length + 1; // in characters, not UTF-16 units
     const who = other === "guest" ? t("Customer") : t("Representative");
     peerLabel.textContent = t("{who} is at line {line}, column {column}", { who, line, column });
     peerLabel.dataset.position = String(index);
@@ -177,20 +134,13 @@ export function startMemo(channel, role) {
   }
   area.addEventListener("scroll", showPeer);
 
-  also(channel, "welcome", () => {
-    // (Re)connected: both sides send what the other lacks (step 1 → step 2), so edits made offline arrive.
-    sendSync((encoder) => syncProtocol.writeSyncStep1(encoder, doc));
-    send("memo.awareness", awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]));
-  });
-  channel.on("memo.sync", (message) => {
-    const decoder = decoding.createDecoder(fromBase64(message.data));
-    const encoder = encoding.createEncoder();
-    syncProtocol.readSyncMessage(decoder, encoder, doc, REMOTE);
-    if (encoding.length(encoder) > 0) send("memo.sync", encoding.toUint8Array(encoder));
-  });
-  channel.on("memo.awareness", (message) => {
-    awarenessProtocol.applyAwarenessUpdate(awareness, fromBase64(message.data), REMOTE);
-  });
+  also(channel, "welcome", () => memo.connected());
+  also(channel, "reconnecting", () => memo.disconnected());
+  channel.on("memo.sync", (message) => memo.receiveSync(message.data));
+  channel.on("memo.awareness", (message) => memo.receiveAwareness(message.data));
+  // Memo refusals are the memo's to handle (and to explain, next to it); other errors stay call.js's.
+  const previousError = channel.handlers.get("error");
+  channel.on("error", (message) => { if (!memo.refused(message)) previousError?.(message); });
 
   const toggle = document.getElementById("memo-toggle");
   toggle?.addEventListener("click", () => {
@@ -215,9 +165,9 @@ export function startMemo(channel, role) {
     select.addEventListener("change", () => {
       const option = select.selectedOptions[0];
       if (!option?.dataset.body) return;
-      const current = text.toString();
+      const current = memo.text.toString();
       const joint = current && !current.endsWith("\n") ? "\n" : "";
-      text.insert(text.length, joint + option.dataset.body);
+      memo.edit(current.length, 0, joint + option.dataset.body, null);
       select.value = "";
     });
   }

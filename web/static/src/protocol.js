@@ -14,6 +14,20 @@ export const CloseCode = Object.freeze({
   UNAVAILABLE: 4503,
 });
 
+// The code of an error frame: why the server refused the last frame.
+export const ErrorCode = Object.freeze({
+  BAD_MESSAGE: "bad_message",
+  NOT_ALLOWED: "not_allowed",
+  MEDIA_UNAVAILABLE: "media_unavailable",
+  MEDIA_FAILED: "media_failed",
+  MEMO_OUT_OF_STEP: "memo_out_of_step",
+  MEMO_BROKEN_TEXT: "memo_broken_text",
+  MEMO_NOT_TEXT: "memo_not_text",
+});
+
+// The largest frame the server reads (signaling/protocol.py MAX_FRAME_BYTES).
+export const MAX_FRAME_BYTES = 65536;
+
 export const Presence = Object.freeze({
   ABSENT: "absent",
   CONNECTED: "connected",
