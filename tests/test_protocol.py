@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
-from signaling.protocol import SUBPROTOCOL, ClientMessage, CloseCode, Presence, ServerMessage
+from signaling.protocol import (
+    SUBPROTOCOL,
+    CameraAnswer,
+    CameraState,
+    ClientMessage,
+    CloseCode,
+    Presence,
+    ServerMessage,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 JS = (ROOT / "web/static/src/protocol.js").read_text()
@@ -24,6 +33,11 @@ def test_close_codes_match() -> None:
 
 def test_presence_values_match() -> None:
     assert _js_object("Presence") == {p.name: p.value for p in Presence}
+
+
+def test_camera_states_match() -> None:
+    assert set(_js_object("CameraState").values()) == set(get_args(CameraState))
+    assert set(get_args(CameraAnswer)) <= set(get_args(CameraState))
 
 
 def test_subprotocol_matches() -> None:

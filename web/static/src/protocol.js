@@ -21,6 +21,16 @@ export const Presence = Object.freeze({
   LEFT: "left",
 });
 
+// What a side's camera is doing (media.state, media.peer), and why there is none when there is none.
+export const CameraState = Object.freeze({
+  ON: "on",
+  OFF: "off",
+  PAUSED: "paused",
+  DECLINED: "declined",
+  BLOCKED: "blocked",
+  NONE: "none",
+});
+
 // Close codes after which reconnecting is pointless.
 export const FINAL_CLOSES = new Set([
   CloseCode.UNSUPPORTED_PROTOCOL, CloseCode.NOT_ALLOWED, CloseCode.ROOM_NOT_FOUND, CloseCode.REPLACED,
