@@ -5,7 +5,10 @@ Topics, for room ``R``: ``room:R:in`` carries events to the home node (connect, 
 ``room:R:out`` carries the effects back (frames to send, connections to close) to every node with a
 participant of ``R``. With the in-process broker both ends are in one process; with Redis they may not be.
 
-A room's failure stays in that room: its home task logs and ends the room, other rooms go on.
+A room's failure stays in that room: its home task logs and ends the room, other rooms go on. A database
+that is busy or unreachable for a while is not such a failure: what the room stores goes through the
+ordered writer (``signaling/writer.py``), which retries it, and a document that cannot be looked up is
+answered with an error frame; the meeting goes on.
 """
 
 from __future__ import annotations
@@ -263,6 +266,9 @@ class RoomHub:
             return room.file_shared(FileInfo.model_validate(event["file"], strict=False))
         if kind == "lost":
             raise RuntimeError("the room's broker subscription was dropped")
+        if kind == "settle":
+            event["done"].set_result(None)  # every event before this one is handled
+            return []
         role, connection = Role(event["role"]), str(event["connection"])
         try:
             if kind == "connect":
@@ -293,21 +299,34 @@ class RoomHub:
                 case Close(connection=connection, code=code):
                     await self._deliver(room.id, {"close": int(code), "connection": connection}, connection)
                 case StateChanged(state=state):
-                    await self.store.set_state(room.id, state, self.clock())
-                case PageShown(document_id=document_id, page=page, at=at, opens=True):
-                    await self.writer.flush()  # in order after the views already queued
-                    await self.store.page_shown(room.id, document_id, page, at)
-                case PageShown(document_id=document_id, page=page, at=at):
+                    write = partial(self.store.set_state, room.id, state, self.clock())
+                    if state == RoomState.ENDED:
+                        # Stored before the home lets go of the room: a late connect must find it ended.
+                        await self.writer.stored((room.id, write))
+                    else:
+                        await self.writer.put((room.id, write))
+                case PageShown(document_id=document_id, page=page, at=at, opens=opens):
                     view = partial(self.store.page_shown, room.id, document_id, page, at)
-                    await self.writer.put((room.id, view))
+                    if opens:
+                        # The stored view is what lets the guest fetch the pages: stored before the frames.
+                        await self.writer.stored((room.id, view))
+                    else:
+                        await self.writer.put((room.id, view))
                 case MemoUpdated(update=update, author=author, at=at):
                     await self.writer.put(MemoRow(room.id, update, author.value, at))
                 case MemoFinal(text=text):
-                    await self.writer.flush()  # every update first
-                    await self.store.memo_final(room.id, text)
+                    # Queued after every update of the memo, so the final text is the last word.
+                    await self.writer.put((room.id, partial(self.store.memo_final, room.id, text)))
                 case ResolveDocument(document_id=document_id, connection=connection):
-                    info = await self.store.find_document(room.id, document_id)
-                    pending[:0] = room.document_found(info, connection, self.clock())
+                    try:
+                        info = await self.store.find_document(room.id, document_id)
+                    except Exception as exc:
+                        log.warning(
+                            "room.document_lookup_failed", room=room.id, error=repr(exc.__cause__ or exc)
+                        )
+                        pending[:0] = room.document_lookup_failed(connection)
+                    else:
+                        pending[:0] = room.document_found(info, connection, self.clock())
                 case Negotiate(role=role, connection=connection, sdp=sdp):
                     self._negotiate(room.id, role, connection, sdp)
                 case MediaLeave(role=role) if self.media is not None:
@@ -374,6 +393,17 @@ class RoomHub:
 
     async def flush(self) -> None:
         """Wait until every page view and memo update so far is stored."""
+        await self.writer.flush()
+
+    async def settle(self, room_id: str) -> None:
+        """Wait until the room's home (on this node) has handled every event posted to it so far, and the
+        writer has stored what they gave it: an explicit drain for tests and shutdown, instead of a sleep."""
+        inbox, home = self._inboxes.get(room_id), self._homes.get(room_id)
+        if inbox is not None and home is not None:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            await inbox.put({"event": "settle", "done": done})
+            await asyncio.wait({done, home}, return_when=asyncio.FIRST_COMPLETED)  # or the room ended
+            done.cancel()
         await self.writer.flush()
 
     # Connection side

@@ -114,10 +114,11 @@ class MemoAwareness(_Message):
 
 
 CameraState = Literal["on", "off", "paused", "declined", "blocked", "none"]
-"""on: sending video; off: turned off in the call (カメラをオフ, or the host's stop request); paused: the tab is
-in the background; declined: the person said no when asked (the browser's prompt or the host's request);
-blocked: the browser's settings block the camera for this site (the person must allow it there); none: there
-is no camera, or it cannot be used (another app holds it, or the page is not a secure context)."""
+"""on: sending video; off: turned off in the call (カメラをオフ, or the host's stop request);
+paused: the tab is in the background; declined: the person said no when asked (the browser's prompt or the
+host's request); blocked: the browser's settings block the camera for this site (the person must allow it
+there); none: there is no camera, or it cannot be used (another app holds it, or the page is not a secure
+context)."""
 
 CameraAnswer = Literal["on", "declined", "blocked", "none"]
 """The guest's answer to the host's camera request: started, said no, blocked by the browser, no camera."""

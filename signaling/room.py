@@ -7,8 +7,8 @@ Tests drive it directly, with no sockets and a hand-moved clock.
 Rules (seed 004, 終了, plus a rejoin window bellFace lacks):
 - The room is ``waiting`` until both sides have connected once, then ``active``; ``ended`` is final.
 - The host's 終了 ends the room for both. The guest's 終了 makes the guest ``left``; the host stays and is
-  told. A guest who pressed 終了 may come back (「もう一度接続する」) within ``grace`` seconds of leaving, with no
-  new number; after that it needs a new one (``REJOIN_EXPIRED``).
+  told. A guest who pressed 終了 may come back (「もう一度接続する」) within ``grace`` seconds of
+  leaving, with no new number; after that it needs a new one (``REJOIN_EXPIRED``).
 - A connection that drops without 終了 is ``reconnecting``; the same participant may reconnect within
   ``grace`` seconds (default 5 minutes) with no new number. After that it is ``left`` for good; a host that
   does not come back ends the room.
@@ -140,6 +140,7 @@ Effect = (
 NOT_ALLOWED = HOST_ONLY  # one message for everything only the host may do
 NO_SUCH_DOCUMENT = N_("This document cannot be shown. It may still be processing or have been deleted.")
 NO_DOCUMENT_OPEN = N_("No document is open.")
+LOOKUP_FAILED = N_("The document could not be opened just now. Please try again in a moment.")
 BAD_MEMO = N_("The message could not be understood.")  # the same words as any other bad frame
 
 
@@ -277,6 +278,12 @@ class Room:
             return [self._error(connection, NO_SUCH_DOCUMENT)]
         self.shared = SharedDocument(info=info, guest_control=self.shared.guest_control)
         return [PageShown(info.id, 1, now, opens=True), Send(self.shared.state())]
+
+    def document_lookup_failed(self, connection: str) -> list[Effect]:
+        """:class:`ResolveDocument` got no answer (the library is unreachable): say so, change nothing."""
+        if self.state == RoomState.ENDED:
+            return []
+        return [Send(ErrorFrame(code="unavailable", message=LOOKUP_FAILED), to=connection)]
 
     def tick(self, now: float) -> list[Effect]:
         """Let time pass: seats that stayed away past the grace period have left."""

@@ -1,7 +1,10 @@
 from __future__ import annotations
+
 from collections.abc import Callable
 from typing import Any
+
 import pytest
+
 from tests.calls import decoding, meeting
 from tests.harness.live import LiveServer
 
