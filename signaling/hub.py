@@ -1,9 +1,12 @@
 """Runs rooms over the broker: the home node drives each :class:`~signaling.room.Room`; any node carries
 participants' connections.
 
-Topics, for room ``R``: ``room:R:in`` carries events to the home node (connect, disconnect, message, tick);
-``room:R:out`` carries the effects back (frames to send, connections to close) to every node with a
-participant of ``R``. With the in-process broker both ends are in one process; with Redis they may not be.
+For room ``R``, the queue ``room:R:in`` carries events to the home node (connect, disconnect, message,
+tick); it is the broker's reliable kind (pushed with a key, acknowledged, read exactly once even across a
+lost Redis connection), so a 終了 or a page turn from a socket on another node is never lost on the way.
+The topic ``room:R:out`` carries the effects back (frames to send, connections to close) to every node
+with a participant of ``R``; those are re-synced on reconnect. With the in-process broker both ends are in
+one process; with Redis they may not be.
 
 A room's failure stays in that room: its home task logs and ends the room, other rooms go on. A database
 that is busy or unreachable for a while is not such a failure: what the room stores goes through the
@@ -25,7 +28,7 @@ import structlog
 from pydantic import TypeAdapter
 
 from core.clock import Clock, wall_clock
-from core.errors import N_
+from core.errors import N_, Unavailable
 from signaling.broker import DEFAULT_QUEUE_SIZE, Broker, QueueSubscription, Subscription
 from signaling.call_media import MediaLeave, Negotiate
 from signaling.memo import SharedMemo
@@ -131,10 +134,16 @@ class Participant:
 
     async def disconnected(self) -> None:
         """The socket is gone (whatever the reason); the home decides what that means."""
-        if not self._gone:
-            self._gone = True
-            await self.hub._to_home(self.room_id, "disconnect", self)
-        await self._subscription.close()
+        try:
+            if not self._gone:
+                self._gone = True
+                await self.hub._to_home(self.room_id, "disconnect", self)
+        except Unavailable:
+            # The home cannot be told now; it learns the seat is gone when the browser reconnects (a new
+            # connection replaces this one) or never returns (the host's grace runs out on its own).
+            log.warning("room.disconnect_not_delivered", room=self.room_id, role=self.role.value)
+        finally:
+            await self._subscription.close()
 
 
 class RoomHub:
@@ -179,7 +188,7 @@ class RoomHub:
         updates = await self.store.load_memo(room_id)
         if room_id in self._homes:
             return
-        subscription = await self.broker.subscribe(_in(room_id))
+        subscription = await self.broker.consume(_in(room_id))
         if room_id in self._homes:  # opened meanwhile by another connection
             await subscription.close()
             return
@@ -209,7 +218,8 @@ class RoomHub:
         message = event.get("message")
         if message is not None and not isinstance(message, dict):
             event = {**event, "message": message.model_dump()}
-        await self.broker.publish(_in(room_id), event)
+        # Reliable: stored in the room's queue before this returns (Unavailable when it cannot be).
+        await self.broker.push(_in(room_id), event, key=uuid.uuid4().hex)
 
     def room(self, room_id: str) -> Room | None:
         return self._rooms.get(room_id)
@@ -238,6 +248,8 @@ class RoomHub:
         finally:
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
+            if room.state == RoomState.ENDED:
+                await self.broker.discard(_in(room.id))
             self._homes.pop(room.id, None)
             self._rooms.pop(room.id, None)
             self.writer.closed(room.id)

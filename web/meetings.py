@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from core.errors import N_, InvalidInput, NotFound, RateLimited
+from core.errors import N_, InvalidInput, NotFound, RateLimited, Unavailable
 from documents.models import Document, DocumentStatus
 from media import ice_servers
 from signaling import links, rooms
@@ -339,7 +339,15 @@ async def _read(websocket: WebSocket, participant: Participant, _: Translator) -
                     await websocket.close(int(CloseCode.POLICY_VIOLATION))
                 return
             continue
-        await participant.send(message)
+        try:
+            await participant.send(message)
+        except Unavailable:
+            # The room's home could not be reached in time (Redis down): this message did not arrive. Close
+            # so that the browser reconnects and sends what it still holds (終了 among it) again.
+            log.warning("room.message_not_delivered", room=participant.room_id, kind=message.type)
+            with contextlib.suppress(Exception):
+                await websocket.close(int(CloseCode.UNAVAILABLE))
+            return
 
 
 async def _send(websocket: WebSocket, frame: Any) -> bool:
