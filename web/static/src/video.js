@@ -172,10 +172,14 @@ export function startVideo(channel, role, root) {
   }
 
   async function openCamera() {
+    const refused = camera.state === CameraState.BLOCKED || camera.state === CameraState.DECLINED;
     const state = await camera.start();
     explain(state);
     sendState();
     render();
+    // Without the camera permission Chrome offered only mDNS names for this browser, which some networks
+    // cannot resolve: a camera allowed later (the help's steps) gets a fresh connection with real addresses.
+    if (refused && state === CameraState.ON && started && !link.connected()) link.restart();
     return state;
   }
 
