@@ -302,6 +302,9 @@ def test_plain_http_page_explains_the_camera(server: LiveServer, new_context: Ca
     assert guest.url.startswith(base) and not guest.evaluate("window.isSecureContext")
     guest.get_by_text("このページは暗号化されていない接続（http://）で開かれています").wait_for()
     host.locator("#label-a").filter(has_text="あなた").wait_for()  # no guest camera: the host's own in A
+    # The host is told there is no camera the customer can use (not that the customer declined).
+    host.locator("#guest-camera-status").filter(has_text="使用できるカメラがありません").wait_for()
+    assert guest.get_by_role("button", name="カメラをオン").count() == 0  # nothing to turn on over http
     assert guest.get_by_role("button", name="画面共有").count() == 0
     guest.get_by_text(
         "画面共有を使うには、このサイトに暗号化された接続（HTTPS）でアクセスする必要があります。"

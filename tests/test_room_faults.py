@@ -17,18 +17,21 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
+from websockets.exceptions import ConnectionClosed
 
 from documents.models import Document, DocumentKind, DocumentStatus
 from recordings.models import MeetingRecord, MemoUpdate
 from recordings.records import page_views
 from signaling.hub import Outgoing, Participant, RoomHub
 from signaling.models import RoomRow, RoomState
-from signaling.protocol import End, OpenDocument, Role, TurnPage
+from signaling.protocol import SUBPROTOCOL, CloseCode, End, OpenDocument, Role, TurnPage
 from signaling.room import LOOKUP_FAILED
 from signaling.writer import RoomWriter
 from store.db import StoreUnavailable
 from store.models import Role as UserRole
+from tests.harness.live import LiveServer
 from tests.helpers import Seeded, open_room, seed_org
+from tests.joining import Browser, receive, receive_type
 from tests.test_memo import Client
 from web.services import services
 
@@ -183,3 +186,27 @@ async def test_the_writer_retries_in_order_and_acknowledges_only_what_is_stored(
         assert store.stored == ["first", "second", "after"]
     finally:
         await writer.aclose()
+
+
+async def test_joining_while_the_database_is_locked_gets_4503_and_the_next_try_gets_in(
+    live_server: LiveServer,
+) -> None:
+    live_server.call(seed_org(live_server.app, "acme", {"host@acme.example": UserRole.HOST}))
+    host, guest = Browser(live_server.url), Browser(live_server.url)
+    faults = LockedDatabase(services(live_server.app).engine.sync_engine)
+    try:
+        await host.sign_in("host@acme.example")
+        await guest.open("/")
+        number = (await guest.post_json("/api/numbers")).json()["number"]
+        room_id = (await host.post_json("/api/rooms", {"number": number})).json()["room_id"]
+        faults.refuse("from rooms", 1)  # the lookup of the room for this socket
+        async with guest.websocket(f"/ws/rooms/{room_id}", [SUBPROTOCOL]) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await receive(ws)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == CloseCode.UNAVAILABLE
+        async with guest.websocket(f"/ws/rooms/{room_id}", [SUBPROTOCOL]) as ws:  # the page tries again
+            assert (await receive_type(ws, "welcome"))["role"] == "guest"
+    finally:
+        faults.close()
+        await host.aclose()
+        await guest.aclose()

@@ -39,6 +39,7 @@ from signaling.protocol import (
     parse_client_message,
 )
 from signaling.sms import SmsFailed, send_sms
+from store.db import unavailable_when_transient
 from store.models import Role as UserRole
 from store.models import User
 from web.auth import load_user, signed_in
@@ -303,18 +304,25 @@ async def room_channel(websocket: WebSocket) -> None:
         await websocket.close(int(CloseCode.UNSUPPORTED_PROTOCOL))
         return
     await websocket.accept(subprotocol=SUBPROTOCOL)
+    state = services(websocket)
     try:
-        room, role, connect_id = await participant(websocket)
+        async with unavailable_when_transient():
+            room, role, connect_id = await participant(websocket)
+            if room.state == RoomState.ENDED:
+                await websocket.close(int(CloseCode.ROOM_ENDED))
+                return
+            if room.home_node == state.settings.node_id and not state.hub.is_home(room.id):
+                # This node was restarted: bring the room back (presence starts afresh).
+                await state.hub.open(room.id, connect_id or await _connect_id(websocket, room.id), room.state)
     except NotFound:
         await websocket.close(int(CloseCode.ROOM_NOT_FOUND))
         return
-    if room.state == RoomState.ENDED:
-        await websocket.close(int(CloseCode.ROOM_ENDED))
+    except Unavailable:
+        # The database is busy or unreachable for now: 4503 makes the page try again shortly.
+        log.warning("room.connect_unavailable", room=websocket.path_params["room_id"])
+        with contextlib.suppress(Exception):
+            await websocket.close(int(CloseCode.UNAVAILABLE))
         return
-    state = services(websocket)
-    if room.home_node == state.settings.node_id and not state.hub.is_home(room.id):
-        # This node was restarted: bring the room back (presence starts afresh).
-        await state.hub.open(room.id, connect_id or await _connect_id(websocket, room.id), room.state)
     _ = translator(websocket)
     async with state.hub.participate(room.id, role) as member:
         async with asyncio.TaskGroup() as group:
