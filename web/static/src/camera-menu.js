@@ -121,9 +121,11 @@ export function startCameraMenu({ channel, camera, link, reopen, render }) {
       $("guest-camera-stop").disabled = !(peer.camera === "on" || peer.camera === "paused");
       $("guest-camera-request").disabled = peer.camera === null || peer.camera === "on" || peer.camera === "paused";
       if (peer.camera !== shown) {
+        const before = shown;
         shown = peer.camera;
         if (peer.camera === "declined") status.textContent = t("The customer chose not to use the camera.");
         else if (peer.camera === "blocked" || peer.camera === "none") status.textContent = t(GUEST_CAMERA[peer.camera]);
+        else if (peer.camera === "on" && ["declined", "blocked", "none"].includes(before)) status.textContent = t(GUEST_CAMERA.on);
       }
     },
   };
