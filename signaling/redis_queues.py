@@ -5,9 +5,11 @@ part of :mod:`signaling.broker`; :class:`~signaling.redis_broker.RedisBroker` de
 :class:`RedisQueues`. A queue is the stream ``{prefix}:{topic}``; each entry has the message's key (``k``)
 and its JSON (``m``).
 
-- **Push**: ``XADD`` (trimmed to about :data:`STREAM_MAXLEN` entries, kept :data:`STREAM_TTL_SECONDS` after
-  the last push). A connection error is retried with the same key until ``push_timeout``; a push that
-  reached Redis before its reply was lost is then stored twice, and the reader drops the copy.
+- **Push**: ``XADD``, trimmed to about :data:`STREAM_MAXLEN` entries; a stream is kept for
+  :data:`STREAM_TTL_SECONDS` after a pusher last refreshed its time to live (every
+  :data:`EXPIRY_REFRESH_SECONDS` at most). A connection error is retried with the same key until
+  ``push_timeout``; a push that reached Redis before its reply was lost is then stored twice, and the
+  reader drops the copy.
 - **Read**: ONE task per node reads every stream it has readers for with a blocking ``XREAD`` from each
   reader's last position, so a connection that fails (Redis restarted, a connection killed) loses nothing:
   the next ``XREAD`` starts where the last one stopped. A new reader starts at the stream's last entry when
@@ -42,6 +44,7 @@ log = structlog.get_logger("tsunagu.broker")
 
 STREAM_MAXLEN = 10_000
 STREAM_TTL_SECONDS = 24 * 3600
+EXPIRY_REFRESH_SECONDS = 600.0  # a pusher refreshes a stream's time to live at most this often
 PUSH_TIMEOUT = 5.0
 READ_BLOCK_MS = 1000  # the reading task wakes at least this often (a new reader wakes it at once)
 PAUSED_BLOCK_MS = 50  # ... and this often while a reader is full, to feed it as soon as it has room
@@ -63,6 +66,7 @@ class _Reader:
     def __init__(self, subscription: KeyedSubscription, position: str) -> None:
         self.subscription = subscription
         self.position = position  # the last entry handed over (or skipped as a copy)
+        self.order = _order(position)
 
 
 class RedisQueues:
@@ -78,9 +82,15 @@ class RedisQueues:
         self._wake_position = "0-0"
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._expiry_set: dict[str, float] = {}  # stream -> when this process last refreshed its TTL
 
     def stream(self, topic: str) -> str:
         return f"{self.prefix}:{topic}"
+
+    def _remember_expiry(self, stream: str, when: float) -> None:
+        self._expiry_set[stream] = when
+        if len(self._expiry_set) > 10_000:  # forget the oldest: at worst one more EXPIRE for them
+            del self._expiry_set[next(iter(self._expiry_set))]
 
     async def push(self, topic: str, message: Message, key: str) -> None:
         from redis.exceptions import ConnectionError as RedisConnectionError
@@ -96,10 +106,18 @@ class RedisQueues:
         stream = self.stream(topic)
         while True:
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.xadd(stream, {"k": key, "m": payload}, maxlen=STREAM_MAXLEN, approximate=True)
-                    pipe.expire(stream, STREAM_TTL_SECONDS)
-                    await pipe.execute()
+                now = loop.time()
+                if now - self._expiry_set.get(stream, -EXPIRY_REFRESH_SECONDS) >= EXPIRY_REFRESH_SECONDS:
+                    # The time to live is refreshed now and then, not on every push (half the commands).
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        pipe.xadd(stream, {"k": key, "m": payload}, maxlen=STREAM_MAXLEN, approximate=True)
+                        pipe.expire(stream, STREAM_TTL_SECONDS)
+                        await pipe.execute()
+                    self._remember_expiry(stream, now)
+                else:
+                    await self.redis.xadd(
+                        stream, {"k": key, "m": payload}, maxlen=STREAM_MAXLEN, approximate=True
+                    )
                 return
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 if loop.time() + delay > deadline:
@@ -159,7 +177,7 @@ class RedisQueues:
                     if any(r.subscription.full for r in readers):
                         paused = True  # its entries wait in Redis until the reader has room
                         continue
-                    streams[stream] = min((r.position for r in readers), key=_order)
+                    streams[stream] = min(readers, key=lambda r: r.order).position
                 streams[self._wake_stream] = self._wake_position
                 block = PAUSED_BLOCK_MS if paused else READ_BLOCK_MS
                 response = await self.redis.xread(streams, count=READ_COUNT, block=block)
@@ -187,10 +205,11 @@ class RedisQueues:
             return
         for raw_id, fields in entries:
             entry_id = _text(raw_id)
+            order = _order(entry_id)
             for reader in self._readers.get(stream, []):
-                if _order(entry_id) <= _order(reader.position) or reader.subscription.full:
+                if order <= reader.order or reader.subscription.full:
                     continue  # handed over already, or read again once the reader has room
-                reader.position = entry_id
+                reader.position, reader.order = entry_id, order
                 key = _text(fields.get(b"k", fields.get("k", b"")))
                 if not reader.subscription.first_time(key):
                     continue  # a pusher's retry of a push that had arrived
