@@ -21,7 +21,6 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Protocol
 
 import structlog
@@ -31,6 +30,7 @@ from core.clock import Clock, wall_clock
 from core.errors import N_, Unavailable
 from signaling.broker import DEFAULT_QUEUE_SIZE, Broker, QueueSubscription, Subscription
 from signaling.call_media import MediaLeave, Negotiate
+from signaling.keeping import KeptStore, keep
 from signaling.memo import SharedMemo
 from signaling.models import RoomState
 from signaling.protocol import ClientMessage, CloseCode, DocumentInfo, ErrorFrame, FileInfo, MediaAnswer, Role
@@ -47,26 +47,18 @@ from signaling.room import (
     Send,
     StateChanged,
 )
-from signaling.writer import MemoRow, MemoStore, RoomWriter
+from signaling.writer import RoomWriter
 
 log = structlog.get_logger("tsunagu.rooms")
 
 
-class RoomStore(MemoStore, Protocol):
+class RoomStore(KeptStore, Protocol):
     """What the home node stores and looks up for its rooms (``signaling.rooms.DatabaseRoomStore``)."""
-
-    async def set_state(self, room_id: str, state: RoomState, when: float) -> None: ...
-
-    async def page_shown(self, room_id: str, document_id: int | None, page: int, when: float) -> None: ...
 
     async def find_document(self, room_id: str, document_id: int) -> DocumentInfo | None: ...
 
     async def load_memo(self, room_id: str) -> list[bytes]:
         """The room's stored memo updates, oldest first."""
-        ...
-
-    async def memo_final(self, room_id: str, text: str) -> None:
-        """Keep the memo's final text in the meeting record."""
         ...
 
 
@@ -310,25 +302,8 @@ class RoomHub:
                     await self._deliver(room.id, item, to, exclude)
                 case Close(connection=connection, code=code):
                     await self._deliver(room.id, {"close": int(code), "connection": connection}, connection)
-                case StateChanged(state=state):
-                    write = partial(self.store.set_state, room.id, state, self.clock())
-                    if state == RoomState.ENDED:
-                        # Stored before the home lets go of the room: a late connect must find it ended.
-                        await self.writer.stored((room.id, write))
-                    else:
-                        await self.writer.put((room.id, write))
-                case PageShown(document_id=document_id, page=page, at=at, opens=opens):
-                    view = partial(self.store.page_shown, room.id, document_id, page, at)
-                    if opens:
-                        # The stored view is what lets the guest fetch the pages: stored before the frames.
-                        await self.writer.stored((room.id, view))
-                    else:
-                        await self.writer.put((room.id, view))
-                case MemoUpdated(update=update, author=author, at=at):
-                    await self.writer.put(MemoRow(room.id, update, author.value, at))
-                case MemoFinal(text=text):
-                    # Queued after every update of the memo, so the final text is the last word.
-                    await self.writer.put((room.id, partial(self.store.memo_final, room.id, text)))
+                case StateChanged() | PageShown() | MemoUpdated() | MemoFinal():
+                    await keep(self.writer, self.store, room.id, effect, self.clock())
                 case ResolveDocument(document_id=document_id, connection=connection):
                     try:
                         info = await self.store.find_document(room.id, document_id)

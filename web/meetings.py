@@ -26,7 +26,7 @@ from documents.models import Document, DocumentStatus
 from media import ice_servers
 from signaling import links, rooms
 from signaling.hub import Participant
-from signaling.models import JoinedVia, RoomRow, RoomState, SmsMessage
+from signaling.models import JoinedVia, RoomRow, RoomState
 from signaling.numbers import NumberExpired, NumberUnknown, NumberUsed
 from signaling.phone import display_mobile, normalise_mobile
 from signaling.protocol import (
@@ -38,7 +38,7 @@ from signaling.protocol import (
     Role,
     parse_client_message,
 )
-from signaling.sms import SmsFailed, send_sms
+from signaling.sms import SmsFailed, room_sms, send_sms
 from store.db import unavailable_when_transient
 from store.models import Role as UserRole
 from store.models import User
@@ -217,15 +217,6 @@ async def start_by_link(request: Request) -> Response:
     )
 
 
-async def sent_link(db: AsyncSession, room: RoomRow) -> SmsMessage | None:
-    """The SMS that carried this room's join link, when the room was started that way."""
-    if room.via != JoinedVia.LINK:
-        return None
-    return await db.scalar(
-        select(SmsMessage).where(SmsMessage.room_id == room.id).order_by(SmsMessage.id.desc()).limit(1)
-    )
-
-
 async def find_document(db: AsyncSession, room: RoomRow, document_id: int) -> DocumentInfo | None:
     """A document the room's host may show: ready, in the room's org, the host's own or org-wide."""
     document = await db.get(Document, document_id)
@@ -258,7 +249,8 @@ async def call_page(request: Request) -> Response:
         # The guest sees whom it is connected to, so a mistyped number is noticed at once.
         host = await db.scalar(select(User).options(selectinload(User.org)).where(User.id == room.host_id))
         # The host sees whether its SMS went out, or was only stored (SMS_GATEWAY=outbox).
-        sms = await sent_link(db, room) if role == Role.HOST and room.state == RoomState.WAITING else None
+        waiting = role == Role.HOST and room.via == JoinedVia.LINK and room.state == RoomState.WAITING
+        sms = await room_sms(db, room.id) if waiting else None
     return render(
         request,
         "call.html",
