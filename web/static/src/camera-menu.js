@@ -92,7 +92,8 @@ export function startCameraMenu({ channel, camera, link, reopen, render }) {
 
   // 更新: a new media session for this side (fresh peer connection, offered with restart: true).
   $("media-reload").addEventListener("click", async () => {
-    if (camera.state !== "on") await reopen();
+    // The camera is tried again if it was lost or refused, not if the host turned it off on purpose.
+    if (camera.lost || !["on", "off", "paused"].includes(camera.state)) await reopen();
     link.restart();
   });
 
