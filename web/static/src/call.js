@@ -12,6 +12,8 @@ const MAX_QUEUED = 50; // commands kept while reconnecting; beyond that the page
 // What the page sends again by itself after every welcome (its state, a new offer, the memo's step 1):
 // never queued, since an old copy would only be stale.
 const RESENT_ON_WELCOME = new Set(["ping", "media.offer", "media.state", "memo.sync", "memo.awareness"]);
+// Where the document is: only the latest of these matters, so a queued one is replaced, not added to.
+const LATEST_ONLY = new Set(["doc.scroll", "doc.page"]);
 
 /**
  * The room channel: one WebSocket, reconnecting after unexpected drops. Handlers get each server frame.
@@ -78,6 +80,8 @@ export class RoomChannel {
       this.handlers.get("reconnecting")?.(true);
       return true;
     }
+    const stale = LATEST_ONLY.has(message.type) ? this.queue.findIndex((queued) => queued.type === message.type) : -1;
+    if (stale >= 0) this.queue.splice(stale, 1);
     if (this.queue.length >= MAX_QUEUED) {
       this.handlers.get("unsent")?.(message);
       return false;
