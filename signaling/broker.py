@@ -23,6 +23,25 @@ Guarantees, the same for both implementations:
 
 Only the publisher's own mistakes (a message that is not JSON-able: :class:`TypeError`) or an unreachable
 Redis (:class:`~core.errors.Unavailable`) raise from :meth:`Broker.publish`; nothing a subscriber does can.
+
+**Queues** are the reliable kind, for what must not be lost: commands to a room's home node (終了, page
+turns, camera requests, connects). :meth:`Broker.push` appends a message with a ``key`` to a topic's queue;
+:meth:`Broker.consume` reads it. Guarantees, the same for both implementations:
+
+- **Exactly once per key.** Every message pushed after :meth:`Broker.consume` returned reaches that reader,
+  once per ``key``, however the connection in between fails: a reader that loses its connection (Redis
+  restarted, a connection killed) resumes where it stopped, and a pusher whose push may or may not have
+  arrived pushes again with the same key (:meth:`Broker.push` does so itself until ``push_timeout``); the
+  reader drops the second copy.
+- **Per-pusher order**, as for topics.
+- **Acknowledged push.** :meth:`Broker.push` returns once the message is stored (Redis: in a stream) and
+  raises :class:`~core.errors.Unavailable` only when it could not be stored within its time limit; the
+  caller then knows the message is lost and says so.
+- **Never dropped for falling behind.** A reader whose queue is full is simply not fed until it has room
+  (the messages wait in Redis, or the in-process pusher waits), and other queues are not held up.
+- Messages pushed while no reader is open are kept for a while (Redis: the newest 10,000 per queue, for a
+  day) but a reader opened later starts from its own start: a room's home reads what is sent to it while it
+  runs. :meth:`Broker.discard` drops a queue nobody will read again (the room ended).
 """
 
 from __future__ import annotations
@@ -41,6 +60,7 @@ from core.errors import Unavailable
 log = structlog.get_logger("tsunagu.broker")
 
 DEFAULT_QUEUE_SIZE = 1000
+KEYS_REMEMBERED = 10_000  # a queue's reader drops copies of these many most recent keys
 
 Message = dict[str, Any]
 
@@ -123,7 +143,8 @@ class Subscription(abc.ABC):
 
 
 class Broker(abc.ABC):
-    """Publish room events to topics; subscribe to the topics of rooms this node holds sockets for."""
+    """Publish room events to topics; subscribe to the topics of rooms this node holds sockets for; push
+    commands to a room's home through a queue that loses nothing (see the module docstring)."""
 
     @abc.abstractmethod
     async def publish(self, topic: str, message: Message) -> None:
@@ -132,6 +153,18 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def subscribe(self, topic: str) -> Subscription:
         """A new subscription to ``topic``, returned once active: a publish right after it is never missed."""
+
+    @abc.abstractmethod
+    async def push(self, topic: str, message: Message, key: str) -> None:
+        """Append ``message`` to ``topic``'s queue, once stored; ``key`` names it for de-duplication."""
+
+    @abc.abstractmethod
+    async def consume(self, topic: str) -> Subscription:
+        """A reader of ``topic``'s queue, returned once every later push is sure to reach it."""
+
+    @abc.abstractmethod
+    async def discard(self, topic: str) -> None:
+        """Forget ``topic``'s queue (nobody will read it again); idempotent."""
 
     @abc.abstractmethod
     async def aclose(self) -> None:
@@ -203,6 +236,34 @@ class QueueSubscription(Subscription):
             await self._release(self)
 
 
+class KeyedSubscription(QueueSubscription):
+    """A queue's reader: hands each key once (the newest :data:`KEYS_REMEMBERED` keys are remembered)."""
+
+    def __init__(
+        self, topic: str, queue_size: int, release: Callable[[QueueSubscription], Awaitable[None]]
+    ) -> None:
+        super().__init__(topic, queue_size, release)
+        self._keys: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
+
+    def first_time(self, key: str) -> bool:
+        """True the first time ``key`` is seen (and remember it); False for a copy of a pushed message."""
+        if key in self._keys:
+            return False
+        self._keys[key] = None
+        if len(self._keys) > KEYS_REMEMBERED:
+            del self._keys[next(iter(self._keys))]
+        return True
+
+    @property
+    def full(self) -> bool:
+        return self._queue.full()
+
+    async def put(self, message: Message) -> None:
+        """Queue ``message``, waiting while the queue is full; dropped once the reader is closed."""
+        if not self._closed:
+            await self._queue.put(message)
+
+
 def check_queue_size(queue_size: int) -> int:
     if queue_size < 1:
         raise ValueError("queue_size must be >= 1")
@@ -215,6 +276,7 @@ class MemoryBroker(Broker):
     def __init__(self, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
         self.queue_size = check_queue_size(queue_size)
         self._topics: dict[str, set[QueueSubscription]] = {}
+        self._readers: dict[str, set[KeyedSubscription]] = {}  # queues: topic -> readers
         self._closed = False
 
     async def publish(self, topic: str, message: Message) -> None:
@@ -234,6 +296,24 @@ class MemoryBroker(Broker):
         self._topics.setdefault(topic, set()).add(sub)
         return sub
 
+    async def push(self, topic: str, message: Message, key: str) -> None:
+        payload = encode(message)
+        if self._closed:
+            raise BrokerClosed()
+        for reader in list(self._readers.get(topic, ())):
+            if reader.first_time(key):
+                await reader.put(decode(payload))  # a reader that is behind makes the pusher wait
+
+    async def consume(self, topic: str) -> Subscription:
+        if self._closed:
+            raise BrokerClosed()
+        reader = KeyedSubscription(topic, self.queue_size, self._release_reader)
+        self._readers.setdefault(topic, set()).add(reader)
+        return reader
+
+    async def discard(self, topic: str) -> None:
+        pass  # nothing is kept for a queue without readers
+
     def _forget(self, sub: QueueSubscription) -> None:
         subs = self._topics.get(sub.topic)
         if subs is not None:
@@ -244,9 +324,20 @@ class MemoryBroker(Broker):
     async def _release(self, sub: QueueSubscription) -> None:
         self._forget(sub)
 
+    async def _release_reader(self, sub: QueueSubscription) -> None:
+        readers = self._readers.get(sub.topic)
+        if readers is not None and isinstance(sub, KeyedSubscription):
+            readers.discard(sub)
+            if not readers:
+                del self._readers[sub.topic]
+
     async def aclose(self) -> None:
         self._closed = True
         topics, self._topics = self._topics, {}
+        readers, self._readers = self._readers, {}
         for subs in topics.values():
             for sub in subs:
                 sub.end()
+        for group in readers.values():
+            for reader in group:
+                reader.end()

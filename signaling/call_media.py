@@ -6,7 +6,8 @@ home node answers with the room's media relay (``media.MediaRooms``), and the pa
 
 Rules (seed 004, カメラ設定):
 - Each side tells what it sends (``media.state``); the other side is told at once and on every (re)connect,
-  so the host's panels follow the guest's camera (denied or none: the host's own camera in panel A).
+  so the host's panels follow the guest's camera (declined, blocked or none: the host's own camera in
+  panel A), and the host is told why there is no camera.
 - Only the host asks the guest's camera to stop or start, and switches high-quality mode; only the guest
   answers a start request. A request while the guest is not connected is refused with a message.
 """
@@ -102,8 +103,8 @@ class CallMedia:
                 return [self._refuse(connection, GUEST_NOT_CONNECTED)]
             case CameraRequest(action=action):
                 return [Reply(CameraRequestOut(action=action), role=Role.GUEST)]
-            case CameraReply(accepted=accepted):
-                return [Reply(CameraReplyOut(accepted=accepted), role=Role.HOST)]
+            case CameraReply(camera=camera):
+                return [Reply(CameraReplyOut(camera=camera), role=Role.HOST)]
             case HighQuality(high=high):
                 self.high_quality = high
                 return [

@@ -1,11 +1,17 @@
 """Runs rooms over the broker: the home node drives each :class:`~signaling.room.Room`; any node carries
 participants' connections.
 
-Topics, for room ``R``: ``room:R:in`` carries events to the home node (connect, disconnect, message, tick);
-``room:R:out`` carries the effects back (frames to send, connections to close) to every node with a
-participant of ``R``. With the in-process broker both ends are in one process; with Redis they may not be.
+For room ``R``, the queue ``room:R:in`` carries events to the home node (connect, disconnect, message,
+tick); it is the broker's reliable kind (pushed with a key, acknowledged, read exactly once even across a
+lost Redis connection), so a 終了 or a page turn from a socket on another node is never lost on the way.
+The topic ``room:R:out`` carries the effects back (frames to send, connections to close) to every node
+with a participant of ``R``; those are re-synced on reconnect. With the in-process broker both ends are in
+one process; with Redis they may not be.
 
-A room's failure stays in that room: its home task logs and ends the room, other rooms go on.
+A room's failure stays in that room: its home task logs and ends the room, other rooms go on. A database
+that is busy or unreachable for a while is not such a failure: what the room stores goes through the
+ordered writer (``signaling/writer.py``), which retries it, and a document that cannot be looked up is
+answered with an error frame; the meeting goes on.
 """
 
 from __future__ import annotations
@@ -15,16 +21,16 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Protocol
 
 import structlog
 from pydantic import TypeAdapter
 
 from core.clock import Clock, wall_clock
-from core.errors import N_
+from core.errors import N_, Unavailable
 from signaling.broker import DEFAULT_QUEUE_SIZE, Broker, QueueSubscription, Subscription
 from signaling.call_media import MediaLeave, Negotiate
+from signaling.keeping import KeptStore, keep
 from signaling.memo import SharedMemo
 from signaling.models import RoomState
 from signaling.protocol import (
@@ -50,26 +56,18 @@ from signaling.room import (
     Send,
     StateChanged,
 )
-from signaling.writer import MemoRow, MemoStore, RoomWriter
+from signaling.writer import RoomWriter
 
 log = structlog.get_logger("tsunagu.rooms")
 
 
-class RoomStore(MemoStore, Protocol):
+class RoomStore(KeptStore, Protocol):
     """What the home node stores and looks up for its rooms (``signaling.rooms.DatabaseRoomStore``)."""
-
-    async def set_state(self, room_id: str, state: RoomState, when: float) -> None: ...
-
-    async def page_shown(self, room_id: str, document_id: int | None, page: int, when: float) -> None: ...
 
     async def find_document(self, room_id: str, document_id: int) -> DocumentInfo | None: ...
 
     async def load_memo(self, room_id: str) -> list[bytes]:
         """The room's stored memo updates, oldest first."""
-        ...
-
-    async def memo_final(self, room_id: str, text: str) -> None:
-        """Keep the memo's final text in the meeting record."""
         ...
 
 
@@ -137,10 +135,16 @@ class Participant:
 
     async def disconnected(self) -> None:
         """The socket is gone (whatever the reason); the home decides what that means."""
-        if not self._gone:
-            self._gone = True
-            await self.hub._to_home(self.room_id, "disconnect", self)
-        await self._subscription.close()
+        try:
+            if not self._gone:
+                self._gone = True
+                await self.hub._to_home(self.room_id, "disconnect", self)
+        except Unavailable:
+            # The home cannot be told now; it learns the seat is gone when the browser reconnects (a new
+            # connection replaces this one) or never returns (the host's grace runs out on its own).
+            log.warning("room.disconnect_not_delivered", room=self.room_id, role=self.role.value)
+        finally:
+            await self._subscription.close()
 
 
 class RoomHub:
@@ -185,7 +189,7 @@ class RoomHub:
         updates = await self.store.load_memo(room_id)
         if room_id in self._homes:
             return
-        subscription = await self.broker.subscribe(_in(room_id))
+        subscription = await self.broker.consume(_in(room_id))
         if room_id in self._homes:  # opened meanwhile by another connection
             await subscription.close()
             return
@@ -215,7 +219,8 @@ class RoomHub:
         message = event.get("message")
         if message is not None and not isinstance(message, dict):
             event = {**event, "message": message.model_dump()}
-        await self.broker.publish(_in(room_id), event)
+        # Reliable: stored in the room's queue before this returns (Unavailable when it cannot be).
+        await self.broker.push(_in(room_id), event, key=uuid.uuid4().hex)
 
     def room(self, room_id: str) -> Room | None:
         return self._rooms.get(room_id)
@@ -244,6 +249,8 @@ class RoomHub:
         finally:
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
+            if room.state == RoomState.ENDED:
+                await self.broker.discard(_in(room.id))
             self._homes.pop(room.id, None)
             self._rooms.pop(room.id, None)
             self.writer.closed(room.id)
@@ -272,6 +279,9 @@ class RoomHub:
             return room.file_shared(FileInfo.model_validate(event["file"], strict=False))
         if kind == "lost":
             raise RuntimeError("the room's broker subscription was dropped")
+        if kind == "settle":
+            event["done"].set_result(None)  # every event before this one is handled
+            return []
         role, connection = Role(event["role"]), str(event["connection"])
         try:
             if kind == "connect":
@@ -301,22 +311,18 @@ class RoomHub:
                     await self._deliver(room.id, item, to, exclude)
                 case Close(connection=connection, code=code):
                     await self._deliver(room.id, {"close": int(code), "connection": connection}, connection)
-                case StateChanged(state=state):
-                    await self.store.set_state(room.id, state, self.clock())
-                case PageShown(document_id=document_id, page=page, at=at, opens=True):
-                    await self.writer.flush()  # in order after the views already queued
-                    await self.store.page_shown(room.id, document_id, page, at)
-                case PageShown(document_id=document_id, page=page, at=at):
-                    view = partial(self.store.page_shown, room.id, document_id, page, at)
-                    await self.writer.put((room.id, view))
-                case MemoUpdated(update=update, author=author, at=at):
-                    await self.writer.put(MemoRow(room.id, update, author.value, at))
-                case MemoFinal(text=text):
-                    await self.writer.flush()  # every update first
-                    await self.store.memo_final(room.id, text)
+                case StateChanged() | PageShown() | MemoUpdated() | MemoFinal():
+                    await keep(self.writer, self.store, room.id, effect, self.clock())
                 case ResolveDocument(document_id=document_id, connection=connection):
-                    info = await self.store.find_document(room.id, document_id)
-                    pending[:0] = room.document_found(info, connection, self.clock())
+                    try:
+                        info = await self.store.find_document(room.id, document_id)
+                    except Exception as exc:
+                        log.warning(
+                            "room.document_lookup_failed", room=room.id, error=repr(exc.__cause__ or exc)
+                        )
+                        pending[:0] = room.document_lookup_failed(connection)
+                    else:
+                        pending[:0] = room.document_found(info, connection, self.clock())
                 case Negotiate(role=role, connection=connection, sdp=sdp):
                     self._negotiate(room.id, role, connection, sdp)
                 case MediaLeave(role=role) if self.media is not None:
@@ -383,6 +389,17 @@ class RoomHub:
 
     async def flush(self) -> None:
         """Wait until every page view and memo update so far is stored."""
+        await self.writer.flush()
+
+    async def settle(self, room_id: str) -> None:
+        """Wait until the room's home (on this node) has handled every event posted to it so far, and the
+        writer has stored what they gave it: an explicit drain for tests and shutdown, instead of a sleep."""
+        inbox, home = self._inboxes.get(room_id), self._homes.get(room_id)
+        if inbox is not None and home is not None:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            await inbox.put({"event": "settle", "done": done})
+            await asyncio.wait({done, home}, return_when=asyncio.FIRST_COMPLETED)  # or the room ended
+            done.cancel()
         await self.writer.flush()
 
     # Connection side

@@ -63,3 +63,11 @@ def normalise_mobile(text: str) -> str:
 def _national(after_country_code: str) -> str:
     """The national form after +81: put back the trunk 0, unless it was written as in "+81 (0)90 …"."""
     return after_country_code if after_country_code.startswith("0") else "0" + after_country_code
+
+
+def display_mobile(e164: str) -> str:
+    """A stored mobile number as the host reads it: ``"+819012345678"`` → ``"090-1234-5678"``."""
+    if e164.startswith(f"+{_JAPAN}") and len(e164) == 13:
+        national = "0" + e164[3:]
+        return f"{national[:3]}-{national[3:7]}-{national[7:]}"
+    return e164

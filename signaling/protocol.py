@@ -53,6 +53,7 @@ class ErrorCode(enum.StrEnum):
     NOT_ALLOWED = "not_allowed"  # valid, but not for this participant now
     MEDIA_UNAVAILABLE = "media_unavailable"  # this server has no video relay
     MEDIA_FAILED = "media_failed"  # the media offer could not be answered
+    UNAVAILABLE = "unavailable"  # the server could not look something up just now (the database): try again
     # 共有メモ updates the memo does not take (signaling/memo.py); the update changed nothing anywhere.
     MEMO_OUT_OF_STEP = "memo_out_of_step"  # it starts past what the server has from its sender, or needs
     # something the server lacks: the server's step 1 follows, and the answer (step 2) brings what is missing
@@ -128,9 +129,15 @@ class MemoAwareness(_Message):
     data: str
 
 
-CameraState = Literal["on", "off", "paused", "denied", "none"]
-"""on: sending video; off: stopped by choice or by the host's request; paused: the tab is in the background;
-denied: the browser refused the camera; none: there is no camera (or the participant picked none)."""
+CameraState = Literal["on", "off", "paused", "declined", "blocked", "none"]
+"""on: sending video; off: turned off in the call (カメラをオフ, or the host's stop request);
+paused: the tab is in the background; declined: the person said no when asked (the browser's prompt or the
+host's request); blocked: the browser's settings block the camera for this site (the person must allow it
+there); none: there is no camera, or it cannot be used (another app holds it, or the page is not a secure
+context)."""
+
+CameraAnswer = Literal["on", "declined", "blocked", "none"]
+"""The guest's answer to the host's camera request: started, said no, blocked by the browser, no camera."""
 
 
 class MediaOffer(_Message):
@@ -162,10 +169,10 @@ class CameraRequest(_Message):
 
 
 class CameraReply(_Message):
-    """Guest only: the answer to a ``start`` request."""
+    """Guest only: the answer to a ``start`` request, saying why there is no camera when there is none."""
 
     type: Literal["camera.reply"]
-    accepted: bool
+    camera: CameraAnswer
 
 
 class HighQuality(_Message):
@@ -328,10 +335,10 @@ class CameraRequestOut(_Message):
 
 
 class CameraReplyOut(_Message):
-    """To the host: the guest's answer to a start request."""
+    """To the host: the guest's answer to a start request (started, declined, blocked or no camera)."""
 
     type: Literal["camera.reply"] = "camera.reply"
-    accepted: bool
+    camera: CameraAnswer
 
 
 class QualityOut(_Message):

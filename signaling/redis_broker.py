@@ -1,6 +1,7 @@
 """The broker over Redis pub/sub, for rooms whose participants are on several nodes (``REDIS_URL``).
 
-The contract (at most once, per-publisher order, isolation, JSON copies) is :mod:`signaling.broker`'s.
+The contract (topics: at most once, per-publisher order, isolation, JSON copies; queues: exactly once per
+key) is :mod:`signaling.broker`'s. Queues are Redis Streams (:mod:`signaling.redis_queues`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from signaling.broker import (
     decode,
     encode,
 )
+from signaling.redis_queues import RedisQueues
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -82,6 +84,7 @@ class RedisBroker(Broker):
         # Serialises (un)subscribing with (re)connecting; never held while reading or awaiting Redis replies.
         self._lock = asyncio.Lock()
         self._closed = False
+        self.queues = RedisQueues(redis, f"{prefix}:queue", self.queue_size)
 
     def channel(self, topic: str) -> str:
         """The Redis channel that carries ``topic``."""
@@ -256,10 +259,20 @@ class RedisBroker(Broker):
         for sub in dropped:
             await self._release(sub)
 
+    async def push(self, topic: str, message: Message, key: str) -> None:
+        await self.queues.push(topic, message, key)
+
+    async def consume(self, topic: str) -> Subscription:
+        return await self.queues.consume(topic)
+
+    async def discard(self, topic: str) -> None:
+        await self.queues.discard(topic)
+
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
+        await self.queues.aclose()
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()

@@ -7,10 +7,11 @@ Tests drive it directly, with no sockets and a hand-moved clock.
 Rules (seed 004, 終了, plus a rejoin window bellFace lacks):
 - The room is ``waiting`` until both sides have connected once, then ``active``; ``ended`` is final.
 - The host's 終了 ends the room for both. The guest's 終了 makes the guest ``left``; the host stays and is
-  told. A left guest cannot come back.
+  told. A guest who pressed 終了 may come back (「もう一度接続する」) within ``grace`` seconds of
+  leaving, with no new number; after that it needs a new one (``REJOIN_EXPIRED``).
 - A connection that drops without 終了 is ``reconnecting``; the same participant may reconnect within
-  ``grace`` seconds (default 5 minutes) with no new number. After that it is ``left``; a host that does not
-  come back ends the room.
+  ``grace`` seconds (default 5 minutes) with no new number. After that it is ``left`` for good; a host that
+  does not come back ends the room.
 - A second connection for the same seat replaces the first (a reloaded tab), which is closed.
 """
 
@@ -149,6 +150,7 @@ Effect = (
 NOT_ALLOWED = HOST_ONLY  # one message for everything only the host may do
 NO_SUCH_DOCUMENT = N_("This document cannot be shown. It may still be processing or have been deleted.")
 NO_DOCUMENT_OPEN = N_("No document is open.")
+LOOKUP_FAILED = N_("The document could not be opened just now. Please try again in a moment.")
 BAD_MEMO = N_("The message could not be understood.")  # the same words as any other bad frame
 
 
@@ -180,6 +182,8 @@ class Seat:
     presence: Presence = Presence.ABSENT
     connection: str | None = None
     since: float = 0.0
+    # A guest that left with 終了 may connect again until then; None once left for good.
+    rejoin_until: float | None = None
 
 
 @dataclass
@@ -200,13 +204,17 @@ class Room:
         if self.state == RoomState.ENDED:
             raise RoomError(CloseCode.ROOM_ENDED)
         if seat.presence == Presence.LEFT:
-            raise RoomError(CloseCode.LEFT)
+            if seat.rejoin_until is None:  # left for good (did not come back in time)
+                raise RoomError(CloseCode.LEFT)
+            if now >= seat.rejoin_until:  # pressed 終了, and comes back too late
+                raise RoomError(CloseCode.REJOIN_EXPIRED)
         if seat.presence == Presence.RECONNECTING and now - seat.since >= self.grace:
             raise RoomError(CloseCode.REJOIN_EXPIRED)
         effects: list[Effect] = []
         if seat.connection is not None:
             effects.append(Close(seat.connection, CloseCode.REPLACED))
         seat.connection, seat.presence, seat.since = connection, Presence.CONNECTED, now
+        seat.rejoin_until = None
         if self.state == RoomState.WAITING and all(
             s.presence != Presence.ABSENT for s in self.seats.values()
         ):
@@ -280,6 +288,12 @@ class Room:
             return [self._error(connection, NO_SUCH_DOCUMENT)]
         self.shared = SharedDocument(info=info, guest_control=self.shared.guest_control)
         return [PageShown(info.id, 1, now, opens=True), Send(self.shared.state())]
+
+    def document_lookup_failed(self, connection: str) -> list[Effect]:
+        """:class:`ResolveDocument` got no answer (the library is unreachable): say so, change nothing."""
+        if self.state == RoomState.ENDED:
+            return []
+        return [Send(ErrorFrame(code=ErrorCode.UNAVAILABLE, message=LOOKUP_FAILED), to=connection)]
 
     def tick(self, now: float) -> list[Effect]:
         """Let time pass: seats that stayed away past the grace period have left."""
@@ -407,15 +421,17 @@ class Room:
         for seat in self.seats.values():
             if seat.connection is not None:
                 effects.append(Close(seat.connection, CloseCode.ROOM_ENDED))
-            seat.connection = None
+            seat.connection, seat.rejoin_until = None, None
             if seat.presence != Presence.ABSENT:
                 seat.presence = Presence.LEFT
         return effects
 
     def _guest_leaves(self, now: float) -> list[Effect]:
+        """The guest's 終了: it leaves (its video stops), and may come back within the grace period."""
         guest = self.seats[Role.GUEST]
         connection = guest.connection
         guest.connection, guest.presence, guest.since = None, Presence.LEFT, now
+        guest.rejoin_until = now + self.grace
         effects: list[Effect] = [Send(PresenceChanged(role=Role.GUEST, presence=Presence.LEFT))]
         if connection is not None:
             effects.append(Close(connection, CloseCode.LEFT))

@@ -32,6 +32,7 @@ from signaling import memo
 from signaling.memo_authors import LoggedUpdate, MemoLine, compacted, line_authors
 from signaling.models import JoinedVia, RoomRow, RoomState
 from signaling.protocol import DocumentInfo
+from store.db import unavailable_when_transient
 
 if TYPE_CHECKING:
     from signaling.writer import MemoRow
@@ -148,7 +149,8 @@ async def memo_lines(db: AsyncSession, room_id: str) -> list[MemoLine]:
 class DatabaseRoomStore:
     """The home node's :class:`~signaling.hub.RoomStore`: room states and page views in the database.
 
-    ``find`` looks a document up for a room (it lives in the web layer, which knows the library).
+    ``find`` looks a document up for a room (it lives in the web layer, which knows the library). A busy,
+    locked or unreachable database raises :class:`~store.db.StoreUnavailable` (the writer retries it).
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], find: FindDocument) -> None:
@@ -156,28 +158,28 @@ class DatabaseRoomStore:
         self.find = find
 
     async def set_state(self, room_id: str, state: RoomState, when: float) -> None:
-        async with self.sessions.begin() as db:
+        async with unavailable_when_transient(), self.sessions.begin() as db:
             await set_state(db, room_id, state, when)
 
     async def page_shown(self, room_id: str, document_id: int | None, page: int, when: float) -> None:
-        async with self.sessions.begin() as db:
+        async with unavailable_when_transient(), self.sessions.begin() as db:
             await record_page_shown(db, room_id, document_id, page, at(when))
 
     async def find_document(self, room_id: str, document_id: int) -> DocumentInfo | None:
-        async with self.sessions() as db:
+        async with unavailable_when_transient(), self.sessions() as db:
             room = await db.get(RoomRow, room_id)
             return None if room is None else await self.find(db, room, document_id)
 
     async def load_memo(self, room_id: str) -> list[bytes]:
-        async with self.sessions() as db:
+        async with unavailable_when_transient(), self.sessions() as db:
             return [row.update for row in await memo_updates(db, room_id)]
 
     async def memo_updated(self, updates: list[MemoRow]) -> None:
-        async with self.sessions.begin() as db:
+        async with unavailable_when_transient(), self.sessions.begin() as db:
             await add_memo_updates(db, [(u.room_id, u.update, u.author, at(u.when)) for u in updates])
 
     async def compact_memo(self, room_id: str) -> None:
-        async with self.sessions.begin() as db:
+        async with unavailable_when_transient(), self.sessions.begin() as db:
             rows = await memo_updates(db, room_id)
             if len(rows) > 1:
                 merged, authors = compacted(_logged(rows))
@@ -185,5 +187,5 @@ class DatabaseRoomStore:
                 await replace_memo_updates(db, room_id, last.id, merged, as_utc(last.created_at), authors)
 
     async def memo_final(self, room_id: str, text: str) -> None:
-        async with self.sessions.begin() as db:
+        async with unavailable_when_transient(), self.sessions.begin() as db:
             await set_memo_text(db, room_id, text)

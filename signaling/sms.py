@@ -229,3 +229,10 @@ async def org_messages(db: AsyncSession, org_id: int, limit: int = 200) -> list[
         .limit(limit)
     )
     return list(rows)
+
+
+async def room_sms(db: AsyncSession, room_id: str) -> SmsMessage | None:
+    """The last SMS sent (or stored, or failed) for a room: the one that carried its join link."""
+    return await db.scalar(
+        select(SmsMessage).where(SmsMessage.room_id == room_id).order_by(SmsMessage.id.desc()).limit(1)
+    )

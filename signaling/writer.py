@@ -1,9 +1,21 @@
-"""The rooms' ordered writer: page views and memo updates are stored in arrival order, off the path of the
-frames people wait for.
+"""The rooms' ordered writer: room states, page views and memo updates are stored in arrival order, off the
+path of the frames people wait for, and retried until they are stored.
 
 One writer serves every room homed on the node. A full queue makes rooms wait (backpressure) rather than
 grow memory. Memo updates that arrive together are written in one transaction, and a room's stored updates
 are merged into one row once there are more than :data:`MEMO_COMPACT_ROWS`.
+
+Failures (the contract the hub relies on):
+
+- A write that fails with :class:`~core.errors.Unavailable` (the store translates a busy, locked or
+  unreachable database into it: SQLite's "database is locked", a PostgreSQL connection lost) is retried,
+  in order, with back-off from :data:`RETRY_FIRST_DELAY` doubling up to :data:`RETRY_MAX_DELAY`, for as long
+  as it takes; nothing behind it is written before it. A meeting goes on meanwhile.
+- Any other error is a write that will not succeed by waiting (a bug, a constraint): it is tried
+  :data:`OTHER_ERROR_ATTEMPTS` times, then logged as ``room.write_failed`` and given up, so that one bad write
+  cannot stop every room's writes for good.
+- :meth:`RoomWriter.flush` returns only when everything put before it is stored or given up, and
+  :meth:`RoomWriter.stored` says which: nothing is acknowledged that is not stored.
 """
 
 from __future__ import annotations
@@ -16,11 +28,16 @@ from typing import Protocol
 
 import structlog
 
+from core.errors import Unavailable
+
 log = structlog.get_logger("tsunagu.rooms")
 
 MEMO_BATCH_SECONDS = 0.05  # memo updates are written at most this much later, in one transaction
 MEMO_COMPACT_ROWS = 200  # more stored memo updates than this in a room: merge them into one
 QUEUE_SIZE = 5000
+RETRY_FIRST_DELAY = 0.05
+RETRY_MAX_DELAY = 2.0
+OTHER_ERROR_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -31,7 +48,7 @@ class MemoRow:
     when: float
 
 
-Write = MemoRow | tuple[str, Callable[[], Awaitable[None]]]  # a memo row, or (room id, a page view to store)
+Write = MemoRow | tuple[str, Callable[[], Awaitable[None]]]  # a memo row, or (room id, something to store)
 
 
 class MemoStore(Protocol):
@@ -44,14 +61,23 @@ class MemoStore(Protocol):
         ...
 
 
+@dataclass(eq=False)
+class _Queued:
+    write: Write
+    done: asyncio.Future[bool] | None = None  # for stored(): True once stored, False when given up
+
+
 class RoomWriter:
     def __init__(self, store: MemoStore) -> None:
         self.store = store
         self.memo_compact_rows = MEMO_COMPACT_ROWS
-        self._queue: asyncio.Queue[Write] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self.retry_first_delay = RETRY_FIRST_DELAY
+        self.retry_max_delay = RETRY_MAX_DELAY
+        self._queue: asyncio.Queue[_Queued] = asyncio.Queue(maxsize=QUEUE_SIZE)
         self._task: asyncio.Task[None] | None = None
         self._memo_rows: dict[str, int] = {}  # stored memo update rows per open room, to know when to compact
         self._due: dict[str, None] = {}  # rooms to compact, oldest first (an ordered set)
+        self.retries = 0  # writes attempted again after a transient failure (for tests and metrics)
 
     def opened(self, room_id: str, memo_rows: int) -> None:
         """A room homed here opened with ``memo_rows`` stored memo updates."""
@@ -62,25 +88,41 @@ class RoomWriter:
         self._due.pop(room_id, None)
 
     async def put(self, write: Write) -> None:
+        """Queue ``write``; it is stored in order, retried while the store is unavailable."""
+        await self._put(_Queued(write))
+
+    async def stored(self, write: Write) -> bool:
+        """Queue ``write`` and wait until it is stored (True) or given up (False), after what came before."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        await self._put(_Queued(write, done))
+        return await done
+
+    async def _put(self, queued: _Queued) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._write_in_order(), name="room-writer")
-        await self._queue.put(write)
+        await self._queue.put(queued)
 
     async def flush(self) -> None:
-        """Wait until every page view and memo update so far is stored."""
+        """Wait until everything queued so far is stored (or given up after errors retrying cannot fix)."""
         await self._queue.join()
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
 
     async def aclose(self) -> None:
         if self._task is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.flush(), 5.0)
+            if self._queue.qsize():
+                log.error("room.writes_unsaved", count=self._queue.qsize())
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _write_in_order(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            if isinstance(batch[0], MemoRow):
+            if isinstance(batch[0].write, MemoRow):
                 # Keystrokes come many a second: gather them for a moment into one transaction.
                 await asyncio.sleep(MEMO_BATCH_SECONDS)
             while len(batch) < 5000 and not self._queue.empty():
@@ -88,30 +130,32 @@ class RoomWriter:
             try:
                 await self._write_batch(batch)
             finally:
-                for _ in batch:
+                for queued in batch:
+                    if queued.done is not None and not queued.done.done():
+                        queued.done.set_result(False)  # cancelled while writing: not known to be stored
                     self._queue.task_done()
 
-    async def _write_batch(self, batch: list[Write]) -> None:
-        memo: list[MemoRow] = []
-        for write in [*batch, None]:
-            if isinstance(write, MemoRow):
-                memo.append(write)
+    async def _write_batch(self, batch: list[_Queued]) -> None:
+        memo: list[_Queued] = []
+        for queued in [*batch, None]:
+            if queued is not None and isinstance(queued.write, MemoRow):
+                memo.append(queued)
                 continue
             if memo:
                 await self._write_memo(memo)
                 memo = []
-            if write is not None:
-                room_id, call = write
-                try:
-                    await call()
-                except Exception:
-                    log.exception("could not store a page view", room=room_id)
+            if queued is not None:
+                assert not isinstance(queued.write, MemoRow)
+                room_id, call = queued.write
+                _settle(queued, await self._retrying(call, "room.write", rooms=[room_id]))
 
-    async def _write_memo(self, rows: list[MemoRow]) -> None:
-        try:
-            await self.store.memo_updated(rows)
-        except Exception:
-            log.exception("could not store memo updates", rooms=sorted({row.room_id for row in rows}))
+    async def _write_memo(self, queued: list[_Queued]) -> None:
+        rows = [q.write for q in queued if isinstance(q.write, MemoRow)]
+        rooms = sorted({row.room_id for row in rows})
+        ok = await self._retrying(lambda: self.store.memo_updated(rows), "memo.write", rooms=rooms)
+        for q in queued:
+            _settle(q, ok)
+        if not ok:
             return
         for row in rows:
             if row.room_id in self._memo_rows:
@@ -130,4 +174,35 @@ class RoomWriter:
             await self.store.compact_memo(room_id)
             self._memo_rows[room_id] = 1
         except Exception:
+            # Nothing is lost: the rows stay as they are and the room is compacted after its next update.
             log.exception("could not compact a memo", room=room_id)
+
+    async def _retrying(self, call: Callable[[], Awaitable[None]], what: str, rooms: list[str]) -> bool:
+        """Run ``call`` until it succeeds (True); False after :data:`OTHER_ERROR_ATTEMPTS` other errors."""
+        delay = self.retry_first_delay
+        failures = 0
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await call()
+            except Unavailable as exc:
+                if attempt == 1:
+                    log.warning(f"{what}_retrying", rooms=rooms, error=repr(exc.__cause__ or exc))
+            except Exception:
+                failures += 1
+                if failures >= OTHER_ERROR_ATTEMPTS:
+                    log.exception(f"{what}_failed", rooms=rooms, attempts=attempt)
+                    return False
+            else:
+                if attempt > 1:
+                    log.info(f"{what}_stored", rooms=rooms, attempts=attempt)
+                return True
+            self.retries += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.retry_max_delay)
+
+
+def _settle(queued: _Queued, ok: bool) -> None:
+    if queued.done is not None and not queued.done.done():
+        queued.done.set_result(ok)

@@ -1,10 +1,46 @@
-"""Engines and sessions for the one durable store."""
+"""Engines and sessions for the one durable store, and what its errors mean to callers."""
 
 from __future__ import annotations
 
-from sqlalchemy import event, text
+import contextlib
+from collections.abc import AsyncIterator
+
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from core.errors import N_, Unavailable
+
+# PostgreSQL SQLSTATEs that mean "try again": serialization failure, deadlock, lock not available, the
+# server shutting down or restarting.
+_RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03"}
+
+
+class StoreUnavailable(Unavailable):
+    """The database is busy, locked or unreachable for now; the same call may succeed later."""
+
+    code = "store_unavailable"
+    message = N_("The service is temporarily unavailable.")
+
+
+def transient(error: BaseException) -> bool:
+    """Whether a database error may go away by itself (SQLite "database is locked", a lost connection)."""
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated or isinstance(error, exc.OperationalError | exc.InterfaceError):
+            return True
+        return getattr(error.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+    return isinstance(error, exc.TimeoutError | ConnectionError | TimeoutError)
+
+
+@contextlib.asynccontextmanager
+async def unavailable_when_transient() -> AsyncIterator[None]:
+    """Translate transient database errors into :class:`StoreUnavailable` (others pass through)."""
+    try:
+        yield
+    except Exception as error:
+        if transient(error):
+            raise StoreUnavailable() from error
+        raise
 
 
 def async_url(url: str) -> str:

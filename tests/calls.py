@@ -60,17 +60,26 @@ def meeting(
     guest_script: str = "",
     guest_base: str | None = None,
     host_base: str | None = None,
+    camera: bool = True,
+    prepare_guest: Callable[[Any], None] | None = None,
+    guest_browser: Callable[..., Any] | None = None,
     **options: Any,
 ) -> tuple[Any, Any]:
     """A host and a guest in one call; the guest on ``device`` and ``guest_base``, with an init script.
 
+    ``camera``: the host's 「カメラを使用する」 before connecting. ``prepare_guest`` gets the guest's page
+    before it opens anything; ``guest_browser`` opens the guest's context instead of ``new_context``.
     ``options`` go to both browser contexts (``ignore_https_errors=True`` for a self-signed certificate)."""
-    guest_context = new_context(device=device, **options) if device else new_context(**options)
+    open_guest = guest_browser or new_context
+    guest_context = open_guest(device=device, **options) if device else open_guest(**options)
     if guest_script:
         guest_context.add_init_script(guest_script)
     guest = guest_context.new_page()
+    if prepare_guest is not None:
+        prepare_guest(guest)
     guest.goto(f"{guest_base or server.url}/")
     host = signed_in_host(new_context, server, host_base, **options)
+    host.get_by_label("カメラを使用する").set_checked(camera)
     type_number(host, issue_number(guest))
     host.wait_for_url(re.compile(r"/rooms/[0-9a-f]{32}$"))
     guest.wait_for_url(re.compile(r"/rooms/[0-9a-f]{32}$"))
@@ -95,3 +104,21 @@ def decoding(page: Any, slot: int = CAMERA, within: float = 5.0, more: int = 10)
             raise AssertionError(f"slot {slot}: {frames(page, slot) - first} frames in {within} s; {state}")
         page.wait_for_timeout(100)
     return time.monotonic() - start
+
+
+def stopped(page: Any, slot: int = CAMERA, within: float = 8.0, still: float = 1.5) -> int:
+    """Wait (bounded) until no frame is decoded on ``slot`` for ``still`` seconds; returns the count then.
+
+    Frames already on their way when the sender stopped still arrive for a moment, hence the quiet spell."""
+    start = time.monotonic()
+    last, since = frames(page, slot), time.monotonic()
+    while time.monotonic() - since < still:
+        if time.monotonic() - start > within:
+            raise AssertionError(
+                f"slot {slot}: frames still arriving after {within} s ({frames(page, slot)})"
+            )
+        page.wait_for_timeout(250)
+        now = frames(page, slot)
+        if now != last:
+            last, since = now, time.monotonic()
+    return last

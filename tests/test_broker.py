@@ -14,6 +14,7 @@ import structlog
 from core.errors import Unavailable
 from signaling import broker as broker_module
 from signaling import redis_broker as redis_broker_module
+from signaling import redis_queues as redis_queues_module
 from signaling.broker import (
     Broker,
     BrokerClosed,
@@ -49,6 +50,7 @@ def logs(monkeypatch: pytest.MonkeyPatch) -> Logs:
     logger = structlog.wrap_logger(None, processors=[capture], wrapper_class=structlog.BoundLogger)
     monkeypatch.setattr(broker_module, "log", logger)
     monkeypatch.setattr(redis_broker_module, "log", logger)
+    monkeypatch.setattr(redis_queues_module, "log", logger)
     return capture.entries
 
 
@@ -372,3 +374,114 @@ async def test_the_reader_resubscribes_after_redis_restarts(logs: Logs) -> None:
         await node.aclose()
         await redis.aclose()
         server.stop()
+
+
+# --- queues: the reliable kind, on both implementations ---------------------------------------------------
+
+
+async def test_a_pushed_message_reaches_the_reader_once_per_key(broker: Broker) -> None:
+    reader = await broker.consume("room-1:in")  # pushed right after: never missed
+    await broker.push("room-1:in", {"type": "end"}, key="k1")
+    await broker.push("room-1:in", {"type": "end"}, key="k1")  # a pusher's retry: the same key
+    await broker.push("room-1:in", {"type": "doc.page", "page": 2}, key="k2")
+    assert await within(drain(reader, 2)) == [{"type": "end"}, {"type": "doc.page", "page": 2}]
+    await broker.push("room-1:in", {"type": "ping"}, key="k3")
+    assert await within(reader.get()) == {"type": "ping"}  # the copy of k1 never came
+    assert not reader.dropped
+
+
+async def test_each_pushers_order_is_kept_and_a_slow_reader_is_never_dropped(make_broker: MakeBroker) -> None:
+    broker = make_broker(queue_size=8)
+    reader = await broker.consume("room-1:in")
+
+    async def pusher(name: str) -> None:
+        for n in range(300):
+            await broker.push("room-1:in", {"from": name, "n": n}, key=f"{name}-{n}")
+
+    received, *_ = await within(asyncio.gather(drain(reader, 600), pusher("a"), pusher("b")), 20)
+    for name in ("a", "b"):
+        assert [m["n"] for m in received if m["from"] == name] == list(range(300))
+    assert not reader.dropped and not reader.closed
+
+
+async def test_a_full_queue_does_not_hold_up_another(make_broker: MakeBroker) -> None:
+    broker = make_broker(queue_size=2)
+    stalled = await broker.consume("room-a:in")  # a home that is busy: reads nothing for now
+    other = await broker.consume("room-b:in")
+    for n in range(2):
+        await within(broker.push("room-a:in", {"n": n}, key=f"a{n}"))
+    await within(broker.push("room-b:in", {"n": 0}, key="b0"))
+    assert await within(other.get()) == {"n": 0}
+    assert await within(drain(stalled, 2)) == [{"n": 0}, {"n": 1}]
+
+
+async def test_readers_end_with_the_broker_and_queues_refuse_afterwards(make_broker: MakeBroker) -> None:
+    before = asyncio.all_tasks()
+    broker = make_broker()
+    reader = await broker.consume("room-1:in")
+    await broker.push("room-1:in", {"n": 1}, key="1")
+    assert await within(reader.get()) == {"n": 1}
+    await broker.discard("room-1:in")
+    await broker.aclose()
+    assert reader.closed and not reader.dropped
+    assert asyncio.all_tasks() == before
+    with pytest.raises(BrokerClosed):
+        await broker.push("room-1:in", {"n": 2}, key="2")
+    with pytest.raises(BrokerClosed):
+        await broker.consume("room-1:in")
+
+
+@pytest.mark.redis
+async def test_a_queue_loses_nothing_when_its_connections_are_killed(
+    nodes: Callable[..., RedisBroker], redis_clients: Callable[..., Redis], logs: Logs
+) -> None:
+    home, edge, admin = nodes(), nodes(), redis_clients()
+    reader = await home.consume("room-1:in")
+    await edge.push("room-1:in", {"n": -1}, key="warm-up")  # the reading task is blocked in XREAD now
+    assert await within(reader.get()) == {"n": -1}
+    # Every connection but the admin's goes: the reader's blocking XREAD and the pusher's pool alike. Pub/sub
+    # would lose what is published until the reader has reconnected; a queue must not.
+    assert await admin.client_kill_filter(_type="normal", skipme=True) >= 1
+    for n in range(20):
+        await within(edge.push("room-1:in", {"n": n}, key=f"k{n}"), 10)
+    assert await within(drain(reader, 20), 15) == [{"n": n} for n in range(20)]
+    assert "broker.queues_reconnecting" in events(logs)
+
+
+@pytest.mark.redis
+async def test_a_push_while_redis_restarts_arrives_once_it_is_back() -> None:
+    from redis.asyncio import Redis
+
+    server = RedisServer()  # a private server: the session one stays up for the other tests
+    server.start()
+    home_client, edge_client = Redis.from_url(server.url), Redis.from_url(server.url)
+    home, edge = RedisBroker(home_client), RedisBroker(edge_client)
+    try:
+        reader = await home.consume("room-1:in")
+        await asyncio.to_thread(server.stop)
+        pushing = asyncio.create_task(edge.push("room-1:in", {"type": "end"}, key="end-1"))
+        await asyncio.to_thread(server.start)
+        await within(pushing, 10)  # retried until Redis answered, then acknowledged
+        assert await within(reader.get(), 15) == {"type": "end"}
+    finally:
+        await home.aclose()
+        await edge.aclose()
+        await home_client.aclose()
+        await edge_client.aclose()
+        server.stop()
+
+
+async def test_a_push_to_an_unreachable_redis_is_unavailable_in_bounded_time() -> None:
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    nowhere = Redis(host="127.0.0.1", port=free_port(), retry=Retry(NoBackoff(), 0))
+    node = RedisBroker(nowhere)
+    node.queues.push_timeout = 0.3
+    try:
+        with pytest.raises(Unavailable):
+            await within(node.push("room-1:in", {"type": "end"}, key="k"))
+    finally:
+        await node.aclose()
+        await nowhere.aclose()

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from core.clock import ManualClock
 from signaling.models import SmsMessage
-from tests.calls import PHONE, issue_number, signed_in_host, type_number
+from tests.calls import PHONE, decoding, issue_number, signed_in_host, type_number
 from tests.harness.live import LiveServer
 from web.services import services
 
@@ -37,7 +37,17 @@ def test_number_path_then_host_ends_for_both(server: LiveServer, new_context: Ca
     guest.get_by_role("heading", name="商談は終了しました。").wait_for()
 
 
-def test_guest_end_leaves_the_host_with_a_notice(server: LiveServer, new_context: Callable[..., Any]) -> None:
+def guest_ends(guest: Any) -> None:
+    """The guest's 終了: one tap asks first; 終了する confirms."""
+    guest.get_by_role("button", name="終了", exact=True).click()
+    confirm = guest.get_by_role("dialog")
+    confirm.get_by_text("接続を終了しますか？").wait_for()
+    confirm.get_by_role("button", name="終了する").click()
+
+
+def test_guest_end_asks_first_and_may_connect_again_within_the_grace(
+    server: LiveServer, new_context: Callable[..., Any], clock: ManualClock
+) -> None:
     guest = new_context(device=PHONE).new_page()
     guest.goto(f"{server.url}/")
     host = signed_in_host(new_context, server)
@@ -45,10 +55,92 @@ def test_guest_end_leaves_the_host_with_a_notice(server: LiveServer, new_context
     guest.wait_for_url(re.compile(r"/rooms/"))
     host.get_by_text("お客さまが接続しています。").wait_for()
 
-    guest.get_by_role("button", name="終了").click()
+    guest.get_by_role("button", name="終了", exact=True).click()  # a tap by mistake
+    confirm = guest.get_by_role("dialog")
+    confirm.get_by_text("接続を終了しますか？").wait_for()
+    confirm.get_by_role("button", name="キャンセル").click()
+    confirm.wait_for(state="hidden")
+    guest.get_by_text("担当者と接続しています。").wait_for()
+    assert host.get_by_text("お客さまが接続しています。").is_visible()
+
+    guest_ends(guest)
     guest.get_by_role("heading", name="接続を終了しました。").wait_for()
     host.get_by_text("お客さまの接続が終了しました").wait_for()
-    assert host.get_by_role("button", name="終了").is_visible()  # the host is still in the room
+    assert host.get_by_role("button", name="終了", exact=True).is_visible()  # the host is still in the room
+    guest.get_by_text("5分以内であれば、もう一度接続できます。").wait_for()
+    guest.get_by_role("button", name="もう一度接続する").click()
+    guest.get_by_text("担当者と接続しています。").wait_for()
+    host.get_by_text("お客さまが接続しています。").wait_for()
+    decoding(host, within=10)  # the customer's camera is back on the host's screen
+
+    guest_ends(guest)
+    host.get_by_text("お客さまの接続が終了しました").wait_for()
+    clock.advance(services(server.app).settings.rejoin_grace_seconds)  # the server's time: the window closed
+    guest.get_by_role("button", name="もう一度接続する").click()
+    guest.get_by_role(
+        "heading", name="再接続できる時間を過ぎました。接続ナンバーを発行し直してください。"
+    ).wait_for()
+
+
+def test_guest_end_while_the_connection_is_down_is_sent_when_it_is_back(
+    server: LiveServer, new_context: Callable[..., Any]
+) -> None:
+    """The guest's room socket drops (its traffic runs through Playwright, which can cut it); 終了 pressed
+    while the page reconnects is kept and reaches the server once the socket is back."""
+    guest = new_context(device=PHONE).new_page()
+    link = {"down": False}
+    sockets: list[Any] = []
+
+    def room_socket(ws: Any) -> None:
+        if link["down"]:
+            ws.close(code=1011)  # the server cannot be reached: the page keeps trying
+            return
+        sockets.append((ws, ws.connect_to_server()))
+
+    guest.route_web_socket(re.compile(r"/ws/rooms/"), room_socket)
+    guest.goto(f"{server.url}/")
+    host = signed_in_host(new_context, server)
+    type_number(host, issue_number(guest))
+    guest.get_by_text("担当者と接続しています。").wait_for()
+    host.get_by_text("お客さまが接続しています。").wait_for()
+
+    link["down"] = True
+    _page_side, server_side = sockets[-1]
+    server_side.close()  # the connection to the server drops (and the page's side with it)
+    guest.get_by_text("接続が切れました。再接続しています…").wait_for()
+    host.get_by_text("お客さまの接続が切れました").wait_for()
+    guest_ends(guest)
+    guest.get_by_text("接続が戻りしだい「終了」を送信します。", exact=False).wait_for()
+    assert not host.get_by_text("お客さまの接続が終了しました").is_visible()
+
+    link["down"] = False  # the network is back: the next attempt connects, and 終了 goes out
+    guest.get_by_role("heading", name="接続を終了しました。").wait_for(timeout=15_000)
+    host.get_by_text("お客さまの接続が終了しました").wait_for()
+
+
+def test_the_lobby_reconnects_and_still_gets_in(server: LiveServer, new_context: Callable[..., Any]) -> None:
+    """The guest's lobby socket is cut before the host types the number; the page reconnects by itself and
+    is let in (the server checks on each connect whether the host has redeemed the number meanwhile)."""
+    guest = new_context(device=PHONE).new_page()
+    lobby = {"down": True, "refused": 0}
+
+    def lobby_socket(ws: Any) -> None:
+        if lobby["down"]:
+            lobby["refused"] += 1
+            ws.close(code=1011)
+            return
+        ws.connect_to_server()
+
+    guest.route_web_socket(re.compile(r"/ws/lobby"), lobby_socket)
+    guest.goto(f"{server.url}/")
+    host = signed_in_host(new_context, server)
+    number = issue_number(guest)
+    type_number(host, number)
+    host.wait_for_url(re.compile(r"/rooms/[0-9a-f]{32}$"))
+    assert lobby["refused"] >= 1 and "/rooms/" not in guest.url
+    lobby["down"] = False
+    guest.wait_for_url(host.url, timeout=15_000)
+    host.get_by_text("お客さまが接続しています。").wait_for()
 
 
 def test_sms_link_path(server: LiveServer, new_context: Callable[..., Any]) -> None:
@@ -57,6 +149,8 @@ def test_sms_link_path(server: LiveServer, new_context: Callable[..., Any]) -> N
     host.get_by_role("button", name="SMSを送信").click()
     host.wait_for_url(re.compile(r"/rooms/"))
     host.get_by_text("お客さまの接続を待っています…").wait_for()
+    # The outbox gateway sends nothing, and the host is told so plainly (not left to wait for nobody).
+    host.get_by_text("090-1234-5678 へのSMSは送信されていません").wait_for()
 
     async def outbox() -> list[SmsMessage]:
         async with services(server.app).sessions() as db:
@@ -72,6 +166,7 @@ def test_sms_link_path(server: LiveServer, new_context: Callable[..., Any]) -> N
     guest.get_by_role("dialog").get_by_role("button", name="同意して進む").click()
     guest.wait_for_url(host.url)
     host.get_by_text("お客さまが接続しています。").wait_for()
+    host.locator("#sms-notice").wait_for(state="detached")  # the customer came: the notice has done its job
 
     host.get_by_role("button", name="終了").click()
     guest.get_by_role("heading", name="商談は終了しました。").wait_for()

@@ -84,15 +84,26 @@ def test_both_type_at_once_template_restart_and_download(
     text = same_memo(host, guest)
     assert "■ご要望\n■ご予算" in text
 
-    # The server restarts mid-call on the same port and database; the pages come back by themselves.
-    port = server.port
+    # The server restarts mid-call on the same port and database. Both pages are closed while it is down, so
+    # that neither can push its copy of the memo back: fresh pages, with empty documents, must get the text
+    # from what the server stored.
+    port, room_url = server.port, host.url
+    host_context, guest_context = host.context, guest.context
     server.stop()
+    host.close()
+    guest.close()
     restarted = LiveServer(create_app(settings, clock=clock), port=port)
     restarted.start()
     try:
+        guest = guest_context.new_page()
+        guest.goto(room_url)
+        guest.wait_for_function("text => document.getElementById('memo-text').value === text", arg=text)
+        host = host_context.new_page()
+        host.goto(room_url)
         guest.get_by_text("担当者と接続しています。").wait_for(timeout=20_000)
         host.get_by_text("お客さまが接続しています。").wait_for(timeout=20_000)
         assert same_memo(host, guest) == text
+        host_area, guest_area = host.locator("#memo-text"), guest.locator("#memo-text")
         guest_area.click()
         guest_area.press("End")
         guest.keyboard.press("Control+End")

@@ -63,10 +63,10 @@ async def test_offers_over_the_room_channel_carry_video_both_ways(
 
             # The guest's browser reports a refused camera: the host hears of it (its panels follow).
             await guest_ws.send(
-                json.dumps({"type": "media.state", "camera": "denied", "screen": False, "audio": False})
+                json.dumps({"type": "media.state", "camera": "blocked", "screen": False, "audio": False})
             )
             told = await until(host_ws, "media.peer", role=Role.GUEST.value)
-            assert told["camera"] == "denied"
+            assert told["camera"] == "blocked"
 
             # A restart (a failed connection, or 再読み込み): a fresh peer connection, video flows again.
             await guest_client.close()

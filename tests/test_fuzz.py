@@ -227,6 +227,7 @@ class RoomMachine(RuleBasedStateMachine):
         self.open: dict[Role, set[str]] = {Role.HOST: set(), Role.GUEST: set()}
         self.ended = False
         self.guest_left = False
+        self.rejoin_until: float | None = None  # a guest that pressed 終了 may come back until then
         self.rank = 0  # waiting, active, ended: only ever forwards
 
     def _pick(self, role: Role, index: int) -> str:
@@ -269,11 +270,18 @@ class RoomMachine(RuleBasedStateMachine):
             assert copy.deepcopy((self.room.state, self.room.seats)) == before, "a refusal changed the room"
             if self.ended:
                 assert refused.code == CloseCode.ROOM_ENDED
-            elif role == Role.GUEST and self.guest_left:
+            elif role == Role.GUEST and self.guest_left and self.rejoin_until is None:
                 assert refused.code == CloseCode.LEFT
+            elif role == Role.GUEST and self.guest_left:
+                assert self.now >= (self.rejoin_until or 0.0), "refused a guest within its rejoin window"
+                assert refused.code == CloseCode.REJOIN_EXPIRED
             return
         assert not self.ended, "an ended room let someone in"
-        assert not (role == Role.GUEST and self.guest_left), "a guest that left came back"
+        if role == Role.GUEST and self.guest_left:
+            assert self.rejoin_until is not None and self.now < self.rejoin_until, (
+                "a guest that left came back"
+            )
+            self.guest_left, self.rejoin_until = False, None
         self.seated.add(connection)
         self.open[role].add(connection)
         self._apply(effects, state_before)
@@ -290,7 +298,10 @@ class RoomMachine(RuleBasedStateMachine):
     def receive(self, role: Role, index: int, message: Ping | End) -> None:
         connection = self._pick(role, index)
         state_before = self.room.state
+        current = self.room.seats[role].connection == connection
         self._apply(self.room.receive(role, connection, message, self.now), state_before, sender=connection)
+        if role == Role.GUEST and isinstance(message, End) and current and state_before != RoomState.ENDED:
+            self.rejoin_until = self.now + GRACE  # 終了 by the guest: it may come back for a while
 
     @rule()
     def tick(self) -> None:
@@ -320,6 +331,8 @@ class RoomMachine(RuleBasedStateMachine):
         if self.guest_left:
             assert room.seats[Role.GUEST].presence == Presence.LEFT
         self.guest_left = room.seats[Role.GUEST].presence == Presence.LEFT
+        if self.ended:
+            self.rejoin_until = None
 
     @invariant()
     def deadline_is_exactly_the_next_rejoin_expiry(self) -> None:

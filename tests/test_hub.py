@@ -12,9 +12,12 @@ import pytest
 from starlette.applications import Starlette
 
 from signaling.hub import Outgoing, Participant, RoomHub
+from signaling.models import JoinedVia
 from signaling.protocol import CloseCode, End, Ping, Role
-from signaling.rooms import DatabaseRoomStore
+from signaling.redis_broker import RedisBroker
+from signaling.rooms import DatabaseRoomStore, create_room
 from store.models import Role as UserRole
+from tests.harness.redis import RedisServer
 from tests.helpers import open_room, seed_org
 from web.meetings import find_document
 from web.services import services
@@ -22,6 +25,17 @@ from web.services import services
 
 async def next_item(participant: Participant, iterator: AsyncIterator[Outgoing] | None = None) -> Outgoing:
     return await asyncio.wait_for((iterator or participant.outgoing().__aiter__()).__anext__(), 5.0)
+
+
+async def frame_of(
+    participant: Participant, iterator: AsyncIterator[Outgoing], kind: str, **fields: Any
+) -> dict[str, Any]:
+    """The next frame of ``kind`` with these fields (bounded: 20 frames, 5 s each)."""
+    for _ in range(20):
+        item = await next_item(participant, iterator)
+        if item.frame and item.frame["type"] == kind and fields.items() <= item.frame.items():
+            return item.frame
+    raise AssertionError(f"no {kind} frame with {fields}")
 
 
 async def frames_until_close(participant: Participant) -> tuple[list[str], CloseCode | None]:
@@ -96,3 +110,50 @@ async def test_a_socket_on_another_node_goes_through_the_broker(app: Starlette, 
                 raise AssertionError("the remote socket was not closed")
     finally:
         await other.aclose()
+
+
+@pytest.mark.redis
+async def test_a_guests_end_from_another_node_survives_the_homes_lost_redis_connections(
+    app: Starlette, redis_server: RedisServer
+) -> None:
+    """終了 crosses from the guest's node to the room's home over Redis. The home's connections to Redis are
+    killed just before: with pub/sub it would be published to nobody and lost; the queue delivers it."""
+    from redis.asyncio import Redis
+
+    seeded = await seed_org(app, "acme", {"host@acme.example": UserRole.HOST})
+    async with services(app).sessions.begin() as db:
+        row, record = await create_room(
+            db,
+            org_id=seeded.org_id,
+            host_id=seeded.users["host@acme.example"],
+            via=JoinedVia.NUMBER,
+            guest_token="guest",
+            camera=True,
+            recording=False,
+            home_node="a",
+            now=0,
+        )
+    clients = [Redis.from_url(redis_server.url) for _ in range(3)]
+    await clients[0].flushdb()
+    store = DatabaseRoomStore(services(app).sessions, find_document)
+    home = RoomHub(RedisBroker(clients[0]), store, clock=services(app).clock)
+    other = RoomHub(RedisBroker(clients[1]), store, clock=services(app).clock)
+    try:
+        await home.open(row.id, record.connect_id)
+        async with (
+            home.participate(row.id, Role.HOST) as host,
+            other.participate(row.id, Role.GUEST) as guest,
+        ):
+            host_frames, guest_frames = host.outgoing().__aiter__(), guest.outgoing().__aiter__()
+            assert (await frame_of(guest, guest_frames, "welcome"))["role"] == "guest"
+            await frame_of(host, host_frames, "presence", presence="connected")
+            killed = await clients[2].client_kill_filter(_type="normal", skipme=True)
+            killed += await clients[2].client_kill_filter(_type="pubsub", skipme=True)
+            assert killed >= 2
+            await guest.send(End(type="end"))
+            await frame_of(host, host_frames, "presence", presence="left")
+    finally:
+        await other.aclose()
+        await home.aclose()
+        for client in clients:
+            await client.aclose()

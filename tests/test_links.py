@@ -18,7 +18,7 @@ from core.clock import ManualClock
 from signaling.models import RoomRow, RoomState, SmsMessage, SmsStatus
 from store.models import Role
 from tests.conftest import make_client
-from tests.helpers import csrf_from, seed_org, sign_in
+from tests.helpers import PASSWORD, csrf_from, seed_org, sign_in
 from tests.test_sms import FakeProvider, provider  # noqa: F401 - a fixture
 from web.app import create_app
 from web.services import services
@@ -152,3 +152,58 @@ async def test_qr_code_encodes_the_orgs_guest_page(host: httpx.AsyncClient) -> N
     assert download.headers["content-disposition"].startswith("attachment;")
     page = (await host.get("/host")).text
     assert 'href="http://testserver/g/acme"' in page and 'src="/host/qr.svg"' in page
+
+
+async def test_the_host_is_told_plainly_that_the_outbox_only_stores(
+    app: Starlette, host: httpx.AsyncClient
+) -> None:
+    before = (await host.get("/host")).text
+    assert 'id="sms-outbox"' in before and "SMSは実際には送信されません" in before
+    assert 'href="/admin/sms"' not in before  # a host cannot open the SMS history; an admin gets the link
+    sent = await send_link(host)
+    assert sent.status_code == 201 and sent.json()["sms"] == {"status": "stored", "to": "+819012345678"}
+    call = (await host.get(sent.json()["url"])).text
+    assert 'id="sms-notice"' in call and "090-1234-5678 へのSMSは送信されていません" in call
+    await seed_admin_and_check_link(app)
+
+
+async def seed_admin_and_check_link(app: Starlette) -> None:
+    async with services(app).sessions.begin() as db:
+        from web import accounts
+
+        org = await accounts.org_by_slug(db, "acme")
+        await accounts.add_user(db, org, "admin@acme.example", "admin", Role.ADMIN, PASSWORD)
+    async with make_client(app) as admin:
+        await sign_in(admin, "admin@acme.example")
+        assert 'href="/admin/sms"' in (await admin.get("/host")).text.split('id="sms-outbox"', 1)[1]
+        sent = await send_link(admin)
+        call = (await admin.get(sent.json()["url"])).text
+        assert 'href="/admin/sms"' in call.split('id="sms-notice"', 1)[1].split("</p>", 1)[0]
+
+
+async def test_a_sent_sms_is_confirmed_on_the_hosts_screen(
+    settings: Settings,
+    clock: ManualClock,
+    provider: FakeProvider,  # noqa: F811
+) -> None:
+    provider.body = '{"sid": "SM123"}'
+    twilio = replace(
+        settings,
+        sms_gateway="twilio",
+        sms_base_url=provider.url,
+        sms_account_sid="AC1",
+        sms_auth_token="t",
+        sms_from="+815000000000",
+    )
+    app = create_app(twilio, clock=clock)
+    async with app.router.lifespan_context(app):
+        await seed_org(app, "acme", {"host@acme.example": Role.HOST})
+        host = await host_client(app)
+        try:
+            assert 'id="sms-outbox"' not in (await host.get("/host")).text
+            sent = await send_link(host, "080-1111-2222")
+            assert sent.json()["sms"] == {"status": "sent", "to": "+818011112222"}
+            call = (await host.get(sent.json()["url"])).text
+            assert "080-1111-2222 にSMSを送信しました" in call
+        finally:
+            await host.aclose()

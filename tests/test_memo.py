@@ -290,8 +290,7 @@ async def test_updates_are_stored_and_a_reopened_room_has_the_memo(
     async with hub.participate(room_id, Role.HOST) as host:
         await host.send(client.edit(0, "見積もり\n"))
         await host.send(client.edit(5, "来週"))
-        await asyncio.sleep(0.1)
-    await hub.flush()
+        await hub.settle(room_id)  # the home has handled both, and the writer stored them
     stored = await rows(app, room_id)
     assert [row.author for row in stored] == ["host", "host"]
     # A restarted node: a new hub over the same database reopens the room from its log.
@@ -321,20 +320,16 @@ async def test_compaction_keeps_the_text_and_ending_keeps_it_in_the_record(
     async with hub.participate(room_id, Role.HOST) as host:
         for i in range(23):
             await host.send(client.edit(i, "あ"))
-        await asyncio.sleep(0.2)
-        await hub.flush()
+        await hub.settle(room_id)
         assert len(await rows(app, room_id)) <= 6
         async with services(app).sessions() as db:
             assert await memo_text(db, room_id) == "あ" * 23
         await host.send(client.edit(0, "先頭"))
         await host.send(End(type="end"))
-        for _ in range(50):
-            async with services(app).sessions() as db:
-                record = await db.scalar(select(MeetingRecord).where(MeetingRecord.room_id == room_id))
-                if record is not None and record.ended_at is not None:
-                    break
-            await asyncio.sleep(0.05)
-    assert record is not None and record.memo == "先頭" + "あ" * 23
+        await hub.settle(room_id)  # the room ended: its final text and its end are stored
+        async with services(app).sessions() as db:
+            record = await db.scalar(select(MeetingRecord).where(MeetingRecord.room_id == room_id))
+    assert record is not None and record.ended_at is not None and record.memo == "先頭" + "あ" * 23
 
 
 async def test_rooms_that_fill_up_together_are_compacted_one_per_batch(app: Starlette) -> None:
@@ -348,8 +343,8 @@ async def test_rooms_that_fill_up_together_are_compacted_one_per_batch(app: Star
         for i in range(8):  # past the threshold in all three rooms, in the same batches
             for host, client in zip(hosts, clients, strict=True):
                 await host.send(client.edit(i, "い"))
-        await asyncio.sleep(0.2)
-        await hub.flush()
+        for room_id in room_ids:
+            await hub.settle(room_id)
         counts = [len(await rows(app, room_id)) for room_id in room_ids]
         assert sorted(counts)[0] <= 2 and sorted(counts)[-1] == 8, (
             counts
@@ -357,8 +352,8 @@ async def test_rooms_that_fill_up_together_are_compacted_one_per_batch(app: Star
         for i in range(3):  # later batches take the rooms still due, one each
             for host, client in zip(hosts, clients, strict=True):
                 await host.send(client.edit(8 + i, "う"))
-            await asyncio.sleep(0.1)
-            await hub.flush()
+            for room_id in room_ids:
+                await hub.settle(room_id)
         for room_id in room_ids:
             assert len(await rows(app, room_id)) <= 5
             async with services(app).sessions() as db:

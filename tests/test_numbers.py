@@ -30,8 +30,13 @@ MakeNodes = Callable[..., list[NumberStore]]
 def _pooled_redis(url: str) -> Redis:
     """A client whose connections are capped, as on a real node; 10,000 gathered calls then queue for them.
     The queue may take longer than any fixed per-call wait on a busy machine, so the wait is unbounded here;
-    the suite's pytest timeout bounds the test."""
-    return Redis.from_pool(BlockingConnectionPool.from_url(url, max_connections=32, timeout=None))
+    the suite's pytest timeout bounds the test. So are connecting and reading (redis-py 8 gives both 5 s by
+    default, which 10,000 tasks on a loaded 2-core box can outlast)."""
+    return Redis.from_pool(
+        BlockingConnectionPool.from_url(
+            url, max_connections=32, timeout=None, socket_timeout=None, socket_connect_timeout=None
+        )
+    )
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])

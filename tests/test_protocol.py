@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
 from signaling.protocol import (
     MAX_FRAME_BYTES,
     SUBPROTOCOL,
+    CameraAnswer,
+    CameraState,
     ClientMessage,
     CloseCode,
     ErrorCode,
@@ -36,6 +39,11 @@ def test_presence_values_match() -> None:
 
 def test_error_codes_match() -> None:
     assert _js_object("ErrorCode") == {code.name: code.value for code in ErrorCode}
+
+
+def test_camera_states_match() -> None:
+    assert set(_js_object("CameraState").values()) == set(get_args(CameraState))
+    assert set(get_args(CameraAnswer)) <= set(get_args(CameraState))
 
 
 def test_subprotocol_and_frame_limit_match() -> None:

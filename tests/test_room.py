@@ -78,9 +78,47 @@ def test_guest_end_leaves_the_host_in_the_room() -> None:
     assert room.state == RoomState.ACTIVE
     assert sent(effects, PresenceChanged)[0].message.presence == Presence.LEFT
     assert Close("g1", CloseCode.LEFT) in effects
+    assert room.next_deadline() is None  # nothing to do when the rejoin window closes
+
+
+def test_a_guest_who_pressed_end_may_connect_again_within_the_grace_period() -> None:
+    room = Room("r1", "1", grace=300)
+    room.connect(Role.HOST, "h1", 0)
+    room.connect(Role.GUEST, "g1", 0)
+    room.receive(Role.GUEST, "g1", End(type="end"), 10)
+    back = room.connect(Role.GUEST, "g2", now=309.9)  # もう一度接続する
+    assert sent(back, Welcome)[0].to == "g2"
+    told = sent(back, PresenceChanged)[0]
+    assert told.exclude == "g2" and told.message.presence == Presence.CONNECTED
+    assert room.seats[Role.GUEST].presence == Presence.CONNECTED
+    # Leaving again opens a new window, counted from the second 終了.
+    room.receive(Role.GUEST, "g2", End(type="end"), 400)
+    assert sent(room.connect(Role.GUEST, "g3", now=699.9), Welcome)
+    room.receive(Role.GUEST, "g3", End(type="end"), 700)
+    with pytest.raises(RoomError) as late:
+        room.connect(Role.GUEST, "g4", now=1000)
+    assert late.value.code == CloseCode.REJOIN_EXPIRED
+    assert room.state == RoomState.ACTIVE  # the host is still there
+
+
+def test_a_guest_who_left_by_timing_out_stays_out_and_a_host_end_is_final() -> None:
+    room = Room("r1", "1", grace=300)
+    room.connect(Role.HOST, "h1", 0)
+    room.connect(Role.GUEST, "g1", 0)
+    room.disconnect(Role.GUEST, "g1", now=1)
+    room.tick(now=301)
     with pytest.raises(RoomError) as refused:
-        room.connect(Role.GUEST, "g2", 6)
+        room.connect(Role.GUEST, "g2", now=302)
     assert refused.value.code == CloseCode.LEFT
+
+    ended = Room("r2", "2", grace=300)
+    ended.connect(Role.HOST, "h1", 0)
+    ended.connect(Role.GUEST, "g1", 0)
+    ended.receive(Role.GUEST, "g1", End(type="end"), 1)
+    ended.receive(Role.HOST, "h1", End(type="end"), 2)
+    with pytest.raises(RoomError) as closed:
+        ended.connect(Role.GUEST, "g2", now=3)
+    assert closed.value.code == CloseCode.ROOM_ENDED
 
 
 def test_rejoin_within_the_grace_period_and_not_after() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from signaling.call_media import GUEST_NOT_CONNECTED, GUEST_ONLY, HOST_ONLY, MediaLeave, Negotiate
 from signaling.protocol import (
+    BadMessage,
     CameraReply,
     CameraReplyOut,
     CameraRequest,
@@ -17,6 +20,7 @@ from signaling.protocol import (
     PeerMedia,
     QualityOut,
     Role,
+    parse_client_message,
 )
 from signaling.room import Room, Send
 from tests.helpers import sent
@@ -37,15 +41,15 @@ def test_an_offer_becomes_a_negotiation_for_that_connection() -> None:
 
 def test_media_state_goes_to_the_other_side_and_again_on_reconnect() -> None:
     room = active_room()
-    state = MediaState(type="media.state", camera="denied", screen=False, audio=False)
+    state = MediaState(type="media.state", camera="blocked", screen=False, audio=False)
     effects = room.receive(Role.GUEST, "g1", state, now=2)
     [told] = sent(effects, PeerMedia)
     assert told.to == "h1" and told.message == PeerMedia(
-        role=Role.GUEST, camera="denied", screen=False, audio=False
+        role=Role.GUEST, camera="blocked", screen=False, audio=False
     )
     # The host reloads its page: it learns the guest's camera state with its welcome.
     [again] = sent(room.connect(Role.HOST, "h2", now=3), PeerMedia)
-    assert again.to == "h2" and again.message.camera == "denied"
+    assert again.to == "h2" and again.message.camera == "blocked"
     # Nothing known about the host yet: the guest's reconnect carries no media.peer.
     room.disconnect(Role.GUEST, "g1", now=4)
     assert sent(room.connect(Role.GUEST, "g2", now=5), PeerMedia) == []
@@ -57,8 +61,25 @@ def test_camera_stop_and_start_requests_go_from_host_to_guest_and_the_answer_bac
     assert stop == Send(CameraRequestOut(action="stop"), to="g1")
     [start] = room.receive(Role.HOST, "h1", CameraRequest(type="camera.request", action="start"), now=3)
     assert start == Send(CameraRequestOut(action="start"), to="g1")
-    [answer] = room.receive(Role.GUEST, "g1", CameraReply(type="camera.reply", accepted=False), now=4)
-    assert answer == Send(CameraReplyOut(accepted=False), to="h1")
+    # Why there is no camera reaches the host as the guest's browser knows it, not as "declined" for all.
+    for why in ("declined", "blocked", "none", "on"):
+        [answer] = room.receive(Role.GUEST, "g1", CameraReply(type="camera.reply", camera=why), now=4)
+        assert answer == Send(CameraReplyOut(camera=why), to="h1")
+
+
+def test_each_reason_for_no_camera_is_its_own_state_and_old_names_are_refused() -> None:
+    for camera in ("declined", "blocked", "none"):
+        frame = f'{{"type": "media.state", "camera": "{camera}", "screen": false, "audio": false}}'
+        assert parse_client_message(frame) == MediaState(
+            type="media.state", camera=camera, screen=False, audio=False
+        )
+    for frame in (
+        '{"type": "media.state", "camera": "denied", "screen": false, "audio": false}',
+        '{"type": "camera.reply", "accepted": false}',
+        '{"type": "camera.reply", "camera": "off"}',
+    ):
+        with pytest.raises(BadMessage):
+            parse_client_message(frame)
 
 
 def test_only_the_host_requests_and_only_the_guest_answers() -> None:
@@ -67,7 +88,7 @@ def test_only_the_host_requests_and_only_the_guest_answers() -> None:
     assert refused == Send(ErrorFrame(code=ErrorCode.NOT_ALLOWED, message=HOST_ONLY), to="g1")
     [refused] = room.receive(Role.GUEST, "g1", HighQuality(type="media.quality", high=True), now=2)
     assert refused.message.message == HOST_ONLY  # type: ignore[union-attr]
-    [refused] = room.receive(Role.HOST, "h1", CameraReply(type="camera.reply", accepted=True), now=2)
+    [refused] = room.receive(Role.HOST, "h1", CameraReply(type="camera.reply", camera="on"), now=2)
     assert refused == Send(ErrorFrame(code=ErrorCode.NOT_ALLOWED, message=GUEST_ONLY), to="h1")
     assert room.media.high_quality is False
 

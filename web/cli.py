@@ -206,7 +206,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
     host = args.host or settings.host
     port = args.port or settings.port
-    settings = tls_settings(settings, args)
+    # The app knows where it listens: the host's screen shows phones a LAN address when it is 0.0.0.0.
+    settings = replace(tls_settings(settings, args), host=host, port=port)
     tls_lines: list[str] = []
     if settings.tls_self_signed:
         settings.data_dir.mkdir(parents=True, exist_ok=True)

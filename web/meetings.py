@@ -21,14 +21,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from core.errors import N_, InvalidInput, NotFound, RateLimited
+from core.errors import N_, InvalidInput, NotFound, RateLimited, Unavailable
 from documents.models import Document, DocumentStatus
 from media import ice_servers
 from signaling import links, rooms
 from signaling.hub import Participant
 from signaling.models import JoinedVia, RoomRow, RoomState
 from signaling.numbers import NumberExpired, NumberUnknown, NumberUsed
-from signaling.phone import normalise_mobile
+from signaling.phone import display_mobile, normalise_mobile
 from signaling.protocol import (
     SUBPROTOCOL,
     BadMessage,
@@ -39,11 +39,14 @@ from signaling.protocol import (
     Role,
     parse_client_message,
 )
-from signaling.sms import SmsFailed, send_sms
+from signaling.sms import SmsFailed, room_sms, send_sms
+from store.db import unavailable_when_transient
+from store.models import Role as UserRole
 from store.models import User
 from web.auth import load_user, signed_in
 from web.guests import guest_token, lobby_topic
 from web.i18n import DEFAULT_LANGUAGE, Translator
+from web.reach import SERVE_FOR_PHONES, PhoneAddress, phone_address
 from web.services import services
 from web.templating import render, translator
 
@@ -77,18 +80,26 @@ async def _json_body(request: Request, model: type[BaseModel]) -> Any:
         raise InvalidInput() from exc
 
 
+def for_phones(request: Request) -> PhoneAddress:
+    """The address customers' phones can open (web/reach.py), as seen from this request."""
+    return phone_address(services(request).settings, str(request.base_url))
+
+
 def guest_page_url(request: Request, org_slug: str) -> str:
-    base = services(request).settings.public_url or str(request.base_url).rstrip("/")
-    return f"{base}/g/{org_slug}"
+    return for_phones(request).url(f"/g/{org_slug}")
 
 
 @signed_in()
 async def host_home(request: Request) -> Response:
     user: User = request.state.user
+    phones = for_phones(request)
     return render(
         request,
         "host.html",
-        guest_url=guest_page_url(request, user.org.slug),
+        guest_url=phones.url(f"/g/{user.org.slug}"),
+        phones=phones,
+        serve_for_phones=SERVE_FOR_PHONES,
+        sms_stores_only=services(request).sms.name == "outbox",
         default_camera=user.org.default_camera,
         default_recording=user.org.default_recording,
     )
@@ -174,7 +185,7 @@ async def start_by_link(request: Request) -> Response:
     )
     ttl = state.settings.join_link_ttl_minutes * 60
     token = await links.create_link(db, room, phone, now, ttl)
-    base = state.settings.public_url or str(request.base_url).rstrip("/")
+    base = for_phones(request).base
     # The customer reads the SMS, not the host: it is in the default language whatever the host's setting.
     _ = Translator(DEFAULT_LANGUAGE)
     sms_text = _(
@@ -185,7 +196,7 @@ async def start_by_link(request: Request) -> Response:
         url=f"{base}/j/{token}",
     )
     try:
-        await send_sms(
+        sms = await send_sms(
             db, state.sms, org_id=user.org_id, sender_id=user.id, room_id=room.id, to=phone, body=sms_text
         )
     except SmsFailed:
@@ -194,8 +205,16 @@ async def start_by_link(request: Request) -> Response:
         raise
     await db.commit()
     await _open_room(request, room, record.connect_id)
+    log.info("room created", room=room.id, via="link", sms=sms.status.value)
     return JSONResponse(
-        {"room_id": room.id, "url": f"/rooms/{room.id}", "connect_id": record.connect_id}, status_code=201
+        {
+            "room_id": room.id,
+            "url": f"/rooms/{room.id}",
+            "connect_id": record.connect_id,
+            # "sent": the gateway accepted it; "stored": the outbox gateway kept it and nothing was sent.
+            "sms": {"status": sms.status.value, "to": sms.to},
+        },
+        status_code=201,
     )
 
 
@@ -230,11 +249,19 @@ async def call_page(request: Request) -> Response:
     async with services(request).sessions() as db:
         # The guest sees whom it is connected to, so a mistyped number is noticed at once.
         host = await db.scalar(select(User).options(selectinload(User.org)).where(User.id == room.host_id))
+        # The host sees whether its SMS went out, or was only stored (SMS_GATEWAY=outbox).
+        waiting = role == Role.HOST and room.via == JoinedVia.LINK and room.state == RoomState.WAITING
+        sms = await room_sms(db, room.id) if waiting else None
     return render(
         request,
         "call.html",
         room=room,
         role=role.value,
+        sms=sms,
+        sms_to=display_mobile(sms.to) if sms else "",
+        sms_history=role == Role.HOST and host is not None and host.role == UserRole.ADMIN,
+        camera_on_start=room.camera,
+        rejoin_grace=services(request).settings.rejoin_grace_seconds,
         connect_id=connect_id,
         host_name=host.display_name if host else "",
         company=host.org.name if host else "",
@@ -270,18 +297,25 @@ async def room_channel(websocket: WebSocket) -> None:
         await websocket.close(int(CloseCode.UNSUPPORTED_PROTOCOL))
         return
     await websocket.accept(subprotocol=SUBPROTOCOL)
+    state = services(websocket)
     try:
-        room, role, connect_id = await participant(websocket)
+        async with unavailable_when_transient():
+            room, role, connect_id = await participant(websocket)
+            if room.state == RoomState.ENDED:
+                await websocket.close(int(CloseCode.ROOM_ENDED))
+                return
+            if room.home_node == state.settings.node_id and not state.hub.is_home(room.id):
+                # This node was restarted: bring the room back (presence starts afresh).
+                await state.hub.open(room.id, connect_id or await _connect_id(websocket, room.id), room.state)
     except NotFound:
         await websocket.close(int(CloseCode.ROOM_NOT_FOUND))
         return
-    if room.state == RoomState.ENDED:
-        await websocket.close(int(CloseCode.ROOM_ENDED))
+    except Unavailable:
+        # The database is busy or unreachable for now: 4503 makes the page try again shortly.
+        log.warning("room.connect_unavailable", room=websocket.path_params["room_id"])
+        with contextlib.suppress(Exception):
+            await websocket.close(int(CloseCode.UNAVAILABLE))
         return
-    state = services(websocket)
-    if room.home_node == state.settings.node_id and not state.hub.is_home(room.id):
-        # This node was restarted: bring the room back (presence starts afresh).
-        await state.hub.open(room.id, connect_id or await _connect_id(websocket, room.id), room.state)
     _ = translator(websocket)
     async with state.hub.participate(room.id, role) as member:
         async with asyncio.TaskGroup() as group:
@@ -342,7 +376,15 @@ async def _read(websocket: WebSocket, participant: Participant, _: Translator) -
                     await websocket.close(int(CloseCode.POLICY_VIOLATION))
                 return
             continue
-        await participant.send(message)
+        try:
+            await participant.send(message)
+        except Unavailable:
+            # The room's home could not be reached in time (Redis down): this message did not arrive. Close
+            # so that the browser reconnects and sends what it still holds (終了 among it) again.
+            log.warning("room.message_not_delivered", room=participant.room_id, kind=message.type)
+            with contextlib.suppress(Exception):
+                await websocket.close(int(CloseCode.UNAVAILABLE))
+            return
 
 
 async def _send(websocket: WebSocket, frame: Any) -> bool:

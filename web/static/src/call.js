@@ -8,10 +8,20 @@ import { startVideo } from "./video.js";
 import { DocumentViewer, loadDocumentList } from "./viewer.js";
 
 const MAX_RECONNECT_ATTEMPTS = 60; // with the back-off below, a little over the server's 5-minute grace
+const MAX_QUEUED = 50; // commands kept while reconnecting; beyond that the page says they were not sent
+// What the page sends again by itself after every welcome (its state, a new offer, the memo's step 1):
+// never queued, since an old copy would only be stale.
+const RESENT_ON_WELCOME = new Set(["ping", "media.offer", "media.state", "memo.sync", "memo.awareness"]);
+// Where the document is: only the latest of these matters, so a queued one is replaced, not added to.
+const LATEST_ONLY = new Set(["doc.scroll", "doc.page"]);
 
 /**
  * The room channel: one WebSocket, reconnecting after unexpected drops. Handlers get each server frame.
  * Later features register their own message types with on(type, handler).
+ *
+ * Commands sent while the socket is reconnecting (終了, page turns, camera requests…) are queued and sent
+ * after the next welcome, in order; 終了 stays pending until the server confirms it (ended, or close 4010 /
+ * 4011) and is sent again after a reconnect, so a drop at the wrong moment cannot swallow it.
  */
 export class RoomChannel {
   constructor(roomId) {
@@ -19,6 +29,8 @@ export class RoomChannel {
     this.handlers = new Map();
     this.attempts = 0;
     this.finished = false;
+    this.queue = [];
+    this.pendingEnd = null;
   }
 
   on(type, handler) {
@@ -29,26 +41,61 @@ export class RoomChannel {
   connect() {
     const socket = new WebSocket(socketURL(`/ws/rooms/${this.roomId}`), [SUBPROTOCOL]);
     this.socket = socket;
+    this.welcomed = false;
     socket.addEventListener("message", (event) => {
       const message = JSON.parse(event.data);
-      if (message.type === "welcome") this.attempts = 0;
+      if (message.type === "welcome") {
+        this.attempts = 0;
+        this.welcomed = true;
+      }
+      if (message.type === "ended") this.pendingEnd = null;
       this.handlers.get(message.type)?.(message);
+      if (message.type === "welcome") this.#flush();
     });
     socket.addEventListener("close", (event) => {
+      if (this.socket !== socket) return;
+      this.welcomed = false;
       if (this.finished) return;
       if (FINAL_CLOSES.has(event.code) || this.attempts >= MAX_RECONNECT_ATTEMPTS) {
         this.finished = true;
+        this.pendingEnd = null;
         this.handlers.get("closed")?.(event.code);
         return;
       }
-      this.handlers.get("reconnecting")?.();
+      this.handlers.get("reconnecting")?.(this.pendingEnd !== null || this.queue.length > 0);
       this.attempts += 1;
       setTimeout(() => this.connect(), Math.min(5000, 250 * 2 ** Math.min(this.attempts, 5)));
     });
   }
 
+  /** Send now, or queue until the next welcome; false when the message could not be kept. */
   send(message) {
-    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+    if (message.type === "end") this.pendingEnd = message;
+    if (this.welcomed && this.socket?.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify(message));
+      return true;
+    }
+    if (RESENT_ON_WELCOME.has(message.type)) return false;
+    if (message.type === "end") { // sent with the next welcome (#flush)
+      this.handlers.get("reconnecting")?.(true);
+      return true;
+    }
+    const stale = LATEST_ONLY.has(message.type) ? this.queue.findIndex((queued) => queued.type === message.type) : -1;
+    if (stale >= 0) this.queue.splice(stale, 1);
+    if (this.queue.length >= MAX_QUEUED) {
+      this.handlers.get("unsent")?.(message);
+      return false;
+    }
+    this.queue.push(message);
+    this.handlers.get("reconnecting")?.(true);
+    return true;
+  }
+
+  #flush() {
+    const queued = this.queue;
+    this.queue = [];
+    queued.forEach((message) => this.socket.send(JSON.stringify(message)));
+    if (this.pendingEnd) this.socket.send(JSON.stringify(this.pendingEnd));
   }
 }
 
@@ -83,10 +130,27 @@ export function startCallPage() {
     channel.finished = true;
     video?.stop();
     root.hidden = true;
+    document.getElementById("end-confirm")?.close();
     document.getElementById("ended-title").textContent = title;
     document.getElementById("ended-detail").textContent = detail;
     document.getElementById("ended-view").hidden = false;
   }
+
+  // The guest's 終了 is not final at once: within the rejoin grace it may come back (もう一度接続する).
+  let leftOnPurpose = false;
+  function offerRejoin() {
+    const rejoin = document.getElementById("rejoin");
+    if (!rejoin) return;
+    const grace = Number(root.dataset.rejoinGrace || 0) * 1000;
+    rejoin.hidden = false;
+    document.getElementById("ended-detail").textContent =
+      t("You can connect again within {minutes} minutes.", { minutes: Math.round(grace / 60000) });
+    setTimeout(() => {
+      rejoin.hidden = true;
+      document.getElementById("ended-detail").textContent = t("Thank you. You may close this page.");
+    }, grace);
+  }
+  document.getElementById("rejoin")?.addEventListener("click", () => location.reload());
 
   if (root.dataset.ended) {
     endView(t("This meeting has ended."));
@@ -101,7 +165,11 @@ export function startCallPage() {
       showPeer(message.peers[other]);
       video.welcome();
     })
-    .on("presence", (message) => { if (message.role === other) showPeer(message.presence); })
+    .on("presence", (message) => {
+      if (message.role !== other) return;
+      showPeer(message.presence);
+      if (message.presence === Presence.CONNECTED) document.getElementById("sms-notice")?.remove();
+    })
     .on("doc.state", (message) => {
       viewer.show(message);
       const control = document.getElementById("guest-control");
@@ -111,7 +179,13 @@ export function startCallPage() {
     .on("ended", () => endView(role === "host" ? t("You ended the meeting.") : t("This meeting has ended."),
       role === "guest" ? t("Thank you. You may close this page.") : ""))
     .on("error", (message) => { channelStatus.textContent = message.message; })
-    .on("reconnecting", () => { channelStatus.textContent = t("Connection lost. Reconnecting…"); })
+    .on("reconnecting", (holding) => {
+      channelStatus.textContent = channel.pendingEnd
+        ? t("Connection lost. Reconnecting… “End” will be sent as soon as the connection is back.")
+        : holding ? t("Connection lost. Reconnecting… What you did will be sent as soon as the connection is back.")
+          : t("Connection lost. Reconnecting…");
+    })
+    .on("unsent", () => { channelStatus.textContent = t("The connection is lost, so this could not be sent. Please try again once it is back."); })
     .on("closed", (code) => {
       const texts = {
         [CloseCode.ROOM_ENDED]: t("This meeting has ended."),
@@ -120,6 +194,7 @@ export function startCallPage() {
         [CloseCode.REJOIN_EXPIRED]: t("Too much time has passed to reconnect. Please get a new connect number."),
       };
       endView(texts[code] || t("Could not connect to the meeting."));
+      if (code === CloseCode.LEFT && leftOnPurpose) offerRejoin();
     });
   startMemo(channel, role);
   startFiles(channel, role);
@@ -142,7 +217,16 @@ export function startCallPage() {
   });
 
   document.getElementById("end-call").addEventListener("click", () => {
-    if (role === "host" && !window.confirm(t("End the meeting for both of you?"))) return;
+    if (role === "host") {
+      if (window.confirm(t("End the meeting for both of you?"))) channel.send({ type: "end" });
+      return;
+    }
+    document.getElementById("end-confirm").showModal(); // one tap must not end it by mistake
+  });
+  document.getElementById("end-cancel")?.addEventListener("click", () => document.getElementById("end-confirm").close());
+  document.getElementById("end-confirm-yes")?.addEventListener("click", () => {
+    document.getElementById("end-confirm").close();
+    leftOnPurpose = true;
     channel.send({ type: "end" });
   });
 }

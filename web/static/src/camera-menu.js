@@ -1,6 +1,14 @@
 // The host's camera menu (カメラメニュー above panel A): camera choice and virtual background, reload,
 // brightness, the customer's camera (stop / ask) and high-quality mode for a customer on a phone.
-import { t } from "./i18n.js";
+import { N_, t } from "./i18n.js";
+
+// What the host is told about the customer's camera: the answer to a request, or its state (media.peer).
+const GUEST_CAMERA = {
+  on: N_("The customer started their camera."),
+  declined: N_("The customer declined to start their camera."),
+  blocked: N_("The customer's browser blocks the camera in its settings. The customer is being shown how to allow it."),
+  none: N_("The customer's device has no camera that can be used."),
+};
 
 const $ = (id) => document.getElementById(id);
 
@@ -84,7 +92,8 @@ export function startCameraMenu({ channel, camera, link, reopen, render }) {
 
   // 更新: a new media session for this side (fresh peer connection, offered with restart: true).
   $("media-reload").addEventListener("click", async () => {
-    if (camera.state !== "on") await reopen();
+    // The camera is tried again if it was lost or refused, not if the host turned it off on purpose.
+    if (camera.lost || !["on", "off", "paused"].includes(camera.state)) await reopen();
     link.restart();
   });
 
@@ -97,8 +106,7 @@ export function startCameraMenu({ channel, camera, link, reopen, render }) {
     status.textContent = t("Asking the customer to start their camera…");
   });
   channel.on("camera.reply", (message) => {
-    status.textContent = message.accepted ? t("The customer started their camera.")
-      : t("The customer declined to start their camera.");
+    status.textContent = t(GUEST_CAMERA[message.camera] ?? GUEST_CAMERA.declined);
   });
 
   $("high-quality").addEventListener("change", (event) => {
@@ -106,11 +114,20 @@ export function startCameraMenu({ channel, camera, link, reopen, render }) {
   });
   channel.on("media.quality", (message) => { $("high-quality").checked = message.high; });
 
+  let shown = null; // the guest camera state last explained, so a later reply is not overwritten
   return {
-    /** The guest's camera state changed: only the action that makes sense is offered. */
+    /** The guest's camera state changed: only the action that makes sense is offered, and why there is no
+     * camera is said as it is (declined, blocked by the browser, or none). */
     update(peer) {
       $("guest-camera-stop").disabled = !(peer.camera === "on" || peer.camera === "paused");
       $("guest-camera-request").disabled = peer.camera === null || peer.camera === "on" || peer.camera === "paused";
+      if (peer.camera !== shown) {
+        const before = shown;
+        shown = peer.camera;
+        if (peer.camera === "declined") status.textContent = t("The customer chose not to use the camera.");
+        else if (peer.camera === "blocked" || peer.camera === "none") status.textContent = t(GUEST_CAMERA[peer.camera]);
+        else if (peer.camera === "on" && ["declined", "blocked", "none"].includes(before)) status.textContent = t(GUEST_CAMERA.on);
+      }
     },
   };
 }

@@ -1,6 +1,7 @@
 // This side's camera: open, switch, stop, capture size; what it sends goes through Effects (brightness,
-// virtual background). Its state is the protocol's: on, off, paused, denied or none.
+// virtual background). Its state is the protocol's (CameraState): on, off, paused, declined, blocked, none.
 import { Effects } from "./effects.js";
+import { CameraState } from "./protocol.js";
 
 const NORMAL = { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 24 } };
 const HIGH = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 24 } };
@@ -10,6 +11,25 @@ export const HIGH_BITRATE = 2_000_000;
 /** getUserMedia needs a secure context (HTTPS, or localhost); over plain http the browser hides it. */
 export function mediaAllowed() {
   return window.isSecureContext && Boolean(navigator.mediaDevices?.getUserMedia);
+}
+
+/** The camera permission before asking: "granted", "denied", "prompt", or null when the browser won't say. */
+async function permissionBefore() {
+  try {
+    return (await navigator.permissions.query({ name: "camera" })).state;
+  } catch {
+    return null;
+  }
+}
+
+/** Why getUserMedia failed, in the protocol's words. A refusal is "blocked" when the browser refused without
+ * asking (the permission was already denied: its settings block the camera), and "declined" when the person
+ * was asked just now and said no. */
+export function whyNoCamera(error, before) {
+  if (error.name === "NotAllowedError" || error.name === "SecurityError") {
+    return before === "prompt" ? CameraState.DECLINED : CameraState.BLOCKED;
+  }
+  return CameraState.NONE; // no camera (NotFoundError, OverconstrainedError), or held by another app
 }
 
 export class LocalCamera {
@@ -33,6 +53,7 @@ export class LocalCamera {
       // The same camera at another size: while it is open, the browser hands back its running capture size.
       this.raw.stop();
     }
+    const before = await permissionBefore();
     let stream;
     try {
       stream = await navigator.mediaDevices.getUserMedia({ video, audio: false });
@@ -41,7 +62,7 @@ export class LocalCamera {
         this.deviceId = ""; // the chosen camera was unplugged: any camera
         return this.start();
       }
-      this.state = error.name === "NotAllowedError" || error.name === "SecurityError" ? "denied" : "none";
+      this.state = whyNoCamera(error, before);
       return this.state;
     }
     const raw = stream.getVideoTracks()[0];

@@ -60,16 +60,42 @@ export function startGuestPage() {
     return t("Could not connect. Please check your network and try again.");
   }
 
+  // The lobby socket waits for the host to redeem the number. It reconnects (with back-off) while the number
+  // is valid: the server checks on every connect whether the host has let this browser in meanwhile.
+  let lobbyAttempts = 0;
+  let lobbyTimer = null;
   function waitForHost() {
-    if (lobby) lobby.close();
-    lobby = new WebSocket(socketURL("/ws/lobby"));
-    lobby.addEventListener("message", (event) => {
+    clearTimeout(lobbyTimer);
+    if (lobby) {
+      lobby.onclose = null;
+      lobby.close();
+    }
+    const socket = new WebSocket(socketURL("/ws/lobby"));
+    lobby = socket;
+    let admitted = false;
+    socket.addEventListener("open", () => { lobbyAttempts = 0; });
+    socket.addEventListener("message", (event) => {
       const message = JSON.parse(event.data);
       if (message.type === "admitted") {
+        admitted = true;
         say(t("Connected. Opening the meeting…"));
         location.assign(message.url);
       }
     });
+    socket.onclose = (event) => {
+      if (admitted || lobby !== socket || numberView.classList.contains("expired") || event.code === 4003) return;
+      lobbyAttempts += 1;
+      lobbyTimer = setTimeout(waitForHost, Math.min(5000, 250 * 2 ** Math.min(lobbyAttempts, 5)));
+    };
+  }
+
+  function stopWaiting() {
+    clearTimeout(lobbyTimer);
+    if (lobby) {
+      lobby.onclose = null;
+      lobby.close();
+      lobby = null;
+    }
   }
 
   function expire() {
@@ -77,7 +103,7 @@ export function startGuestPage() {
     numberView.classList.add("expired");
     countdown.textContent = t("This number has expired. Please issue a new one.");
     show("reissue", true);
-    if (lobby) lobby.close();
+    stopWaiting();
   }
 
   async function issue() {

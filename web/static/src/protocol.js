@@ -20,6 +20,7 @@ export const ErrorCode = Object.freeze({
   NOT_ALLOWED: "not_allowed",
   MEDIA_UNAVAILABLE: "media_unavailable",
   MEDIA_FAILED: "media_failed",
+  UNAVAILABLE: "unavailable",
   MEMO_OUT_OF_STEP: "memo_out_of_step",
   MEMO_BROKEN_TEXT: "memo_broken_text",
   MEMO_NOT_TEXT: "memo_not_text",
@@ -33,6 +34,16 @@ export const Presence = Object.freeze({
   CONNECTED: "connected",
   RECONNECTING: "reconnecting",
   LEFT: "left",
+});
+
+// What a side's camera is doing (media.state, media.peer), and why there is none when there is none.
+export const CameraState = Object.freeze({
+  ON: "on",
+  OFF: "off",
+  PAUSED: "paused",
+  DECLINED: "declined",
+  BLOCKED: "blocked",
+  NONE: "none",
 });
 
 // Close codes after which reconnecting is pointless.

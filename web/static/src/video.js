@@ -5,6 +5,7 @@ import { HIGH_BITRATE, LocalCamera, NORMAL_BITRATE, mediaAllowed } from "./camer
 import { startCameraMenu } from "./camera-menu.js";
 import { MediaLink, Slot } from "./peer.js";
 import { ScreenShare, isMobile, screenShareUnavailable } from "./screen.js";
+import { CameraState } from "./protocol.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -18,11 +19,22 @@ const PEER_OVERLAY = {
   guest: {
     null: N_("Waiting for the representative's video…"),
     off: N_("The representative's camera is off."),
-    denied: N_("The representative's camera is off."),
+    declined: N_("The representative's camera is off."),
+    blocked: N_("The representative's camera is off."),
     none: N_("The representative's camera is off."),
     paused: N_("Camera paused"),
   },
 };
+
+// No camera on that side, and why: the host's own camera then fills panel A.
+const NO_CAMERA = new Set([CameraState.DECLINED, CameraState.BLOCKED, CameraState.NONE]);
+
+/** Which of the guest's "how to allow the camera" instructions fits this device. */
+export function platform(userAgent = navigator.userAgent, touchPoints = navigator.maxTouchPoints) {
+  if (/iPhone|iPad|iPod/.test(userAgent) || (/Macintosh/.test(userAgent) && touchPoints > 1)) return "ios";
+  if (/Android/.test(userAgent)) return "android";
+  return "desktop";
+}
 
 function parseIce(text) {
   try {
@@ -93,18 +105,22 @@ export function startVideo(channel, role, root) {
     const peerOverlay = PEER_OVERLAY[role][peer.camera] ?? (peer.camera === "on" ? "" : PEER_OVERLAY[role].null);
     const peerLabel = role === "host" ? t("Customer") : t("Representative");
     // The host without a guest camera sees itself in A, and B goes away (the help page's 接続中画面).
-    const selfInA = role === "host" && (peer.camera === "denied" || peer.camera === "none");
+    const selfInA = role === "host" && NO_CAMERA.has(peer.camera);
     if (selfInA) {
       showPanel("a", camera.track, { label: t("You"), overlay: own ?? "", mirror: true });
       $("panel-b").hidden = true;
       attach($("video-b"), null);
     } else {
       showPanel("a", remote[Slot.CAMERA], { label: peerLabel, overlay: t(peerOverlay) });
-      const ownHidden = role === "guest" && (camera.state === "denied" || camera.state === "none");
+      const ownHidden = role === "guest" && NO_CAMERA.has(camera.state);
       $("panel-b").hidden = ownHidden;
       showPanel("b", ownHidden ? null : camera.track, { label: t("You"), overlay: own ?? "", mirror: true });
     }
     $("panels").dataset.layout = selfInA ? "single" : "pair";
+    const sending = camera.state === CameraState.ON || camera.state === CameraState.PAUSED;
+    $("own-camera").textContent = sending ? t("Turn camera off") : t("Turn camera on");
+    $("own-camera").setAttribute("aria-pressed", String(sending));
+    $("own-camera").hidden = !mediaAllowed();
 
     // A shared screen takes the document's place, for both sides; the other side's screen comes first.
     const view = $("screen-view");
@@ -131,21 +147,53 @@ export function startVideo(channel, role, root) {
     menu?.update(peer);
   }
 
-  async function openCamera() {
-    const state = await camera.start();
+  /** Why there is no camera, and for the guest how to allow it in this browser (blocked or declined). */
+  function explain(state) {
+    const help = $("camera-help");
+    if (help) help.hidden = true;
     if (!mediaAllowed()) {
       notice(t("The camera cannot be used: this page was opened over an unencrypted connection (http://), and browsers allow the camera only on secure (https://) pages. You can still see the other side's video."));
-    } else if (state === "denied") {
-      notice(t("The camera is not allowed for this page. You can allow it from the camera icon in the browser's address bar, then reload the page."));
-    } else if (state === "none") {
+    } else if (state === CameraState.NONE) {
       notice(t("No camera was found. The other side can still see your shared screen and documents."));
+    } else if (state === CameraState.BLOCKED || state === CameraState.DECLINED) {
+      notice(state === CameraState.BLOCKED
+        ? t("This browser's settings block the camera for this page.")
+        : t("The camera was not allowed."));
+      if (help) {
+        $("camera-help-lead").textContent = t("To show your camera, allow it for this site as follows. The meeting goes on either way.");
+        help.querySelectorAll("details").forEach((details) => { details.open = details.dataset.platform === platform(); });
+        help.hidden = false;
+      } else {
+        notice(t("The camera is not allowed for this page. You can allow it from the camera icon in the browser's address bar, then press “Turn camera on”."));
+      }
     } else {
       notice("");
     }
+  }
+
+  async function openCamera() {
+    const refused = camera.state === CameraState.BLOCKED || camera.state === CameraState.DECLINED;
+    const state = await camera.start();
+    explain(state);
     sendState();
     render();
+    // Without the camera permission Chrome offered only mDNS names for this browser, which some networks
+    // cannot resolve: a camera allowed later (the help's steps) gets a fresh connection with real addresses.
+    if (refused && state === CameraState.ON && started && !link.connected()) link.restart();
     return state;
   }
+
+  // カメラをオン / オフ: each side's own camera. Off sends nothing at all (replaceTrack(null)).
+  $("own-camera").addEventListener("click", async () => {
+    if (camera.state === CameraState.ON || camera.state === CameraState.PAUSED) {
+      camera.stop();
+      explain(camera.state);
+      sendState();
+      render();
+    } else {
+      await openCamera();
+    }
+  });
 
   // The screen share button, or why there is none.
   const unavailable = screenShareUnavailable();
@@ -182,8 +230,9 @@ export function startVideo(channel, role, root) {
     const ask = $("camera-ask");
     const answer = async (yes) => {
       ask.close();
-      const accepted = yes && (await openCamera()) === "on";
-      channel.send({ type: "camera.reply", accepted });
+      // The host learns why there is no camera: the customer's no, the browser's block, or no camera at all.
+      const state = yes ? await openCamera() : CameraState.DECLINED;
+      channel.send({ type: "camera.reply", camera: state === CameraState.ON || NO_CAMERA.has(state) ? state : CameraState.DECLINED });
     };
     $("camera-ask-yes").addEventListener("click", () => answer(true));
     $("camera-ask-no").addEventListener("click", () => answer(false));
@@ -225,7 +274,13 @@ export function startVideo(channel, role, root) {
     if (media.srcObject && document.visibilityState === "visible") play(media);
   }));
 
-  openCamera();
+  // 「カメラを使用する」 chosen by the host before connecting: without it, no camera starts by itself.
+  if (root.dataset.camera) {
+    openCamera();
+  } else {
+    notice(t("This meeting starts with the cameras off. Press “Turn camera on” to show yours."));
+    sendState();
+  }
   render();
 
   // For the browser tests: the connection and the camera.
