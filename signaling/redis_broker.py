@@ -158,7 +158,7 @@ class RedisBroker(Broker):
         """The reader task: keep one connection subscribed, dispatch what arrives, reconnect on failure."""
         delay = RECONNECT_FIRST_DELAY
         failed = False
-        # See RedisQueues._read: a cancellation may come back as a TimeoutError, so the flag ends the loop too.
+        # See RedisQueues._read: a cancellation may come back as a TimeoutError; the flag ends the loop too.
         while not self._closed:
             try:
                 pubsub = await self._connect()
