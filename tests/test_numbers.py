@@ -30,8 +30,12 @@ MakeNodes = Callable[..., list[NumberStore]]
 def _pooled_redis(url: str) -> Redis:
     """A client whose connections are capped, as on a real node; 10,000 gathered calls then queue for them.
     The queue may take longer than any fixed per-call wait on a busy machine, so the wait is unbounded here;
-    the suite's pytest timeout bounds the test."""
-    return Redis.from_pool(BlockingConnectionPool.from_url(url, max_connections=32, timeout=None))
+    the suite's pytest timeout bounds the test. redis-py's own 5 s socket timeouts include the time 10,000
+    gathered tasks keep the event loop from reading a reply, which a loaded 2-core box exceeds: 60 s here."""
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=32, timeout=None, socket_timeout=60, socket_connect_timeout=60
+    )
+    return Redis.from_pool(pool)
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])

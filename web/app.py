@@ -33,7 +33,7 @@ from signaling.hub import RoomHub
 from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
 from signaling.redis_broker import RedisBroker
 from signaling.sms import make_gateway
-from web import admin, auth, cards, documents, files, guests, meetings, memos, ops, pages
+from web import admin, auth, cards, documents, files, guests, login_sessions, meetings, memos, ops, pages
 from web.middleware import CSRFMiddleware, RequestContextMiddleware
 from web.services import Services, services
 from web.settings import Settings
@@ -165,7 +165,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
                 SessionMiddleware,
                 secret_key=settings.secret_key,
                 session_cookie="tsunagu_session",
-                max_age=12 * 3600,
+                max_age=login_sessions.LIFETIME,
                 same_site="lax",
                 https_only=settings.secure_cookies,
             ),

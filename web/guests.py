@@ -82,12 +82,13 @@ async def issue_number(request: Request) -> Response:
     token = guest_token(request, create=True)
     assert token is not None
     client = request.client.host if request.client else "unknown"
-    wait = await state.number_issue_limiter.retry_after(client)
-    if wait > 0:
+    # Checked and counted in one step: simultaneous requests cannot all slip under the limit.
+    hit = await state.number_issue_limiter.hit(client)
+    if not hit.counted:
         raise RateLimited(
-            wait, N_("Too many numbers were issued from this network. Please wait {seconds} seconds.")
+            hit.retry_after,
+            N_("Too many numbers were issued from this network. Please wait {seconds} seconds."),
         )
-    await state.number_issue_limiter.add(client)
     number = await state.numbers.issue(token)
     now = state.clock()
     return JSONResponse(

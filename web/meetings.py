@@ -118,18 +118,22 @@ async def start_by_number(request: Request) -> Response:
     state = services(request)
     user: User = request.state.user
     body: StartByNumber = await _json_body(request, StartByNumber)
-    key = f"host:{user.id}"
-    wait = await state.wrong_number_limiter.retry_after(key)
-    if wait > 0:
+    # Every attempt is counted before the number is looked at (one atomic step, so simultaneous guesses
+    # cannot all be evaluated) and taken back when the number was right: only wrong numbers stay counted.
+    attempt = await state.wrong_number_limiter.hit(f"host:{user.id}")
+    if not attempt.counted:
         log.warning("connect numbers locked", host=user.id, org=user.org_id)
-        raise NumberLocked(wait)
+        raise NumberLocked(attempt.retry_after)
     try:
         # A host typing with a Japanese IME may send full-width digits (１２３４).
         number = await state.numbers.redeem(unicodedata.normalize("NFKC", body.number).strip())
     except (NumberUnknown, NumberExpired, NumberUsed) as wrong:
-        await state.wrong_number_limiter.add(key)
         log.info("wrong connect number", host=user.id, org=user.org_id, reason=wrong.code)
         raise
+    except BaseException:
+        await state.wrong_number_limiter.undo(attempt)  # not a wrong number: Redis down, say
+        raise
+    await state.wrong_number_limiter.undo(attempt)
     db = request.state.db
     room, record = await rooms.create_room(
         db,
