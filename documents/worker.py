@@ -27,7 +27,6 @@ import argparse
 import json
 import logging
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from core.sandbox import apply_limits
 from documents.errors import (
     BadPageSize,
     ConversionFailed,
@@ -66,21 +66,6 @@ MAX_FORM_DEPTH = 8
 MAX_FILE_WRITTEN = 512 * 1024 * 1024  # RLIMIT_FSIZE: no page image or converted PDF is near this
 JPEG_QUALITY = 80
 OFFICE_EXTENSIONS = frozenset({".pptx", ".docx", ".xlsx", ".ppt", ".doc", ".xls", ".odp", ".odt", ".ods"})
-
-
-def apply_limits(memory_mb: int, cpu_seconds: int) -> None:
-    """Limit this process (and anything it starts); never raises a limit already lower."""
-
-    def limit(which: int, value: int, hard_extra: int = 0) -> None:
-        _soft, hard = resource.getrlimit(which)
-        ceiling = hard if hard != resource.RLIM_INFINITY else value + hard_extra
-        resource.setrlimit(which, (min(value, ceiling), min(value + hard_extra, ceiling)))
-
-    limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
-    # SIGXCPU at the soft limit, SIGKILL at the hard one.
-    limit(resource.RLIMIT_CPU, cpu_seconds, hard_extra=5)
-    limit(resource.RLIMIT_FSIZE, MAX_FILE_WRITTEN)
-    limit(resource.RLIMIT_CORE, 0)
 
 
 def check_page_size(width: float, height: float) -> None:
@@ -353,7 +338,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    apply_limits(args.memory_mb, args.cpu_seconds)
+    apply_limits(args.memory_mb, args.cpu_seconds, MAX_FILE_WRITTEN)
     report = Report.take_stdout()
     try:
         if args.command == "render":
