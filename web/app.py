@@ -21,12 +21,14 @@ from starlette.types import Receive, Scope, Send
 from core.clock import Clock, wall_clock
 from core.errors import CSRFFailed, NotAuthenticated, NotFound, RateLimited, TsunaguError
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from core.uploads import UploadSlots
 from documents.library import DocumentJobs
 from store.db import create_engine, session_factory
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 from media import MediaRooms, MediaSettings
+from recordings.quotas import FileQuotas
 from signaling import rooms
 from signaling.broker import Broker, MemoryBroker
 from signaling.hub import RoomHub
@@ -190,5 +192,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         login_limiter=limiter("login", settings.login_failures_per_minute, 60.0),
         number_issue_limiter=limiter("number-issue", settings.number_issues_per_10_minutes, 600.0),
         wrong_number_limiter=limiter("wrong-number", settings.wrong_numbers_per_minute, 60.0),
+        uploads=UploadSlots(settings.uploads_per_user),
+        file_quotas=FileQuotas(sessions, settings.room_files_quota_bytes, settings.org_files_quota_bytes),
     )
     return app

@@ -49,7 +49,7 @@ from web.guests import guest_token
 from web.meetings import participant
 from web.services import services
 from web.templating import render, translator
-from web.uploads import IncompleteUpload, declared_size
+from web.uploads import chunks, declared_size
 from web.vcard import CardData, vcard
 
 SLOTS = ("photo", "1", "2", "3")
@@ -263,18 +263,15 @@ async def upload_image(request: Request) -> Response:
     too_large = ImageTooLarge(max_mb=megabytes(IMAGE_MAX_BYTES))
     declared = declared_size(request, IMAGE_MAX_BYTES, too_large, NotAnImage())
     body = bytearray()
-    try:
-        async for chunk in request.stream():
-            if len(body) + len(chunk) > declared:
-                raise too_large
-            body.extend(chunk)
-            if len(body) >= 16 and sniff(bytes(body[:16])) is None:
-                raise NotAnImage()  # no need to read the rest of a text file
-    except ClientDisconnect:
-        return Response(status_code=400)
-    if len(body) != declared:
-        raise IncompleteUpload()
-    jpeg = await reencode_sandboxed(bytes(body))  # decoded in the image worker, never here
+    with services(request).uploads.hold(f"user:{user_id}"):
+        try:
+            async for chunk in chunks(request, declared, too_large):
+                body.extend(chunk)
+                if len(body) >= 16 and sniff(bytes(body[:16])) is None:
+                    raise NotAnImage()  # no need to read the rest of a text file
+        except ClientDisconnect:
+            return Response(status_code=400)
+        jpeg = await reencode_sandboxed(bytes(body))  # decoded in the image worker, never here
 
     folder = card_dir(services(request).settings.data_dir, user_id)
     folder.mkdir(parents=True, exist_ok=True)

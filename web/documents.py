@@ -174,14 +174,29 @@ async def upload_document(request: Request) -> Response:
     if is_office(name) and jobs.office is None:
         raise OfficeUnavailable()
 
-    storage = jobs.storage
+    with state.uploads.hold(f"user:{user_id}"):
+        body, doc_id = await _receive_document(request, user_id, org_id, name, org_wide == "1", declared)
+    if doc_id is None:
+        return Response(status_code=400)  # the uploader went away: nobody is listening any more
+    jobs.start(doc_id)
+    return JSONResponse(body, status_code=202)
+
+
+async def _receive_document(
+    request: Request, user_id: int, org_id: int, name: str, org_wide: bool, declared: int
+) -> tuple[dict[str, Any], int | None]:
+    """Stream the body to a part file and keep it as a new document; no id when the uploader went away.
+    Whatever goes wrong (too large, too slow), the part file and the half-made document are removed."""
+    state = services(request)
+    storage = _jobs(request).storage
+    too_large = DocumentTooLarge(max_mb=megabytes(state.settings.document_max_bytes))
     upload = storage.new_upload()
     doc_id: int | None = None
     try:
         await receive(request, upload, declared, too_large)
         async with state.sessions.begin() as db:
             document = await create_document(
-                db, org_id=org_id, owner_id=user_id, name=name, org_wide=org_wide == "1", size=upload.size
+                db, org_id=org_id, owner_id=user_id, name=name, org_wide=org_wide, size=upload.size
             )
             doc_id = document.id
             suffix = name[name.rfind(".") :].lower() if is_office(name) else ""
@@ -190,17 +205,15 @@ async def upload_document(request: Request) -> Response:
             )
             user = await db.get(User, user_id)
             assert user is not None
-            body = document_json(request, document, user)
+            return document_json(request, document, user), doc_id
     except ClientDisconnect:
         upload.discard()
-        return Response(status_code=400)  # nobody is listening any more
+        return {}, None
     except BaseException:
         upload.discard()
         if doc_id is not None:  # the row was not committed: its folder must not stay either
             storage.remove(org_id, doc_id)
         raise
-    jobs.start(doc_id)
-    return JSONResponse(body, status_code=202)
 
 
 @signed_in(*LIBRARY_ROLES)

@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
     from core.clock import Clock
     from core.ratelimit import RateLimiter
+    from core.uploads import UploadSlots
     from documents.library import DocumentJobs
     from media import MediaRooms, MediaSettings
+    from recordings.quotas import FileQuotas
     from signaling.broker import Broker
     from signaling.hub import RoomHub
     from signaling.numbers import NumberStore
@@ -44,6 +46,8 @@ class Services:
     login_limiter: RateLimiter
     number_issue_limiter: RateLimiter
     wrong_number_limiter: RateLimiter
+    uploads: UploadSlots  # uploads at once per sender (web.uploads)
+    file_quotas: FileQuotas  # bytes of files per meeting and per org (web.files)
 
 
 def services(holder: HTTPConnection | Starlette) -> Services:
