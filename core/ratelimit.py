@@ -214,3 +214,27 @@ class RedisRateLimiter(RateLimiter):
     async def reset(self, key: str) -> None:
         with redis_errors():
             await self.redis.delete(self._key(key))
+
+
+class TokenBucket:
+    """At most ``rate`` events a second on average and ``burst`` at once, for one holder (a connection).
+
+    Sans-I/O: the caller passes the time (the injected clock), so tests move time instead of sleeping."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.last: float | None = None
+
+    def take(self, now: float) -> bool:
+        """Spend one token if there is one (True), else refuse (False) and spend nothing."""
+        if self.last is not None:
+            self.tokens = min(self.burst, self.tokens + max(0.0, now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False

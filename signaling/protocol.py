@@ -46,6 +46,17 @@ class CloseCode(enum.IntEnum):
     UNAVAILABLE = 4503  # the room's node did not answer
 
 
+class ErrorCode(enum.StrEnum):
+    """The ``code`` of an ``error`` frame: why the last frame was refused (docs/protocol.md)."""
+
+    BAD_MESSAGE = "bad_message"  # not a valid frame (not JSON, unknown type, binary, too large)
+    NOT_ALLOWED = "not_allowed"  # valid, but not for this participant now
+    RATE_LIMITED = "rate_limited"  # more frames than the channel takes from one connection
+    MEMO_FULL = "memo_full"  # the memo would pass its length cap
+    MEDIA_UNAVAILABLE = "media_unavailable"
+    MEDIA_FAILED = "media_failed"
+
+
 class _Message(BaseModel):
     # Strict: a page is a JSON integer, not "2" or 2.0; a flag is true/false, not 1.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)

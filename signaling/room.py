@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.errors import N_
+from signaling import memo_cap
 from signaling.call_media import HOST_ONLY, CallMedia, MediaEffect, MediaLeave, Negotiate, Reply
 from signaling.memo import UPDATE as MEMO_UPDATE
 from signaling.memo import BadMemoData, SharedMemo, decode, encode, sync_message
@@ -34,6 +35,7 @@ from signaling.protocol import (
     DocumentState,
     End,
     Ended,
+    ErrorCode,
     ErrorFrame,
     FileInfo,
     FileShared,
@@ -140,6 +142,9 @@ NOT_ALLOWED = HOST_ONLY  # one message for everything only the host may do
 NO_SUCH_DOCUMENT = N_("This document cannot be shown. It may still be processing or have been deleted.")
 NO_DOCUMENT_OPEN = N_("No document is open.")
 BAD_MEMO = N_("The message could not be understood.")  # the same words as any other bad frame
+MEMO_FULL = N_(
+    "The shared memo is full, so what you typed last was not shared. Shorten it, then reload the page."
+)
 
 
 @dataclass
@@ -182,6 +187,7 @@ class Room:
     shared: SharedDocument = field(default_factory=SharedDocument)
     memo: SharedMemo = field(default_factory=SharedMemo)
     media: CallMedia = field(default_factory=CallMedia)
+    memo_max_characters: int = memo_cap.DEFAULT_MAX_CHARACTERS
 
     # Inputs
 
@@ -328,7 +334,10 @@ class Room:
     def _memo_sync(self, role: Role, data: str, connection: str, now: float) -> list[Effect]:
         """Yjs does the merging: answer a step 1, apply a step 2 or update and pass it on to the others."""
         try:
-            result = self.memo.receive(decode(data))
+            message = decode(data)
+            if not memo_cap.fits(self.memo, message, self.memo_max_characters):  # the memo's length cap
+                return [Send(ErrorFrame(code=ErrorCode.MEMO_FULL, message=MEMO_FULL), to=connection)]
+            result = self.memo.receive(message)
         except BadMemoData:
             return [self._bad(connection)]
         effects: list[Effect] = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from signaling.protocol import SUBPROTOCOL, ClientMessage, CloseCode, Presence, ServerMessage
+from signaling.protocol import SUBPROTOCOL, ClientMessage, CloseCode, ErrorCode, Presence, ServerMessage
 
 ROOT = Path(__file__).resolve().parents[1]
 JS = (ROOT / "web/static/src/protocol.js").read_text()
@@ -24,6 +24,12 @@ def test_close_codes_match() -> None:
 
 def test_presence_values_match() -> None:
     assert _js_object("Presence") == {p.name: p.value for p in Presence}
+
+
+def test_error_codes_match_and_are_documented() -> None:
+    assert _js_object("ErrorCode") == {code.name: code.value for code in ErrorCode}
+    for code in ErrorCode:
+        assert f"`{code.value}`" in DOC, f"docs/protocol.md misses error code {code.value}"
 
 
 def test_subprotocol_matches() -> None:

@@ -123,6 +123,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         clock=clock,
         grace=settings.rejoin_grace_seconds,
         media=media,
+        memo_max_characters=settings.memo_max_characters,
     )
     sms = make_gateway(
         settings.sms_gateway,

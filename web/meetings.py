@@ -22,6 +22,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.errors import N_, InvalidInput, NotFound, RateLimited
+from core.ratelimit import TokenBucket
 from documents.models import Document, DocumentStatus
 from media import ice_servers
 from signaling import links, rooms
@@ -34,6 +35,7 @@ from signaling.protocol import (
     BadMessage,
     CloseCode,
     DocumentInfo,
+    ErrorCode,
     ErrorFrame,
     Role,
     parse_client_message,
@@ -47,7 +49,8 @@ from web.services import services
 from web.templating import render, translator
 
 log = structlog.get_logger("tsunagu.meetings")
-MAX_BAD_FRAMES = 20
+MAX_BAD_FRAMES = 20  # bad or rate-limited frames on one connection before it is closed (1008)
+TOO_MANY_MESSAGES = N_("Too many messages at once: some were not delivered. Please slow down.")
 
 
 class NumberLocked(RateLimited):
@@ -326,24 +329,39 @@ async def _write(websocket: WebSocket, participant: Participant, _: Translator) 
 
 
 async def _read(websocket: WebSocket, participant: Participant, _: Translator) -> None:
-    """Validate each frame at the edge; a bad one gets an error frame, too many close this socket only."""
+    """Validate each frame at the edge; a bad one gets an error frame, too many close this socket only.
+
+    Text frames only (a binary frame is a bad frame), and at most ``ROOM_MESSAGES_PER_SECOND`` frames a
+    second per connection (``ROOM_MESSAGE_BURST`` at once): past that a frame is refused with a
+    ``rate_limited`` error frame and counts as bad, so a flood ends with the socket closed (1008)."""
+    state = services(websocket)
+    pace = TokenBucket(state.settings.room_messages_per_second, state.settings.room_message_burst)
     bad = 0
     while True:
         event = await websocket.receive()
         if event["type"] == "websocket.disconnect":
             return
-        try:
-            message = parse_client_message(event.get("text") or event.get("bytes") or b"")
-        except BadMessage as exc:
-            bad += 1
-            if not await _send(websocket, ErrorFrame(code=exc.code, message=_(exc.message)).model_dump()):
-                return
-            if bad >= MAX_BAD_FRAMES:
-                with contextlib.suppress(Exception):
-                    await websocket.close(int(CloseCode.POLICY_VIOLATION))
-                return
+        refusal: ErrorFrame | None = None
+        if not pace.take(state.clock()):
+            refusal = ErrorFrame(code=ErrorCode.RATE_LIMITED, message=_(TOO_MANY_MESSAGES))
+        else:
+            text = event.get("text")
+            try:
+                if text is None:  # a binary frame: the channel speaks JSON text only
+                    raise BadMessage()
+                message = parse_client_message(text)
+            except BadMessage as exc:
+                refusal = ErrorFrame(code=ErrorCode.BAD_MESSAGE, message=_(exc.message))
+        if refusal is None:
+            await participant.send(message)
             continue
-        await participant.send(message)
+        bad += 1
+        if not await _send(websocket, refusal.model_dump()):
+            return
+        if bad >= MAX_BAD_FRAMES:
+            with contextlib.suppress(Exception):
+                await websocket.close(int(CloseCode.POLICY_VIOLATION))
+            return
 
 
 async def _send(websocket: WebSocket, frame: Any) -> bool:

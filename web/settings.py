@@ -81,8 +81,8 @@ class Settings:
     upload_min_bytes_per_second: int = 8 * 1024
     uploads_per_user: int = 3
     # The room channel (web.meetings, signaling.room): messages per second per connection, the memo's length.
-    room_messages_per_second: float = 30.0
-    room_message_burst: int = 120
+    room_messages_per_second: float = 60.0
+    room_message_burst: int = 240
     memo_max_characters: int = 100_000
     # The lobby (web.guests): sockets at once per guest browser and per client address.
     lobby_sockets_per_guest: int = 3
@@ -147,8 +147,8 @@ class Settings:
             upload_grace_seconds=float(env.get("UPLOAD_GRACE_SECONDS") or 10),
             upload_min_bytes_per_second=int(env.get("UPLOAD_MIN_BYTES_PER_SECOND") or 8 * 1024),
             uploads_per_user=int(env.get("UPLOADS_PER_USER") or 3),
-            room_messages_per_second=float(env.get("ROOM_MESSAGES_PER_SECOND") or 30),
-            room_message_burst=int(env.get("ROOM_MESSAGE_BURST") or 120),
+            room_messages_per_second=float(env.get("ROOM_MESSAGES_PER_SECOND") or 60),
+            room_message_burst=int(env.get("ROOM_MESSAGE_BURST") or 240),
             memo_max_characters=int(env.get("MEMO_MAX_CHARACTERS") or 100_000),
             lobby_sockets_per_guest=int(env.get("LOBBY_SOCKETS_PER_GUEST") or 3),
             lobby_sockets_per_address=int(env.get("LOBBY_SOCKETS_PER_ADDRESS") or 50),
