@@ -8,10 +8,10 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import N_, TsunaguError
+from core.slots import Slots
 
 
 class Upload:
@@ -54,29 +54,8 @@ class TooManyUploads(TsunaguError):
     message = N_("Too many uploads at once. Please wait until the others have finished.")
 
 
-class UploadSlots:
-    """At most ``per_sender`` uploads at once per sender (a user id, a guest's token), in this process.
-
-    Taking a slot never awaits, so a burst of simultaneous uploads cannot all slip past the count."""
+class UploadSlots(Slots):
+    """At most ``per_sender`` uploads at once per sender (a user id, a guest's room), in this process."""
 
     def __init__(self, per_sender: int) -> None:
-        if per_sender < 1:
-            raise ValueError("per_sender must be >= 1")
-        self.per_sender = per_sender
-        self._held: dict[str, int] = {}
-
-    @contextlib.contextmanager
-    def hold(self, sender: str) -> Iterator[None]:
-        """One upload slot of ``sender`` for the ``with`` block; :class:`TooManyUploads` when none is free."""
-        if self._held.get(sender, 0) >= self.per_sender:
-            raise TooManyUploads()
-        self._held[sender] = self._held.get(sender, 0) + 1
-        try:
-            yield
-        finally:
-            self._held[sender] -= 1
-            if not self._held[sender]:
-                del self._held[sender]
-
-    def held(self, sender: str) -> int:
-        return self._held.get(sender, 0)
+        super().__init__(per_sender, TooManyUploads)

@@ -43,6 +43,7 @@ class CloseCode(enum.IntEnum):
     ROOM_ENDED = 4010
     LEFT = 4011  # the guest ended its side
     REJOIN_EXPIRED = 4013  # came back after the grace period
+    TOO_MANY_SOCKETS = 4029  # the lobby: this browser or address already holds its share of sockets
     UNAVAILABLE = 4503  # the room's node did not answer
 
 

@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from core.clock import Clock, wall_clock
 from core.errors import CSRFFailed, NotAuthenticated, NotFound, RateLimited, TsunaguError
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from core.slots import Slots
 from core.uploads import UploadSlots
 from documents.library import DocumentJobs
 from store.db import create_engine, session_factory
@@ -195,5 +196,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         wrong_number_limiter=limiter("wrong-number", settings.wrong_numbers_per_minute, 60.0),
         uploads=UploadSlots(settings.uploads_per_user),
         file_quotas=FileQuotas(sessions, settings.room_files_quota_bytes, settings.org_files_quota_bytes),
+        lobby_per_guest=Slots(settings.lobby_sockets_per_guest, guests.TooManySockets),
+        lobby_per_address=Slots(settings.lobby_sockets_per_address, guests.TooManySockets),
     )
     return app

@@ -8,7 +8,6 @@ import contextlib
 import io
 import unicodedata
 from typing import Any
-from urllib.parse import urlsplit
 
 import segno
 import structlog
@@ -45,6 +44,7 @@ from store.models import User
 from web.auth import load_user, signed_in
 from web.guests import guest_token, lobby_topic
 from web.i18n import DEFAULT_LANGUAGE, Translator
+from web.origins import same_origin
 from web.services import services
 from web.templating import render, translator
 
@@ -252,23 +252,13 @@ async def call_page(request: Request) -> Response:
     )
 
 
-def _same_origin(websocket: WebSocket) -> bool:
-    """Browsers send cookies with cross-site WebSocket handshakes; only our own pages may open one."""
-    origin = websocket.headers.get("origin")
-    if origin is None:
-        return True  # not a browser
-    host = websocket.headers.get("host", "")
-    public = services(websocket).settings.public_url
-    return urlsplit(origin).netloc == host or (public is not None and origin == public)
-
-
 async def room_channel(websocket: WebSocket) -> None:
     """One participant's room channel (docs/protocol.md).
 
     A cross-site handshake is refused outright (HTTP 403). Every other refusal accepts and then closes with
     a close code, because browsers cannot see why a handshake failed but can read a close code.
     """
-    if not _same_origin(websocket):
+    if not same_origin(websocket):
         await websocket.close(int(CloseCode.NOT_ALLOWED))
         return
     if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):

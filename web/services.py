@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from core.clock import Clock
     from core.ratelimit import RateLimiter
+    from core.slots import Slots
     from core.uploads import UploadSlots
     from documents.library import DocumentJobs
     from media import MediaRooms, MediaSettings
@@ -48,6 +49,8 @@ class Services:
     wrong_number_limiter: RateLimiter
     uploads: UploadSlots  # uploads at once per sender (web.uploads)
     file_quotas: FileQuotas  # bytes of files per meeting and per org (web.files)
+    lobby_per_guest: Slots  # lobby sockets at once per guest browser (web.guests)
+    lobby_per_address: Slots  # ... and per client address
 
 
 def services(holder: HTTPConnection | Starlette) -> Services:

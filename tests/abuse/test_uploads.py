@@ -111,7 +111,7 @@ async def test_a_body_that_stalls_half_way_is_cut_off_and_leaves_nothing(meeting
 
 async def test_uploads_at_once_per_sender_are_capped(meeting: Meeting) -> None:
     """Finding 5: one sender may have only so many uploads open at once (3 here); more are refused at once."""
-    services(meeting.server.app).uploads.per_sender = 3
+    services(meeting.server.app).uploads.per_key = 3
     uploads = [meeting.upload(MIB) for _ in range(5)]
     barrier = asyncio.Barrier(len(uploads))
 

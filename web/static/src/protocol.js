@@ -11,6 +11,7 @@ export const CloseCode = Object.freeze({
   ROOM_ENDED: 4010,
   LEFT: 4011,
   REJOIN_EXPIRED: 4013,
+  TOO_MANY_SOCKETS: 4029,
   UNAVAILABLE: 4503,
 });
 
