@@ -37,7 +37,7 @@ from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
 from signaling.redis_broker import RedisBroker
 from signaling.sms import make_gateway
 from web import admin, auth, cards, documents, files, guests, login_sessions, meetings, memos, ops, pages
-from web.middleware import CSRFMiddleware, RequestContextMiddleware
+from web.middleware import CSRFMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
 from web.services import Services, services
 from web.settings import Settings
 from web.templating import render, translator
@@ -165,6 +165,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         ],
         middleware=[
             Middleware(RequestContextMiddleware),
+            Middleware(SecurityHeadersMiddleware),
             Middleware(
                 SessionMiddleware,
                 secret_key=settings.secret_key,

@@ -31,7 +31,7 @@ def server(live_server: LiveServer) -> Iterator[LiveServer]:
 
 
 async def outcome(ws: ClientConnection) -> str:
-    """"open" while the server keeps the socket waiting, else the close code it was closed with."""
+    """The socket's fate: "open" while the server keeps it waiting, else the code it was closed with."""
     try:
         await asyncio.wait_for(ws.recv(), 1.0)
     except TimeoutError:
