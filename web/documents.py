@@ -14,7 +14,7 @@ from typing import Any
 
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -36,6 +36,7 @@ from documents.library import (
 )
 from documents.models import Document, DocumentStatus
 from recordings.models import PageView
+from signaling.after_meeting import ended_after
 from signaling.models import RoomRow, RoomState
 from signaling.rooms import token_hash
 from store.models import Role, User
@@ -243,17 +244,20 @@ async def delete(request: Request) -> Response:
 
 
 async def _guest_saw_it(db: AsyncSession, request: Request, document: Document) -> bool:
-    """This browser is the guest of a live meeting of the document's org in which it was shown."""
+    """This browser is the guest of a meeting of the document's org in which it was shown, and that meeting
+    is live or ended less than ``GUEST_ACCESS_AFTER_END_HOURS`` ago (signaling.after_meeting)."""
     token = guest_token(request)
     if not token:
         return False
+    state = services(request)
+    open_since = ended_after(state.clock(), state.settings.guest_access_after_end_hours)
     shown = await db.scalar(
         select(PageView.id)
         .join(RoomRow, RoomRow.id == PageView.room_id)
         .where(
             PageView.document_id == document.id,
             RoomRow.guest_token_hash == token_hash(token),
-            RoomRow.state != RoomState.ENDED,
+            or_(RoomRow.state != RoomState.ENDED, RoomRow.ended_at > open_since),
             RoomRow.org_id == document.org_id,
         )
         .limit(1)

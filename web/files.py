@@ -29,6 +29,7 @@ from recordings.files import (
     sanitise_file_name,
 )
 from recordings.quotas import Reservation
+from signaling.after_meeting import check_guest
 from signaling.models import RoomRow, RoomState
 from signaling.protocol import FileInfo, Role
 from store.models import Org
@@ -167,9 +168,16 @@ async def _receive_file(
         raise
 
 
+def _guest_still_may(request: Request, room: RoomRow, role: Role) -> None:
+    if role == Role.GUEST:
+        state = services(request)
+        check_guest(room, state.clock(), state.settings.guest_access_after_end_hours)
+
+
 async def list_files(request: Request) -> Response:
     """``GET /api/rooms/{room_id}/files``: the room's files, and whether this participant may send."""
     room, role, _connect_id = await participant(request)
+    _guest_still_may(request, room, role)
     async with services(request).sessions() as db:
         rows = await room_files(db, room.id)
     settings = services(request).settings
@@ -191,8 +199,10 @@ def content_disposition(name: str) -> str:
 
 
 async def download_file(request: Request) -> Response:
-    """``GET /rooms/{room_id}/files/{file_id}``: the file, as an attachment, to the room's participants."""
-    room, _role, _connect_id = await participant(request)
+    """``GET /rooms/{room_id}/files/{file_id}``: the file, as an attachment, to the room's participants
+    (to its guest until ``GUEST_ACCESS_AFTER_END_HOURS`` after the meeting ended; signaling.after_meeting)."""
+    room, role, _connect_id = await participant(request)
+    _guest_still_may(request, room, role)
     async with services(request).sessions() as db:
         row = await room_file(db, room.id, room.org_id, int(request.path_params["file_id"]))
     if row is None:
