@@ -19,7 +19,6 @@ import shutil
 import signal
 import sys
 import time
-import unicodedata
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import N_, InvalidInput, NotFound
+from core.names import display_name
 from core.sandbox import python_env
 from documents.errors import (
     ERRORS,
@@ -73,7 +73,6 @@ __all__ = [
 
 log = structlog.get_logger("tsunagu.documents")
 
-NAME_MAX = 255  # Document.name is String(255)
 WORKER_MEMORY_MB = 1024
 CONVERTER_MEMORY_MB = 3072  # LibreOffice maps far more address space than it touches
 PROGRESS_EVERY = 0.5  # s: the library polls once a second; no need to write the row for every page
@@ -99,12 +98,9 @@ class DocumentSettings(Protocol):
 
 
 def sanitise_name(raw: str) -> str:
-    """A display name from what the browser says the file was called: no folders, no control or bidi
-    characters, NFC, single spaces, at most 255 characters. Never used as a path."""
-    name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(" " if ch.isspace() else ch for ch in name)
-    name = " ".join("".join(ch for ch in name if unicodedata.category(ch)[0] != "C").split())
-    return name[:NAME_MAX].strip() if name.strip(".") else "document"
+    """A display name from what the browser says the file was called (``core.names.display_name``: no
+    folders, no control or bidi characters, NFC, at most 255 bytes with the extension kept). Never a path."""
+    return display_name(raw, "document")
 
 
 def is_office(name: str) -> bool:
