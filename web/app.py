@@ -37,7 +37,12 @@ from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
 from signaling.redis_broker import RedisBroker
 from signaling.sms import make_gateway
 from web import admin, auth, cards, documents, files, guests, login_sessions, meetings, memos, ops, pages
-from web.middleware import CSRFMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
+from web.middleware import (
+    BodyLimitMiddleware,
+    CSRFMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from web.services import Services, services
 from web.settings import Settings
 from web.templating import render, translator
@@ -175,6 +180,9 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
                 https_only=settings.secure_cookies,
             ),
             Middleware(CSRFMiddleware, on_failure=_csrf_failed),
+            # Inside the CSRF check (which reads a form body itself, up to its own limit), so that what it
+            # raises reaches the app's error handler.
+            Middleware(BodyLimitMiddleware),
         ],
         exception_handlers={TsunaguError: _tsunagu_error, HTTPException: _http_error},
         lifespan=lifespan,

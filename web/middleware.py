@@ -6,6 +6,7 @@ Pure ASGI rather than ``BaseHTTPMiddleware`` so WebSockets and streamed bodies p
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import time
 import uuid
@@ -15,6 +16,8 @@ import structlog
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.errors import N_, InvalidInput
 
 log = structlog.get_logger("tsunagu.http")
 
@@ -138,6 +141,45 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class BodyTooLarge(InvalidInput):
+    code = "body_too_large"
+    status = 413
+    message = N_("The request is too large.")
+
+
+MAX_BODY_BYTES = 1024 * 1024  # forms and JSON; uploads have limits of their own
+UPLOAD_PATHS = re.compile(r"^/api/(documents|rooms/[^/]+/files|card/images)$")
+
+
+class BodyLimitMiddleware:
+    """Request bodies other than uploads (forms, JSON) are small: past :data:`MAX_BODY_BYTES`, declared or
+    counted, reading the body raises :class:`BodyTooLarge` (413) inside the app, whose error handler answers.
+    Uploads (:data:`UPLOAD_PATHS`) stream through ``web.uploads`` with limits of their own."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or UPLOAD_PATHS.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        received = 0
+
+        async def bounded() -> Message:
+            nonlocal received
+            if declared.isdigit() and int(declared) > self.limit:
+                raise BodyTooLarge()
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise BodyTooLarge()
+            return message
+
+        await self.app(scope, bounded, send)
 
 
 class CSRFMiddleware:
