@@ -89,13 +89,14 @@ async def test_sixty_simultaneous_wrong_passwords_meet_the_limit_and_never_hold_
         return (await browser.http.post("/login", data=form)).status_code
 
     try:
-        with SlowSteps(server, threshold=verification / 2) as slow:
+        with SlowSteps(server, threshold=0.8 * verification) as slow:
             statuses = Counter(await together(clients, wrong_password))
     finally:
         await close_all(clients)
     assert statuses == {401: 10, 429: 50}
-    # On the loop, each of the 10 verifications was one step as long as a verification.
-    assert slow.seen == [], (slow.seen, verification)
+    # On the loop, each of the 10 verifications was one step as long as a verification: 10 such steps. Off
+    # it, none is; a box loaded far past its cores may still starve the odd ordinary step that long.
+    assert len(slow.seen) <= 2, (slow.seen, verification)
 
 
 async def test_forty_simultaneous_issues_from_one_address_get_twenty_numbers(server: LiveServer) -> None:
