@@ -15,18 +15,6 @@ export const CloseCode = Object.freeze({
   UNAVAILABLE: 4503,
 });
 
-// The code of an error frame: why the server refused the last frame.
-export const ErrorCode = Object.freeze({
-  BAD_MESSAGE: "bad_message",
-  NOT_ALLOWED: "not_allowed",
-  MEDIA_UNAVAILABLE: "media_unavailable",
-  MEDIA_FAILED: "media_failed",
-  UNAVAILABLE: "unavailable",
-  MEMO_OUT_OF_STEP: "memo_out_of_step",
-  MEMO_BROKEN_TEXT: "memo_broken_text",
-  MEMO_NOT_TEXT: "memo_not_text",
-});
-
 // The largest frame the server reads (signaling/protocol.py MAX_FRAME_BYTES).
 export const MAX_FRAME_BYTES = 65536;
 
@@ -61,4 +49,8 @@ export const ErrorCode = Object.freeze({
   MEMO_FULL: "memo_full",
   MEDIA_UNAVAILABLE: "media_unavailable",
   MEDIA_FAILED: "media_failed",
+  UNAVAILABLE: "unavailable",
+  MEMO_OUT_OF_STEP: "memo_out_of_step",
+  MEMO_BROKEN_TEXT: "memo_broken_text",
+  MEMO_NOT_TEXT: "memo_not_text",
 });
