@@ -11,7 +11,7 @@ import asyncio
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -20,6 +20,13 @@ from tests.harness.ports import free_port, wait_for_port
 from web import serving
 
 T = TypeVar("T")
+
+
+class Served(Protocol):
+    """A running server a browser can open: this in-process one, or ``tsunagu serve`` in a subprocess."""
+
+    @property
+    def url(self) -> str: ...
 
 
 class LiveServer:
