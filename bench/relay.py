@@ -53,6 +53,7 @@ class Figures:
     latencies: list[float]
     frames_sent: int  # in the window
     frames_delivered: int  # of those, delivered whole
+    frames_skipped: int  # in the window, by publishers of a late load generator (never sent)
     counters: dict[str, int]  # the server's relay counters over the window (passthrough)
 
     @property
@@ -99,12 +100,14 @@ async def run(
             flow.max_gap = 0.0
         counters0 = await server_counters(generator)
         generator.measuring = True
+        skipped0 = generator.skipped
         wall0, cpu0, own0 = time.perf_counter(), cpu_seconds(server.pid), time.process_time()
         await asyncio.sleep(seconds)
         wall = time.perf_counter() - wall0
         user1, system1 = cpu_seconds(server.pid)
         own = time.process_time() - own0
         generator.measuring = False
+        skipped = generator.skipped - skipped0
         counters1 = await server_counters(generator)
         now = time.perf_counter()
         gaps = [
@@ -124,6 +127,7 @@ async def run(
             latencies=generator.latencies,
             frames_sent=sum(f.sent_in_window for f in generator.flows),
             frames_delivered=sum(f.delivered_in_window for f in generator.flows),
+            frames_skipped=skipped,
             counters={name: counters1[name] - counters0.get(name, 0) for name in counters1},
         )
     finally:
@@ -159,6 +163,7 @@ def passthrough_lines(name: str, figures: Figures) -> dict[str, float | int]:
         f"{name}_loadgen_cpu_fraction": figures.loadgen_cpu / figures.wall,
         f"{name}_max_frame_gap_ms": figures.max_frame_gap_ms,
         f"{name}_frames_delivered_per_s": figures.frames_delivered / figures.wall,
+        f"{name}_loadgen_frames_skipped_per_s": figures.frames_skipped / figures.wall,
         f"{name}_server_packets_forwarded_per_s": figures.per_s("packets_forwarded"),
         f"{name}_server_cpu_us_per_packet": 1e6
         * figures.server_cpu
