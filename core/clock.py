@@ -2,7 +2,8 @@
 
 Rules such as "a connect number lives 120 s" or "a recording stops after 120 minutes" are tested by moving a
 :class:`ManualClock` forward instead of sleeping. Production code takes any :data:`Clock` and defaults to
-:func:`wall_clock`.
+:func:`wall_clock`, or to :data:`monotonic_clock` where only intervals matter and a wall clock set back or
+forward must not disturb them (the media relay's keyframe spacing and report intervals).
 """
 
 from __future__ import annotations
@@ -11,11 +12,17 @@ import time
 from collections.abc import Callable
 
 Clock = Callable[[], float]
-"""Returns seconds since the Unix epoch as a float."""
+"""Returns seconds as a float: since the Unix epoch (``wall_clock``), or since an arbitrary moment
+(``monotonic_clock``) for code that only measures intervals."""
 
 
 def wall_clock() -> float:
     return time.time()
+
+
+monotonic_clock: Clock = time.monotonic
+"""Seconds since an arbitrary moment, never going back; the builtin itself, as the media relay reads it per
+packet."""
 
 
 class ManualClock:
@@ -31,3 +38,19 @@ class ManualClock:
         if seconds < 0:
             raise ValueError("a clock does not run backwards")
         self.now += seconds
+
+
+class RunningClock:
+    """Monotonic time that a test can also move forward at once: for rules over live traffic (the media
+    relay's), where time must pass as packets flow and a test jumps past an interval instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a clock does not run backwards")
+        self.offset += seconds

@@ -18,6 +18,7 @@ from tests.harness.browser import CHROMIUM, launch_args, waits_pass_the_policy
 from tests.harness.live import LiveServer
 from tests.harness.postgres import PostgresCluster
 from tests.harness.redis import RedisServer
+from web import serving
 from web.app import create_app
 from web.settings import Settings
 
@@ -28,6 +29,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests run last: Playwright's sync API keeps an event loop running in the main thread from the
     first browser test on, which async tests and ``asyncio.run`` cannot share."""
     items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], Any]]:
+    """Async tests run on the event loop ``tsunagu serve`` runs on (``web.serving``); those marked
+    ``both_loops`` also on asyncio's own, which the code they test supports too (``media.hooks``)."""
+    factories: dict[str, Callable[[], Any]] = {serving.LOOP: serving.loop_factory()}
+    if item.get_closest_marker("both_loops"):
+        factories["asyncio"] = serving.loop_factory("asyncio")
+    return factories
 
 
 def in_thread(function: Callable[..., T], *args: object) -> T:

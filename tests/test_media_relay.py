@@ -13,9 +13,13 @@ from typing import Any
 import aiortc.rtcrtpreceiver
 import pytest
 
+from core.clock import RunningClock
 from media import MediaRooms, MediaSettings
+from media.peer import KEYFRAME_MIN_INTERVAL
 from media.rooms import Room
 from tests.harness.media import LOOPBACK, Client, connect, wait_for
+
+pytestmark = pytest.mark.both_loops  # media.hooks reads sockets differently on uvloop and asyncio
 
 
 class Clients:
@@ -32,8 +36,25 @@ class Clients:
 
 
 @pytest.fixture
-async def rooms() -> AsyncIterator[MediaRooms]:
-    media = MediaRooms(MediaSettings(host_addresses=LOOPBACK))
+def clock() -> RunningClock:
+    return RunningClock()
+
+
+@pytest.fixture
+async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
+    """What reached the event loop's exception handler (a relay hook failing per packet lands there: the
+    test fails on any)."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    yield errors
+    loop.set_exception_handler(None)
+    assert not errors, [context.get("exception") or context.get("message") for context in errors]
+
+
+@pytest.fixture
+async def rooms(clock: RunningClock, loop_errors: list[dict[str, Any]]) -> AsyncIterator[MediaRooms]:
+    media = MediaRooms(MediaSettings(host_addresses=LOOPBACK), clock=clock)
     yield media
     await media.aclose()
 
@@ -119,12 +140,12 @@ async def test_the_server_never_decodes(clients: Clients, decoders: list[object]
     assert clients.rooms.counters("r1").packets_forwarded > 100
 
 
-async def test_keyframe_request_reaches_the_publisher(clients: Clients) -> None:
+async def test_keyframe_request_reaches_the_publisher(clients: Clients, clock: RunningClock) -> None:
     host = await clients.join("r1", "host", camera=True)
     guest = await clients.join("r1", "guest", camera=False)
     await wait_for(lambda: guest.frames[0] >= 10, what="guest sees the host's camera")
     assert host.keyframe_requests[0] >= 1  # asked when the guest connected / the stream started
-    await asyncio.sleep(0.3)  # past the server's keyframe request spacing
+    clock.advance(KEYFRAME_MIN_INTERVAL)  # past the server's keyframe request spacing
     before, forwarded = host.keyframe_requests[0], clients.rooms.counters("r1").keyframe_requests_forwarded
     await guest.send_pli(0)
     await wait_for(

@@ -18,7 +18,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from core.clock import Clock, wall_clock
+from core.clock import Clock, monotonic_clock, wall_clock
 from core.errors import CSRFFailed, NotAuthenticated, NotFound, RateLimited, TsunaguError
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from core.slots import Slots
@@ -121,8 +121,10 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         host_addresses=settings.ice_host_addresses,
         announced_address=settings.ice_announced_address,
     )
-    # A room's video is relayed by its home node, where its peer connections are negotiated.
-    media = MediaRooms(media_settings)
+    # A room's video is relayed by its home node, where its peer connections are negotiated. Its rules
+    # (keyframe spacing, report intervals) measure intervals between packets, on their own clock: the app's
+    # clock is for rules over wall time, which tests move by hand while real video flows.
+    media = MediaRooms(media_settings, clock=monotonic_clock)
     hub = RoomHub(
         broker,
         rooms.DatabaseRoomStore(sessions, meetings.find_document),

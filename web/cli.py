@@ -199,8 +199,7 @@ def prepare_self_signed(settings: Settings, host: str, port: int) -> tuple[Setti
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
-    import uvicorn
-
+    from web import serving
     from web.app import create_app
     from web.logs import configure_logging
 
@@ -222,15 +221,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         f"  host login:  {url}/login",
         *tls_lines,
     )
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        ssl_certfile=str(settings.tls_cert_file) if settings.tls_cert_file else None,
-        ssl_keyfile=str(settings.tls_key_file) if settings.tls_key_file else None,
-    )
+    tls_files = (settings.tls_cert_file, settings.tls_key_file) if settings.tls_cert_file else None
+    serving.serve(serving.config(create_app(settings), host, port, tls=tls_files))
 
 
 def build_parser() -> argparse.ArgumentParser:
