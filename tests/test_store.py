@@ -40,7 +40,9 @@ async def test_models_and_migrations_do_not_drift(any_database_url: str) -> None
         async with engine.connect() as conn:
 
             def diff(sync_conn):  # type: ignore[no-untyped-def]
-                context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+                context = MigrationContext.configure(
+                    sync_conn, opts={"compare_type": True, "include_name": all_models.managed}
+                )
                 return compare_metadata(context, all_models.metadata())
 
             differences = await conn.run_sync(diff)

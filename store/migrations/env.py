@@ -19,6 +19,7 @@ def do_run_migrations(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
         compare_type=True,
+        include_name=all_models.managed,  # autogenerate leaves the search index's own tables alone
     )
     with context.begin_transaction():
         context.run_migrations()
