@@ -10,6 +10,8 @@ from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.clock import utc
+from recordings.guest_info import reindex
 from recordings.models import MeetingRecord, MemoUpdate, PageView
 
 CONNECT_ID_DIGITS = 7
@@ -20,6 +22,7 @@ class StoredMemoUpdate(NamedTuple):
     id: int
     update: bytes
     created_at: datetime
+    author: str = ""
 
 
 def new_connect_id() -> str:
@@ -49,11 +52,12 @@ async def start_record(
 
 
 async def end_record(db: AsyncSession, room_id: str, ended_at: datetime) -> None:
-    await db.execute(
-        update(MeetingRecord)
-        .where(MeetingRecord.room_id == room_id, MeetingRecord.ended_at.is_(None))
-        .values(ended_at=ended_at)
+    record = await db.scalar(
+        select(MeetingRecord).where(MeetingRecord.room_id == room_id, MeetingRecord.ended_at.is_(None))
     )
+    if record is not None:
+        record.ended_at = ended_at
+        record.duration_seconds = max(0, round((utc(ended_at) - utc(record.started_at)).total_seconds()))
 
 
 async def record_for_room(db: AsyncSession, room_id: str) -> MeetingRecord | None:
@@ -105,11 +109,11 @@ async def add_memo_updates(db: AsyncSession, rows: list[tuple[str, bytes, str, d
 async def memo_updates(db: AsyncSession, room_id: str) -> list[StoredMemoUpdate]:
     """The room's stored updates, oldest first, as plain rows (compaction reads hundreds at a time)."""
     result = await db.execute(
-        select(MemoUpdate.id, MemoUpdate.update, MemoUpdate.created_at)
+        select(MemoUpdate.id, MemoUpdate.update, MemoUpdate.created_at, MemoUpdate.author)
         .where(MemoUpdate.room_id == room_id)
         .order_by(MemoUpdate.id)
     )
-    return [StoredMemoUpdate(id, update, created_at) for id, update, created_at in result]
+    return [StoredMemoUpdate(*row) for row in result]
 
 
 async def count_memo_updates(db: AsyncSession, room_id: str) -> int:
@@ -127,5 +131,13 @@ async def replace_memo_updates(
     )
 
 
-async def set_memo_text(db: AsyncSession, room_id: str, text: str) -> None:
-    await db.execute(update(MeetingRecord).where(MeetingRecord.room_id == room_id).values(memo=text))
+async def save_memo(db: AsyncSession, room_id: str, text: str, lines: str | None = None) -> None:
+    """Keep the memo's text (and its lines' authors, JSON) in the record, and make it searchable."""
+    record = await record_for_room(db, room_id)
+    if record is None:
+        return
+    record.memo = text
+    if lines is not None:
+        record.memo_lines = lines
+    await db.flush()
+    await reindex(db, record)

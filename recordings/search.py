@@ -30,14 +30,17 @@ from operator import add
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Integer,
     Select,
+    Text,
     bindparam,
     column,
     delete,
     func,
     insert,
+    literal_column,
     select,
     table,
     text,
@@ -119,16 +122,18 @@ def _fts_query(terms: Sequence[Term]) -> str:
 
 def fts_match(terms: Sequence[Term]) -> ColumnElement[bool]:
     """SQLite: the condition on :data:`FTS` for the indexed terms (select FTS.c.rowid where this)."""
-    return text("meeting_search_fts MATCH :fts_query").bindparams(fts_query=_fts_query(terms))
+    return literal_column("meeting_search_fts").op("MATCH", return_type=Boolean)(
+        bindparam("fts_query", _fts_query(terms), type_=Text)
+    )
 
 
-def record_ids(dialect: str, terms: Sequence[Term]) -> Select[tuple[int]]:
+def record_ids(dialect: str, terms: Sequence[Term]) -> Select[Any]:
     """The ids of the records containing every term: a subquery for ``MeetingRecord.id.in_(…)``."""
     indexed = [term for term in terms if term.indexed]
     scanned = [term for term in terms if not term.indexed]
     grams = MeetingSearch.grams
     if dialect == "sqlite":
-        found: Select[tuple[int]] = select(FTS.c.rowid).where(fts_match(indexed))
+        found: Select[Any] = select(FTS.c.rowid).where(fts_match(indexed))
         if not scanned:
             return found
         scan = select(MeetingSearch.record_id).where(*(func.instr(grams, term.text) > 0 for term in scanned))
@@ -143,7 +148,7 @@ def record_ids(dialect: str, terms: Sequence[Term]) -> Select[tuple[int]]:
     return select(MeetingSearch.record_id).where(*conditions)
 
 
-def plain_scan(dialect: str, terms: Sequence[Term]) -> Select[tuple[int]]:
+def plain_scan(dialect: str, terms: Sequence[Term]) -> Select[Any]:
     """The same answer without the index (every row's grams read): the bench's and the tests' baseline."""
     position = func.instr if dialect == "sqlite" else func.strpos
     return select(MeetingSearch.record_id).where(

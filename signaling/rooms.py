@@ -6,6 +6,7 @@ admits the one browser whose token matches.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,16 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.errors import NotFound
 from recordings.models import MeetingRecord
 from recordings.records import (
+    StoredMemoUpdate,
     add_memo_updates,
     end_record,
     memo_updates,
     record_for_room,
     record_page_shown,
     replace_memo_updates,
-    set_memo_text,
+    save_memo,
     start_record,
 )
-from signaling import memo
+from signaling import memo, memo_lines
 from signaling.models import JoinedVia, RoomRow, RoomState
 from signaling.protocol import DocumentInfo
 
@@ -166,13 +168,28 @@ class DatabaseRoomStore:
             await add_memo_updates(db, [(u.room_id, u.update, u.author, at(u.when)) for u in updates])
 
     async def compact_memo(self, room_id: str) -> None:
+        """Merge the stored updates into one; first keep who wrote which line (the merge forgets), and the
+        text so far, in the meeting record, where it can be searched while the meeting goes on."""
         async with self.sessions.begin() as db:
             rows = await memo_updates(db, room_id)
             if len(rows) > 1:
+                lines = await self._lines(db, room_id, rows)
                 merged = memo.merged([row.update for row in rows])
                 last = rows[-1]
                 await replace_memo_updates(db, room_id, last.id, merged, as_utc(last.created_at))
+                await save_memo(db, room_id, "\n".join(line.text for line in lines), memo_lines.dump(lines))
 
     async def memo_final(self, room_id: str, text: str) -> None:
         async with self.sessions.begin() as db:
-            await set_memo_text(db, room_id, text)
+            lines = await self._lines(db, room_id, await memo_updates(db, room_id))
+            await save_memo(db, room_id, text, memo_lines.dump(lines))
+
+    @staticmethod
+    async def _lines(
+        db: AsyncSession, room_id: str, rows: list[StoredMemoUpdate]
+    ) -> list[memo_lines.MemoLine]:
+        record = await record_for_room(db, room_id)
+        known = memo_lines.load(record.memo_lines) if record is not None else []
+        updates = [(row.update, row.author, row.created_at) for row in rows]
+        # Replaying a few hundred updates is CPU work: off the event loop the rooms share.
+        return await asyncio.to_thread(memo_lines.attribute, updates, known)
