@@ -63,3 +63,8 @@ def normalise_mobile(text: str) -> str:
 def _national(after_country_code: str) -> str:
     """The national form after +81: put back the trunk 0, unless it was written as in "+81 (0)90 …"."""
     return after_country_code if after_country_code.startswith("0") else "0" + after_country_code
+
+
+def national_number(e164: str) -> str:
+    """``+819012345678`` as people write it in Japan: ``09012345678``."""
+    return "0" + e164[len(_JAPAN) + 1 :] if e164.startswith(f"+{_JAPAN}") else e164

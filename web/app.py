@@ -33,7 +33,21 @@ from signaling.hub import RoomHub
 from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
 from signaling.redis_broker import RedisBroker
 from signaling.sms import make_gateway
-from web import admin, auth, cards, documents, files, guests, meetings, memos, ops, pages
+from web import (
+    admin,
+    auth,
+    cards,
+    documents,
+    files,
+    guests,
+    meetings,
+    memos,
+    ops,
+    pages,
+    record_page,
+    records,
+    reports,
+)
 from web.middleware import CSRFMiddleware, RequestContextMiddleware
 from web.services import Services, services
 from web.settings import Settings
@@ -156,6 +170,9 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
             *files.routes,
             *memos.routes,
             *cards.routes,
+            *records.routes,
+            *record_page.routes,
+            *reports.routes,
             *ops.routes,
             Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
         ],

@@ -24,11 +24,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from core.errors import N_, InvalidInput, NotFound, RateLimited
 from documents.models import Document, DocumentStatus
 from media import ice_servers
+from recordings import acknowledgements
 from signaling import links, rooms
 from signaling.hub import Participant
 from signaling.models import JoinedVia, RoomRow, RoomState
 from signaling.numbers import NumberExpired, NumberUnknown, NumberUsed
-from signaling.phone import normalise_mobile
+from signaling.phone import national_number, normalise_mobile
 from signaling.protocol import (
     SUBPROTOCOL,
     BadMessage,
@@ -142,6 +143,8 @@ async def start_by_number(request: Request) -> Response:
         home_node=state.settings.node_id,
         now=state.clock(),
     )
+    # What the guest agreed to before issuing the number now belongs to this meeting.
+    await acknowledgements.bind(db, rooms.token_hash(number.guest_token), room.id, user.org_id)
     await db.commit()
     await _open_room(request, room, record.connect_id)
     await state.broker.publish(lobby_topic(number.guest_token), {"room": room.id})
@@ -171,6 +174,7 @@ async def start_by_link(request: Request) -> Response:
         home_node=state.settings.node_id,
         now=now,
     )
+    record.guest_phone = national_number(phone)  # the meeting record knows whom it was with
     ttl = state.settings.join_link_ttl_minutes * 60
     token = await links.create_link(db, room, phone, now, ttl)
     base = state.settings.public_url or str(request.base_url).rstrip("/")
