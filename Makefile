@@ -63,7 +63,7 @@ system-test: system-node
 messages: $(VENV)/.installed-test
 	$(BIN)/pybabel extract -F babel.cfg -k N_ -k InvalidInput -k Conflict -k NotFound -k Forbidden \
 		-k RateLimited:2 -k t --no-location --omit-header -w 200 -o var/messages.pot .
-	$(BIN)/pybabel update -i var/messages.pot -d web/locale -l ja -w 200 --no-location --ignore-obsolete
+	$(BIN)/pybabel update -i var/messages.pot -d web/locale -l ja -w 200 --ignore-obsolete
 
 clean:
 	rm -rf $(VENV) node_modules web/static/dist

@@ -43,7 +43,11 @@ class Room:
         for peer in self._order:
             if peer is publisher:
                 continue
-            outbound = peer.outbounds.get(inbound.mline)
+            outbound = (
+                peer.outbounds.get(inbound.mline)
+                if peer.sources is None
+                else peer.receiving(publisher.seat, inbound.mline)
+            )
             if outbound is None:
                 continue
             if outbound.copies_header_of(inbound):
@@ -57,7 +61,7 @@ class Room:
                 out = outbound.rewrite(inbound, packet, ssrc, seq, timestamp, now)
             if out is None:
                 continue
-            if peer.send(inbound.mline, out):
+            if peer.send(outbound.mline, out):
                 counters.packets_forwarded += 1
                 counters.bytes_forwarded += len(out)
             if outbound.rebased:
@@ -67,10 +71,11 @@ class Room:
         """Ask whoever feeds ``subscriber``'s m-line for a keyframe."""
         outbound = subscriber.outbounds.get(mline)
         source = outbound.source if outbound is not None else None
+        watched = subscriber.source_of(mline)  # an observer's m-line watches one seat's m-line
         for peer in self._order:
-            if peer is subscriber or peer.closed:
+            if peer is subscriber or peer.closed or (watched is not None and peer.seat != watched[0]):
                 continue
-            inbound = peer.inbounds.get(mline)
+            inbound = peer.inbounds.get(mline if watched is None else watched[1])
             if inbound is not None and (source is None or source.closed or inbound is source):
                 peer.ask_keyframe(inbound, fir)
 
@@ -93,9 +98,13 @@ class MediaRooms:
         self._rooms: dict[str, Room] = {}
         self._retired = Counters()  # counts of closed rooms, so totals never go down
 
-    async def answer(self, room_id: str, seat: str, offer_sdp: str) -> str:
+    async def answer(
+        self, room_id: str, seat: str, offer_sdp: str, sources: tuple[tuple[str, int], ...] | None = None
+    ) -> str:
         """Create the seat's peer connection (closing a previous one of the same seat, e.g. a restart/rejoin),
-        apply the browser's offer, return the answer SDP (complete, with candidates: no trickle ICE)."""
+        apply the browser's offer, return the answer SDP (complete, with candidates: no trickle ICE).
+
+        ``sources``: a receive-only observer watching these (seat, m-line) streams (see ``Peer``)."""
         room = self._rooms.get(room_id)
         if room is None:
             room = self._rooms[room_id] = Room(room_id)
@@ -103,7 +112,7 @@ class MediaRooms:
             old = room.seat(seat, None)
             if old is not None:
                 await old.close()
-            peer = Peer(room, seat, self.settings)
+            peer = Peer(room, seat, self.settings, sources)
             try:
                 answer = await peer.answer(offer_sdp)
             except BaseException:

@@ -103,4 +103,4 @@ async def for_room(db: AsyncSession, room_id: str) -> list[tuple[GuestAcknowledg
         .where(GuestAcknowledgement.room_id == room_id)
         .order_by(GuestAcknowledgement.id)
     )
-    return [(ack, texts) for ack, texts in result.tuples()]
+    return [(ack, texts) for ack, texts in result]

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import NotFound
@@ -32,6 +32,7 @@ from recordings.records import (
 from signaling import memo, memo_lines
 from signaling.models import JoinedVia, RoomRow, RoomState
 from signaling.protocol import DocumentInfo
+from store.models import User
 
 if TYPE_CHECKING:
     from signaling.writer import MemoRow
@@ -193,3 +194,18 @@ class DatabaseRoomStore:
         updates = [(row.update, row.author, row.created_at) for row in rows]
         # Replaying a few hundred updates is CPU work: off the event loop the rooms share.
         return await asyncio.to_thread(memo_lines.attribute, updates, known)
+
+
+async def live_rooms(
+    db: AsyncSession, org_id: int, since: datetime
+) -> list[tuple[RoomRow, MeetingRecord, str]]:
+    """The org's meetings in progress (商談中: both sides have been in, not ended), newest first, with the
+    host's name; rooms started before ``since`` are left out (one a crashed node never ended stays active)."""
+    result = await db.execute(
+        select(RoomRow, MeetingRecord, func.coalesce(User.display_name, ""))
+        .join(MeetingRecord, MeetingRecord.room_id == RoomRow.id)
+        .outerjoin(User, User.id == RoomRow.host_id)
+        .where(RoomRow.org_id == org_id, RoomRow.state == RoomState.ACTIVE, RoomRow.created_at >= since)
+        .order_by(RoomRow.created_at.desc())
+    )
+    return [(room, record, host_name) for room, record, host_name in result]

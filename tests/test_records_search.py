@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from recordings import console, guest_info
 from recordings.console import COUNT_CAP, RecordFilter, Sort
 from recordings.models import MeetingRecord
-from recordings.search import normalise, parse, plain_scan, record_ids
 from recordings.records import save_memo
+from recordings.search import normalise, parse, plain_scan, record_ids
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from store.models import Role
@@ -105,9 +105,9 @@ async def test_every_answer_equals_a_brute_force_scan(store: Store) -> None:
         "見 積",
     ]  # one character, a word split over lines or by a space
     ids = {await add_record(store, memo, n): memo for n, memo in enumerate(memos)}
-    queries = ["見積", "見積も", "お見積もり", "見積書", "契約", "ご契約の件", "価格について", "。", "見", "積", "の",
-               "件、", "abc", "ＡＢＣ", "abc社", "カタログ", "ｶﾀ", "書\n", "見積 契約", "来週 価格 納期", "ない語",
-               "積書", "\u3000見積"]  # fmt: skip
+    queries = ["見積", "見積も", "お見積もり", "見積書", "契約", "ご契約の件", "価格について", "。", "見",
+               "積", "の", "件、", "abc", "ＡＢＣ", "abc社", "カタログ", "ｶﾀ", "書\n", "見積 契約",
+               "来週 価格 納期", "ない語", "積書", "\u3000見積"]  # fmt: skip
     for query in queries:
         words = [normalise(w) for w in query.split()]
         expected = {i for i, memo in ids.items() if all(w in normalise(memo) for w in words)}
@@ -207,8 +207,8 @@ async def test_filters_pages_counts_and_sorts(store: Store) -> None:
 async def test_a_common_word_is_counted_up_to_the_cap(store: Store) -> None:
     async with store.sessions.begin() as db:
         rows = [
-            {"org_id": store.org_id, "room_id": uuid.uuid4().hex, "host_id": store.host_id, "connect_id": f"{n:07d}",
-             "via": "number", "started_at": START, "memo": "見積"}
+            {"org_id": store.org_id, "room_id": uuid.uuid4().hex, "host_id": store.host_id,
+             "connect_id": f"{n:07d}", "via": "number", "started_at": START, "memo": "見積"}
             for n in range(COUNT_CAP + 5)
         ]  # fmt: skip
         await db.execute(MeetingRecord.__table__.insert(), rows)  # type: ignore[attr-defined]

@@ -102,7 +102,7 @@ GUEST_TEXTS = {
     "personal_data_policy": (N_("Handling of personal data"), DEFAULT_PERSONAL_DATA),
     "privacy_policy": (N_("Privacy policy"), DEFAULT_PRIVACY),
 }
-DEFAULT_FLAGS = ("default_camera", "default_recording", "host_file_send")
+DEFAULT_FLAGS = ("default_camera", "default_recording", "host_file_send", "show_sit_in")
 
 
 def _settings_form(org: Org) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from web import (
     record_page,
     records,
     reports,
+    sit_in,
 )
 from web.middleware import CSRFMiddleware, RequestContextMiddleware
 from web.services import Services, services
@@ -173,6 +174,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
             *records.routes,
             *record_page.routes,
             *reports.routes,
+            *sit_in.routes,
             *ops.routes,
             Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
         ],

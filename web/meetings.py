@@ -26,7 +26,7 @@ from documents.models import Document, DocumentStatus
 from media import ice_servers
 from recordings import acknowledgements
 from signaling import links, rooms
-from signaling.hub import Participant
+from signaling.hub import Connection, Participant
 from signaling.models import JoinedVia, RoomRow, RoomState
 from signaling.numbers import NumberExpired, NumberUnknown, NumberUsed
 from signaling.phone import national_number, normalise_mobile
@@ -249,7 +249,7 @@ async def call_page(request: Request) -> Response:
     )
 
 
-def _same_origin(websocket: WebSocket) -> bool:
+def same_origin(websocket: WebSocket) -> bool:
     """Browsers send cookies with cross-site WebSocket handshakes; only our own pages may open one."""
     origin = websocket.headers.get("origin")
     if origin is None:
@@ -265,7 +265,7 @@ async def room_channel(websocket: WebSocket) -> None:
     A cross-site handshake is refused outright (HTTP 403). Every other refusal accepts and then closes with
     a close code, because browsers cannot see why a handshake failed but can read a close code.
     """
-    if not _same_origin(websocket):
+    if not same_origin(websocket):
         await websocket.close(int(CloseCode.NOT_ALLOWED))
         return
     if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
@@ -288,7 +288,7 @@ async def room_channel(websocket: WebSocket) -> None:
     _ = translator(websocket)
     async with state.hub.participate(room.id, role) as member:
         async with asyncio.TaskGroup() as group:
-            writer = group.create_task(_write(websocket, member, _))
+            writer = group.create_task(write_frames(websocket, member, _))
             reader = group.create_task(_read(websocket, member, _))
             done, _pending = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
             for task in (writer, reader):
@@ -300,7 +300,9 @@ async def _connect_id(websocket: WebSocket, room_id: str) -> str:
         return await rooms.connect_id(db, room_id)
 
 
-async def _write(websocket: WebSocket, participant: Participant, _: Translator) -> None:
+async def write_frames(websocket: WebSocket, participant: Connection, _: Translator) -> None:
+    """Send a room's frames for this connection to the socket, in the socket's language; close with the
+    room's close code (or 4503 when the room's node never welcomes it)."""
     got_welcome = False
     iterator = participant.outgoing().__aiter__()
     while True:
@@ -321,7 +323,7 @@ async def _write(websocket: WebSocket, participant: Participant, _: Translator) 
         frame = item.frame
         if frame is not None and frame.get("type") == "error":
             frame = {**frame, "message": _(frame["message"])}  # the room speaks in message ids
-        if not await _send(websocket, frame):
+        if not await send_frame(websocket, frame):
             return
 
 
@@ -336,7 +338,8 @@ async def _read(websocket: WebSocket, participant: Participant, _: Translator) -
             message = parse_client_message(event.get("text") or event.get("bytes") or b"")
         except BadMessage as exc:
             bad += 1
-            if not await _send(websocket, ErrorFrame(code=exc.code, message=_(exc.message)).model_dump()):
+            refusal = ErrorFrame(code=exc.code, message=_(exc.message)).model_dump()
+            if not await send_frame(websocket, refusal):
                 return
             if bad >= MAX_BAD_FRAMES:
                 with contextlib.suppress(Exception):
@@ -346,7 +349,7 @@ async def _read(websocket: WebSocket, participant: Participant, _: Translator) -
         await participant.send(message)
 
 
-async def _send(websocket: WebSocket, frame: Any) -> bool:
+async def send_frame(websocket: WebSocket, frame: Any) -> bool:
     """Send one frame; False when the socket is already closed, by the other task or by the peer.
 
     Reader and writer share the socket, so either may find it closed by the other (a reader closing with

@@ -6,6 +6,7 @@ export const CloseCode = Object.freeze({
   POLICY_VIOLATION: 1008,
   UNSUPPORTED_PROTOCOL: 4000,
   NOT_ALLOWED: 4003,
+  READ_ONLY: 4005,
   ROOM_NOT_FOUND: 4004,
   REPLACED: 4009,
   ROOM_ENDED: 4010,
@@ -23,6 +24,6 @@ export const Presence = Object.freeze({
 
 // Close codes after which reconnecting is pointless.
 export const FINAL_CLOSES = new Set([
-  CloseCode.UNSUPPORTED_PROTOCOL, CloseCode.NOT_ALLOWED, CloseCode.ROOM_NOT_FOUND, CloseCode.REPLACED,
+  CloseCode.UNSUPPORTED_PROTOCOL, CloseCode.NOT_ALLOWED, CloseCode.READ_ONLY, CloseCode.ROOM_NOT_FOUND, CloseCode.REPLACED,
   CloseCode.ROOM_ENDED, CloseCode.LEFT, CloseCode.REJOIN_EXPIRED,
 ]);
