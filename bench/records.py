@@ -90,8 +90,9 @@ def memos(count: int, seed: int = 15) -> list[str]:
     return [stream[n * MEMO_CHARS : (n + 1) * MEMO_CHARS] for n in range(count)]
 
 
-async def seed(server: LiveServer, count: int) -> tuple[int, int]:
-    """``count`` ended meetings of one org and 10 hosts, indexed by the app's writer: (org id, seconds)."""
+async def seed(server: LiveServer, count: int) -> tuple[int, float, float]:
+    """``count`` ended meetings of one org and 10 hosts, indexed by the app's writer: (org id, seconds, CPU
+    seconds of this process)."""
     sessions = services(server.app).sessions
     password = accounts.hash_password(secrets.token_urlsafe(16))  # once: argon2 is slow on purpose
     async with sessions.begin() as db:
@@ -106,7 +107,7 @@ async def seed(server: LiveServer, count: int) -> tuple[int, int]:
         hosts = list(await db.scalars(select(User.id).where(User.org_id == org.id).order_by(User.id)))
         await accounts.add_user(db, org, "boss@bench.example", "主任", Role.MANAGER, PASSWORD)
         org_id = org.id
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     texts = memos(count)
     records = MeetingRecord.__table__  # a Core insert: one executemany, no ORM bookkeeping per row
     chunk = 5000
@@ -125,31 +126,30 @@ async def seed(server: LiveServer, count: int) -> tuple[int, int]:
         async with sessions.begin() as db:
             await db.execute(insert(records), rows)  # type: ignore[arg-type]
             await index_records(db, grams, replace=False)
-    return org_id, round(time.perf_counter() - started)
+    return org_id, time.perf_counter() - started, time.process_time() - cpu
 
 
-async def search_once(server: LiveServer, org_id: int, word: str) -> tuple[float, float, int, int, list[int]]:
-    """On the server's loop: (list query ms, scan ms, full index count, scan count, newest 50 ids of both)."""
-    sessions = services(server.app).sessions
-    record_filter = RecordFilter(org_id=org_id, text=word)
-    async with sessions() as db:
+async def timed_find(server: LiveServer, org_id: int, word: str) -> tuple[float, list[int]]:
+    """On the server's loop: the list's queries for ``word`` (capped count, first page): (ms, page ids)."""
+    async with services(server.app).sessions() as db:
         started = time.perf_counter()
-        page = await console.find(db, record_filter)
-        searched = (time.perf_counter() - started) * 1000
-        terms = parse(word)
-        full = select(func.count()).where(
-            MeetingRecord.org_id == org_id, MeetingRecord.id.in_(record_ids("sqlite", terms))
-        )
-        index_count = int(await db.scalar(full) or 0)
+        page = await console.find(db, RecordFilter(org_id=org_id, text=word))
+        return (time.perf_counter() - started) * 1000, [row.id for row in page.rows]
+
+
+async def checked_scan(server: LiveServer, org_id: int, word: str) -> tuple[float, int, list[int], int]:
+    """On the server's loop: a plain scan of every memo for ``word``; (ms, matches, the newest 50 ids, and
+    the index's full count of matches, to compare)."""
+    async with services(server.app).sessions() as db:
         started = time.perf_counter()
         scan = text(
             "SELECT id FROM meeting_records WHERE org_id = :org AND instr(memo, :word) > 0 ORDER BY id DESC"
         )
-        scanned_ids = list(await db.scalars(scan, {"org": org_id, "word": word}))
-        scanned = (time.perf_counter() - started) * 1000
-    if [row.id for row in page.rows] != scanned_ids[: console.PAGE_SIZE]:
-        raise AssertionError(f"{word}: the first page differs from the scan's newest meetings")
-    return searched, scanned, index_count, len(scanned_ids), [row.id for row in page.rows]
+        ids = list(await db.scalars(scan, {"org": org_id, "word": word}))
+        elapsed = (time.perf_counter() - started) * 1000
+        matching = MeetingRecord.id.in_(record_ids("sqlite", parse(word)))
+        full = int(await db.scalar(select(func.count()).where(MeetingRecord.org_id == org_id, matching)) or 0)
+        return elapsed, len(ids), ids[: console.PAGE_SIZE], full
 
 
 def p99(values: list[float]) -> float:
@@ -157,13 +157,13 @@ def p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
-def client_export(base_url: str, cookies: dict[str, str]) -> tuple[float, int, str]:
+def client_export(base_url: str, cookies: dict[str, str], query: str = "") -> tuple[float, int, str]:
     """In a process of its own: download /records.csv, count its records (CRLF ends them; memos' own line
     breaks are LF), keep its first line. (seconds, records, header)"""
     records, tail, head = 0, b"", b""
     with httpx.Client(base_url=base_url, cookies=cookies, timeout=300) as http:
         started = time.perf_counter()
-        with http.stream("GET", "/records.csv") as response:
+        with http.stream("GET", "/records.csv" + query) as response:
             response.raise_for_status()
             for chunk in response.iter_raw():
                 data = tail + chunk
@@ -206,30 +206,35 @@ async def bench(count: int, repeats: int) -> dict[str, float | str]:
         server.start()
         figures: dict[str, float | str] = {}
         try:
-            org_id, seconds = await asyncio.wrap_future(
+            org_id, seconds, seed_cpu = await asyncio.wrap_future(
                 asyncio.run_coroutine_threadsafe(seed(server, count), server.loop)
             )
             figures["meetings"] = count
             figures["seed_seconds"] = seconds
+            figures["seed_cpu_seconds"] = seed_cpu
             gc.collect()
 
             searched, scanned, page_ms, mismatches = [], [], [], []
             manager = Browser(server.url)
             await manager.sign_in("boss@bench.example")
             for word in QUERIES:  # warm the caches once, as a running server's are
-                server.call(search_once(server, org_id, word))
+                server.call(timed_find(server, org_id, word))
+            cpu = time.process_time()
             for _ in range(repeats):
                 for word in QUERIES:
-                    s, c, index_count, scan_count, _ids = server.call(search_once(server, org_id, word))
-                    searched.append(s)
-                    scanned.append(c)
-                    if index_count != scan_count:
-                        mismatches.append(f"{word}: index {index_count}, scan {scan_count}")
-                    started = time.perf_counter()
-                    page = await manager.http.get("/records", params={"q": word})
-                    page_ms.append((time.perf_counter() - started) * 1000)
-                    if page.status_code != 200:
-                        raise AssertionError(f"/records?q={word}: {page.status_code}")
+                    searched.append(server.call(timed_find(server, org_id, word))[0])
+            figures["search_cpu_ms_per_query"] = (time.process_time() - cpu) * 1000 / len(searched)
+            for word in QUERIES:  # each answer checked against a plain scan, which is the baseline too
+                _ms, page_ids = server.call(timed_find(server, org_id, word))
+                elapsed, matches, newest, full = server.call(checked_scan(server, org_id, word))
+                scanned.append(elapsed)
+                if full != matches or page_ids != newest:
+                    mismatches.append(f"{word}: index {full}, scan {matches}")
+                started = time.perf_counter()
+                page = await manager.http.get("/records", params={"q": word})
+                page_ms.append((time.perf_counter() - started) * 1000)
+                if page.status_code != 200:
+                    raise AssertionError(f"/records?q={word}: {page.status_code}")
             figures["search_queries"] = len(searched)
             figures["search_p50_ms"] = statistics.median(searched)
             figures["search_p99_ms"] = p99(searched)
@@ -241,13 +246,14 @@ async def bench(count: int, repeats: int) -> dict[str, float | str]:
             client = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
             cookies = dict(manager.http.cookies.items())
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(client, client_export, server.url, cookies)  # warm-up (and the client)
+            await loop.run_in_executor(client, client_export, server.url, cookies, "?q=頭金")  # warm-up
             gc.collect()
-            before = rss_bytes()
+            before, cpu = rss_bytes(), time.process_time()
             with RssSampler() as sampler:
                 elapsed, records, header = await loop.run_in_executor(
                     client, client_export, server.url, cookies
                 )
+            figures["export_server_cpu_us_per_row"] = (time.process_time() - cpu) * 1e6 / max(1, records)
             if records != count or not header.startswith("\ufeff接続ID"):
                 raise AssertionError(
                     f"the CSV has {records} records (expected {count}), header {header[:20]!r}"
@@ -257,9 +263,10 @@ async def bench(count: int, repeats: int) -> dict[str, float | str]:
             client.shutdown()
             await manager.aclose()
             gc.collect()
-            before = rss_bytes()
+            before, cpu = rss_bytes(), time.process_time()
             with RssSampler() as sampler:
                 seconds_select, rows = server.call(plain_select(server, org_id), timeout=300)
+            figures["select_cpu_us_per_row"] = (time.process_time() - cpu) * 1e6 / max(1, rows)
             figures["select_rows_per_s"] = rows / seconds_select
             figures["select_rss_growth_mb"] = max(0, sampler.peak - before) / MB
         finally:

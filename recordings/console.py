@@ -11,13 +11,27 @@ a page.
 from __future__ import annotations
 
 import enum
+import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, exists, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    Select,
+    String,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.clock import JST, in_jst, utc
@@ -27,7 +41,7 @@ from store.models import User
 
 PAGE_SIZE = 50
 COUNT_CAP = 1000  # a search counts its matches up to here ("1,000件以上"): counting 90,000 costs 100+ ms
-EXPORT_CHUNK = 500
+EXPORT_CHUNK = 2000  # rows per chunk: ~2.6 MB of CSV; each chunk costs three look-up queries
 
 
 class Sort(enum.StrEnum):
@@ -61,9 +75,8 @@ class RecordFilter:
         return parse(self.text)
 
 
-@dataclass(frozen=True)
-class RecordRow:
-    """One meeting as the list and the CSV show it."""
+class RecordRow(NamedTuple):
+    """One meeting as the list and the CSV show it (a named tuple: an export makes 100,000 of them)."""
 
     id: int
     connect_id: str
@@ -212,23 +225,39 @@ async def stream(
             yield await _completed(lookups, partition)
 
 
-# A chunk's lookups, with expanding parameters: built and compiled once, not once per 500-id chunk.
-_TAGS = (
-    select(MeetingTag.record_id, MeetingTag.tag)
-    .where(MeetingTag.record_id.in_(bindparam("ids", expanding=True)))
-    .order_by(MeetingTag.id)
-)
-_FILES = (
-    select(RoomFile.room_id, func.count())
-    .where(RoomFile.room_id.in_(bindparam("rooms", expanding=True)))
-    .group_by(RoomFile.room_id)
-)
-_DOCUMENTS = (
-    select(PageView.room_id, PageView.document_id, func.min(PageView.id).label("first"))
-    .where(PageView.room_id.in_(bindparam("rooms", expanding=True)))
-    .group_by(PageView.room_id, PageView.document_id)
-    .order_by("first")
-)
+def _among(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
+    """``column`` is one of the list given as parameter ``name``, passed as ONE parameter (a JSON array on
+    SQLite, an array on PostgreSQL): 500 separate parameters cost SQLAlchemy ~6 µs a row to render."""
+    found: ColumnElement[bool]
+    if dialect == "sqlite":
+        values: Select[Any] = select(literal_column("value")).select_from(func.json_each(bindparam(name)))
+        found = column.in_(values)
+    else:
+        element = column.type if isinstance(column.type, Integer) else String()
+        found = column == func.any(bindparam(name, type_=ARRAY(element)))
+    return found
+
+
+@cache
+def _lookups(dialect: str) -> tuple[Any, Any, Any]:
+    """A chunk's tags, file counts and documents shown (in the order first shown), built once per dialect."""
+    tags = (
+        select(MeetingTag.record_id, MeetingTag.tag)
+        .where(_among(MeetingTag.record_id, "ids", dialect))
+        .order_by(MeetingTag.id)
+    )
+    files = (
+        select(RoomFile.room_id, func.count())
+        .where(_among(RoomFile.room_id, "rooms", dialect))
+        .group_by(RoomFile.room_id)
+    )
+    documents = (
+        select(PageView.room_id, PageView.document_id, func.min(PageView.id).label("first"))
+        .where(_among(PageView.room_id, "rooms", dialect))
+        .group_by(PageView.room_id, PageView.document_id)
+        .order_by("first")
+    )
+    return tags, files, documents
 
 
 async def _completed(db: AsyncSession, rows: Sequence[Row[Any]]) -> list[RecordRow]:
@@ -236,14 +265,16 @@ async def _completed(db: AsyncSession, rows: Sequence[Row[Any]]) -> list[RecordR
     queries for all of them)."""
     if not rows:
         return []
-    ids = {"ids": [row.id for row in rows]}
-    rooms = {"rooms": [row.room_id for row in rows]}
+    dialect = _dialect(db)
+    tags_of, files_of, documents_of = _lookups(dialect)
+    ids, rooms = [row.id for row in rows], [row.room_id for row in rows]
+    wrap = json.dumps if dialect == "sqlite" else list
     tags: dict[int, list[str]] = defaultdict(list)
-    for record_id, tag in await db.execute(_TAGS, ids):
+    for record_id, tag in await db.execute(tags_of, {"ids": wrap(ids)}):
         tags[record_id].append(tag)
-    files = {room: n for room, n in await db.execute(_FILES, rooms)}
+    files = {room: n for room, n in await db.execute(files_of, {"rooms": wrap(rooms)})}
     documents: dict[str, list[int]] = defaultdict(list)
-    for room, document_id, _first in await db.execute(_DOCUMENTS, rooms):
+    for room, document_id, _first in await db.execute(documents_of, {"rooms": wrap(rooms)}):
         documents[room].append(document_id)
     return [
         RecordRow(  # type: ignore[call-arg]  # mypy cannot count a Row's columns (_COLUMNS)

@@ -225,23 +225,26 @@ def _stamp(moment: datetime | None) -> str:
 
 
 def csv_row(via: dict[str, str], row: RecordRow, names: dict[int, str]) -> list[object]:
-    """One meeting's CSV cells (``via``: the translated labels of how meetings start)."""
+    """One meeting's CSV cells (``via``: the translated labels of how meetings start). Written for speed
+    (an export of 100,000 meetings runs it 100,000 times): the row unpacked once, text cells made safe."""
+    (_id, connect_id, _room, started, ended, seconds, how, _host, host, name, reading, company, phone, memo,
+     notes, tags, files, documents) = row  # fmt: skip
     return [
-        row.connect_id,
-        _stamp(row.started_at),
-        _stamp(row.ended_at),
-        "" if row.duration_seconds is None else round(row.duration_seconds / 60, 1),
-        cell(row.host_name),
-        cell(row.guest_name),
-        cell(row.guest_reading),
-        cell(row.guest_company),
-        cell(row.guest_phone),
-        via.get(row.via, row.via),
-        cell(" ".join(row.tags)),
-        cell(" / ".join(names.get(d, "") for d in row.documents)),
-        row.files,
-        cell(row.memo),
-        cell(row.notes),
+        connect_id,
+        _stamp(started),
+        _stamp(ended),
+        "" if seconds is None else round(seconds / 60, 1),
+        cell(host),
+        cell(name),
+        cell(reading),
+        cell(company),
+        cell(phone),
+        via.get(how, how),
+        cell(" ".join(tags)) if tags else "",
+        cell(" / ".join([names.get(d, "") for d in documents])) if documents else "",
+        files,
+        cell(memo),
+        cell(notes),
     ]
 
 
