@@ -13,7 +13,8 @@
   ``select_rss_growth_mb``).
 
 The meetings are seeded with ``executemany`` through SQLAlchemy Core, and indexed by the app's own writer
-(``recordings.search.index_records``), not the ORM row by row. Run: ``.venv/bin/python -m bench.records``.
+(``recordings.search.index_records``), not the ORM row by row. Run: ``.venv/bin/python -m bench.records``;
+``--postgres`` runs the same on a throwaway PostgreSQL cluster (fewer ``--meetings``: GIN indexing is slow).
 """
 
 from __future__ import annotations
@@ -141,15 +142,24 @@ async def checked_scan(server: LiveServer, org_id: int, word: str) -> tuple[floa
     """On the server's loop: a plain scan of every memo for ``word``; (ms, matches, the newest 50 ids, and
     the index's full count of matches, to compare)."""
     async with services(server.app).sessions() as db:
+        dialect = db.get_bind().dialect.name
+        position = func.instr if dialect == "sqlite" else func.strpos
         started = time.perf_counter()
-        scan = text(
-            "SELECT id FROM meeting_records WHERE org_id = :org AND instr(memo, :word) > 0 ORDER BY id DESC"
+        scan = (
+            select(MeetingRecord.id)
+            .where(MeetingRecord.org_id == org_id, position(MeetingRecord.memo, word) > 0)
+            .order_by(MeetingRecord.id.desc())
         )
-        ids = list(await db.scalars(scan, {"org": org_id, "word": word}))
+        ids = list(await db.scalars(scan))
         elapsed = (time.perf_counter() - started) * 1000
-        matching = MeetingRecord.id.in_(record_ids("sqlite", parse(word)))
+        matching = MeetingRecord.id.in_(record_ids(dialect, parse(word)))
         full = int(await db.scalar(select(func.count()).where(MeetingRecord.org_id == org_id, matching)) or 0)
         return elapsed, len(ids), ids[: console.PAGE_SIZE], full
+
+
+async def analyze(server: LiveServer) -> None:
+    async with services(server.app).engine.begin() as connection:
+        await connection.execute(text("ANALYZE"))
 
 
 def p99(values: list[float]) -> float:
@@ -191,13 +201,13 @@ async def plain_select(server: LiveServer, org_id: int) -> tuple[float, int]:
         return time.perf_counter() - started, rows
 
 
-async def bench(count: int, repeats: int) -> dict[str, float | str]:
+async def bench(count: int, repeats: int, database_url: str | None = None) -> dict[str, float | str]:
     configure_logging("console", "error")
     with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
         root = Path(tmp)
         settings = Settings(
             data_dir=root / "data",
-            database_url=f"sqlite:///{root / 'bench.db'}",
+            database_url=database_url or f"sqlite:///{root / 'bench.db'}",
             secret_key=secrets.token_hex(32),
         )
         settings.data_dir.mkdir()
@@ -212,10 +222,13 @@ async def bench(count: int, repeats: int) -> dict[str, float | str]:
             figures["meetings"] = count
             figures["seed_seconds"] = seconds
             figures["seed_cpu_seconds"] = seed_cpu
+            if database_url:  # PostgreSQL plans by statistics: a running server's autovacuum has them
+                server.call(analyze(server))
             gc.collect()
 
             searched, scanned, page_ms, mismatches = [], [], [], []
             manager = Browser(server.url)
+            manager.http.timeout = httpx.Timeout(60.0)  # a slow page is a figure, not a failure
             await manager.sign_in("boss@bench.example")
             for word in QUERIES:  # warm the caches once, as a running server's are
                 server.call(timed_find(server, org_id, word))
@@ -280,10 +293,25 @@ def main() -> None:
     )
     parser.add_argument("--meetings", type=int, default=100_000, help="meetings to seed (default 100,000)")
     parser.add_argument("--repeats", type=int, default=4, help="times each search word is timed")
+    parser.add_argument(
+        "--postgres", action="store_true", help="on a throwaway PostgreSQL cluster instead of SQLite"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
-    figures = asyncio.run(bench(args.meetings, args.repeats))
-    print(f"# {args.meetings:,} meetings of ~{MEMO_CHARS} characters in SQLite; {len(QUERIES)} search words")
+    if args.postgres:
+        from tests.harness.postgres import PostgresCluster
+
+        cluster = PostgresCluster()
+        cluster.start()
+        try:
+            url = asyncio.run(cluster.create_database())
+            figures = asyncio.run(bench(args.meetings, args.repeats, url))
+        finally:
+            cluster.stop()
+    else:
+        figures = asyncio.run(bench(args.meetings, args.repeats))
+    where = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"# {args.meetings:,} meetings of ~{MEMO_CHARS} characters in {where}; {len(QUERIES)} search words")
     for name, value in figures.items():
         print(f"{name}: {value:.1f}" if isinstance(value, float) else f"{name}: {value}")
     met = (

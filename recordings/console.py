@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.clock import JST, in_jst, utc
 from recordings.models import MeetingRecord, MeetingTag, PageView, RoomFile
-from recordings.search import FTS, Term, fts_match, parse, record_ids
+from recordings.search import FTS, Term, fts_match, matches, parse, record_ids
 from store.models import User
 
 PAGE_SIZE = 50
@@ -175,7 +175,7 @@ def _matching(f: RecordFilter, dialect: str, columns: Sequence[Any]) -> Select[A
     else:
         query = select(*columns).select_from(MeetingRecord)
         if terms:
-            query = query.where(MeetingRecord.id.in_(record_ids(dialect, terms)))
+            query = query.where(matches(dialect, terms, MeetingRecord.id))
         order = {
             Sort.NEWEST: (MeetingRecord.id.desc(),),
             Sort.OLDEST: (MeetingRecord.id.asc(),),

@@ -40,6 +40,7 @@ from sqlalchemy import (
     bindparam,
     column,
     delete,
+    exists,
     func,
     insert,
     literal_column,
@@ -156,14 +157,33 @@ def record_ids(dialect: str, terms: Sequence[Term]) -> Select[Any]:
             return found
         scan = select(MeetingSearch.record_id).where(*(func.instr(grams, term.text) > 0 for term in scanned))
         return scan.where(MeetingSearch.record_id.in_(found)) if indexed else scan
-    conditions: list[ColumnElement[bool]] = []
+    return select(MeetingSearch.record_id).where(*_postgres_conditions(terms))
+
+
+def _postgres_conditions(terms: Sequence[Term]) -> list[ColumnElement[bool]]:
+    """PostgreSQL: the row's grams hold every bigram (the GIN index answers this) and the phrases."""
+    grams = MeetingSearch.grams
+    indexed = [term for term in terms if term.indexed]
+    # The phrase test first: where the planner tests rows one by one (newest first, for a page), strpos
+    # over the row's text is a few microseconds, while string_to_array builds a 400-element array.
+    conditions = [func.strpos(grams, term.phrase if term.indexed else term.text) > 0 for term in terms]
     if indexed:
         wanted = sorted({gram for term in indexed for gram in term.grams})
         conditions.append(
             func.string_to_array(grams, " ").op("@>")(bindparam("grams_wanted", wanted, type_=ARRAY(TEXT)))
         )
-    conditions.extend(func.strpos(grams, term.phrase if term.indexed else term.text) > 0 for term in terms)
-    return select(MeetingSearch.record_id).where(*conditions)
+    return conditions
+
+
+def matches(dialect: str, terms: Sequence[Term], record_id: Any) -> ColumnElement[bool]:
+    """The condition "record ``record_id`` contains every term", for a query over meeting records.
+
+    On PostgreSQL an ``EXISTS`` on the record's own search row, so the planner may walk the records newest
+    first and test each (a common word: the first page after 50 rows) or start from the GIN index (a rare
+    one); ``IN (…)`` would make it collect every match first."""
+    if dialect == "sqlite":
+        return record_id.in_(record_ids(dialect, terms))  # type: ignore[no-any-return]
+    return exists().where(MeetingSearch.record_id == record_id, *_postgres_conditions(terms))
 
 
 def plain_scan(dialect: str, terms: Sequence[Term]) -> Select[Any]:
