@@ -17,7 +17,7 @@ Text is compared after NFKC and case folding (ＡＢＣ, abc and ABC are the sam
 punctuation and spaces are mapped to private-use characters so that no tokenizer splits a bigram. Several
 words separated by spaces must all be found (AND).
 
-The index is written only through :func:`index_records` (and the migration that made it), in the same
+The index is written only through :func:`index_records` (and migration 0007, for older records), in the same
 transaction as the record's change; on SQLite a trigger removes a deleted row's entry (cascades included).
 """
 
@@ -50,7 +50,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, TEXT
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recordings.models import MeetingSearch
@@ -230,9 +229,3 @@ async def index_records(db: AsyncSession, rows: Sequence[tuple[int, str]], repla
     dialect = db.get_bind().dialect.name
     for statement, params in _statements(dialect, rows, replace):
         await db.execute(statement, params)
-
-
-def insert_index_rows(connection: Connection, rows: Sequence[tuple[int, str]]) -> None:
-    """:func:`index_records` for a synchronous connection (migrations) and rows not indexed yet."""
-    for statement, params in _statements(connection.dialect.name, rows, replace=False):
-        connection.execute(statement, params)

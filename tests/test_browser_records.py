@@ -113,7 +113,8 @@ def test_a_manager_finds_a_meeting_by_a_word_typed_in_it_and_sees_what_happened(
     with manager.expect_download() as download_info:
         manager.get_by_role("link", name="ご要望.txt").click()
     assert Path(download_info.value.path()).read_bytes() == "台数は10台".encode()
-    assert "お客さまの同意事項" in manager.locator("#acknowledgements").inner_text()
+    agreed = manager.locator("#acknowledgements").inner_text()  # on the org's guest page, before the number
+    assert "に同意 (接続ナンバー)" in agreed and "利用規約" in agreed
 
     # Hosts see only their own meetings.
     mine = sign_in(new_context, server, "host@acme.example")

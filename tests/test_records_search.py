@@ -18,7 +18,7 @@ from recordings import console, guest_info
 from recordings.console import COUNT_CAP, RecordFilter, Sort
 from recordings.models import MeetingRecord
 from recordings.records import save_memo
-from recordings.search import normalise, parse, plain_scan, record_ids
+from recordings.search import grams_for, normalise, parse, plain_scan, record_ids
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from store.models import Role
@@ -222,3 +222,42 @@ async def test_a_common_word_is_counted_up_to_the_cap(store: Store) -> None:
         page = await console.find(db, RecordFilter(org_id=store.org_id, text="見積"), number=999)
         assert page.number == COUNT_CAP // console.PAGE_SIZE and len(page.rows) == console.PAGE_SIZE
         assert await db.scalar(select(func.count()).select_from(MeetingRecord)) == COUNT_CAP + 5
+
+
+def test_the_migration_indexes_memos_as_the_app_does() -> None:
+    import importlib
+
+    migration = importlib.import_module("store.migrations.versions.0007_meeting_records_console")
+    rng = random.Random(7)
+    alphabet = "見積もりの件 お\n\t,\"'AaＡｂ1１😀ｶﾀ。、"
+    for _ in range(500):
+        memo = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        assert migration.memo_grams(memo) == grams_for(memo=memo), memo
+
+
+async def test_records_from_before_the_migration_become_searchable(any_database_url: str) -> None:
+    await asyncio.to_thread(upgrade, any_database_url, "0004")
+    engine = create_engine(any_database_url)
+    try:
+        async with engine.begin() as connection:  # the schema of revision 0004, written as it was then
+            await connection.execute(
+                text(
+                    "INSERT INTO orgs (slug, name, created_at, terms_of_use, personal_data_policy,"
+                    " privacy_policy, default_camera, default_recording, host_file_send)"
+                    " VALUES ('old', 'Old', :t, '', '', '', true, false, true)"
+                ),
+                {"t": START},
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO meeting_records (org_id, room_id, connect_id, via, started_at, memo)"
+                    " VALUES (1, 'r1', '0000001', 'number', :t, 'お見積もりの件')"
+                ),
+                {"t": START},
+            )
+        await asyncio.to_thread(upgrade, any_database_url)
+        async with session_factory(engine)() as db:
+            found = set(await db.scalars(record_ids(engine.dialect.name, parse("見積"))))
+        assert found == {1}
+    finally:
+        await engine.dispose()

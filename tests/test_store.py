@@ -85,3 +85,31 @@ async def test_accounts_are_scoped_to_their_org(any_database_url: str) -> None:
             assert stored.password_hash.startswith("$argon2id$")
     finally:
         await engine.dispose()
+
+
+async def test_upgrading_keeps_the_rows_that_refer_to_a_rebuilt_table(any_database_url: str) -> None:
+    """SQLite rebuilds a table to change it (batch mode); with foreign keys on, dropping the old orgs table
+    would cascade into users and everything else. Migrations run with them off (store/migrations/env.py)."""
+    from sqlalchemy import text
+
+    await asyncio.to_thread(upgrade, any_database_url, "0001")
+    engine = create_engine(any_database_url)
+    try:
+        async with engine.begin() as connection:
+            org = "INSERT INTO orgs (slug, name, created_at) VALUES ('a', 'A', '2026-01-01')"
+            await connection.execute(text(org))
+            await connection.execute(
+                text(
+                    "INSERT INTO users (org_id, email, display_name, role, password_hash, is_active, locale,"
+                    " session_version, created_at) VALUES (1, 'a@a.example', 'a', 'host', 'x', true, '', 1,"
+                    " '2026-01-01')"
+                )
+            )
+        await asyncio.to_thread(upgrade, any_database_url)  # 0002 and 0004 rebuild orgs on SQLite
+        async with engine.connect() as connection:
+            emails = (await connection.execute(text("SELECT email FROM users"))).scalars().all()
+            assert emails == ["a@a.example"]
+            if engine.dialect.name == "sqlite":
+                assert (await connection.execute(text("PRAGMA foreign_key_check"))).all() == []
+    finally:
+        await engine.dispose()

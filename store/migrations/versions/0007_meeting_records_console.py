@@ -11,6 +11,8 @@ the grams as an array. Existing records are indexed here.
 
 from __future__ import annotations
 
+import unicodedata
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -50,8 +52,8 @@ def upgrade() -> None:
         batch_op.create_index("ix_meeting_records_host_id", ["host_id"], unique=False)
         batch_op.create_index("ix_meeting_records_org_started", ["org_id", "started_at"], unique=False)
 
-    with op.batch_alter_table("orgs", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("show_sit_in", sa.Boolean(), nullable=False, server_default=sa.true()))
+    # A plain ADD COLUMN: in batch mode the boolean default would make SQLite rebuild the orgs table.
+    op.add_column("orgs", sa.Column("show_sit_in", sa.Boolean(), nullable=False, server_default=sa.true()))
 
     op.create_table(
         "acknowledged_texts",
@@ -176,20 +178,34 @@ def upgrade() -> None:
 
 
 def _index_existing_records(bind: sa.engine.Connection) -> None:
-    # Records made before this revision become searchable. The grams come from the app's own function, so
-    # the stored index and the queries agree.
-    from recordings.search import grams_for, insert_index_rows
+    """Records made before this revision become searchable by their memo (they have no other fields yet).
 
-    records = sa.table(
-        "meeting_records",
-        sa.column("id", sa.Integer()),
-        sa.column("memo", sa.Text()),
-    )
-    rows = [
-        (record_id, grams_for(memo=memo))
-        for record_id, memo in bind.execute(sa.select(records.c.id, records.c.memo))
-    ]
-    insert_index_rows(bind, rows)
+    The grams are computed here as recordings/search.py computes them at this revision (a migration never
+    imports the app: the app may change its indexing later, with a migration of its own);
+    tests/test_records_search.py checks that the two agree."""
+    records = sa.table("meeting_records", sa.column("id", sa.Integer()), sa.column("memo", sa.Text()))
+    existing = bind.execute(sa.select(records.c.id, records.c.memo))
+    rows = [{"record_id": record_id, "grams": memo_grams(memo)} for record_id, memo in existing if memo]
+    if not rows:
+        return
+    search = sa.table("meeting_search", sa.column("record_id", sa.Integer()), sa.column("grams", sa.Text()))
+    bind.execute(sa.insert(search), rows)
+    if bind.dialect.name == "sqlite":
+        fts = "INSERT INTO meeting_search_fts(rowid, grams) VALUES (:record_id, :grams)"
+        bind.execute(sa.text(fts), rows)
+
+
+_SAFE = {chr(c): chr(0xE000 + c) for c in range(128) if not chr(c).isalnum()}
+
+
+def memo_grams(memo: str) -> str:
+    """A memo's overlapping bigrams as recordings.search.grams_for(memo=…) makes them (revision 0007)."""
+    folded = unicodedata.normalize("NFKC", memo).casefold()
+    for unsafe in {ch for ch in folded if ch in _SAFE}:
+        folded = folded.replace(unsafe, _SAFE[unsafe])
+    if len(folded) < 2:
+        return folded
+    return " ".join(a + b for a, b in zip(folded, folded[1:], strict=False))
 
 
 def downgrade() -> None:
