@@ -10,10 +10,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 
 Clock = Callable[[], float]
 """Returns seconds as a float: since the Unix epoch (``wall_clock``), or since an arbitrary moment
 (``monotonic_clock``) for code that only measures intervals."""
+
+# Japan has no daylight saving time; the product serves Japan, so times are shown (and weeks and days of
+# filters and reports counted) in JST. Everything is stored in UTC.
+JST = timezone(timedelta(hours=9), "JST")
+
+
+def utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite hands back naive ones; they were stored in UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def in_jst(moment: datetime) -> datetime:
+    return utc(moment).astimezone(JST)
 
 
 def wall_clock() -> float:

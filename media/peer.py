@@ -70,13 +70,26 @@ def codec_preferences(kind: str) -> list[RTCRtpCodecCapability]:
 
 
 class Peer:
-    """One participant's RTCPeerConnection with the server."""
+    """One participant's RTCPeerConnection with the server.
 
-    def __init__(self, room: Room, seat: str, settings: MediaSettings, clock: Clock) -> None:
+    ``sources`` makes it a receive-only observer (a manager sitting in): one video m-line per (seat, m-line)
+    it watches, in that order, and nothing it sends is taken. Without ``sources`` it has the participants'
+    :data:`LAYOUT`, sending and receiving."""
+
+    def __init__(
+        self,
+        room: Room,
+        seat: str,
+        settings: MediaSettings,
+        clock: Clock,
+        sources: tuple[tuple[str, int], ...] | None = None,
+    ) -> None:
         self.room = room
         self.seat = seat
         self.settings = settings
         self.clock = clock
+        self.sources = sources
+        self._by_source = {source: mline for mline, source in enumerate(sources or ())}
         servers = [RTCIceServer(urls=list(settings.stun_urls))] if settings.stun_urls else []
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         self.inbounds: dict[int, Inbound] = {}
@@ -93,9 +106,11 @@ class Peer:
         self._bitrate_sent: int | None = None  # the last REMB sent to this (publishing) peer
 
     async def answer(self, offer_sdp: str) -> str:
-        # Transceivers made beforehand take the offer's m-lines in order, with our codecs and sendrecv.
-        for index, kind in enumerate(LAYOUT):
-            transceiver = self.pc.addTransceiver(kind, direction="sendrecv")
+        # Transceivers made beforehand take the offer's m-lines in order, with our codecs and direction.
+        layout = LAYOUT if self.sources is None else ("video",) * len(self.sources)
+        direction = "sendrecv" if self.sources is None else "sendonly"
+        for index, kind in enumerate(layout):
+            transceiver = self.pc.addTransceiver(kind, direction=direction)
             transceiver.setCodecPreferences(codec_preferences(kind))
             hooks.wait_for_checks(transceiver.receiver.transport.transport.iceGatherer)  # before the offer
             hooks.take_over_transceiver(
@@ -243,6 +258,18 @@ class Peer:
             self.room.contain(exc, "rtcp")
 
     # sending
+
+    def receiving(self, seat: str, mline: int) -> Outbound | None:
+        """Where this peer receives what ``seat`` publishes on ``mline``: the same m-line for a participant
+        (from the other seat), the m-line watching that source for an observer."""
+        if self.sources is None:
+            return self.outbounds.get(mline)
+        index = self._by_source.get((seat, mline))
+        return None if index is None else self.outbounds.get(index)
+
+    def source_of(self, mline: int) -> tuple[str, int] | None:
+        """For an observer: the (seat, m-line) its ``mline`` watches."""
+        return self.sources[mline] if self.sources is not None and mline < len(self.sources) else None
 
     def send(self, mline: int, data: bytes) -> bool:
         return hooks.send_now(self._transports[mline], data)

@@ -59,7 +59,11 @@ class Room:
         for peer in self._order:
             if peer is publisher:
                 continue
-            outbound = peer.outbounds.get(inbound.mline)
+            outbound = (
+                peer.outbounds.get(inbound.mline)
+                if peer.sources is None
+                else peer.receiving(publisher.seat, inbound.mline)
+            )
             if outbound is None:
                 continue
             if outbound.copies_header_of(inbound):
@@ -73,7 +77,7 @@ class Room:
                 out = outbound.rewrite(inbound, packet, ssrc, seq, timestamp, now)
             if out is None:
                 continue
-            if peer.send(inbound.mline, out):
+            if peer.send(outbound.mline, out):
                 counters.packets_forwarded += 1
                 counters.bytes_forwarded += len(out)
                 outbound.packets += 1
@@ -85,10 +89,11 @@ class Room:
         """Ask whoever feeds ``subscriber``'s m-line for a keyframe."""
         outbound = subscriber.outbounds.get(mline)
         source = outbound.source if outbound is not None else None
+        watched = subscriber.source_of(mline)  # an observer's m-line watches one seat's m-line
         for peer in self._order:
-            if peer is subscriber or peer.closed:
+            if peer is subscriber or peer.closed or (watched is not None and peer.seat != watched[0]):
                 continue
-            inbound = peer.inbounds.get(mline)
+            inbound = peer.inbounds.get(mline if watched is None else watched[1])
             if inbound is not None and (source is None or source.closed or inbound is source):
                 peer.ask_keyframe(inbound, fir)
 
@@ -129,9 +134,13 @@ class MediaRooms:
         self._retired = Counters()  # counts of closed rooms, so totals never go down
         self._ticker: asyncio.Task[None] | None = None
 
-    async def answer(self, room_id: str, seat: str, offer_sdp: str) -> str:
+    async def answer(
+        self, room_id: str, seat: str, offer_sdp: str, sources: tuple[tuple[str, int], ...] | None = None
+    ) -> str:
         """Create the seat's peer connection (closing a previous one of the same seat, e.g. a restart/rejoin),
-        apply the browser's offer, return the answer SDP (complete, with candidates: no trickle ICE)."""
+        apply the browser's offer, return the answer SDP (complete, with candidates: no trickle ICE).
+
+        ``sources``: a receive-only observer watching these (seat, m-line) streams (see ``Peer``)."""
         if self._ticker is None:
             self._ticker = asyncio.ensure_future(self._tick())
         room = self._rooms.get(room_id)
@@ -141,7 +150,7 @@ class MediaRooms:
             old = room.seat(seat, None)
             if old is not None:
                 await old.close()
-            peer = Peer(room, seat, self.settings, self.clock)
+            peer = Peer(room, seat, self.settings, self.clock, sources)
             try:
                 answer = await peer.answer(offer_sdp)
             except BaseException:

@@ -38,6 +38,7 @@ class CloseCode(enum.IntEnum):
     POLICY_VIOLATION = 1008  # too many invalid frames
     UNSUPPORTED_PROTOCOL = 4000
     NOT_ALLOWED = 4003  # not a participant of this room
+    READ_ONLY = 4005  # a sitting-in manager's socket sent a frame: it may only watch
     ROOM_NOT_FOUND = 4004
     REPLACED = 4009  # the same participant connected again elsewhere
     ROOM_ENDED = 4010
@@ -63,6 +64,7 @@ class ErrorCode(enum.StrEnum):
     MEMO_BROKEN_TEXT = "memo_broken_text"  # a lone surrogate, text that is not UTF-8, or a character cut in
     # two: the sender's memo differs from everyone's and starts afresh from the server's
     MEMO_NOT_TEXT = "memo_not_text"  # content a plain-text memo does not have: the sender starts afresh
+    READ_ONLY = "read_only"  # any frame from a manager sitting in, who may only watch (closed with 4005 next)
 
 
 class _Message(BaseModel):
@@ -351,6 +353,23 @@ class QualityOut(_Message):
     high: bool
 
 
+class SitInWelcome(_Message):
+    """To a manager sitting in (read-only), on every (re)connect: the room, and the connection id its media
+    offer names (``POST /api/sit-in/{room}/offer``)."""
+
+    type: Literal["sit_in.welcome"] = "sit_in.welcome"
+    room: RoomInfo
+    peers: Peers
+    connection: str
+
+
+class SitInChanged(_Message):
+    """To the participants: whether a manager is sitting in (「上長が同席中」), when the org shows it."""
+
+    type: Literal["sit_in"] = "sit_in"
+    present: bool
+
+
 class Pong(_Message):
     type: Literal["pong"] = "pong"
 
@@ -376,6 +395,8 @@ ServerMessage = (
     | CameraRequestOut
     | CameraReplyOut
     | QualityOut
+    | SitInWelcome
+    | SitInChanged
     | Pong
     | ErrorFrame
 )

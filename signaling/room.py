@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from core.errors import N_
 from signaling import memo_cap
 from signaling.call_media import HOST_ONLY, CallMedia, MediaEffect, MediaLeave, Negotiate, Reply
+from signaling.memo import STEP2 as MEMO_STATE
 from signaling.memo import UPDATE as MEMO_UPDATE
 from signaling.memo import (
     BadMemoData,
@@ -58,6 +59,7 @@ from signaling.protocol import (
     MemoSync,
     MemoSyncOut,
     OpenDocument,
+    PeerMedia,
     Peers,
     Ping,
     Pong,
@@ -68,9 +70,12 @@ from signaling.protocol import (
     RoomStateChanged,
     ScrollDocument,
     ServerMessage,
+    SitInChanged,
+    SitInWelcome,
     TurnPage,
     Welcome,
 )
+from signaling.sit_in import SittingIn, StopWatching, Watch
 
 DEFAULT_GRACE_SECONDS = 300.0
 
@@ -146,6 +151,8 @@ Effect = (
     | MemoFinal
     | Negotiate
     | MediaLeave
+    | Watch
+    | StopWatching
 )
 
 NOT_ALLOWED = HOST_ONLY  # one message for everything only the host may do
@@ -201,6 +208,7 @@ class Room:
     memo: SharedMemo = field(default_factory=SharedMemo)
     media: CallMedia = field(default_factory=CallMedia)
     memo_max_characters: int = memo_cap.DEFAULT_MAX_CHARACTERS
+    sit_in: SittingIn = field(default_factory=SittingIn)
 
     # Inputs
 
@@ -231,6 +239,8 @@ class Room:
         effects.append(Send(self.shared.state(), to=connection))
         effects.append(Send(PresenceChanged(role=role, presence=Presence.CONNECTED), exclude=connection))
         effects.extend(self._media(self.media.connected(role)))
+        if self.sit_in.shown:
+            effects.append(Send(SitInChanged(present=True), to=connection))
         return effects
 
     def disconnect(self, role: Role, connection: str, now: float) -> list[Effect]:
@@ -280,6 +290,41 @@ class Room:
                 guest_connected = self.seats[Role.GUEST].connection is not None
                 return self._media(self.media.receive(role, connection, message, guest_connected))
         raise AssertionError(f"unhandled message {message!r}")  # pragma: no cover - the union is exhaustive
+
+    def observe(self, connection: str, user_id: int, announce: bool, now: float) -> list[Effect]:
+        """A manager sits in (read-only, signaling/sit_in.py): it gets what the participants see; they are
+        told when ``announce`` (the org's setting) says so."""
+        if self.state == RoomState.ENDED:
+            raise RoomError(CloseCode.ROOM_ENDED)
+        tell = self.sit_in.join(connection, user_id, announce, now)
+        welcome = SitInWelcome(
+            room=RoomInfo(id=self.id, state=self.state, connect_id=self.connect_id),
+            peers=Peers(host=self.seats[Role.HOST].presence, guest=self.seats[Role.GUEST].presence),
+            connection=connection,
+        )
+        memo = encode(sync_message(MEMO_STATE, self.memo.state_update()))  # the whole memo as it is now
+        effects: list[Effect] = [
+            Send(welcome, to=connection),
+            Send(self.shared.state(), to=connection),
+            Send(MemoSyncOut(data=memo), to=connection),
+        ]
+        effects.extend(Send(peer, to=connection) for peer in self.media.peers())
+        if tell:
+            effects.extend(self._tell_seats(True))
+        return effects
+
+    def unobserve(self, connection: str) -> list[Effect]:
+        """A manager stopped sitting in (its socket closed)."""
+        if connection not in self.sit_in.observers:
+            return []
+        effects: list[Effect] = [StopWatching(connection)]
+        if self.sit_in.leave(connection) and self.state != RoomState.ENDED:
+            effects.extend(self._tell_seats(False))
+        return effects
+
+    def observer_offer(self, connection: str, user_id: int, sdp: str) -> list[Effect]:
+        """The sitting-in manager's media offer (over HTTP: its socket sends nothing)."""
+        return [] if self.state == RoomState.ENDED else list(self.sit_in.offer(connection, user_id, sdp))
 
     def file_shared(self, info: FileInfo) -> list[Effect]:
         """A file sent in this room is stored: tell both sides (the receiver gets its download prompt)."""
@@ -336,16 +381,28 @@ class Room:
         )
 
     def _media(self, effects: list[MediaEffect]) -> list[Effect]:
-        """Address the media rules' replies to the seats' current connections."""
+        """Address the media rules' replies to the seats' current connections (what a side sends also to
+        the managers sitting in, who watch both sides)."""
         out: list[Effect] = []
         for effect in effects:
             if not isinstance(effect, Reply):
                 out.append(effect)
-            elif effect.connection is not None:
+                continue
+            if effect.connection is not None:
                 out.append(Send(effect.message, to=effect.connection))
             elif effect.role is not None and (seat := self.seats[effect.role]).connection is not None:
                 out.append(Send(effect.message, to=seat.connection))
+            if isinstance(effect.message, PeerMedia):
+                out.extend(Send(effect.message, to=observer) for observer in self.sit_in.observers)
         return out
+
+    def _tell_seats(self, present: bool) -> list[Effect]:
+        """「上長が同席中」 on or off, for the participants only."""
+        return [
+            Send(SitInChanged(present=present), to=seat.connection)
+            for seat in self.seats.values()
+            if seat.connection is not None
+        ]
 
     def _may_steer(self, role: Role) -> bool:
         return role == Role.HOST or self.shared.guest_control
@@ -432,6 +489,8 @@ class Room:
             seat.connection, seat.rejoin_until = None, None
             if seat.presence != Presence.ABSENT:
                 seat.presence = Presence.LEFT
+        effects.extend(Close(observer, CloseCode.ROOM_ENDED) for observer in self.sit_in.observers)
+        self.sit_in.observers.clear()
         return effects
 
     def _guest_leaves(self, now: float) -> list[Effect]:

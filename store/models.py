@@ -57,6 +57,8 @@ class Org(Base):
     default_recording: Mapped[bool] = mapped_column(Boolean, default=False)
     # ファイル送信: the org may forbid hosts from sending files to guests (guests may always send).
     host_file_send: Mapped[bool] = mapped_column(Boolean, default=True)
+    # 同席: whether the participants are shown 「上長が同席中」 while a manager sits in on their meeting.
+    show_sit_in: Mapped[bool] = mapped_column(Boolean, default=True)
 
     users: Mapped[list[User]] = relationship(back_populates="org")
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
 from web.cli import DEMO_USERS, main
+from web.demo_meetings import MEETINGS
 
 
 @pytest.fixture
@@ -82,6 +84,8 @@ def test_demo_is_idempotent_and_prints_working_logins(env: Path, capsys: pytest.
         assert email in first and role.value in first
     logins = json.loads((env / "var" / "demo-logins.json").read_text())
     assert set(logins) == {email for email, _, _ in DEMO_USERS}
+    # A few finished meetings for the console, added once, and found by a two-character word.
+    assert asyncio.run(_demo_meetings(env)) == (len(MEETINGS), 2)
     # Losing the logins file resets the demo passwords rather than failing.
     (env / "var" / "demo-logins.json").unlink()
     assert main(["demo"]) == 0
@@ -118,3 +122,24 @@ def test_serve_tls_options_win_over_settings_and_phone_urls_are_lan_addresses(
     assert (
         again[0].startswith("self-signed certificate (reused,") and again[1] == lines[1]
     )  # same fingerprint
+
+
+async def _demo_meetings(env: Path) -> tuple[int, int]:
+    from sqlalchemy import func, select
+
+    from recordings.console import RecordFilter, count
+    from recordings.models import MeetingRecord
+    from store.db import create_engine, session_factory
+    from store.models import Org
+    from web.settings import Settings
+
+    engine = create_engine(Settings.from_env().database_url)
+    try:
+        async with session_factory(engine)() as db:
+            org_id = await db.scalar(select(Org.id).where(Org.slug == "demo"))
+            assert org_id is not None
+            meetings = await db.scalar(select(func.count()).where(MeetingRecord.org_id == org_id))
+            found, _capped = await count(db, RecordFilter(org_id=org_id, text="送付"))
+            return int(meetings or 0), found
+    finally:
+        await engine.dispose()

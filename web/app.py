@@ -36,7 +36,23 @@ from signaling.hub import RoomHub
 from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
 from signaling.redis_broker import RedisBroker
 from signaling.sms import make_gateway
-from web import admin, auth, cards, documents, files, guests, login_sessions, meetings, memos, ops, pages
+from web import (
+    admin,
+    auth,
+    cards,
+    documents,
+    files,
+    guests,
+    login_sessions,
+    meetings,
+    memos,
+    ops,
+    pages,
+    record_page,
+    records,
+    reports,
+    sit_in,
+)
 from web.middleware import (
     BodyLimitMiddleware,
     CSRFMiddleware,
@@ -167,6 +183,10 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
             *files.routes,
             *memos.routes,
             *cards.routes,
+            *records.routes,
+            *record_page.routes,
+            *reports.routes,
+            *sit_in.routes,
             *ops.routes,
             Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
         ],

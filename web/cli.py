@@ -20,7 +20,7 @@ from core.errors import TsunaguError
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from store.models import Org, Role, User
-from web import accounts, passwords, tls
+from web import accounts, demo_meetings, passwords, tls
 from web.settings import Settings
 from web.tls import TLSConfigError
 
@@ -100,6 +100,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
             elif not passwords.verify_now(user.password_hash, password):
                 await accounts.set_password(db, user, password)
             logins[email] = password
+        demo_hosts = select(User).where(User.org_id == org.id, User.role == Role.HOST).order_by(User.id)
+        hosts = list(await db.scalars(demo_hosts))
+        await demo_meetings.seed(db, org, hosts)  # a few finished meetings for 商談記録, once
         return logins
 
     logins = asyncio.run(_in_transaction(settings, work))

@@ -1,6 +1,7 @@
 """Stand-in browsers for the media tests: aiortc peers with the browser's transceiver layout (camera video,
 screen video, audio; all sendrecv), real VP8 from a small synthetic camera, and spies on what they receive;
-and a lean ``Subscriber`` that claims whatever loss and bandwidth a test wants (a phone on a weak link)."""
+a manager's page sitting in (video m-lines only); and a lean ``Subscriber`` that claims whatever loss and
+bandwidth a test wants (a phone on a weak link)."""
 
 from __future__ import annotations
 
@@ -64,14 +65,20 @@ class Camera(VideoStreamTrack):
 class Client:
     """One stand-in browser: one peer connection with the server, three sendrecv transceivers."""
 
-    def __init__(self, camera: bool = True, screen: bool = False, audio: bool = False) -> None:
+    def __init__(
+        self,
+        camera: bool = True,
+        screen: bool = False,
+        audio: bool = False,
+        size: tuple[int, int] = (160, 120),
+        kinds: tuple[str, ...] = ("video", "video", "audio"),
+    ) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.transceivers: list[RTCRtpTransceiver] = [
-            self.pc.addTransceiver("video", direction="sendrecv"),
-            self.pc.addTransceiver("video", direction="sendrecv"),
-            self.pc.addTransceiver("audio", direction="sendrecv"),
+            self.pc.addTransceiver(kind, direction="sendrecv") for kind in kinds
         ]
-        self.tracks: list[MediaStreamTrack | None] = [Camera() if camera else None, None, None]
+        self.tracks: list[MediaStreamTrack | None] = [Camera(*size) if camera else None]
+        self.tracks += [None] * (len(kinds) - 1)
         if screen:
             self.tracks[1] = Camera(width=192, height=108, shade=200)
         if audio:
@@ -79,9 +86,10 @@ class Client:
         for transceiver, track in zip(self.transceivers, self.tracks, strict=True):
             if track is not None:
                 transceiver.sender.replaceTrack(track)
-        self.frames = [0, 0, 0]  # decoded frames (audio: 20 ms frames) received per m-line
-        self.seqs: list[list[int]] = [[], [], []]  # RTP sequence numbers received per m-line
-        self.keyframe_requests = [0, 0, 0]  # times the server asked this client's senders for a keyframe
+        self.frames = [0] * len(kinds)  # decoded frames (audio: 20 ms frames) received per m-line
+        self.sizes: list[tuple[int, int] | None] = [None] * len(kinds)  # the last video frame's size
+        self.seqs: list[list[int]] = [[] for _ in kinds]  # RTP sequence numbers received per m-line
+        self.keyframe_requests = [0] * len(kinds)  # keyframes the server asked this client's senders for
         self.rtcp: list[object] = []  # every RTCP packet the server sent, parsed
         self._tasks: list[asyncio.Task[None]] = []
         for index, transceiver in enumerate(self.transceivers):
@@ -125,8 +133,10 @@ class Client:
     async def _consume(self, index: int, track: MediaStreamTrack) -> None:
         try:
             while True:
-                await track.recv()
+                frame = await track.recv()
                 self.frames[index] += 1
+                if isinstance(frame, VideoFrame):
+                    self.sizes[index] = (frame.width, frame.height)
         except MediaStreamError:
             pass
 
@@ -146,11 +156,22 @@ class Client:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def connect(rooms: Any, room_id: str, seat: str, **kwargs: bool) -> Client:
+async def connect(rooms: Any, room_id: str, seat: str, **kwargs: Any) -> Client:
     client = Client(**kwargs)
     answer = await rooms.answer(room_id, seat, await client.offer())
     await client.accept(answer)
     return client
+
+
+async def watch(
+    rooms: Any, room_id: str, seat: str, sources: tuple[tuple[str, int], ...]
+) -> tuple[Client, str]:
+    """A manager's stand-in browser sitting in: one video m-line per watched source. It offers them
+    ``sendrecv`` with a camera on the first, as a tampered page would; returns it and the server's answer."""
+    client = Client(camera=True, size=(64, 48), kinds=("video",) * len(sources))
+    answer = await rooms.answer(room_id, seat, await client.offer(), sources)
+    await client.accept(answer)
+    return client, answer
 
 
 async def wait_for(predicate: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:

@@ -176,6 +176,7 @@ export function startCallPage() {
       if (control) control.checked = message.guest_control;
     })
     .on("doc.scroll", (message) => viewer.followScroll(message))
+    .on("sit_in", (message) => { document.getElementById("sit-in-badge").hidden = !message.present; })
     .on("ended", () => endView(role === "host" ? t("You ended the meeting.") : t("This meeting has ended."),
       role === "guest" ? t("Thank you. You may close this page.") : ""))
     .on("error", (message) => { channelStatus.textContent = message.message; })

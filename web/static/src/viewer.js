@@ -8,7 +8,7 @@ function pageURL(documentId, page) {
 
 /**
  * 資料共有 in the call: shows the shared document and turns, scrolls and closes it for both sides.
- * `send` puts a message on the room channel; `role` is "host" or "guest".
+ * `send` puts a message on the room channel; `role` is "host", "guest" or "observer" (sitting in: never sends).
  */
 export class DocumentViewer {
   constructor(root, role, send) {
@@ -35,7 +35,8 @@ export class DocumentViewer {
   }
 
   get steering() {
-    return this.role === "host" || this.state.guest_control;
+    // A manager sitting in ("observer") only follows; the guest steers when the host allows it.
+    return this.role === "host" || (this.role === "guest" && this.state.guest_control);
   }
 
   /** A doc.state frame: what both sides show. */
