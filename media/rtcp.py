@@ -3,6 +3,7 @@
 Read: keyframe requests (PLI, FIR) and NACKs for what the browser receives, passed to the publisher or
 answered from the history; the browser's sender reports for what it publishes (their NTP/RTP mapping);
 its receiver reports and REMB for what it receives, noted on the publisher's stream (``media.feedback``).
+An observer's (a manager sitting in) reports are not noted: its link must not slow the meeting it watches.
 
 Written, on the peer's report interval (``Peer.tick``): one compound packet with a receiver report for what
 the browser publishes (loss: the worse of our leg's and the worst subscriber's), a sender report per stream
@@ -71,7 +72,7 @@ def _feedback(peer: Peer, packet: RtcpPsfbPacket, now: float) -> None:
             if outbound is not None:
                 counters.keyframe_requests_forwarded += 1
                 peer.room.keyframe_for(peer, outbound.mline, fir=True)
-    elif packet.fmt == RTCP_PSFB_APP:
+    elif packet.fmt == RTCP_PSFB_APP and peer.sources is None:  # not an observer's (see above)
         try:
             bitrate, ssrcs = unpack_remb_fci(packet.fci)
         except ValueError:  # another application's feedback
@@ -104,6 +105,8 @@ def _nack(peer: Peer, packet: RtcpRtpfbPacket) -> None:
 
 
 def _receiver_reports(peer: Peer, reports: list[RtcpReceiverInfo], now: float) -> None:
+    if peer.sources is not None:  # an observer: its loss is not the meeting's
+        return
     for report in reports:
         outbound = peer.outbound_by_ssrc.get(report.ssrc)
         if outbound is not None and outbound.source is not None:

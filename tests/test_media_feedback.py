@@ -14,6 +14,7 @@ from core.clock import RunningClock
 from media import MediaRooms, MediaSettings
 from media.feedback import CEILING, FRESH_FOR, Feedback, publisher_bitrate
 from media.peer import REPORT_INTERVAL
+from signaling.sit_in import OBSERVED, observer_seat
 from tests.harness.media import LOOPBACK, Client, Subscriber, connect, wait_for
 
 pytestmark = pytest.mark.both_loops
@@ -173,3 +174,27 @@ async def test_sender_reports_map_the_relayed_timestamps_to_the_publishers_clock
         await host.close()
         if again is not None:
             await again.close()
+
+
+async def test_a_manager_sitting_in_never_slows_the_meeting(rooms: MediaRooms, clock: RunningClock) -> None:
+    """An observer (同席) on a weak link gets the video, but its loss and REMB do not reach the publisher:
+    nothing the manager's page does reaches the meeting."""
+    publisher = await connect(rooms, "r1", "host", camera=True)
+    guest, manager = Subscriber(), Subscriber(kinds=("video",) * len(OBSERVED))
+    try:
+        await guest.join(rooms, "r1", "guest")
+        await manager.join(rooms, "r1", observer_seat("watcher"), OBSERVED)
+        await wait_for(lambda: guest.packets[0] > 20 and manager.packets[0] > 20, what="video at both")
+        ssrc = await camera_ssrc(publisher)
+        before = len(publisher.rtcp)
+        assert manager.report(fraction_lost=128, bitrate=100_000)  # half lost, 100 kbps
+        assert guest.report(fraction_lost=3, bitrate=1_200_000)
+        await wait_for(lambda: 1_200_000 in rembs(publisher, before), within=2, what="the guest's REMB")
+        clock.advance(2 * REPORT_INTERVAL)
+        await wait_for(lambda: bool(losses(publisher, ssrc, before)), within=2, what="a receiver report")
+        assert 100_000 not in rembs(publisher, before)
+        assert max(losses(publisher, ssrc, before)) < 128
+        assert rooms.counters("r1").receiver_reports_received == 1  # the guest's only
+    finally:
+        for closing in (manager, guest, publisher):
+            await closing.close()

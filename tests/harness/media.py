@@ -187,16 +187,12 @@ class Subscriber:
     counting the RTP it receives per m-line and keeping the RTCP the server sends it; ``report()`` sends the
     server whatever receiver report and REMB a test wants it to claim (a phone on a weak link)."""
 
-    def __init__(self) -> None:
+    def __init__(self, kinds: tuple[str, ...] = ("video", "video", "audio")) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.transceivers = [self.pc.addTransceiver(kind, direction="sendrecv") for kind in KINDS]
-        self.ssrcs: list[int | None] = [
-            None,
-            None,
-            None,
-        ]  # the server's SSRC on each m-line (from its answer)
-        self.packets = [0, 0, 0]  # RTP packets received per m-line
-        self.last_timestamp: list[int | None] = [None, None, None]  # of the last packet per m-line
+        self.transceivers = [self.pc.addTransceiver(kind, direction="sendrecv") for kind in kinds]
+        self.ssrcs: list[int | None] = [None] * len(kinds)  # the server's SSRC on each m-line (its answer)
+        self.packets = [0] * len(kinds)  # RTP packets received per m-line
+        self.last_timestamp: list[int | None] = [None] * len(kinds)  # of the last packet per m-line
         self.rtcp: list[object] = []  # every RTCP packet the server sent, parsed
         self._rtcp_ssrc = 0x5EED
         for index, transceiver in enumerate(self.transceivers):
@@ -217,9 +213,12 @@ class Subscriber:
     def _on_rtcp(self, data: bytes) -> None:
         self.rtcp.extend(RtcpPacket.parse(data))
 
-    async def join(self, rooms: Any, room_id: str, seat: str) -> None:
-        """Negotiate with ``rooms`` (``media.MediaRooms``) for ``seat`` of ``room_id``."""
-        await self.accept(await rooms.answer(room_id, seat, await self.offer()))
+    async def join(
+        self, rooms: Any, room_id: str, seat: str, sources: tuple[tuple[str, int], ...] | None = None
+    ) -> None:
+        """Negotiate with ``rooms`` (``media.MediaRooms``) for ``seat`` of ``room_id`` (an observer watching
+        ``sources`` when given)."""
+        await self.accept(await rooms.answer(room_id, seat, await self.offer(), sources))
 
     async def offer(self) -> str:
         hooks.gather_on(self.transceivers[0].receiver.transport.transport.iceGatherer, LOOPBACK)
@@ -262,9 +261,6 @@ class Subscriber:
 
     async def close(self) -> None:
         await self.pc.close()
-
-
-KINDS = ("video", "video", "audio")
 
 
 def _ignore(parameters: object) -> None:
