@@ -8,16 +8,26 @@ import * as decoding from "lib0/decoding";
 import * as syncProtocol from "y-protocols/sync";
 import { postJSON, socketURL } from "./api.js";
 import { N_, t } from "./i18n.js";
-import { CloseCode, FINAL_CLOSES, Presence, SUBPROTOCOL } from "./protocol.js";
+import { CameraState, CloseCode, FINAL_CLOSES, Presence, SUBPROTOCOL } from "./protocol.js";
 import { DocumentViewer } from "./viewer.js";
 
 const WATCHED = ["host-camera", "guest-camera", "host-screen", "guest-screen"];
 const ANSWER_LIMIT_MS = 8000;
 const $ = (id) => document.getElementById(id);
 
+// What a side's panel shows by its camera state (protocol.js CameraState; "on" shows the video).
 const CAMERA_TEXT = {
-  host: { off: N_("The representative's camera is off."), paused: N_("Camera paused"), none: N_("The representative's camera is off."), denied: N_("The representative's camera is off.") },
-  guest: { off: N_("The customer's camera is stopped."), paused: N_("Camera paused"), none: N_("The customer has no camera."), denied: N_("The customer has no camera.") },
+  host: {
+    [CameraState.OFF]: N_("The representative's camera is off."),
+    [CameraState.PAUSED]: N_("Camera paused"),
+  },
+  guest: {
+    [CameraState.OFF]: N_("The customer's camera is stopped."),
+    [CameraState.PAUSED]: N_("Camera paused"),
+    [CameraState.DECLINED]: N_("The customer chose not to use the camera."),
+    [CameraState.BLOCKED]: N_("The customer's browser blocks the camera in its settings. The customer is being shown how to allow it."),
+    [CameraState.NONE]: N_("The customer's device has no camera that can be used."),
+  },
 };
 const PRESENCE_TEXT = {
   [Presence.ABSENT]: N_("Waiting for the customer to connect…"),
@@ -79,7 +89,7 @@ export function startSitInPage() {
       const state = peers[side];
       const overlay = $(`overlay-${side}`);
       const message = state === null ? (side === "host" ? t("Waiting for the representative's video…") : t("Waiting for the customer's video…"))
-        : state.camera === "on" ? "" : t(CAMERA_TEXT[side][state.camera] ?? CAMERA_TEXT[side].off);
+        : state.camera === CameraState.ON ? "" : t(CAMERA_TEXT[side][state.camera] ?? CAMERA_TEXT[side][CameraState.OFF]);
       overlay.textContent = message;
       overlay.hidden = !message;
     }
