@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from core.clock import in_jst
-from core.errors import N_, InvalidInput, NotFound
+from core.errors import N_, InvalidInput, NotFound, Unavailable
 from media import ice_servers
 from recordings import sit_ins
 from recordings.records import record_for_room
@@ -33,6 +33,7 @@ from signaling import rooms
 from signaling.hub import Watcher
 from signaling.models import RoomRow, RoomState
 from signaling.protocol import SUBPROTOCOL, CloseCode, ErrorCode, ErrorFrame
+from store.db import unavailable_when_transient
 from store.models import Org, User
 from web.auth import load_user, signed_in
 from web.i18n import Translator
@@ -117,31 +118,37 @@ async def sit_in_channel(websocket: WebSocket) -> None:
         return
     await websocket.accept(subprotocol=SUBPROTOCOL)
     state = services(websocket)
-    async with state.sessions() as db:
-        user = await load_user(websocket, db)
-        org = await db.get(Org, user.org_id) if user is not None else None
-    if user is None or org is None or user.role not in MANAGERS:
-        await websocket.close(int(CloseCode.ROOM_NOT_FOUND))
-        return
     try:
-        room = await _room(websocket, user)
+        async with unavailable_when_transient():
+            async with state.sessions() as db:
+                user = await load_user(websocket, db)
+                org = await db.get(Org, user.org_id) if user is not None else None
+            if user is None or org is None or user.role not in MANAGERS:
+                raise NotFound()
+            room = await _room(websocket, user)
+            if room.home_node == state.settings.node_id and not state.hub.is_home(room.id):
+                async with state.sessions() as db:  # this node was restarted: bring the room back
+                    await state.hub.open(room.id, await rooms.connect_id(db, room.id), room.state)
+            async with state.sessions.begin() as db:
+                record = await record_for_room(db, room.id)
+                assert record is not None  # every room has one
+                sit_in_id = await sit_ins.start(
+                    db,
+                    record_id=record.id,
+                    user_id=user.id,
+                    user_name=user.display_name,
+                    announced=org.show_sit_in,
+                    at=rooms.at(state.clock()),
+                )
     except NotFound:
         await websocket.close(int(CloseCode.ROOM_NOT_FOUND))
         return
-    if room.home_node == state.settings.node_id and not state.hub.is_home(room.id):
-        async with state.sessions() as db:  # this node was restarted: bring the room back
-            await state.hub.open(room.id, await rooms.connect_id(db, room.id), room.state)
-    async with state.sessions.begin() as db:
-        record = await record_for_room(db, room.id)
-        assert record is not None  # every room has one
-        sit_in_id = await sit_ins.start(
-            db,
-            record_id=record.id,
-            user_id=user.id,
-            user_name=user.display_name,
-            announced=org.show_sit_in,
-            at=rooms.at(state.clock()),
-        )
+    except Unavailable:
+        # The database is busy or unreachable for now: 4503 makes the page try again shortly (as a
+        # participant's channel does).
+        with contextlib.suppress(Exception):
+            await websocket.close(int(CloseCode.UNAVAILABLE))
+        return
     _ = translator(websocket)
     try:
         async with state.hub.sit_in(room.id, user.id, org.show_sit_in) as watcher:
