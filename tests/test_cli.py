@@ -129,6 +129,7 @@ async def _demo_meetings(env: Path) -> tuple[int, int]:
 
     from recordings.console import RecordFilter, count
     from recordings.models import MeetingRecord
+    from signaling.rooms import memo_lines
     from store.db import create_engine, session_factory
     from store.models import Org
     from web.settings import Settings
@@ -140,6 +141,12 @@ async def _demo_meetings(env: Path) -> tuple[int, int]:
             assert org_id is not None
             meetings = await db.scalar(select(func.count()).where(MeetingRecord.org_id == org_id))
             found, _capped = await count(db, RecordFilter(org_id=org_id, text="送付"))
+            # Their memos are logs of authored updates, as a real meeting's: each line says who wrote it.
+            records = await db.scalars(select(MeetingRecord).where(MeetingRecord.org_id == org_id))
+            for record in records:
+                lines = await memo_lines(db, record.room_id)
+                assert "\n".join(line.text for line in lines) == record.memo
+                assert all(line.authors in (("host",), ("guest",)) and line.at for line in lines)
             return int(meetings or 0), found
     finally:
         await engine.dispose()
