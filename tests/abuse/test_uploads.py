@@ -104,7 +104,7 @@ async def test_a_body_that_stalls_half_way_is_cut_off_and_leaves_nothing(meeting
     assert answer.status == 408 and answer.json()["error"]["code"] == "upload_too_slow"
     assert "遅すぎる" in answer.json()["error"]["message"]
     assert waited < 10
-    assert await upload.closed_by_server()
+    assert await upload.closed_by_server(within=15)
     await upload.close()
     assert meeting.files() == [] and meeting.rows() == []
 
