@@ -104,7 +104,7 @@ async def test_a_body_that_stalls_half_way_is_cut_off_and_leaves_nothing(meeting
     assert answer.status == 408 and answer.json()["error"]["code"] == "upload_too_slow"
     assert "遅すぎる" in answer.json()["error"]["message"]
     assert waited < 10
-    assert await upload.closed_by_server()
+    assert await upload.closed_by_server(within=15)
     await upload.close()
     assert meeting.files() == [] and meeting.rows() == []
 
@@ -152,10 +152,13 @@ async def test_files_stop_at_the_room_and_the_org_quota(meeting: Meeting) -> Non
     guest, second_room = await open_meeting(meeting.server, meeting.host)
     try:
         meeting.guest = guest
-        first = await send_whole(meeting.upload(MIB, second_room), data)
-        over = await send_whole(meeting.upload(MIB, second_room), data)
+        second = [meeting.upload(MIB, second_room) for _ in range(2)]
+        first = await send_whole(second[0], data)
+        over = await send_whole(second[1], data)
     finally:
         await guest.aclose()
+    for upload in second:
+        await upload.close()
     assert first.status == 201
     assert over.status == 413 and over.json()["error"]["code"] == "org_files_quota"
     assert "組織のファイル保存容量（0.003906GB）" in over.json()["error"]["message"]
