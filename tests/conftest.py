@@ -18,6 +18,7 @@ from tests.harness.browser import CHROMIUM, launch_args
 from tests.harness.live import LiveServer
 from tests.harness.postgres import PostgresCluster
 from tests.harness.redis import RedisServer
+from tests.harness.s3 import S3Server
 from web.app import create_app
 from web.settings import Settings
 
@@ -52,6 +53,15 @@ def postgres() -> Iterator[PostgresCluster]:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3-compatible server (SeaweedFS) for the run; each test takes its own prefix of its bucket."""
+    server = S3Server()
     server.start()
     yield server
     server.stop()

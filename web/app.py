@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from core.clock import Clock, wall_clock
 from core.errors import CSRFFailed, NotAuthenticated, NotFound, RateLimited, TsunaguError
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from core.storage import open_storage
 from documents.library import DocumentJobs
 from store.db import create_engine, session_factory
 
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         return MemoryRateLimiter(limit, window, clock=clock)
 
     sessions = session_factory(engine)
+    storage = open_storage(settings.storage_url, settings.data_dir)
     broker: Broker = RedisBroker(redis) if redis is not None else MemoryBroker()
     numbers: NumberStore = (
         RedisNumberStore(redis, clock=clock) if redis is not None else MemoryNumberStore(clock=clock)
@@ -132,7 +134,13 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        log.info("started", database=engine.url.get_backend_name(), redis=bool(redis), node=settings.node_id)
+        log.info(
+            "started",
+            database=engine.url.get_backend_name(),
+            redis=bool(redis),
+            storage=type(storage).__name__,
+            node=settings.node_id,
+        )
         try:
             yield
         finally:
@@ -141,6 +149,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
             await media.aclose()
             await broker.aclose()
             await sms.aclose()
+            await storage.aclose()
             await engine.dispose()
             if redis is not None:
                 await redis.aclose()
@@ -186,7 +195,8 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         media=media,
         media_settings=media_settings,
         sms=sms,
-        documents=DocumentJobs(sessions, settings),
+        storage=storage,
+        documents=DocumentJobs(sessions, settings, storage),
         login_limiter=limiter("login", settings.login_failures_per_minute, 60.0),
         number_issue_limiter=limiter("number-issue", settings.number_issues_per_10_minutes, 600.0),
         wrong_number_limiter=limiter("wrong-number", settings.wrong_numbers_per_minute, 60.0),

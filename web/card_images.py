@@ -1,4 +1,4 @@
-"""名刺 images: the card's photo and extra images, checked and re-encoded before they reach the disk.
+"""名刺 images: the card's photo and extra images, checked and re-encoded before they reach storage.
 
 An image is checked by its magic bytes and by opening it with Pillow, and re-encoded to a JPEG of at most
 1024 px, which drops all metadata (EXIF, GPS, ICC profiles, comments). ``web.cards`` takes the uploads and
@@ -13,6 +13,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from core.errors import N_, InvalidInput
+from core.storage import check_key
 
 IMAGE_MAX_BYTES = 5 * 1024 * 1024
 IMAGE_MAX_SIDE = 1024
@@ -41,8 +42,14 @@ def megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.4g}"
 
 
-def card_dir(data_dir: Path, user_id: int) -> Path:
-    return data_dir / "cards" / str(int(user_id))
+def card_key(user_id: int, name: str) -> str | None:
+    """Where a card image named ``name`` (``photo-<hex>.jpg``, from the card's row) is stored; None for a name
+    that is no file name (an old or tampered row)."""
+    key = f"cards/{int(user_id)}/{Path(name).name}"
+    try:
+        return check_key(key)
+    except ValueError:
+        return None
 
 
 def sniff(head: bytes) -> str | None:

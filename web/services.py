@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from core.clock import Clock
     from core.ratelimit import RateLimiter
+    from core.storage import Storage
     from documents.library import DocumentJobs
     from media import MediaRooms, MediaSettings
     from signaling.broker import Broker
@@ -40,6 +41,7 @@ class Services:
     media: MediaRooms
     media_settings: MediaSettings
     sms: SmsGateway
+    storage: Storage
     documents: DocumentJobs
     login_limiter: RateLimiter
     number_issue_limiter: RateLimiter

@@ -43,6 +43,8 @@ class Settings:
     database_url: str
     secret_key: str
     redis_url: str | None = None
+    # Files, documents and recordings: unset → DATA_DIR on this box; s3://bucket/prefix?endpoint=… → shared.
+    storage_url: str | None = None
     public_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
@@ -100,6 +102,7 @@ class Settings:
             database_url=database_url,
             secret_key=env.get("SECRET_KEY") or _stored_secret_key(data_dir),
             redis_url=env.get("REDIS_URL") or None,
+            storage_url=env.get("STORAGE_URL") or None,
             public_url=(env.get("PUBLIC_URL") or "").rstrip("/") or None,
             host=env.get("HOST") or "127.0.0.1",
             port=int(env.get("PORT") or 8000),

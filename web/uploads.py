@@ -40,6 +40,6 @@ async def receive(request: Request, upload: Upload, declared: int, too_large: Ts
     async for chunk in request.stream():
         if upload.size + len(chunk) > declared:
             raise too_large
-        upload.write(chunk)
+        await upload.write(chunk)
     if upload.size != declared:
         raise IncompleteUpload()
