@@ -90,11 +90,31 @@ async def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> st
     return await cluster.create_database()
 
 
+def storage_url_for(request: pytest.FixtureRequest, kind: str) -> str | None:
+    """``STORAGE_URL`` for a test: "local" is DATA_DIR (None); "s3" a fresh prefix on the run's real S3 server,
+    with its credentials in the environment and 5 MiB parts (S3's smallest), so multipart is reached soon."""
+    if kind == "local":
+        return None
+    server: S3Server = request.getfixturevalue("s3_server")
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    for name, value in server.environment.items():
+        monkeypatch.setenv(name, value)
+    return server.url(f"test-{secrets.token_hex(6)}") + "&part_mb=5"
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def storage_url() -> str | None:
+    """Where the app keeps its files: DATA_DIR. Modules that run on S3 too override this fixture with
+    ``params=["local", "s3"]`` returning ``storage_url_for(request, request.param)``."""
+    return None
+
+
+@pytest.fixture
+def settings(tmp_path: Path, storage_url: str | None) -> Settings:
     settings = Settings(
         data_dir=tmp_path / "data",
         database_url=sqlite_url(tmp_path),
+        storage_url=storage_url,
         secret_key=secrets.token_hex(32),
         ice_host_addresses=("127.0.0.1",),  # aioice leaves loopback out; the tests have nothing else
     )
