@@ -91,8 +91,8 @@ async def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> st
 
 
 def storage_url_for(request: pytest.FixtureRequest, kind: str) -> str | None:
-    """``STORAGE_URL`` for a test: "local" is DATA_DIR (None); "s3" a fresh prefix on the run's real S3 server,
-    with its credentials in the environment and 5 MiB parts (S3's smallest), so multipart is reached soon."""
+    """``STORAGE_URL`` for a test: "local" is DATA_DIR (None); "s3" a fresh prefix on the run's real S3
+    server, with its credentials in the environment and 5 MiB parts (S3's smallest), so multipart is reached soon."""
     if kind == "local":
         return None
     server: S3Server = request.getfixturevalue("s3_server")
@@ -103,10 +103,11 @@ def storage_url_for(request: pytest.FixtureRequest, kind: str) -> str | None:
 
 
 @pytest.fixture
-def storage_url() -> str | None:
-    """Where the app keeps its files: DATA_DIR. Modules that run on S3 too override this fixture with
-    ``params=["local", "s3"]`` returning ``storage_url_for(request, request.param)``."""
-    return None
+def storage_url(request: pytest.FixtureRequest) -> str | None:
+    """Where the app keeps its files: DATA_DIR, unless a test asks for S3 too with
+    ``@pytest.mark.parametrize("storage_url", ["local", "s3"], indirect=True)`` (or a module overrides this
+    fixture with those params)."""
+    return storage_url_for(request, getattr(request, "param", "local"))
 
 
 @pytest.fixture

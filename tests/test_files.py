@@ -136,8 +136,8 @@ async def test_guest_file_reaches_the_host_byte_identical(app: Starlette, meetin
 
 
 async def test_downloads_answer_range_requests(app: Starlette, meeting: Meeting) -> None:
-    """Range, If-Range, HEAD and 416 as Starlette's FileResponse answers them, on either storage; a send longer
-    than a part (a multipart upload on S3) comes back byte-identical."""
+    """Range, If-Range, HEAD and 416 as Starlette's FileResponse answers them, on either storage; a send
+    longer than a part (a multipart upload on S3) comes back byte-identical."""
     data = os.urandom(PART + 3 * MB + 5)
     sent = await send(meeting.guest, meeting.room_id, "video.webm", data, **{"Content-Type": "video/webm"})
     assert sent.status_code == 201, sent.text
@@ -176,7 +176,9 @@ async def test_downloads_answer_range_requests(app: Starlette, meeting: Meeting)
     assert b"Content-Range: bytes 100-110/" in body and data[100:111] in body
 
     head = await http.head(url)
-    assert head.status_code == 200 and head.content == b"" and head.headers["content-length"] == str(len(data))
+    assert (
+        head.status_code == 200 and head.content == b"" and head.headers["content-length"] == str(len(data))
+    )
     assert head.headers["etag"] == etag
 
 
