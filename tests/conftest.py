@@ -92,7 +92,8 @@ async def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> st
 
 def storage_url_for(request: pytest.FixtureRequest, kind: str) -> str | None:
     """``STORAGE_URL`` for a test: "local" is DATA_DIR (None); "s3" a fresh prefix on the run's real S3
-    server, with its credentials in the environment and 5 MiB parts (S3's smallest), so multipart is reached soon."""
+    server, with its credentials in the environment and 5 MiB parts (S3's smallest), so that multipart
+    uploads begin soon."""
     if kind == "local":
         return None
     server: S3Server = request.getfixturevalue("s3_server")
