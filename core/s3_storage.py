@@ -18,7 +18,8 @@ The contract is :mod:`core.storage`'s; here is how this implementation keeps it:
 
 Checksums are computed only where S3 requires them (``when_required``): servers other than AWS often reject
 the newer trailing checksums botocore sends by default. Credentials come from botocore's usual sources
-(``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a profile, an instance role), never from ``STORAGE_URL``.
+(``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` from the settings or the environment, a profile, an instance
+role), never from ``STORAGE_URL``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ MIN_PART = 5 * MIB  # S3's smallest part but the last
 DEFAULT_PART = 8 * MIB
 COPY_LIMIT = 5 * 1024 * MIB  # CopyObject's largest source; above it, UploadPartCopy
 PARTIAL = ".partial/"
+_TOKEN = "AWS_SESSION_TOKEN"
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
@@ -169,6 +171,8 @@ class S3Storage(Storage):
         path_style: bool | None = None,
         max_connections: int = 50,
         max_attempts: int = 3,
+        access_key: str = "",
+        secret_key: str = "",
     ) -> None:
         if part_size < MIN_PART:
             raise ValueError(f"part_size must be at least {MIN_PART} bytes (S3's smallest part)")
@@ -183,12 +187,13 @@ class S3Storage(Storage):
         self.path_style = endpoint_url is not None if path_style is None else path_style
         self.max_connections = max_connections
         self.max_attempts = max_attempts
+        self._access_key, self._secret_key = access_key, secret_key
         self._client: S3Client | None = None
         self._stack = contextlib.AsyncExitStack()
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_url(cls, url: str) -> S3Storage:
+    def from_url(cls, url: str, *, access_key: str = "", secret_key: str = "") -> S3Storage:
         """``s3://bucket[/prefix][?endpoint=http://host:port&region=…&part_mb=8&addressing=path|virtual]``."""
         parts = urlsplit(url)
         if parts.username or parts.password:
@@ -211,6 +216,8 @@ class S3Storage(Storage):
             region=query.get("region"),
             part_size=int(float(query.get("part_mb", DEFAULT_PART / MIB)) * MIB),
             path_style=None if addressing is None else addressing == "path",
+            access_key=access_key,
+            secret_key=secret_key,
         )
 
     # --- plumbing -----------------------------------------------------------------------------------------
@@ -238,10 +245,12 @@ class S3Storage(Storage):
                             endpoint_url=self.endpoint_url,
                             region_name=self.region,
                             config=config,
-                            # Read now, not cached in the shared session; unset: botocore's other sources.
-                            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
-                            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-                            aws_session_token=os.environ.get("AWS_SESSION_TOKEN"),
+                            # Given, or read now (not cached in the shared session); none: botocore's sources.
+                            aws_access_key_id=self._access_key or os.environ.get("AWS_ACCESS_KEY_ID"),
+                            aws_secret_access_key=self._secret_key or os.environ.get("AWS_SECRET_ACCESS_KEY"),
+                            aws_session_token=None
+                            if self._access_key
+                            else os.environ.get("AWS_SESSION_TOKEN"),
                         )
                     )
         assert self._client is not None

@@ -537,11 +537,11 @@ class MemoryStorage(Storage):
 # --- choosing one -------------------------------------------------------------------------------------------
 
 
-def open_storage(url: str | None, data_dir: Path) -> Storage:
+def open_storage(url: str | None, data_dir: Path, *, access_key: str = "", secret_key: str = "") -> Storage:
     """The storage ``STORAGE_URL`` names: unset → ``data_dir`` on this box; ``file:///path`` → that directory;
-    ``s3://bucket[/prefix][?endpoint=…&region=…&part_mb=…]`` → S3-compatible object storage, with
-    credentials from the environment (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` or botocore's other
-    sources) — never from the URL."""
+    ``s3://bucket[/prefix][?endpoint=…&region=…&part_mb=…]`` → S3-compatible object storage, with the
+    credentials given (the settings' ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``) or else botocore's own
+    sources (the process environment, a profile, an instance role) — never from the URL."""
     if not url:
         return LocalStorage(data_dir)
     parts = urlsplit(url)
@@ -552,5 +552,5 @@ def open_storage(url: str | None, data_dir: Path) -> Storage:
     if parts.scheme == "s3":
         from core.s3_storage import S3Storage
 
-        return S3Storage.from_url(url)
+        return S3Storage.from_url(url, access_key=access_key, secret_key=secret_key)
     raise ValueError(f"STORAGE_URL: unknown scheme {parts.scheme!r} (use s3:// or file://)")

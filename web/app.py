@@ -101,7 +101,12 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         return MemoryRateLimiter(limit, window, clock=clock)
 
     sessions = session_factory(engine)
-    storage = open_storage(settings.storage_url, settings.data_dir)
+    storage = open_storage(
+        settings.storage_url,
+        settings.data_dir,
+        access_key=settings.storage_access_key,
+        secret_key=settings.storage_secret_key,
+    )
     broker: Broker = RedisBroker(redis) if redis is not None else MemoryBroker()
     numbers: NumberStore = (
         RedisNumberStore(redis, clock=clock) if redis is not None else MemoryNumberStore(clock=clock)
