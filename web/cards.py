@@ -42,13 +42,14 @@ from web.card_images import (
     card_key,
     megabytes,
     reencode,
+    reencode_sandboxed,
     sniff,
 )
 from web.guests import guest_token
 from web.meetings import participant
 from web.services import services
 from web.templating import render, translator
-from web.uploads import IncompleteUpload, declared_size
+from web.uploads import chunks, declared_size
 from web.vcard import CardData, vcard
 
 SLOTS = ("photo", "1", "2", "3")
@@ -251,8 +252,9 @@ async def upload_image(request: Request) -> Response:
     """``POST /api/card/images?slot=photo|1|2|3`` with the image as the body; the card's JSON.
 
     Like document uploads, not wrapped in ``signed_in``: no transaction is held while the body arrives. The
-    body is kept in memory (at most 5 MB) and only the re-encoded JPEG reaches storage, under a new name
-    (stored whole, or not at all), so a failure leaves no file behind.
+    body is kept in memory (at most 5 MB), decoded and re-encoded only in the sandboxed image worker
+    (``web.card_images``), and only the re-encoded JPEG reaches storage, under a new name (stored whole, or
+    not at all), so a failure leaves no file behind.
     """
     user_id, org_id = await _signed_in_ids(request)
     slot = request.query_params.get("slot")
@@ -261,18 +263,15 @@ async def upload_image(request: Request) -> Response:
     too_large = ImageTooLarge(max_mb=megabytes(IMAGE_MAX_BYTES))
     declared = declared_size(request, IMAGE_MAX_BYTES, too_large, NotAnImage())
     body = bytearray()
-    try:
-        async for chunk in request.stream():
-            if len(body) + len(chunk) > declared:
-                raise too_large
-            body.extend(chunk)
-            if len(body) >= 16 and sniff(bytes(body[:16])) is None:
-                raise NotAnImage()  # no need to read the rest of a text file
-    except ClientDisconnect:
-        return Response(status_code=400)
-    if len(body) != declared:
-        raise IncompleteUpload()
-    jpeg = await asyncio.to_thread(reencode, bytes(body))
+    with services(request).uploads.hold(f"user:{user_id}"):
+        try:
+            async for chunk in chunks(request, declared, too_large):
+                body.extend(chunk)
+                if len(body) >= 16 and sniff(bytes(body[:16])) is None:
+                    raise NotAnImage()  # no need to read the rest of a text file
+        except ClientDisconnect:
+            return Response(status_code=400)
+        jpeg = await reencode_sandboxed(bytes(body))  # decoded in the image worker, never here
 
     storage = services(request).storage
     name = f"{slot}-{secrets.token_hex(8)}.jpg"  # a new name each time: never a half-replaced image
@@ -391,7 +390,8 @@ async def room_vcard(request: Request) -> Response:
     photo = None
     if card.photo:
         key = card_key(card.user_id, card.photo)
-        with contextlib.suppress(NotFound, InvalidInput):  # a photo gone missing: the card without it
+        # A photo gone missing: the card without it. Our own 1024 px JPEG: decoding it here is cheap.
+        with contextlib.suppress(NotFound, InvalidInput):
             if key is not None:
                 stored = await services(request).storage.get(key)
                 photo = await asyncio.to_thread(reencode, stored, VCARD_PHOTO_SIDE)
