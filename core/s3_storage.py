@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import secrets
 import tempfile
@@ -86,19 +87,32 @@ class S3Writer(BlobWriter):
     def __init__(self, storage: S3Storage, key: str | None) -> None:
         super().__init__(key)
         self._storage = storage
-        self._buffer = bytearray()
+        self._buffer = io.BytesIO()  # the part being filled; botocore streams a file body, never copies it
         self._object: str | None = None  # the object the multipart upload writes to
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
 
-    async def _write(self, chunk: bytes) -> None:
-        self._buffer += chunk
-        while len(self._buffer) >= self._storage.part_size:
-            part = bytes(self._buffer[: self._storage.part_size])
-            del self._buffer[: self._storage.part_size]
-            await self._send_part(part)
+    @property
+    def buffered(self) -> int:
+        """Bytes held in memory: the part being filled, never more than ``part_size``."""
+        return self._buffer.tell()
 
-    async def _send_part(self, data: bytes) -> None:
+    def _take(self) -> io.BytesIO:
+        part, self._buffer = self._buffer, io.BytesIO()
+        part.seek(0)
+        return part
+
+    async def _write(self, chunk: bytes) -> None:
+        size = self._storage.part_size
+        rest = memoryview(chunk)
+        while len(rest):
+            room = size - self._buffer.tell()
+            self._buffer.write(rest[:room])
+            rest = rest[room:]
+            if self._buffer.tell() >= size:
+                await self._send_part(self._take())
+
+    async def _send_part(self, data: io.BytesIO) -> None:
         client = await self._storage.client()
         bucket = self._storage.bucket
         if self._upload_id is None:
@@ -119,12 +133,10 @@ class S3Writer(BlobWriter):
         bucket, final = self._storage.bucket, self._storage.name(key)
         if self._upload_id is None:  # it all fitted in one part: one PUT, straight to its key
             with _translated("put_object"):
-                await client.put_object(Bucket=bucket, Key=final, Body=bytes(self._buffer))
-            self._buffer.clear()
+                await client.put_object(Bucket=bucket, Key=final, Body=self._take())
             return
-        if self._buffer:
-            await self._send_part(bytes(self._buffer))
-            self._buffer.clear()
+        if self.buffered:
+            await self._send_part(self._take())
         assert self._object is not None
         with _translated("complete_multipart_upload"):
             await client.complete_multipart_upload(
@@ -142,7 +154,7 @@ class S3Writer(BlobWriter):
                     await self._storage.remove_object(self._object)
 
     async def _abort(self) -> None:
-        self._buffer.clear()
+        self._buffer = io.BytesIO()
         if self._upload_id is None:
             return
         client = await self._storage.client()

@@ -301,7 +301,7 @@ async def test_s3_parts_stay_bounded_in_memory(s3_server: S3Server, monkeypatch:
             piece = os.urandom(256 * 1024)
             digest.update(piece)
             await writer.write(piece)
-            peak = max(peak, len(writer._buffer))  # type: ignore[attr-defined]
+            peak = max(peak, writer.buffered)  # type: ignore[attr-defined]
         await writer.commit("recordings/1/r/long.webm")
         assert peak < MIN_PART
         read = hashlib.sha256()
