@@ -6,7 +6,7 @@ Why SeaweedFS: of what installs here from the registries it is the most real S3 
 run in production that keeps objects in its own volumes and implements multipart uploads, ranges, copies
 and listings itself. Debian's Ceph ``radosgw`` (16.2) needs a monitor and an OSD bootstrapped with keyrings
 before the gateway starts (60 packages); ``moto``'s server mode is a mock kept in Python dicts; MinIO is in
-no registry reached here. See tests/README.md.
+no registry reached here.
 """
 
 from __future__ import annotations
