@@ -25,7 +25,8 @@ Contract, the same for every implementation (``tests/test_storage.py`` holds all
 - **Nothing half-written is ever visible.** Until its commit a writer's bytes are in no key, not in
   :meth:`Storage.keys`, not readable. A writer abandoned without abort (its process was killed) leaves an
   *unfinished* entry — a ``.partial`` file, an S3 multipart upload — that :meth:`Storage.unfinished` lists and
-  :meth:`Storage.sweep` removes once older than a given age. A recording that must survive its node's death
+  :meth:`Storage.sweep` removes once older than a given age (every node sweeps those older than a day,
+  :data:`ABANDONED_AFTER`, when it starts). A recording that must survive its node's death
   therefore cannot rely on a writer alone: write it locally with the crash-safe muxer options (see the notes
   on recording) and ``put_file`` it once closed or repaired.
 - **Streamed range reads.** :meth:`Storage.read` yields the bytes ``[start, end)`` of a blob in order, in
@@ -532,6 +533,22 @@ class MemoryStorage(Storage):
         for name in old:
             del self.writing[name]
         return len(old)
+
+
+# --- upkeep ------------------------------------------------------------------------------------------------
+
+# No write lasts a day: uploads must keep a minimum pace (50 MB at 8 KiB/s is under two hours), and a
+# recording is at most two hours. A write older than this was abandoned by a process that died.
+ABANDONED_AFTER = 24 * 3600.0
+
+
+async def sweep_abandoned(storage: Storage, older_than: float = ABANDONED_AFTER) -> int:
+    """Remove writes abandoned by a process that died (every node runs it when it starts); how many went, 0
+    when the storage cannot be reached (the next start tries again)."""
+    try:
+        return await storage.sweep(older_than)
+    except StorageUnavailable:
+        return 0
 
 
 # --- choosing one -------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from core.s3_storage import MIN_PART, S3Storage
 from core.storage import (
+    ABANDONED_AFTER,
     BlobNotFound,
     LocalStorage,
     MemoryStorage,
@@ -25,6 +27,8 @@ from core.storage import (
 )
 from tests.harness.ports import free_port
 from tests.harness.s3 import S3Server
+from web.app import create_app
+from web.settings import Settings
 
 MB = 1024 * 1024
 
@@ -242,6 +246,24 @@ async def test_an_abandoned_write_is_swept(storage: Storage) -> None:
     assert await storage.sweep(older_than=-60) == 1
     assert await storage.unfinished() == [] and await storage.keys() == []
     await writer.abort()  # only so that this test's own writer object closes its file
+
+
+async def test_a_node_sweeps_writes_abandoned_a_day_ago_when_it_starts(settings: Settings) -> None:
+    """A node killed mid-upload leaves a part file; the next start removes it, and never a write under way."""
+    partial = settings.data_dir / ".partial"
+    partial.mkdir()
+    abandoned, under_way = partial / "write-old.part", partial / "write-new.part"
+    abandoned.write_bytes(b"half")
+    under_way.write_bytes(b"half")
+    day_ago = time.time() - ABANDONED_AFTER - 60
+    os.utime(abandoned, (day_ago, day_ago))
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        for _ in range(250):  # bounded: the sweep runs in the background, 5 s at most
+            if not abandoned.exists():
+                break
+            await asyncio.sleep(0.02)
+    assert not abandoned.exists() and under_way.exists()
 
 
 # --- each implementation ------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from core.clock import Clock, wall_clock
 from core.errors import CSRFFailed, NotAuthenticated, NotFound, RateLimited, TsunaguError
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from core.slots import Slots
-from core.storage import open_storage
+from core.storage import Storage, open_storage, sweep_abandoned
 from core.uploads import UploadSlots
 from documents.library import DocumentJobs
 from store.db import create_engine, session_factory
@@ -94,6 +95,13 @@ async def _csrf_failed(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
+async def _sweep(storage: Storage) -> None:
+    """Writes abandoned by a node that died (``.partial`` files, S3 multipart uploads) go when one starts."""
+    removed = await sweep_abandoned(storage)
+    if removed:
+        log.info("abandoned writes removed", count=removed)
+
+
 def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> Starlette:
     settings = settings or Settings.from_env()
     engine = create_engine(settings.database_url)
@@ -155,9 +163,13 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
             storage=type(storage).__name__,
             node=settings.node_id,
         )
+        sweeper = asyncio.create_task(_sweep(storage))  # in the background: S3 listings take a while
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await services(app).documents.aclose()
             await hub.aclose()
             await media.aclose()
