@@ -19,6 +19,7 @@ from tests.harness.live import LiveServer
 from tests.harness.postgres import PostgresCluster
 from tests.harness.redis import RedisServer
 from web import serving
+from tests.harness.s3 import S3Server
 from web.app import create_app
 from web.settings import Settings
 
@@ -67,6 +68,15 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3-compatible server (SeaweedFS) for the run; each test takes its own prefix of its bucket."""
+    server = S3Server()
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 async def redis(redis_server: RedisServer) -> AsyncIterator[object]:
     from redis.asyncio import Redis
@@ -90,11 +100,33 @@ async def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> st
     return await cluster.create_database()
 
 
+def storage_url_for(request: pytest.FixtureRequest, kind: str) -> str | None:
+    """``STORAGE_URL`` for a test: "local" is DATA_DIR (None); "s3" a fresh prefix on the run's real S3
+    server, with its credentials in the environment and 5 MiB parts (S3's smallest), so that multipart
+    uploads begin soon."""
+    if kind == "local":
+        return None
+    server: S3Server = request.getfixturevalue("s3_server")
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    for name, value in server.environment.items():
+        monkeypatch.setenv(name, value)
+    return server.url(f"test-{secrets.token_hex(6)}") + "&part_mb=5"
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def storage_url(request: pytest.FixtureRequest) -> str | None:
+    """Where the app keeps its files: DATA_DIR, unless a test asks for S3 too with
+    ``@pytest.mark.parametrize("storage_url", ["local", "s3"], indirect=True)`` (or a module overrides this
+    fixture with those params)."""
+    return storage_url_for(request, getattr(request, "param", "local"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, storage_url: str | None) -> Settings:
     settings = Settings(
         data_dir=tmp_path / "data",
         database_url=sqlite_url(tmp_path),
+        storage_url=storage_url,
         secret_key=secrets.token_hex(32),
         ice_host_addresses=("127.0.0.1",),  # aioice leaves loopback out; the tests have nothing else
     )

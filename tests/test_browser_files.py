@@ -53,9 +53,12 @@ def start_call(server: LiveServer, new_context: Callable[..., Any]) -> tuple[Any
     return host, guest
 
 
+@pytest.mark.parametrize("storage_url", ["local", "s3"], indirect=True)
 def test_a_50_mb_file_goes_from_the_guest_to_the_host(
-    server: LiveServer, new_context: Callable[..., Any], tmp_path: Path
+    server: LiveServer, new_context: Callable[..., Any], tmp_path: Path, storage_url: str | None
 ) -> None:
+    """Also with STORAGE_URL=s3://… (a real S3 server): the file crosses as a multipart upload and comes back
+    streamed from the bucket."""
     host, guest = start_call(server, new_context)
     guest.get_by_role("heading", name="ファイル送信").wait_for()
     guest.locator("#files-send").wait_for()  # shown once the listing says the guest may send
@@ -87,6 +90,10 @@ def test_a_50_mb_file_goes_from_the_guest_to_the_host(
     assert saved.stat().st_size == SIZE and digest.hexdigest() == sha
     incoming.get_by_text("ダウンロードしました").wait_for()
     assert guest.locator("#files-incoming .file-item").count() == 0  # the sender does not get its own back
+    storage = services(server.app).storage
+    assert len(server.call(storage.keys("files/"))) == 1 and server.call(storage.unfinished()) == []
+    on_disk = services(server.app).settings.data_dir / "files"
+    assert on_disk.exists() == (storage_url is None)  # on S3 nothing of it is on this box's disk
 
 
 def test_too_much_at_once_is_refused_on_the_page(server: LiveServer, new_context: Callable[..., Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from core.clock import Clock, monotonic_clock, wall_clock
 from core.errors import CSRFFailed, NotAuthenticated, NotFound, RateLimited, TsunaguError
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from core.slots import Slots
+from core.storage import Storage, open_storage, sweep_abandoned
 from core.uploads import UploadSlots
 from documents.library import DocumentJobs
 from store.db import create_engine, session_factory
@@ -109,6 +111,13 @@ async def _csrf_failed(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
+async def _sweep(storage: Storage) -> None:
+    """Writes abandoned by a node that died (``.partial`` files, S3 multipart uploads) go when one starts."""
+    removed = await sweep_abandoned(storage)
+    if removed:
+        log.info("abandoned writes removed", count=removed)
+
+
 def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> Starlette:
     settings = settings or Settings.from_env()
     engine = create_engine(settings.database_url)
@@ -124,6 +133,12 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         return MemoryRateLimiter(limit, window, clock=clock)
 
     sessions = session_factory(engine)
+    storage = open_storage(
+        settings.storage_url,
+        settings.data_dir,
+        access_key=settings.storage_access_key,
+        secret_key=settings.storage_secret_key,
+    )
     broker: Broker = RedisBroker(redis) if redis is not None else MemoryBroker()
     numbers: NumberStore = (
         RedisNumberStore(redis, clock=clock) if redis is not None else MemoryNumberStore(clock=clock)
@@ -159,15 +174,26 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        log.info("started", database=engine.url.get_backend_name(), redis=bool(redis), node=settings.node_id)
+        log.info(
+            "started",
+            database=engine.url.get_backend_name(),
+            redis=bool(redis),
+            storage=type(storage).__name__,
+            node=settings.node_id,
+        )
+        sweeper = asyncio.create_task(_sweep(storage))  # in the background: S3 listings take a while
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await services(app).documents.aclose()
             await hub.aclose()
             await media.aclose()
             await broker.aclose()
             await sms.aclose()
+            await storage.aclose()
             await engine.dispose()
             if redis is not None:
                 await redis.aclose()
@@ -221,7 +247,8 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         media=media,
         media_settings=media_settings,
         sms=sms,
-        documents=DocumentJobs(sessions, settings),
+        storage=storage,
+        documents=DocumentJobs(sessions, settings, storage),
         login_limiter=limiter("login", settings.login_failures_per_minute, 60.0),
         number_issue_limiter=limiter("number-issue", settings.number_issues_per_10_minutes, 600.0),
         wrong_number_limiter=limiter("wrong-number", settings.wrong_numbers_per_minute, 60.0),
