@@ -18,8 +18,8 @@ from tests.harness.browser import CHROMIUM, launch_args, waits_pass_the_policy
 from tests.harness.live import LiveServer
 from tests.harness.postgres import PostgresCluster
 from tests.harness.redis import RedisServer
-from web import serving
 from tests.harness.s3 import S3Server
+from web import serving
 from web.app import create_app
 from web.settings import Settings
 
