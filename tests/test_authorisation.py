@@ -34,7 +34,7 @@ from tests.harness.pdfs import text_pdf
 from tests.helpers import seed_org
 from tests.joining import Browser
 from web import accounts
-from web.card_images import card_dir
+from web.card_images import card_key
 from web.services import services
 
 PEOPLE = ("guest", "host", "other_host", "manager", "admin", "other_admin")
@@ -174,9 +174,9 @@ async def _world(server: LiveServer, people: dict[str, Browser]) -> World:
             return record.id, user_id, template.id
 
     record_id, host_id, template_id = server.call(objects())
-    photo = card_dir(services(app).settings.data_dir, host_id) / "photo.jpg"
-    photo.parent.mkdir(parents=True, exist_ok=True)
-    photo.write_bytes(b"\xff\xd8\xff\xe0 not checked when served")
+    photo = card_key(host_id, "photo.jpg")
+    assert photo is not None
+    server.call(services(app).storage.put(photo, b"\xff\xd8\xff\xe0 not checked when served"))
     file_id = str(json.loads((await guest.http.get(f"/api/rooms/{room_id}/files")).text)["files"][0]["id"])
 
     # Join links come from another host of acme: whoever accepts one becomes the guest of that host's

@@ -284,9 +284,8 @@ async def test_one_meetings_page(app: Starlette, acme: Seeded) -> None:
             db.add(file)
             await db.flush()
             await end_record(db, room_id, start + timedelta(minutes=3))
-        path = RoomFileStorage(services(app).settings.data_dir).path(acme.org_id, room_id, file.id)
-        path.parent.mkdir(parents=True)
-        path.write_bytes("要望".encode())
+        storage = services(app).storage
+        await storage.put(RoomFileStorage(storage).key(acme.org_id, room_id, file.id), "要望".encode())
 
         page = (await boss.get(f"/records/{record.id}")).text
         line = r'<span class="memo-line-text">(.*?)</span>\s*<span class="memo-line-meta[^>]*>(.*?)<'

@@ -32,8 +32,9 @@ from signaling.rooms import at, memo_lines
 from store.models import User
 from web.admin import SMS_STATUS_LABELS
 from web.auth import signed_in
+from web.blobs import blob_response
 from web.charts import Bar, horizontal_bars
-from web.files import DOWNLOAD_HEADERS, RoomFileResponse, content_disposition
+from web.files import DOWNLOAD_HEADERS, content_disposition
 from web.i18n import Translator
 from web.records import MANAGERS, ROLE_WORDS, VIA_LABELS, duration_text
 from web.services import services
@@ -234,11 +235,10 @@ async def record_file(request: Request) -> Response:
     row = await room_file(request.state.db, record.room_id, record.org_id, file_id)
     if row is None:
         raise NotFound()
-    path = RoomFileStorage(services(request).settings.data_dir).path(record.org_id, record.room_id, row.id)
-    if not path.is_file():
-        raise NotFound()
+    storage = services(request).storage
+    key = RoomFileStorage(storage).key(record.org_id, record.room_id, row.id)
     headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(row.name)}
-    return RoomFileResponse(path, media_type=row.content_type, headers=headers)
+    return await blob_response(request, storage, key, row.content_type, headers)
 
 
 routes: list[BaseRoute] = [
