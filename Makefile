@@ -30,7 +30,7 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
-# The suite runs in a fresh network namespace that has only loopback (see tests/README.md).
+# The suite runs in a fresh network namespace that has only loopback (see README.md, "Two commands").
 pytest:
 	unshare --net -- sh -c 'ip link set lo up && exec $(BIN)/pytest $(PYTEST_ARGS)'
 
