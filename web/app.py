@@ -33,7 +33,7 @@ from signaling.hub import RoomHub
 from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
 from signaling.redis_broker import RedisBroker
 from signaling.sms import make_gateway
-from web import admin, auth, cards, documents, files, guests, meetings, memos, ops, pages
+from web import admin, auth, cards, documents, files, guests, meetings, memo_templates, memos, ops, pages
 from web.middleware import CSRFMiddleware, RequestContextMiddleware
 from web.services import Services, services
 from web.settings import Settings
@@ -154,6 +154,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
             *admin.routes,
             *documents.routes,
             *files.routes,
+            *memo_templates.routes,
             *memos.routes,
             *cards.routes,
             *ops.routes,

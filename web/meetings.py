@@ -46,6 +46,7 @@ from store.models import User
 from web.auth import load_user, signed_in
 from web.guests import guest_token, lobby_topic
 from web.i18n import DEFAULT_LANGUAGE, Translator
+from web.memo_templates import default_memo_text
 from web.reach import SERVE_FOR_PHONES, PhoneAddress, phone_address
 from web.services import services
 from web.templating import render, translator
@@ -153,6 +154,7 @@ async def start_by_number(request: Request) -> Response:
         recording=body.recording,
         home_node=state.settings.node_id,
         now=state.clock(),
+        memo_text=await default_memo_text(db, user.org_id),
     )
     await db.commit()
     await _open_room(request, room, record.connect_id)
@@ -182,6 +184,7 @@ async def start_by_link(request: Request) -> Response:
         recording=body.recording,
         home_node=state.settings.node_id,
         now=now,
+        memo_text=await default_memo_text(db, user.org_id),
     )
     ttl = state.settings.join_link_ttl_minutes * 60
     token = await links.create_link(db, room, phone, now, ttl)
