@@ -143,7 +143,7 @@ async def test_a_new_meetings_memo_starts_with_the_default_once(live_server: Liv
             seen = await asyncio.gather(
                 memo_after_join(host_ws, Client()), memo_after_join(guest_ws, Client())
             )
-            assert seen == [TEMPLATE, TEMPLATE]
+            assert list(seen) == [TEMPLATE, TEMPLATE]
             # The host empties the memo, then both drop and come back.
             emptier = Client()
             await memo_after_join(host_ws, emptier)
