@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from documents.library import DocumentJobs, DocumentSettings, create_document
 from documents.models import Document, DocumentStatus
 from store.models import BusinessCard, MemoTemplate, Org, Role, User, utcnow
-from web import accounts
+from web import accounts, passwords
 from web.card_images import card_dir, reencode
 from web.memo_templates import SHARED_LIMIT
 
@@ -140,7 +140,7 @@ async def _users(db: AsyncSession, org: Org, saved: dict[str, str]) -> dict[str,
         password = saved.get(email) or secrets.token_urlsafe(9)
         if user is None:
             await accounts.add_user(db, org, email, name, role, password)
-        elif not accounts.verify_password(user.password_hash, password):
+        elif not passwords.verify_now(user.password_hash, password):
             await accounts.set_password(db, user, password)
         logins[email] = password
     return logins

@@ -10,6 +10,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from signaling import rooms
+from signaling.after_meeting import check_guest
+from signaling.protocol import Role as RoomRole
 from web.meetings import participant
 from web.services import services
 
@@ -26,8 +28,12 @@ def memo_file(text: str) -> bytes:
 
 
 async def memo_download(request: Request) -> Response:
-    """メモを渡す: the memo as a file, for the room's two participants only (anyone else: 404)."""
-    room, _role, connect_id = await participant(request)
+    """メモを渡す: the memo as a file, for the room's two participants only (anyone else: 404); for its guest
+    until ``GUEST_ACCESS_AFTER_END_HOURS`` after the meeting ended (signaling.after_meeting)."""
+    room, role, connect_id = await participant(request)
+    if role == RoomRole.GUEST:
+        state = services(request)
+        check_guest(room, state.clock(), state.settings.guest_access_after_end_hours)
     live = services(request).hub.room(room.id)
     if live is not None:
         text = live.memo.text()
