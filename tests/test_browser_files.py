@@ -57,6 +57,7 @@ def test_a_50_mb_file_goes_from_the_guest_to_the_host(
     server: LiveServer, new_context: Callable[..., Any], tmp_path: Path
 ) -> None:
     host, guest = start_call(server, new_context)
+    guest.get_by_role("button", name="ファイル", exact=True).click()  # the phone's files sheet
     guest.get_by_role("heading", name="ファイル送信").wait_for()
     guest.locator("#files-send").wait_for()  # shown once the listing says the guest may send
     assert guest.get_by_text("一度に 50 MB まで送信できます。").is_visible()
@@ -71,6 +72,7 @@ def test_a_50_mb_file_goes_from_the_guest_to_the_host(
     samples = guest.evaluate("window.progressSamples")
     assert any(text.startswith("送信中") for _value, _max, text in samples), samples[:5]
 
+    host.get_by_role("button", name="ファイル送信").click()  # the host's files panel, in the memo's place
     incoming = host.locator("#files-incoming .file-item")
     incoming.get_by_text("製品カタログ 2026.bin").wait_for(timeout=30_000)
     assert "50 MB" in incoming.inner_text() and "お客さまから" in incoming.inner_text()
@@ -91,6 +93,7 @@ def test_a_50_mb_file_goes_from_the_guest_to_the_host(
 
 def test_too_much_at_once_is_refused_on_the_page(server: LiveServer, new_context: Callable[..., Any]) -> None:
     host, guest = start_call(server, new_context)
+    host.get_by_role("button", name="ファイル送信").click()  # the panel beside the stage (the memo's place)
     host.locator("#files-send").wait_for()
     host.evaluate(
         """() => {
@@ -115,6 +118,8 @@ def test_host_only_receives_when_the_org_forbids_sending(
 
     server.call(forbid())
     host, guest = start_call(server, new_context)
+    host.get_by_role("button", name="ファイル送信").click()
+    guest.get_by_role("button", name="ファイル", exact=True).click()
     host.get_by_text("組織の設定により、担当者からのファイル送信はできません。").wait_for()
     assert not host.locator("#files-send").is_visible()
     assert not host.get_by_role("button", name="送信する", exact=True).is_visible()
