@@ -4,16 +4,12 @@ dropped when no document shows the page it points at. Events in, effects out, a 
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from starlette.applications import Starlette
 
-from core.clock import ManualClock
-from signaling.hub import RoomHub
 from signaling.pointer import BURST, PER_SECOND
 from signaling.protocol import (
     POINTER_PER_SECOND,
@@ -28,9 +24,7 @@ from signaling.protocol import (
     parse_client_message,
 )
 from signaling.room import NOT_ALLOWED, Effect, Room
-from store.models import Role as UserRole
-from tests.helpers import open_room, seed_org, sent
-from web.services import services
+from tests.helpers import sent
 
 SLIDES = DocumentInfo(id=7, name="会社案内.pdf", kind="slides", pages=5)
 
@@ -186,47 +180,3 @@ def test_any_timing_stays_within_budget_and_ends_on_the_last_word(steps: list[tu
     assert relayed and relayed[-1][1].at == last
     for start, _ in relayed:
         assert sum(start <= when < start + 1 for when, _ in relayed) <= PER_SECOND + BURST
-
-
-# On the home node, through the hub, with the app's clock (a manual one in tests)
-
-
-async def test_the_home_sends_a_held_position_when_its_time_comes_and_never_spins(
-    app: Starlette, clock: ManualClock
-) -> None:
-    hub: RoomHub = services(app).hub
-    room_id, _ = await open_room(app, await seed_org(app, "acme", {"host@acme.example": UserRole.HOST}))
-    room = hub.room(room_id)
-    assert room is not None
-    ticks = 0
-    tick = room.tick
-
-    def counting(now: float) -> list[Effect]:
-        nonlocal ticks
-        ticks += 1
-        return tick(now)
-
-    room.tick = counting  # type: ignore[method-assign]
-    async with hub.participate(room_id, Role.HOST) as host, hub.participate(room_id, Role.GUEST) as guest:
-        room.document_found(SLIDES, "-", clock())
-        for step in range(10):  # at one instant: three go through, the last is held
-            await host.send(at(step / 10))
-        await hub.settle(room_id)
-        frames = guest.outgoing().__aiter__()
-
-        async def next_pointer() -> dict[str, object]:
-            for _ in range(20):
-                item = await asyncio.wait_for(frames.__anext__(), 5)
-                if item.frame and item.frame["type"] == "doc.pointer":
-                    return item.frame
-            raise AssertionError("no doc.pointer frame")
-
-        seen = [await next_pointer() for _ in range(3)]
-        assert [frame["at"]["x"] for frame in seen] == [0.0, 0.1, 0.2]  # type: ignore[index]
-        before = ticks
-        await asyncio.sleep(0.3)  # the clock stands still: the held one waits, and the home does not spin
-        assert ticks - before <= 2
-        clock.advance(1.0)
-        await hub.poke(room_id)
-        held = await next_pointer()
-        assert held["at"] == {"page": 1, "x": 0.9, "y": 0.5} and held["by"] == "host"
