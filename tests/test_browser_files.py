@@ -76,6 +76,9 @@ def test_a_50_mb_file_goes_from_the_guest_to_the_host(
     incoming = host.locator("#files-incoming .file-item")
     incoming.get_by_text("製品カタログ 2026.bin").wait_for(timeout=30_000)
     assert "50 MB" in incoming.inner_text() and "お客さまから" in incoming.inner_text()
+    prompt = host.get_by_role("alertdialog")  # the arrival asks to be saved; later: from the list
+    prompt.get_by_text("ファイルが届きました：製品カタログ 2026.bin").wait_for()
+    prompt.get_by_role("button", name="あとで").click()
     with host.expect_download(timeout=60_000) as caught:
         incoming.get_by_role("button", name="ダウンロード", exact=True).click()
     download = caught.value
