@@ -268,14 +268,24 @@ class RoomHub:
         pump = asyncio.create_task(self._pump(subscription, inbox), name=f"room-{room.id}-broker")
         try:
             async with subscription:
+                ticked: float | None = None  # the clock's reading at the last tick
                 while room.state != RoomState.ENDED:
-                    deadline = room.next_deadline()
-                    # Wake at least once a second while someone is reconnecting, to end their grace on time.
-                    timeout = None if deadline is None else min(1.0, max(0.0, deadline - self.clock()))
+                    deadline, now = room.next_deadline(), self.clock()
+                    # Wake at least once a second while someone is reconnecting, to end their grace on time,
+                    # and when a held pointer position is due. A deadline a tick at this very reading did
+                    # not clear means the clock stands still (a test's manual clock): wait, do not spin.
+                    if deadline is None:
+                        timeout = None
+                    elif deadline <= now and ticked == now:
+                        timeout = 1.0
+                    else:
+                        timeout = min(1.0, max(0.0, deadline - now))
                     try:
                         event = await asyncio.wait_for(inbox.get(), timeout)
                     except TimeoutError:
                         event = {"event": "tick"}
+                    if event.get("event") == "tick":
+                        ticked = self.clock()
                     await self._apply(room, self._handle(room, event))
         except asyncio.CancelledError:
             raise

@@ -17,6 +17,9 @@ from core.errors import N_, InvalidInput
 
 SUBPROTOCOL = "tsunagu.v1"
 MAX_FRAME_BYTES = 64 * 1024
+POINTER_PER_SECOND = (
+    20  # the most pointer positions (doc.pointer) one side sends, and the room relays, a second
+)
 
 
 class Role(enum.StrEnum):
@@ -120,6 +123,23 @@ class GuestControl(_Message):
     allowed: bool
 
 
+class PointerAt(_Message):
+    """Where the pointer is: on ``page`` (1-based) of the open document, ``x`` and ``y`` from its top left
+    corner as fractions of the page's width and height (0–1), so each side places it on its own page size."""
+
+    page: int = Field(ge=1)
+    x: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    y: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+
+
+class Pointer(_Message):
+    """The steering side's mouse over the document (at most ~20 a second, only while over a page); ``at``
+    null: it left the page. The host, or the guest when allowed; relayed to the other side, never stored."""
+
+    type: Literal["doc.pointer"]
+    at: PointerAt | None
+
+
 class MemoSync(_Message):
     """共有メモ: base64 of one y-protocols sync message (step 1, step 2 or update; see signaling/memo.py)."""
 
@@ -195,6 +215,7 @@ ClientMessage = Annotated[
     | ScrollDocument
     | CloseDocument
     | GuestControl
+    | Pointer
     | MemoSync
     | MemoAwareness
     | MediaOffer
@@ -284,6 +305,14 @@ class DocumentScrolled(_Message):
     type: Literal["doc.scroll"] = "doc.scroll"
     position: float
     page: int
+    by: Role
+
+
+class PointerMoved(_Message):
+    """The other side's pointer over the document moved (``at``), or left the page (``at`` null)."""
+
+    type: Literal["doc.pointer"] = "doc.pointer"
+    at: PointerAt | None
     by: Role
 
 
@@ -387,6 +416,7 @@ ServerMessage = (
     | Ended
     | DocumentState
     | DocumentScrolled
+    | PointerMoved
     | FileShared
     | MemoSyncOut
     | MemoAwarenessOut

@@ -35,6 +35,7 @@ from signaling.memo import (
     sync_message,
 )
 from signaling.models import RoomState
+from signaling.pointer import PointerMove, PointerRelay
 from signaling.protocol import (
     CameraReply,
     CameraRequest,
@@ -62,6 +63,9 @@ from signaling.protocol import (
     PeerMedia,
     Peers,
     Ping,
+    Pointer,
+    PointerAt,
+    PointerMoved,
     Pong,
     Presence,
     PresenceChanged,
@@ -207,6 +211,7 @@ class Room:
     shared: SharedDocument = field(default_factory=SharedDocument)
     memo: SharedMemo = field(default_factory=SharedMemo)
     media: CallMedia = field(default_factory=CallMedia)
+    pointer: PointerRelay = field(default_factory=PointerRelay)
     memo_max_characters: int = memo_cap.DEFAULT_MAX_CHARACTERS
     sit_in: SittingIn = field(default_factory=SittingIn)
 
@@ -269,8 +274,10 @@ class Room:
                 return [ResolveDocument(document_id, connection)]
             case GuestControl(allowed=allowed):
                 self.shared.guest_control = allowed
+                if not allowed:
+                    self.pointer.forget(Role.GUEST)
                 return [Send(self.shared.state())]
-            case CloseDocument() | TurnPage() | ScrollDocument() if not self._may_steer(role):
+            case CloseDocument() | TurnPage() | ScrollDocument() | Pointer() if not self._may_steer(role):
                 return [self._error(connection, NOT_ALLOWED)]
             case CloseDocument():
                 return self._close_document(now)
@@ -278,6 +285,8 @@ class Room:
                 return self._turn(page, connection, now)
             case ScrollDocument(position=position, page=page):
                 return self._scroll(role, position, page, connection, now)
+            case Pointer(at=at):
+                return self._point(role, at, now)
             case MemoSync(data=data):
                 return self._memo_sync(role, data, connection, now)
             case MemoAwareness(data=data):
@@ -337,6 +346,7 @@ class Room:
         if info is None:
             return [self._error(connection, NO_SUCH_DOCUMENT)]
         self.shared = SharedDocument(info=info, guest_control=self.shared.guest_control)
+        self.pointer.forget()
         return [PageShown(info.id, 1, now, opens=True), Send(self.shared.state())]
 
     def document_lookup_failed(self, connection: str) -> list[Effect]:
@@ -346,10 +356,12 @@ class Room:
         return [Send(ErrorFrame(code=ErrorCode.UNAVAILABLE, message=LOOKUP_FAILED), to=connection)]
 
     def tick(self, now: float) -> list[Effect]:
-        """Let time pass: seats that stayed away past the grace period have left."""
+        """Let time pass: seats that stayed away past the grace period have left; held pointer positions
+        whose turn has come go out."""
         effects: list[Effect] = []
         if self.state == RoomState.ENDED:
             return effects
+        effects.extend(self._pointer_moves(self.pointer.tick(now)))
         host = self.seats[Role.HOST]
         if host.presence == Presence.RECONNECTING and now - host.since >= self.grace:
             return self._end("timeout", now)
@@ -367,6 +379,9 @@ class Room:
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do, if ever."""
         waiting = [s.since + self.grace for s in self.seats.values() if s.presence == Presence.RECONNECTING]
+        pointer = self.pointer.next_deadline()
+        if pointer is not None:
+            waiting.append(pointer)
         return min(waiting) if waiting and self.state != RoomState.ENDED else None
 
     # Helpers
@@ -443,9 +458,26 @@ class Room:
         # ``message`` is a message id; the participant's connection translates it.
         return Send(ErrorFrame(code=ErrorCode.NOT_ALLOWED, message=message), to=connection)
 
+    def _point(self, role: Role, at: PointerAt | None, now: float) -> list[Effect]:
+        """A pointer position: dropped when no document is open or the page is not one of its pages (it
+        crossed a close or a change on the wire), else relayed within the sender's budget."""
+        info = self.shared.info
+        if info is None or (at is not None and at.page > info.pages):
+            return []
+        return self._pointer_moves(self.pointer.receive(role, at, now))
+
+    def _pointer_moves(self, moves: list[PointerMove]) -> list[Effect]:
+        out: list[Effect] = []
+        for move in moves:
+            other = self.seats[Role.GUEST if move.by == Role.HOST else Role.HOST].connection
+            if other is not None:
+                out.append(Send(PointerMoved(at=move.at, by=move.by), to=other))
+        return out
+
     def _close_document(self, now: float) -> list[Effect]:
         if self.shared.info is None:
             return []
+        self.pointer.forget()
         self.shared = SharedDocument(guest_control=self.shared.guest_control)
         return [Send(self.shared.state()), PageShown(None, 0, now)]
 

@@ -32,7 +32,7 @@ from recordings.records import (
 from signaling import memo
 from signaling.memo_authors import LoggedUpdate, MemoLine, compacted, line_authors
 from signaling.models import JoinedVia, RoomRow, RoomState
-from signaling.protocol import DocumentInfo
+from signaling.protocol import DocumentInfo, Role
 from store.db import unavailable_when_transient
 from store.models import User
 
@@ -66,7 +66,11 @@ async def create_room(
     recording: bool,
     home_node: str,
     now: float,
+    memo_text: str = "",
 ) -> tuple[RoomRow, MeetingRecord]:
+    """A new room and its meeting record. ``memo_text`` (the org's default template) is the memo's first
+    update, written with the room: so the memo is filled exactly once per meeting, before anybody can join,
+    and never again when someone reconnects or the server restarts (the stored memo is what they load)."""
     room = RoomRow(
         id=uuid.uuid4().hex,
         org_id=org_id,
@@ -84,6 +88,10 @@ async def create_room(
     record = await start_record(
         db, org_id=org_id, room_id=room.id, host_id=host_id, via=via.value, started_at=at(now)
     )
+    if memo_text:
+        # Authored by the host: the template is the host's side of the memo in the 商談記録.
+        update = memo.SharedMemo().insert(0, memo_text)
+        await add_memo_updates(db, [(room.id, update, Role.HOST.value, at(now))])
     return room, record
 
 

@@ -117,7 +117,12 @@ class BusinessCard(Base):
 
 
 class MemoTemplate(Base):
-    """A memo template: a host's own (up to 10) or, with no owner, shared by the org (up to 3)."""
+    """A memo template: a host's own (up to 10) or, with no owner, shared by the org (up to 3).
+
+    One shared template of an org may be its default: every new meeting's memo starts with its text
+    (seed 004: 事前に設定したテンプレートをあらかじめ表示). Admins choose it; ``web.memo_templates`` keeps
+    it to one.
+    """
 
     __tablename__ = "memo_templates"
 
@@ -126,4 +131,5 @@ class MemoTemplate(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
     title: Mapped[str] = mapped_column(String(100))
     body: Mapped[str] = mapped_column(Text)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

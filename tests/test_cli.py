@@ -7,8 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from web.cli import DEMO_USERS, main
+from documents.models import Document
+from store.db import create_engine, session_factory
+from store.models import BusinessCard, MemoTemplate
+from web.cli import main
+from web.demo import DEMO_USERS, SAMPLE_DOCUMENT
 from web.demo_meetings import MEETINGS
 
 
@@ -79,7 +84,7 @@ def test_demo_is_idempotent_and_prints_working_logins(env: Path, capsys: pytest.
     first = capsys.readouterr().out
     assert main(["demo"]) == 0
     second = capsys.readouterr().out
-    assert first == second
+    assert first.endswith(second)  # the same logins (the first run also logs preparing the document)
     for email, _name, role in DEMO_USERS:
         assert email in first and role.value in first
     logins = json.loads((env / "var" / "demo-logins.json").read_text())
@@ -90,6 +95,35 @@ def test_demo_is_idempotent_and_prints_working_logins(env: Path, capsys: pytest.
     (env / "var" / "demo-logins.json").unlink()
     assert main(["demo"]) == 0
     assert capsys.readouterr().out != first
+    # The demo org's sample document (drawn and prepared at seed time), two shared templates with one default,
+    # and a complete card with a photo for each host: once, however many runs.
+    documents, templates, cards = asyncio.run(demo_contents())
+    assert documents == [("ready", 5)]
+    assert len(templates) == 2 and sum(default for _, default in templates) == 1
+    assert len(cards) == 2
+    for card in cards:
+        fields = (card.family_name, card.given_name, card.family_name_reading, card.company, card.title)
+        assert all(fields) and card.phone and card.email and card.photo
+        assert (env / "var" / "cards" / str(card.user_id) / card.photo).is_file()
+
+
+async def demo_contents() -> tuple[list[tuple[str, int]], list[tuple[str, bool]], list[BusinessCard]]:
+    from web.settings import Settings
+
+    engine = create_engine(Settings.from_env().database_url)
+    try:
+        async with session_factory(engine)() as db:
+            documents = [
+                (document.status.value, document.pages)
+                for document in await db.scalars(select(Document).where(Document.name == SAMPLE_DOCUMENT))
+            ]
+            templates = [
+                (template.title, template.is_default)
+                for template in await db.scalars(select(MemoTemplate).where(MemoTemplate.owner_id.is_(None)))
+            ]
+            return documents, templates, list(await db.scalars(select(BusinessCard)))
+    finally:
+        await engine.dispose()
 
 
 def test_serve_tls_options_win_over_settings_and_phone_urls_are_lan_addresses(

@@ -47,6 +47,7 @@ from store.models import User
 from web.auth import load_user, signed_in
 from web.guests import guest_token, lobby_topic
 from web.i18n import DEFAULT_LANGUAGE, Translator
+from web.memo_templates import default_memo_text
 from web.origins import same_origin
 from web.reach import SERVE_FOR_PHONES, PhoneAddress, phone_address
 from web.services import services
@@ -160,6 +161,7 @@ async def start_by_number(request: Request) -> Response:
         recording=body.recording,
         home_node=state.settings.node_id,
         now=state.clock(),
+        memo_text=await default_memo_text(db, user.org_id),
     )
     # What the guest agreed to before issuing the number now belongs to this meeting.
     await acknowledgements.bind(db, rooms.token_hash(number.guest_token), room.id, user.org_id)
@@ -191,6 +193,7 @@ async def start_by_link(request: Request) -> Response:
         recording=body.recording,
         home_node=state.settings.node_id,
         now=now,
+        memo_text=await default_memo_text(db, user.org_id),
     )
     record.guest_phone = national_number(phone)  # the meeting record knows whom it was with
     ttl = state.settings.join_link_ttl_minutes * 60

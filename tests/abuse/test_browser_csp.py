@@ -143,6 +143,7 @@ def test_a_call_with_video_and_everything_in_it_passes_the_policy(
 
     host.locator("#memo-text").click()
     host.locator("#memo-text").press_sequentially("ご検討ください", delay=10)
+    guest.get_by_role("button", name="共有メモ", exact=True).click()  # the phone's memo sheet
     guest.locator("#memo-text").wait_for()
     guest.wait_for_function("document.getElementById('memo-text').value.includes('ご検討')")
 
@@ -158,6 +159,7 @@ def test_a_call_with_video_and_everything_in_it_passes_the_policy(
         dialog.get_by_role("button", name="画像で保存").click()
     dialog.get_by_role("button", name="閉じる").click()
 
+    guest.get_by_role("button", name="ファイル", exact=True).click()  # the phone's files sheet
     guest.locator("#files-send").wait_for()
     guest.evaluate(
         """() => {
@@ -167,6 +169,7 @@ def test_a_call_with_video_and_everything_in_it_passes_the_policy(
         }"""
     )
     guest.get_by_role("button", name="送信する", exact=True).click()
+    host.get_by_role("button", name="ファイル送信").click()  # the host's files panel, in the memo's place
     incoming = host.locator("#files-incoming .file-item")
     incoming.get_by_text("見積書.txt").wait_for()
     with host.expect_download():

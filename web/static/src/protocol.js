@@ -19,6 +19,9 @@ export const CloseCode = Object.freeze({
 // The largest frame the server reads (signaling/protocol.py MAX_FRAME_BYTES).
 export const MAX_FRAME_BYTES = 65536;
 
+// The most pointer positions (doc.pointer) a side sends a second; the room relays no more (POINTER_PER_SECOND).
+export const POINTER_PER_SECOND = 20;
+
 export const Presence = Object.freeze({
   ABSENT: "absent",
   CONNECTED: "connected",
