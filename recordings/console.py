@@ -269,12 +269,13 @@ async def _completed(db: AsyncSession, rows: Sequence[Sequence[Any]]) -> list[Re
     tags_of, files_of, documents_of = _lookups(dialect)
     ids, rooms = [row[0] for row in rows], [row[2] for row in rows]  # id, room_id: by index, the cheaper way
     wrap = json.dumps if dialect == "sqlite" else list
+    connection = await db.connection()  # Core: the look-ups are plain columns too
     tags: dict[int, list[str]] = defaultdict(list)
-    for record_id, tag in await db.execute(tags_of, {"ids": wrap(ids)}):
+    for record_id, tag in await connection.execute(tags_of, {"ids": wrap(ids)}):
         tags[record_id].append(tag)
-    files = {room: n for room, n in await db.execute(files_of, {"rooms": wrap(rooms)})}
+    files = {room: n for room, n in await connection.execute(files_of, {"rooms": wrap(rooms)})}
     documents: dict[str, list[int]] = defaultdict(list)
-    for room, document_id, _first in await db.execute(documents_of, {"rooms": wrap(rooms)}):
+    for room, document_id, _first in await connection.execute(documents_of, {"rooms": wrap(rooms)}):
         documents[room].append(document_id)
     tags_of_record, files_of_room, documents_of_room, new = tags.get, files.get, documents.get, tuple.__new__
     return [  # tuple.__new__ with the whole tuple: half the cost of RecordRow(*row, tags=…) per row
