@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from core.clock import ManualClock
 from documents.models import Document, DocumentStatus
 from recordings import guest_info
+from recordings.console import RecordRow
 from recordings.files import RoomFileStorage
 from recordings.models import MeetingRecord, MemoUpdate, RecordEdit, RoomFile
 from recordings.records import end_record, record_page_shown, save_memo
@@ -30,6 +31,7 @@ from signaling.writer import MemoRow
 from store.models import Role
 from tests.conftest import make_client
 from tests.helpers import Seeded, csrf_from, seed_org, sign_in
+from web.records import cell, csv_rows
 from web.services import services
 
 BASE = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)  # 18:00 JST
@@ -155,6 +157,44 @@ async def test_a_cell_a_spreadsheet_would_run_is_exported_as_text(app: Starlette
         assert "'@SUM(A1)" in {row[rows[0].index("お客さま名")] for row in rows[1:]}
     finally:
         await admin.aclose()
+
+
+def test_the_csv_lines_are_what_csv_writer_writes() -> None:
+    """csv_rows builds its lines by hand for speed: the oracle is csv.writer over the cells as the console
+    means them (formula cells made text, JST stamps, minutes to a tenth), for awkward values."""
+    texts = ["", "山田", "=HYPERLINK(1)", 'say "hi"', "a,b", "line\nbreak", "cr\rhere", "-1", "@x", "\tx",
+             "+", ' "', "'", "、。"]  # fmt: skip
+    start = datetime(2026, 6, 1, 20, 30, 15, 123456)  # naive UTC as SQLite gives it: 05:30:15 JST next day
+    rows = []
+    for n, value in enumerate(texts):
+        seconds = None if n % 5 == 0 else 61 * n + n % 7
+        ended = None if n % 4 == 0 else start + timedelta(seconds=n * 3600 + 59)
+        started = start.replace(tzinfo=UTC) if n % 2 else start
+        how = ("number", "link", value)[n % 3]
+        rows.append(
+            RecordRow(n, f"{n:07d}" if n % 3 else value, "room", started, ended, seconds, how, n, value,
+                      value[::-1], value, value, value, value * 3, value, tuple(texts[n : n + n % 3]), n,
+                      (1, 2, 99)[: n % 4])
+        )  # fmt: skip
+    via, names = {"number": "接続番号", "link": "SMS, link"}, {1: "資料,A", 2: "=B"}
+
+    def stamp(moment: datetime | None) -> str:
+        if moment is None:
+            return ""
+        return (moment.replace(tzinfo=UTC) + timedelta(hours=9)).strftime("%Y-%m-%d %H:%M:%S")
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(
+        [row.connect_id, stamp(row.started_at), stamp(row.ended_at),
+         "" if row.duration_seconds is None else round(row.duration_seconds / 60, 1), cell(row.host_name),
+         cell(row.guest_name), cell(row.guest_reading), cell(row.guest_company), cell(row.guest_phone),
+         via.get(row.via, row.via), cell(" ".join(row.tags)),
+         cell(" / ".join(names.get(d, "") for d in row.documents)), row.files, cell(row.memo),
+         cell(row.notes)]
+        for row in rows
+    )  # fmt: skip
+    assert csv_rows(via, rows, names) == buffer.getvalue()
+    assert csv_rows(via, [], names) == ""
 
 
 async def test_hosts_see_their_own_meetings_managers_the_orgs(app: Starlette, acme: Seeded) -> None:

@@ -224,28 +224,56 @@ def _stamp(moment: datetime | None) -> str:
     return (naive_utc + _JST_OFFSET).isoformat(" ", "seconds")
 
 
-def csv_row(via: dict[str, str], row: RecordRow, names: dict[int, str]) -> list[object]:
-    """One meeting's CSV cells (``via``: the translated labels of how meetings start). Written for speed
-    (an export of 100,000 meetings runs it 100,000 times): the row unpacked once, text cells made safe."""
-    (_id, connect_id, _room, started, ended, seconds, how, _host, host, name, reading, company, phone, memo,
-     notes, tags, files, documents) = row  # fmt: skip
-    return [
-        connect_id,
-        _stamp(started),
-        _stamp(ended),
-        "" if seconds is None else round(seconds / 60, 1),
-        cell(host),
-        cell(name),
-        cell(reading),
-        cell(company),
-        cell(phone),
-        via.get(how, how),
-        cell(" ".join(tags)) if tags else "",
-        cell(" / ".join([names.get(d, "") for d in documents])) if documents else "",
-        files,
-        cell(memo),
-        cell(notes),
-    ]
+def _quoted(value: str) -> str:
+    """``value`` as csv.writer writes a cell (QUOTE_MINIMAL): in double quotes (doubled inside) when it holds
+    a double quote, a comma or a line break."""
+    if '"' in value:
+        return '"' + value.replace('"', '""') + '"'
+    if "," in value or "\n" in value or "\r" in value:
+        return '"' + value + '"'
+    return value
+
+
+def _text(value: str) -> str:
+    """A text cell made safe (:func:`cell`) and quoted as csv.writer would (:func:`_quoted`)."""
+    if not value:
+        return ""
+    return _quoted("'" + value if value[0] in _FORMULA else value)
+
+
+def csv_rows(via: dict[str, str], rows: Iterable[RecordRow], names: dict[int, str]) -> str:
+    """Meetings as CSV lines, each ended by CRLF (``via``: the translated labels of how meetings start).
+
+    Exactly what csv.writer writes for these cells, built by hand for speed: an export of 100,000 meetings
+    runs this per meeting, and csv.writer walks each ~400-character memo a character at a time."""
+    vias = {key: _quoted(label) for key, label in via.items()}
+    text, get_name = _text, names.get
+    lines = []
+    for (_id, connect_id, _room, started, ended, seconds, how, _host, host, name, reading, company, phone,
+         memo, notes, tags, files, documents) in rows:  # fmt: skip
+        lines.append(
+            ",".join(
+                (
+                    _quoted(connect_id),
+                    _stamp(started),
+                    _stamp(ended),
+                    "" if seconds is None else repr(round(seconds / 60, 1)),
+                    text(host),
+                    text(name),
+                    text(reading),
+                    text(company),
+                    text(phone),
+                    vias[how] if how in vias else _quoted(how),
+                    text(" ".join(tags)) if tags else "",
+                    text(" / ".join([get_name(d, "") for d in documents])) if documents else "",
+                    str(files),
+                    text(memo),
+                    text(notes),
+                )
+            )
+        )
+    lines.append("")
+    return "\r\n".join(lines)
 
 
 async def _csv_body(request: Request, filters: Filters, org_id: int) -> AsyncIterator[bytes]:
@@ -259,7 +287,7 @@ async def _csv_body(request: Request, filters: Filters, org_id: int) -> AsyncIte
         async for chunk in console.stream(sessions, filters.record_filter):
             unknown = {d for row in chunk for d in row.documents} - names.keys()
             names.update(await document_names(db, org_id, unknown))
-            yield _csv(csv_row(via, row, names) for row in chunk).encode("utf-8")
+            yield csv_rows(via, chunk, names).encode("utf-8")
 
 
 @signed_in()
