@@ -104,9 +104,12 @@ def test_compaction_keeps_every_lines_authors(plan: list[tuple[Any, ...]]) -> No
             stored = [LoggedUpdate(merged, MERGED, now, authors)]
     view, full = line_authors(stored), line_authors(log)
     assert [(line.text, line.authors) for line in view] == [(line.text, line.authors) for line in full]
-    for line, same in zip(view, full, strict=True):  # times are to the grain (a batch's first row's)
+    # Times are to the grain: a replayed batch takes its first row's time (up to a grain early), and a run
+    # joined to its author's neighbour takes the earlier time (another grain), so the two ways of counting
+    # may differ by up to two grains (Hypothesis found 61 s with one).
+    for line, same in zip(view, full, strict=True):
         assert (line.at is None) == (same.at is None)
-        assert line.at is None or same.at is None or abs(line.at - same.at) <= GRAIN_SECONDS
+        assert line.at is None or same.at is None or abs(line.at - same.at) <= 2 * GRAIN_SECONDS
     assert "\n".join(line.text for line in view) == str(clients["host"].text)
     assert all(MERGED not in line.authors for line in view)
 
