@@ -11,8 +11,8 @@ import base64
 import contextlib
 import io
 import json
-import socket
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
