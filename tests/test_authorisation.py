@@ -91,6 +91,8 @@ EXPECTED: dict[tuple[str, str], tuple[int | str, ...]] = {
     ("GET", "/memo-templates"): (303, 200, 200, 200, 200, 200),
     ("POST", "/memo-templates"): (401, 400, 400, 400, 400, 400),
     ("POST", "/memo-templates/{template_id}/delete"): (401, 303, 404, 404, 404, 404),
+    # The org's default template: its admins choose one of the shared templates.
+    ("POST", "/memo-templates/{template_id}/default"): (401, 404, 404, 404, 303, 404),
     ("GET", "/api/memo-templates"): (401, 200, 200, 200, 200, 200),
     # 名刺: one's own card; a card's images to its org and to the guest of its live meeting.
     ("GET", "/card"): (303, 200, 200, 200, 200, 200),
@@ -210,15 +212,18 @@ async def _world(server: LiveServer, people: dict[str, Browser]) -> World:
 
         return str(server.call(add()))
 
-    async def template() -> str:
+    async def template(owner: int | None = host_id) -> str:
         async def add() -> int:
             async with services(app).sessions.begin() as db:
-                made = MemoTemplate(org_id=spare[1], owner_id=host_id, title="x", body="x")
+                made = MemoTemplate(org_id=spare[1], owner_id=owner, title="x", body="x")
                 db.add(made)
                 await db.flush()
                 return made.id
 
         return str(server.call(add()))
+
+    async def shared_template() -> str:
+        return await template(owner=None)
 
     return World(
         values={
@@ -236,6 +241,7 @@ async def _world(server: LiveServer, people: dict[str, Browser]) -> World:
             "token": link_token,
             "/api/documents/{document_id}/delete": document,
             "/memo-templates/{template_id}/delete": template,
+            "/memo-templates/{template_id}/default": shared_template,
             "/admin/users/{user_id}/deactivate": lambda: _value(spare[0]),
             "/admin/users/{user_id}/activate": lambda: _value(spare[0]),
             "/api/card/images/{slot}/delete": lambda: _value("2"),
