@@ -61,6 +61,7 @@ def test_a_manager_finds_a_meeting_by_a_word_typed_in_it_and_sees_what_happened(
     host.locator("#memo-text").click()
     host.locator("#memo-text").press_sequentially("お見積もりの件", delay=10)
     same_memo(host, guest)
+    guest.get_by_role("button", name="共有メモ", exact=True).click()  # the phone's memo sheet
     guest.locator("#memo-text").click()
     guest.keyboard.press("Control+End")
     guest.locator("#memo-text").press_sequentially("\n来週までに回答します", delay=10)
@@ -180,6 +181,7 @@ def test_a_manager_sits_in_read_only_and_the_participants_see_it(
     for participant in (host, guest):
         participant.locator("#sit-in-badge").wait_for(state="hidden")
     assert host.get_by_text("お客さまが接続しています。").is_visible()
+    guest.get_by_role("button", name="共有メモ", exact=True).click()  # the phone's memo sheet
     guest.locator("#memo-text").click()
     guest.keyboard.press("Control+End")
     guest.locator("#memo-text").press_sequentially("了解", delay=20)

@@ -187,7 +187,7 @@ CSV_COLUMNS = (
     N_("How it started"),
     N_("Tags"),
     N_("Documents shown"),
-    N_("Files"),
+    N_("Number of files"),
     N_("Memo"),
     N_("Notes"),
 )

@@ -172,6 +172,9 @@ def test_a_call_with_video_and_everything_in_it_passes_the_policy(
     host.get_by_role("button", name="ファイル送信").click()  # the host's files panel, in the memo's place
     incoming = host.locator("#files-incoming .file-item")
     incoming.get_by_text("見積書.txt").wait_for()
+    prompt = host.get_by_role("alertdialog")  # the arrival asks to be saved; later: from the list
+    prompt.get_by_text("ファイルが届きました：見積書.txt").wait_for()
+    prompt.get_by_role("button", name="あとで").click()
     with host.expect_download():
         incoming.get_by_role("button", name="ダウンロード", exact=True).click()
 
