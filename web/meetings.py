@@ -31,7 +31,6 @@ from signaling.models import JoinedVia, RoomRow, RoomState
 from signaling.numbers import NumberExpired, NumberUnknown, NumberUsed
 from signaling.phone import display_mobile, national_number, normalise_mobile
 from signaling.protocol import (
-    SUBPROTOCOL,
     BadMessage,
     CloseCode,
     DocumentInfo,
@@ -48,7 +47,7 @@ from web.auth import load_user, signed_in
 from web.guests import guest_token, lobby_topic
 from web.i18n import DEFAULT_LANGUAGE, Translator
 from web.memo_templates import default_memo_text
-from web.origins import same_origin
+from web.origins import accept_room_socket
 from web.reach import SERVE_FOR_PHONES, PhoneAddress, phone_address
 from web.services import services
 from web.templating import render, translator
@@ -292,14 +291,8 @@ async def room_channel(websocket: WebSocket) -> None:
     A cross-site handshake is refused outright (HTTP 403). Every other refusal accepts and then closes with
     a close code, because browsers cannot see why a handshake failed but can read a close code.
     """
-    if not same_origin(websocket):
-        await websocket.close(int(CloseCode.NOT_ALLOWED))
+    if not await accept_room_socket(websocket):
         return
-    if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
-        await websocket.accept()
-        await websocket.close(int(CloseCode.UNSUPPORTED_PROTOCOL))
-        return
-    await websocket.accept(subprotocol=SUBPROTOCOL)
     state = services(websocket)
     try:
         async with unavailable_when_transient():

@@ -32,13 +32,13 @@ from recordings.records import record_for_room
 from signaling import rooms
 from signaling.hub import Watcher
 from signaling.models import RoomRow, RoomState
-from signaling.protocol import SUBPROTOCOL, CloseCode, ErrorCode, ErrorFrame
+from signaling.protocol import CloseCode, ErrorCode, ErrorFrame
 from store.db import unavailable_when_transient
 from store.models import Org, User
 from web.auth import load_user, signed_in
 from web.i18n import Translator
 from web.meetings import send_frame, write_frames
-from web.origins import same_origin
+from web.origins import accept_room_socket
 from web.records import MANAGERS
 from web.services import services
 from web.templating import render, translator
@@ -109,14 +109,8 @@ async def sit_in_offer(request: Request) -> Response:
 
 async def sit_in_channel(websocket: WebSocket) -> None:
     """A manager's read-only view of a room's channel (docs/protocol.md, "Sitting in")."""
-    if not same_origin(websocket):
-        await websocket.close(int(CloseCode.NOT_ALLOWED))
+    if not await accept_room_socket(websocket):
         return
-    if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
-        await websocket.accept()
-        await websocket.close(int(CloseCode.UNSUPPORTED_PROTOCOL))
-        return
-    await websocket.accept(subprotocol=SUBPROTOCOL)
     state = services(websocket)
     try:
         async with unavailable_when_transient():
