@@ -12,13 +12,12 @@ import pytest
 from starlette.applications import Starlette
 
 from signaling.hub import Outgoing, Participant, RoomHub
-from signaling.models import JoinedVia
 from signaling.protocol import CloseCode, End, Ping, Role
 from signaling.redis_broker import RedisBroker
-from signaling.rooms import DatabaseRoomStore, create_room
+from signaling.rooms import DatabaseRoomStore
 from store.models import Role as UserRole
 from tests.harness.redis import RedisServer
-from tests.helpers import open_room, seed_org
+from tests.helpers import open_room, seed_org, store_room
 from web.meetings import find_document
 from web.services import services
 
@@ -121,28 +120,17 @@ async def test_a_guests_end_from_another_node_survives_the_homes_lost_redis_conn
     from redis.asyncio import Redis
 
     seeded = await seed_org(app, "acme", {"host@acme.example": UserRole.HOST})
-    async with services(app).sessions.begin() as db:
-        row, record = await create_room(
-            db,
-            org_id=seeded.org_id,
-            host_id=seeded.users["host@acme.example"],
-            via=JoinedVia.NUMBER,
-            guest_token="guest",
-            camera=True,
-            recording=False,
-            home_node="a",
-            now=0,
-        )
+    room_id, connect_id = await store_room(app, seeded, home_node="a")
     clients = [Redis.from_url(redis_server.url) for _ in range(3)]
     await clients[0].flushdb()
     store = DatabaseRoomStore(services(app).sessions, find_document)
     home = RoomHub(RedisBroker(clients[0]), store, clock=services(app).clock)
     other = RoomHub(RedisBroker(clients[1]), store, clock=services(app).clock)
     try:
-        await home.open(row.id, record.connect_id)
+        await home.open(room_id, connect_id)
         async with (
-            home.participate(row.id, Role.HOST) as host,
-            other.participate(row.id, Role.GUEST) as guest,
+            home.participate(room_id, Role.HOST) as host,
+            other.participate(room_id, Role.GUEST) as guest,
         ):
             host_frames, guest_frames = host.outgoing().__aiter__(), guest.outgoing().__aiter__()
             assert (await frame_of(guest, guest_frames, "welcome"))["role"] == "guest"
