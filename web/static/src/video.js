@@ -6,6 +6,7 @@ import { startCameraMenu } from "./camera-menu.js";
 import { MediaLink, Slot } from "./peer.js";
 import { ScreenShare, isMobile, screenShareUnavailable } from "./screen.js";
 import { CameraState } from "./protocol.js";
+import { VideoAvailability } from "./video-optional.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -80,8 +81,15 @@ export function startVideo(channel, role, root) {
     send: (message) => channel.send(message),
     onRemoteTrack: (slot, track) => { remote[slot] = track; render(); },
     onState: (state) => {
-      $("video-status").textContent = ["disconnected", "failed"].includes(state) ? t("Reconnecting the video…") : "";
+      if (role === "host" || !availability.network) {
+        $("video-status").textContent = ["disconnected", "failed"].includes(state) ? t("Reconnecting the video…") : "";
+      }
+      availability.connectionState(state);
     },
+  });
+  // Without WebRTC, or without a connection in time, the call goes on without video (video-optional.js).
+  const availability = new VideoAvailability({
+    role, link, send: (message) => channel.send(message), connectSeconds: Number(root.dataset.videoConnect),
   });
   link.maxBitrate = NORMAL_BITRATE;
   const camera = new LocalCamera((track) => { link.setTrack(Slot.CAMERA, track); render(); });
@@ -183,9 +191,13 @@ export function startVideo(channel, role, root) {
     explain(state);
     sendState();
     render();
+    availability.cameraState(state);
     // Without the camera permission Chrome offered only mDNS names for this browser, which some networks
     // cannot resolve: a camera allowed later (the help's steps) gets a fresh connection with real addresses.
-    if (refused && state === CameraState.ON && started && !link.connected()) link.restart();
+    if (refused && state === CameraState.ON && started && availability.supported && !link.connected()) {
+      link.restart();
+      availability.expectConnection();
+    }
     return state;
   }
 
@@ -262,6 +274,7 @@ export function startVideo(channel, role, root) {
 
   channel
     .on("media.answer", (message) => link.answer(message.sdp))
+    .on("media.video", (message) => availability.peer(message))
     .on("media.peer", (message) => {
       if (message.role !== other) return;
       Object.assign(peer, { camera: message.camera, screen: message.screen, audio: message.audio });
@@ -291,17 +304,23 @@ export function startVideo(channel, role, root) {
   render();
 
   // For the browser tests: the connection and the camera.
-  window.tsunaguMedia = { link, camera, screen, peer, framesDecoded: (slot = 0) => link.framesDecoded(slot) };
+  window.tsunaguMedia = { link, camera, screen, peer, availability, framesDecoded: (slot = 0) => link.framesDecoded(slot) };
+  // 更新 (the host's camera menu) offers afresh: that offer, too, must connect in time.
+  $("media-reload")?.addEventListener("click", () => availability.expectConnection());
 
   return {
     /** Every (re)connect of the room channel: tell our state; (re)open the media connection if needed. */
     welcome() {
       sendState();
+      availability.report(true);
+      if (!availability.supported) return; // no peer connection to try: documents and memo only
       if (!started) {
         started = true;
         link.start(false);
+        availability.expectConnection();
       } else if (!link.connected()) {
         link.restart();
+        availability.expectConnection();
       }
     },
     stop() {
