@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,10 @@ def webkit_guest(user_agent: str = IPHONE_UA) -> Iterator[Any]:
             "XDG_DATA_HOME": str(Path(home) / "data"),
         }
         service = Service(executable_path=shutil.which("WebKitWebDriver"), env=environment)
-        driver = webdriver.WebKitGTK(options=options, service=service)
+        with warnings.catch_warnings():
+            # Selenium's own WebKitGTK driver still passes remote_server_addr the deprecated way.
+            warnings.filterwarnings("ignore", "setting remote_server_addr", DeprecationWarning)
+            driver = webdriver.WebKitGTK(options=options, service=service)
         try:
             driver.set_window_size(*WINDOW)
             driver.set_page_load_timeout(30)
