@@ -123,6 +123,7 @@ def no_video_on_both_sides(guest: Any, host: Any) -> None:
     wait_until(guest, lambda d: shown(d, "#video-unavailable"), what="the guest's explanation")
     assert "このブラウザでは映像を表示できません" in text_of(guest, "#video-unavailable-text")
     assert not shown(guest, "#video-retry")  # nothing to retry: this browser has no WebRTC at all
+    assert text_of(guest, "#overlay-a") == "映像は利用できません"  # not a wait for video that never comes
     assert text_of(guest, "#channel-status") == ""
 
 

@@ -33,8 +33,10 @@ export class VideoAvailability {
    * @param {import("./peer.js").MediaLink} options.link
    * @param {(message: object) => void} options.send  sends a room channel frame
    * @param {number} options.connectSeconds  VIDEO_CONNECT_SECONDS: how long an offer may take to connect
+   * @param {() => void} [options.onChange]  the reason changed (the panels redraw)
    */
-  constructor({ role, link, send, connectSeconds }) {
+  constructor({ role, link, send, connectSeconds, onChange = () => {} }) {
+    this.onChange = onChange;
     this.role = role;
     this.link = link;
     this.send = send;
@@ -49,6 +51,11 @@ export class VideoAvailability {
     // The network changed (Wi-Fi to mobile data, back online): a connection that failed may work now.
     window.addEventListener("online", () => this.retry());
     navigator.connection?.addEventListener?.("change", () => this.retry());
+  }
+
+  /** No video from the other side can reach this page (no WebRTC, or no connection): camera aside. */
+  get blind() {
+    return !this.supported || this.network;
   }
 
   /** Why there is no video (a VideoProblem), or null when it works. */
@@ -100,6 +107,7 @@ export class VideoAvailability {
     if (this.role === "guest") this.#show(own ? t(own) : "", reason === VideoProblem.NETWORK, reason);
     else document.getElementById("video-status").textContent = own ? t(own) : "";
     if (!force && reason === this.told) return;
+    if (reason !== this.told) this.onChange();
     this.told = reason;
     this.send({ type: "media.video", available: reason === null, reason });
   }

@@ -90,6 +90,7 @@ export function startVideo(channel, role, root) {
   // Without WebRTC, or without a connection in time, the call goes on without video (video-optional.js).
   const availability = new VideoAvailability({
     role, link, send: (message) => channel.send(message), connectSeconds: Number(root.dataset.videoConnect),
+    onChange: () => render(),
   });
   link.maxBitrate = NORMAL_BITRATE;
   const camera = new LocalCamera((track) => { link.setTrack(Slot.CAMERA, track); render(); });
@@ -124,7 +125,8 @@ export function startVideo(channel, role, root) {
       $("panel-b").hidden = true;
       attach($("video-b"), null);
     } else {
-      showPanel("a", remote[Slot.CAMERA], { label: peerLabel, overlay: t(peerOverlay) });
+      const overlay = availability.blind ? t("Video is not available") : t(peerOverlay);
+      showPanel("a", remote[Slot.CAMERA], { label: peerLabel, overlay });
       const ownHidden = role === "guest" && NO_CAMERA.has(camera.state);
       $("panel-b").hidden = ownHidden;
       showPanel("b", ownHidden ? null : camera.track, { label: t("You"), overlay: own ?? "", mirror: true });
