@@ -47,20 +47,23 @@ def unreachable(frame: str | bytes) -> str | bytes:
     return json.dumps(message)
 
 
-def test_a_peer_connection_that_cannot_connect_leaves_the_call_without_video_until_reload(
-    server: LiveServer, new_context: Callable[..., Any]
-) -> None:
-    cause = {"on": True}
+def through_playwright(cause: dict[str, bool]) -> Callable[[Any], None]:
+    """Prepares a guest page whose room socket runs through Playwright, which makes every media offer and
+    answer unreachable while ``cause["on"]``."""
 
     def room_socket(ws: Any) -> None:
         upstream = ws.connect_to_server()
         ws.on_message(lambda frame: upstream.send(unreachable(frame) if cause["on"] else frame))
         upstream.on_message(lambda frame: ws.send(unreachable(frame) if cause["on"] else frame))
 
-    def prepare(guest: Any) -> None:
-        guest.route_web_socket(re.compile(r"/ws/rooms/"), room_socket)
+    return lambda guest: guest.route_web_socket(re.compile(r"/ws/rooms/"), room_socket)
 
-    host, guest = meeting(new_context, server, prepare_guest=prepare)
+
+def test_a_peer_connection_that_cannot_connect_leaves_the_call_without_video_until_reload(
+    server: LiveServer, new_context: Callable[..., Any]
+) -> None:
+    cause = {"on": True}
+    host, guest = meeting(new_context, server, prepare_guest=through_playwright(cause))
     joined = time.monotonic()
 
     # Within the bound (plus a page's slack on a loaded box): the host is told, with the reason.
@@ -101,3 +104,20 @@ def test_a_peer_connection_that_cannot_connect_leaves_the_call_without_video_unt
     explanation.wait_for(state="hidden")
     assert guest.evaluate("window.tsunaguMedia.link.pc.connectionState") == "connected"
     decoding(host, within=15)  # the guest's camera, on the host's page
+
+
+def test_video_is_tried_again_by_itself_when_the_network_changes(
+    server: LiveServer, new_context: Callable[..., Any]
+) -> None:
+    cause = {"on": True}
+    host, guest = meeting(new_context, server, prepare_guest=through_playwright(cause))
+    notice = host.locator("#video-unavailable")
+    notice.wait_for(timeout=(CONNECT_SECONDS + 7) * 1000)
+    assert notice.get_attribute("data-reason") == "network"
+    # The customer's phone moves to another network: the browser says it is online again. Nobody presses
+    # anything; the page tries again by itself, and this time it connects.
+    cause["on"] = False
+    guest.evaluate("window.dispatchEvent(new Event('online'))")
+    notice.wait_for(state="hidden", timeout=15_000)
+    assert guest.evaluate("window.tsunaguMedia.availability.retries") >= 1
+    decoding(host, within=15)
