@@ -8,7 +8,8 @@ PORT ?= 8000
 BUNDLE := web/static/dist/app.js
 JS_SOURCES := $(wildcard web/static/src/*.js)
 # Debian packages the test suite drives for real.
-TEST_DEBS := chromium redis-server postgresql
+# webkit2gtk-driver + xvfb + xauth: the guest pages in WebKit (Safari's engine), headless under xvfb-run.
+TEST_DEBS := chromium redis-server postgresql webkit2gtk-driver xvfb xauth
 PYTEST_ARGS ?=
 
 .PHONY: run test lint typecheck pytest messages screenshots system-node system-test clean

@@ -6,7 +6,8 @@ The host connects by number, opens the sample document, points at it and writes 
 follows. Each shot is quantised to 256 colours to keep the repository small.
 
 Run it inside a network namespace with only loopback, as the tests are (``make screenshots`` does). To add a
-guest browser (WebKit later), add an entry to :data:`GUESTS`: a name and a function opening its page.
+Chromium guest profile, add an entry to :data:`GUESTS`: a name and a function opening its page. The WebKit
+guest (an iPhone's Safari user agent, no video) has its own steps: scripts/screenshots_webkit.py.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 
 from PIL import Image
 
+from scripts.screenshots_webkit import NAME as WEBKIT
+from scripts.screenshots_webkit import shoot_webkit
 from store.migrate import upgrade
 from tests.harness.browser import CHROMIUM, launch_args
 from tests.harness.live import LiveServer
@@ -53,10 +56,14 @@ GUESTS: dict[str, Callable[[Any, Any], Any]] = {"pixel7": chromium_phone}
 
 def save(page: Any, name: str) -> Path:
     """A screenshot of the page as it is, quantised to 256 colours (PNG, optimised)."""
-    path = OUT / f"{name}.png"
-    raw = page.screenshot(animations="disabled", caret="initial")
+    return save_png(page.screenshot(animations="disabled", caret="initial"), name)
+
+
+def save_png(raw: bytes, name: str) -> Path:
+    """A screenshot (PNG bytes, from any browser) quantised to 256 colours."""
     import io
 
+    path = OUT / f"{name}.png"
     with Image.open(io.BytesIO(raw)) as image:
         image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
     print(f"{path.relative_to(ROOT)}: {path.stat().st_size // 1024} KB", flush=True)
@@ -75,11 +82,7 @@ def seed(settings: Settings) -> dict[str, str]:
     return asyncio.run(seed_demo_from(settings, {}))
 
 
-def call(
-    playwright: Any, browser: Any, server: LiveServer, password: str, open_guest: Callable[..., Any]
-) -> tuple[Any, Any]:
-    guest = open_guest(playwright, browser)
-    guest.goto(f"{server.url}/g/demo")
+def signed_in_host(browser: Any, server: LiveServer, password: str) -> Any:
     host_context = browser.new_context(locale="ja-JP", viewport=HOST_VIEWPORT)
     host_context.set_default_timeout(20_000)
     host = host_context.new_page()
@@ -89,6 +92,15 @@ def call(
     host.get_by_label("パスワード").fill(password)
     host.get_by_role("button", name="ログイン").click()
     host.wait_for_url(f"{server.url}/host")
+    return host
+
+
+def call(
+    playwright: Any, browser: Any, server: LiveServer, password: str, open_guest: Callable[..., Any]
+) -> tuple[Any, Any]:
+    guest = open_guest(playwright, browser)
+    guest.goto(f"{server.url}/g/demo")
+    host = signed_in_host(browser, server, password)
 
     guest.get_by_role("button", name="接続ナンバーを発行").click()
     guest.get_by_role("dialog").get_by_role("button", name="同意して進む").click()
@@ -113,6 +125,9 @@ def shoot(server: LiveServer, password: str, guests: list[str]) -> None:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=launch_args())
         try:
             for name in guests:
+                if name == WEBKIT:
+                    shoot_webkit(server, browser, lambda: signed_in_host(browser, server, password), save_png)
+                    continue
                 host, guest = call(playwright, browser, server, password, GUESTS[name])
                 # The memo starts with the org's default template; the host adds a line.
                 host.locator("#memo-text").click()
@@ -158,7 +173,7 @@ def shoot(server: LiveServer, password: str, guests: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--guest", action="append", choices=sorted(GUESTS), help="guest browsers (default: all)"
+        "--guest", action="append", choices=sorted([*GUESTS, WEBKIT]), help="guest browsers (default: all)"
     )
     args = parser.parse_args()
     configure_logging("console", "warning")
@@ -175,7 +190,7 @@ def main() -> None:
         server = LiveServer(create_app(settings))
         server.start()
         try:
-            shoot(server, password, args.guest or sorted(GUESTS))
+            shoot(server, password, args.guest or sorted([*GUESTS, WEBKIT]))
         finally:
             server.stop()
 

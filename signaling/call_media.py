@@ -8,6 +8,8 @@ Rules (seed 004, カメラ設定):
 - Each side tells what it sends (``media.state``); the other side is told at once and on every (re)connect,
   so the host's panels follow the guest's camera (declined, blocked or none: the host's own camera in
   panel A), and the host is told why there is no camera.
+- Each side also tells whether video works for it at all (``media.video``: no WebRTC, no connection in
+  time, camera refused); the other side is told at once and on every (re)connect.
 - Only the host asks the guest's camera to stop or start, and switches high-quality mode; only the guest
   answers a start request. A request while the guest is not connected is refused with a message.
 """
@@ -28,16 +30,18 @@ from signaling.protocol import (
     MediaOffer,
     MediaState,
     PeerMedia,
+    PeerVideo,
     QualityOut,
     Role,
     ServerMessage,
+    VideoStatus,
 )
 
 GUEST_NOT_CONNECTED = N_("The customer is not connected.")
 HOST_ONLY = N_("Only the representative can do this.")
 GUEST_ONLY = N_("Only the customer can answer this.")
 
-MediaMessage = MediaOffer | MediaState | CameraRequest | CameraReply | HighQuality
+MediaMessage = MediaOffer | MediaState | VideoStatus | CameraRequest | CameraReply | HighQuality
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ MediaEffect = Negotiate | MediaLeave | Reply
 @dataclass
 class CallMedia:
     states: dict[Role, MediaState] = field(default_factory=dict)
+    video: dict[Role, VideoStatus] = field(default_factory=dict)
     high_quality: bool = False
 
     def connected(self, role: Role) -> list[MediaEffect]:
@@ -81,6 +86,8 @@ class CallMedia:
         effects: list[MediaEffect] = []
         if other in self.states:
             effects.append(Reply(self._peer(other), role=role))
+        if other in self.video:
+            effects.append(Reply(self._video(other), role=role))
         if self.high_quality:
             effects.append(Reply(QualityOut(high=True), role=role))
         return effects
@@ -95,6 +102,9 @@ class CallMedia:
             case MediaState():
                 self.states[role] = message
                 return [Reply(self._peer(role), role=other)]
+            case VideoStatus():
+                self.video[role] = message
+                return [Reply(self._video(role), role=other)]
             case CameraRequest() | HighQuality() if role != Role.HOST:
                 return [self._refuse(connection, HOST_ONLY)]
             case CameraReply() if role != Role.GUEST:
@@ -116,6 +126,7 @@ class CallMedia:
     def left(self, role: Role) -> list[MediaEffect]:
         """``role`` left for good: its media stops, and the other side is told it sends nothing."""
         self.states.pop(role, None)
+        self.video.pop(role, None)
         other = Role.GUEST if role == Role.HOST else Role.HOST
         gone = PeerMedia(role=role, camera="none", screen=False, audio=False)
         return [MediaLeave(role), Reply(gone, role=other)]
@@ -127,6 +138,10 @@ class CallMedia:
     def _peer(self, role: Role) -> PeerMedia:
         state = self.states[role]
         return PeerMedia(role=role, camera=state.camera, screen=state.screen, audio=state.audio)
+
+    def _video(self, role: Role) -> PeerVideo:
+        status = self.video[role]
+        return PeerVideo(role=role, available=status.available, reason=status.reason)
 
     @staticmethod
     def _refuse(connection: str, message: str) -> Reply:

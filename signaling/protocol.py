@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from core.errors import N_, InvalidInput
 
@@ -185,6 +185,27 @@ class MediaState(_Message):
     audio: bool
 
 
+VideoProblem = Literal["unsupported", "network", "camera"]
+"""Why a side has no video: unsupported: its browser has no WebRTC (no ``RTCPeerConnection``); network: its
+peer connection did not reach ``connected`` within VIDEO_CONNECT_SECONDS (UDP blocked and no TURN, …);
+camera: the browser refused the camera (blocked in its settings, or no camera that can be used)."""
+
+
+class VideoStatus(_Message):
+    """Whether video works for this side (``reason`` says why not; null when it works). Documents, pointer,
+    memo, files and card go on either way; the other side is told (the host's 「映像を利用できません」)."""
+
+    type: Literal["media.video"]
+    available: bool
+    reason: VideoProblem | None = None
+
+    @model_validator(mode="after")
+    def _reason_only_when_unavailable(self) -> VideoStatus:
+        if self.available != (self.reason is None):
+            raise ValueError("reason is given exactly when video is unavailable")
+        return self
+
+
 class CameraRequest(_Message):
     """Host only: ask the guest's camera to ``stop`` (done at once, the guest is told) or to ``start``
     (the guest is asked and may refuse)."""
@@ -220,6 +241,7 @@ ClientMessage = Annotated[
     | MemoAwareness
     | MediaOffer
     | MediaState
+    | VideoStatus
     | CameraRequest
     | CameraReply
     | HighQuality,
@@ -361,6 +383,15 @@ class PeerMedia(_Message):
     audio: bool
 
 
+class PeerVideo(_Message):
+    """Whether video works for the other side, and why not (its last ``media.video``); also on (re)connect."""
+
+    type: Literal["media.video"] = "media.video"
+    role: Role
+    available: bool
+    reason: VideoProblem | None
+
+
 class CameraRequestOut(_Message):
     """To the guest: the host asks its camera to stop or start."""
 
@@ -422,6 +453,7 @@ ServerMessage = (
     | MemoAwarenessOut
     | MediaAnswer
     | PeerMedia
+    | PeerVideo
     | CameraRequestOut
     | CameraReplyOut
     | QualityOut

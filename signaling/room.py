@@ -77,6 +77,7 @@ from signaling.protocol import (
     SitInChanged,
     SitInWelcome,
     TurnPage,
+    VideoStatus,
     Welcome,
 )
 from signaling.sit_in import SittingIn, StopWatching, Watch
@@ -295,7 +296,9 @@ class Room:
                 except BadMemoData:
                     return [self._bad(connection)]
                 return [Send(MemoAwarenessOut(data=data), exclude=connection)]
-            case MediaOffer() | MediaState() | CameraRequest() | CameraReply() | HighQuality():
+            case (
+                MediaOffer() | MediaState() | VideoStatus() | CameraRequest() | CameraReply() | HighQuality()
+            ):
                 guest_connected = self.seats[Role.GUEST].connection is not None
                 return self._media(self.media.receive(role, connection, message, guest_connected))
         raise AssertionError(f"unhandled message {message!r}")  # pragma: no cover - the union is exhaustive

@@ -17,6 +17,7 @@ from signaling.protocol import (
     ErrorCode,
     Presence,
     ServerMessage,
+    VideoProblem,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +48,12 @@ def test_error_codes_match_and_are_documented() -> None:
 def test_camera_states_match() -> None:
     assert set(_js_object("CameraState").values()) == set(get_args(CameraState))
     assert set(get_args(CameraAnswer)) <= set(get_args(CameraState))
+
+
+def test_video_problems_match_and_are_documented() -> None:
+    assert set(_js_object("VideoProblem").values()) == set(get_args(VideoProblem))
+    for reason in get_args(VideoProblem):
+        assert f"| `{reason}` |" in DOC, f"docs/protocol.md misses the video reason {reason}"
 
 
 def test_subprotocol_and_frame_limit_match() -> None:

@@ -18,8 +18,10 @@ from signaling.protocol import (
     MediaOffer,
     MediaState,
     PeerMedia,
+    PeerVideo,
     QualityOut,
     Role,
+    VideoStatus,
     parse_client_message,
 )
 from signaling.room import Room, Send
@@ -127,3 +129,42 @@ def test_a_guest_who_does_not_come_back_in_time_stops_its_media() -> None:
     room.disconnect(Role.GUEST, "g1", now=2)
     assert MediaLeave(Role.GUEST) not in room.tick(now=2 + room.grace - 1)
     assert MediaLeave(Role.GUEST) in room.tick(now=2 + room.grace)
+
+
+def test_no_video_and_why_goes_to_the_other_side_and_again_on_reconnect() -> None:
+    room = active_room()
+    status = VideoStatus(type="media.video", available=False, reason="unsupported")
+    [told] = sent(room.receive(Role.GUEST, "g1", status, now=2), PeerVideo)
+    assert told.to == "h1"
+    assert told.message == PeerVideo(role=Role.GUEST, available=False, reason="unsupported")
+    # The host reloads: it is told again with its welcome, so its notice is back at once.
+    [again] = sent(room.connect(Role.HOST, "h2", now=3), PeerVideo)
+    assert again.to == "h2" and again.message.reason == "unsupported"
+    # Video works after all (a later retry connected): the host is told, and its notice goes.
+    working = VideoStatus(type="media.video", available=True)
+    [fixed] = sent(room.receive(Role.GUEST, "g1", working, now=4), PeerVideo)
+    assert fixed.to == "h2" and fixed.message.available and fixed.message.reason is None
+    # The guest leaves for good: nothing is replayed about it any more.
+    room.receive(Role.GUEST, "g1", End(type="end"), now=5)
+    assert sent(room.connect(Role.HOST, "h3", now=6), PeerVideo) == []
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type": "media.video", "available": false}',  # unavailable, but why not?
+        '{"type": "media.video", "available": true, "reason": "network"}',
+        '{"type": "media.video", "available": false, "reason": "firewall"}',
+        '{"type": "media.video", "available": "no", "reason": "network"}',
+        '{"type": "media.video", "available": false, "reason": "network", "detail": "x"}',
+    ],
+)
+def test_a_video_status_that_does_not_add_up_is_refused(frame: str) -> None:
+    with pytest.raises(BadMessage):
+        parse_client_message(frame)
+
+
+def test_each_reason_for_no_video_is_accepted() -> None:
+    for reason in ("unsupported", "network", "camera"):
+        frame = f'{{"type": "media.video", "available": false, "reason": "{reason}"}}'
+        assert parse_client_message(frame) == VideoStatus(type="media.video", available=False, reason=reason)

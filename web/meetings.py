@@ -274,6 +274,7 @@ async def call_page(request: Request) -> Response:
         sms_history=role == Role.HOST and host is not None and host.role == UserRole.ADMIN,
         camera_on_start=room.camera,
         rejoin_grace=services(request).settings.rejoin_grace_seconds,
+        video_connect_seconds=services(request).settings.video_connect_seconds,
         connect_id=connect_id,
         host_name=host.display_name if host else "",
         company=host.org.name if host else "",

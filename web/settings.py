@@ -72,6 +72,8 @@ class Settings:
     wrong_numbers_per_minute: int = 5
     join_link_ttl_minutes: int = 30
     rejoin_grace_seconds: int = 300
+    # Video is optional: a peer connection not connected this long after its offer means "no video (network)".
+    video_connect_seconds: float = 10.0
     # Documents (資料): upload size, page count, and the worker's limits (documents.library): CPU time, with
     # wall-clock nets (the render limit's three times, and the validation timeout) behind it.
     document_max_bytes: int = 50 * 1024 * 1024
@@ -147,6 +149,7 @@ class Settings:
             wrong_numbers_per_minute=int(env.get("WRONG_NUMBERS_PER_MINUTE") or 5),
             join_link_ttl_minutes=int(env.get("JOIN_LINK_TTL_MINUTES") or 30),
             rejoin_grace_seconds=int(env.get("REJOIN_GRACE_SECONDS") or 300),
+            video_connect_seconds=float(env.get("VIDEO_CONNECT_SECONDS") or 10),
             document_max_bytes=int(env.get("DOCUMENT_MAX_BYTES") or 50 * 1024 * 1024),
             document_max_pages=int(env.get("DOCUMENT_MAX_PAGES") or 300),
             document_render_timeout_seconds=float(env.get("DOCUMENT_RENDER_TIMEOUT_SECONDS") or 120),

@@ -14,7 +14,7 @@ const MAX_RECONNECT_ATTEMPTS = 60; // with the back-off below, a little over the
 const MAX_QUEUED = 50; // commands kept while reconnecting; beyond that the page says they were not sent
 // What the page sends again by itself after every welcome (its state, a new offer, the memo's step 1):
 // never queued, since an old copy would only be stale.
-const RESENT_ON_WELCOME = new Set(["ping", "media.offer", "media.state", "memo.sync", "memo.awareness"]);
+const RESENT_ON_WELCOME = new Set(["ping", "media.offer", "media.state", "media.video", "memo.sync", "memo.awareness"]);
 // Where the document is: only the latest of these matters, so a queued one is replaced, not added to.
 const LATEST_ONLY = new Set(["doc.scroll", "doc.page"]);
 // Where the pointer was: stale by the time the socket is back, so never kept.

@@ -39,6 +39,13 @@ export const CameraState = Object.freeze({
   NONE: "none",
 });
 
+// Why a side has no video (media.video's reason; signaling/protocol.py VideoProblem).
+export const VideoProblem = Object.freeze({
+  UNSUPPORTED: "unsupported",
+  NETWORK: "network",
+  CAMERA: "camera",
+});
+
 // Close codes after which reconnecting is pointless.
 export const FINAL_CLOSES = new Set([
   CloseCode.UNSUPPORTED_PROTOCOL, CloseCode.NOT_ALLOWED, CloseCode.READ_ONLY, CloseCode.ROOM_NOT_FOUND,

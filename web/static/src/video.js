@@ -6,6 +6,7 @@ import { startCameraMenu } from "./camera-menu.js";
 import { MediaLink, Slot } from "./peer.js";
 import { ScreenShare, isMobile, screenShareUnavailable } from "./screen.js";
 import { CameraState } from "./protocol.js";
+import { VideoAvailability } from "./video-optional.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -80,8 +81,16 @@ export function startVideo(channel, role, root) {
     send: (message) => channel.send(message),
     onRemoteTrack: (slot, track) => { remote[slot] = track; render(); },
     onState: (state) => {
-      $("video-status").textContent = ["disconnected", "failed"].includes(state) ? t("Reconnecting the video…") : "";
+      if (role === "host" || !availability.network) {
+        $("video-status").textContent = ["disconnected", "failed"].includes(state) ? t("Reconnecting the video…") : "";
+      }
+      availability.connectionState(state);
     },
+  });
+  // Without WebRTC, or without a connection in time, the call goes on without video (video-optional.js).
+  const availability = new VideoAvailability({
+    role, link, send: (message) => channel.send(message), connectSeconds: Number(root.dataset.videoConnect),
+    onChange: () => render(),
   });
   link.maxBitrate = NORMAL_BITRATE;
   link.prepare(); // the offer is made while the room channel connects; the first welcome sends it
@@ -117,7 +126,8 @@ export function startVideo(channel, role, root) {
       $("panel-b").hidden = true;
       attach($("video-b"), null);
     } else {
-      showPanel("a", remote[Slot.CAMERA], { label: peerLabel, overlay: t(peerOverlay) });
+      const overlay = availability.blind ? t("Video is not available") : t(peerOverlay);
+      showPanel("a", remote[Slot.CAMERA], { label: peerLabel, overlay });
       const ownHidden = role === "guest" && NO_CAMERA.has(camera.state);
       $("panel-b").hidden = ownHidden;
       showPanel("b", ownHidden ? null : camera.track, { label: t("You"), overlay: own ?? "", mirror: true });
@@ -184,9 +194,13 @@ export function startVideo(channel, role, root) {
     explain(state);
     sendState();
     render();
+    availability.cameraState(state);
     // Without the camera permission Chrome offered only mDNS names for this browser, which some networks
     // cannot resolve: a camera allowed later (the help's steps) gets a fresh connection with real addresses.
-    if (refused && state === CameraState.ON && started && !link.connected()) link.restart();
+    if (refused && state === CameraState.ON && started && availability.supported && !link.connected()) {
+      link.restart();
+      availability.expectConnection();
+    }
     return state;
   }
 
@@ -263,6 +277,7 @@ export function startVideo(channel, role, root) {
 
   channel
     .on("media.answer", (message) => link.answer(message.sdp))
+    .on("media.video", (message) => availability.peer(message))
     .on("media.peer", (message) => {
       if (message.role !== other) return;
       Object.assign(peer, { camera: message.camera, screen: message.screen, audio: message.audio });
@@ -292,17 +307,23 @@ export function startVideo(channel, role, root) {
   render();
 
   // For the browser tests: the connection and the camera.
-  window.tsunaguMedia = { link, camera, screen, peer, framesDecoded: (slot = 0) => link.framesDecoded(slot) };
+  window.tsunaguMedia = { link, camera, screen, peer, availability, framesDecoded: (slot = 0) => link.framesDecoded(slot) };
+  // 更新 (the host's camera menu) offers afresh: that offer, too, must connect in time.
+  $("media-reload")?.addEventListener("click", () => availability.expectConnection());
 
   return {
     /** Every (re)connect of the room channel: tell our state; (re)open the media connection if needed. */
     welcome() {
       sendState();
+      availability.report(true);
+      if (!availability.supported) return; // no peer connection to try: documents and memo only
       if (!started) {
         started = true;
         link.start(false);
+        availability.expectConnection();
       } else if (!link.connected()) {
         link.restart();
+        availability.expectConnection();
       }
     },
     stop() {
