@@ -194,3 +194,42 @@ class MeetingSearch(Base):
         ForeignKey("meeting_records.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
     )
     grams: Mapped[str] = mapped_column(Text)
+
+
+class Recording(Base):
+    """One recorded track (レコログ) of a meeting: a WebM file in storage (``key``), written from the
+    forwarded packets of one seat's camera, screen share or browser audio, without transcoding.
+
+    All files of one start of the recording share ``origin_at``: a file's timestamps are milliseconds since
+    then (``start_ms`` to ``end_ms``), so the replay plays them in step, with gaps kept as gaps."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    room_id: Mapped[str] = mapped_column(String(32), index=True)
+    seat: Mapped[str] = mapped_column(String(16))  # "host" or "guest"
+    track: Mapped[str] = mapped_column(String(16))  # "camera", "screen" or "audio"
+    key: Mapped[str] = mapped_column(String(255), unique=True)  # in storage (core/storage.py)
+    origin_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    start_ms: Mapped[int] = mapped_column(Integer)
+    end_ms: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))  # "done", "damaged" or "recovered"
+    reason: Mapped[str] = mapped_column(Text, default="")  # why damaged
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MeetingEvent(Base):
+    """Something that happened in a meeting and is stored nowhere else (recording started/stopped, the
+    guest shown that it is recorded, cameras and screen share on/off, the host's camera requests): part of
+    the meeting's one timeline (``recordings.timeline``)."""
+
+    __tablename__ = "meeting_events"
+    __table_args__ = (Index("ix_meeting_events_room_at", "room_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(200), default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

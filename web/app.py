@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 from media import MediaRooms, MediaSettings
 from recordings.quotas import FileQuotas
+from recordings.recorder import Recorder
 from signaling import rooms
 from signaling.broker import Broker, MemoryBroker
 from signaling.hub import RoomHub
@@ -119,6 +120,17 @@ async def _sweep(storage: Storage) -> None:
         log.info("abandoned writes removed", count=removed)
 
 
+async def _recover(recorder: Recorder) -> None:
+    """Recordings a killed predecessor left open in the spool are finished and stored when a node starts."""
+    try:
+        recovered = await recorder.recover()
+    except Exception:
+        log.exception("recordings could not be recovered")
+        return
+    if recovered:
+        log.info("recordings recovered", count=recovered)
+
+
 def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> Starlette:
     settings = settings or Settings.from_env()
     engine = create_engine(settings.database_url)
@@ -157,6 +169,8 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
     # (keyframe spacing, report intervals) measure intervals between packets, on their own clock: the app's
     # clock is for rules over wall time, which tests move by hand while real video flows.
     media = MediaRooms(media_settings, clock=monotonic_clock)
+    # Recordings are muxed into a spool on this node's disk, then handed whole to storage.
+    recorder = Recorder(sessions, storage, settings.data_dir / "recordings-spool")
     hub = RoomHub(
         broker,
         rooms.DatabaseRoomStore(sessions, meetings.find_document),
@@ -164,6 +178,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         grace=settings.rejoin_grace_seconds,
         media=media,
         memo_max_characters=settings.memo_max_characters,
+        recorder=recorder,
     )
     sms = make_gateway(
         settings.sms_gateway,
@@ -183,15 +198,18 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
             node=settings.node_id,
         )
         sweeper = asyncio.create_task(_sweep(storage))  # in the background: S3 listings take a while
+        recovering = asyncio.create_task(_recover(recorder))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, recovering):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await services(app).documents.aclose()
             await hub.aclose()
             await media.aclose()
+            await recorder.aclose()
             await broker.aclose()
             await sms.aclose()
             await storage.aclose()
@@ -246,6 +264,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         broker=broker,
         numbers=numbers,
         hub=hub,
+        recorder=recorder,
         media=media,
         media_settings=media_settings,
         sms=sms,
