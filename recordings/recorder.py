@@ -32,6 +32,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.clock import Clock, monotonic_clock
 from core.errors import N_
 from core.storage import Storage
 from recordings.models import MeetingRecord, Recording
@@ -74,10 +75,12 @@ class RoomRecording:
         failed: Failed,
         loop: asyncio.AbstractEventLoop,
         queue_packets: int = QUEUE_PACKETS,
+        clock: Clock = monotonic_clock,
     ) -> None:
         self.directory = directory
         self.origin = datetime.now(UTC)
-        self._origin_mono = time.monotonic()
+        self._clock = clock
+        self._origin_mono = clock()
         self._origin_ms = int(self.origin.timestamp() * 1000)
         self._failed = failed
         self._loop = loop
@@ -105,7 +108,7 @@ class RoomRecording:
             if kind == "video":
                 self.waiting.add(key)
         try:
-            self._queue.put_nowait((seat, mline, kind, data, header, time.monotonic()))
+            self._queue.put_nowait((seat, mline, kind, data, header, self._clock()))
         except queue.Full:
             self._fail(TOO_SLOW)
             return False
@@ -181,11 +184,13 @@ class Recorder:
         storage: Storage,
         spool: Path,
         queue_packets: int = QUEUE_PACKETS,
+        clock: Clock = monotonic_clock,
     ) -> None:
         self.sessions = sessions
         self.storage = storage
         self.spool = spool
         self.queue_packets = queue_packets
+        self.clock = clock  # arrival times of packets (the files' timestamps of a stream's start)
         self._live: dict[str, RoomRecording] = {}
         self._storing: set[asyncio.Task[None]] = set()
 
@@ -197,7 +202,8 @@ class Recorder:
         if org_id is None:
             raise LookupError(f"no meeting record for room {room_id}")
         directory = self.spool / str(org_id) / room_id / f"{time.time_ns()}"
-        recording = RoomRecording(directory, failed, asyncio.get_running_loop(), self.queue_packets)
+        loop = asyncio.get_running_loop()
+        recording = RoomRecording(directory, failed, loop, self.queue_packets, self.clock)
         self._live[room_id] = recording
         log.info("recording.started", room=room_id)
         return recording
