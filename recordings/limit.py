@@ -25,7 +25,6 @@ LIMIT = 120 * 60.0  # seconds of recording per meeting, counted from its first s
 NOTICE_BEFORE = 10 * 60.0  # the host's notice comes this long before the limit (at 110 minutes)
 
 LIMIT_REACHED = N_("Recording has reached its 120-minute limit and cannot be restarted in this meeting.")
-NOT_ARMED = N_("Recording was not switched on for this meeting.")
 
 
 class StopReason(enum.StrEnum):
