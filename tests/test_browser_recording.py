@@ -1,0 +1,102 @@
+"""レコログ in real Chromium with fake cameras, through the real relay: 「録画中」 on both sides (the guest
+told before its camera starts, and when it saw it kept), the host's stop and restart, and every track file
+of the call decoding with PyAV over (within 1 s) the time it was recorded, with frames from both ends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from sqlalchemy import select
+
+from recordings.models import MeetingEvent, Recording
+from tests.calls import decoding, meeting
+from tests.harness.live import LiveServer
+from web.services import services
+
+pytestmark = pytest.mark.browser
+
+
+def decoded_span(path: str) -> tuple[int, float, float]:
+    """Frames decoded, the first and the last frame's time (s)."""
+    frames, first, last = 0, None, 0.0
+    with av.open(path) as container:
+        stream = container.streams[0]
+        for frame in container.decode(stream):
+            base = getattr(frame, "time_base", None)
+            if frame.pts is None or base is None:
+                continue
+            at = float(frame.pts * base)
+            first = at if first is None else first
+            last, frames = at, frames + 1
+    return frames, first or 0.0, last
+
+
+async def rows(server: LiveServer, room_id: str) -> tuple[list[Recording], list[MeetingEvent]]:
+    async with services(server.app).sessions() as db:
+        recordings = list(await db.scalars(select(Recording).where(Recording.room_id == room_id)))
+        events = list(
+            await db.scalars(
+                select(MeetingEvent).where(MeetingEvent.room_id == room_id).order_by(MeetingEvent.id)
+            )
+        )
+    return recordings, events
+
+
+def test_a_recorded_call_leaves_a_decodable_file_per_track(
+    server: LiveServer, new_context: Callable[..., Any], tmp_path: Path
+) -> None:
+    host, guest = meeting(new_context, server, recording=True)
+    room_id = host.url.rsplit("/", 1)[1]
+    for page in (host, guest):  # the call's first media started it
+        page.locator("#recording-badge[data-recording='1']").wait_for()
+        assert page.locator("#recording-badge").inner_text().endswith("録画中")
+    started = time.monotonic()
+    decoding(host)
+    decoding(guest)
+    # The host stops the recording, then restarts it: a second set of files.
+    host.get_by_role("button", name="録画を停止").click()
+    for page in (host, guest):
+        page.locator("#recording-badge[data-recording='']").wait_for()
+    first_stop = time.monotonic()
+    host.get_by_role("button", name="録画を再開").click()
+    for page in (host, guest):
+        page.locator("#recording-badge[data-recording='1']").wait_for()
+    restarted = time.monotonic()
+    decoding(host, more=60, within=10)
+    decoding(guest, more=30)
+    host.get_by_role("button", name="終了", exact=True).click()
+    guest.get_by_text("商談は終了しました。").wait_for()
+    ended = time.monotonic()
+    server.call(services(server.app).recorder.settle())
+
+    recordings, events = server.call(rows(server, room_id))
+    kinds = [event.kind for event in events]
+    assert kinds.count("recording_started") == 2 and kinds.count("recording_stopped") == 2
+    seen = [event for event in events if event.kind == "recording_seen"]
+    assert seen and "Chrome" in seen[0].detail  # when the guest saw it, and on what
+    guest_camera = [event for event in events if event.kind == "camera" and event.detail == "guest on"]
+    assert guest_camera and seen[0].id < guest_camera[0].id  # told before its camera started
+
+    by_origin: dict[object, list[Recording]] = {}
+    for recording in recordings:
+        by_origin.setdefault(recording.origin_at, []).append(recording)
+    assert len(by_origin) == 2  # one set of files per start
+    spans = [first_stop - started, ended - restarted]
+    for (origin, files), real in zip(sorted(by_origin.items()), spans, strict=True):
+        assert {(f.seat, f.track) for f in files} >= {("host", "camera"), ("guest", "camera")}
+        for recording in files:
+            assert recording.state == "done", recording.reason
+            if recording.track != "camera":
+                continue
+            path = tmp_path / recording.key.replace("/", "_")
+            path.write_bytes(server.call(services(server.app).storage.get(recording.key)))
+            frames, first, last = decoded_span(str(path))
+            assert frames > 10
+            # From the start of the recording to its end (frames from both ends), within 1 s.
+            assert first < 1.0, (recording.seat, first)
+            assert abs((last - first) - real) < 1.0, (recording.seat, origin, last - first, real)
