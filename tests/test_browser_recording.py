@@ -4,8 +4,9 @@ of the call decoding with PyAV over (within 1 s) the time it was recorded, with 
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from sqlalchemy import select
 from recordings.models import MeetingEvent, Recording
 from tests.calls import decoding, meeting
 from tests.harness.live import LiveServer
+from tests.harness.serve import Serve
+from tests.helpers import PASSWORD
 from web.services import services
 
 pytestmark = pytest.mark.browser
@@ -100,3 +103,68 @@ def test_a_recorded_call_leaves_a_decodable_file_per_track(
             # From the start of the recording to its end (frames from both ends), within 1 s.
             assert first < 1.0, (recording.seat, first)
             assert abs((last - first) - real) < 1.0, (recording.seat, origin, last - first, real)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Serve]:
+    serve = Serve(tmp_path)
+    serve.run("db", "upgrade")
+    serve.run("org", "add", "acme", "--name", "ACME")
+    serve.run(
+        "user",
+        "add",
+        "--org",
+        "acme",
+        "--role",
+        "host",
+        "--email",
+        "host@acme.example",
+        "--password",
+        PASSWORD,
+    )
+    serve.start()
+    yield serve
+    if serve.process is not None and serve.process.poll() is None:
+        serve.stop()
+
+
+def test_a_server_killed_while_recording_leaves_files_the_next_start_recovers(
+    served: Serve, new_context: Callable[..., Any]
+) -> None:
+    host, guest = meeting(new_context, served, recording=True)
+    room_id = host.url.rsplit("/", 1)[1]
+    for page in (host, guest):
+        page.locator("#recording-badge[data-recording='1']").wait_for()
+    decoding(host, more=150, within=15)  # some seconds of video both ways
+    decoding(guest, more=30)
+    killed = time.time()
+    served.kill()  # SIGKILL: nothing is closed, nothing flushed beyond what the muxer already did
+    for page in (host, guest):
+        page.context.close()
+
+    spool = served.root / "var" / "recordings-spool"
+    left = sorted(spool.glob(f"*/{room_id}/*/*.webm"))
+    assert {path.name.split("-", 1)[1] for path in left} >= {"host-camera.webm", "guest-camera.webm"}
+    for path in left:
+        if not path.name.endswith("camera.webm"):
+            continue
+        frames, _, last = decoded_span(str(path))  # plays as it was left, with no duration or cues
+        origin = int(path.name.split("-", 1)[0]) / 1000
+        assert frames > 10 and killed - (origin + last) < 5.0, (path.name, killed - (origin + last))
+
+    served.start()  # the next start finishes them: remuxed, stored, marked recovered
+    deadline = time.monotonic() + 30
+    while len(served.events("recording.recovered")) < len(left):
+        assert time.monotonic() < deadline, "the recordings were not recovered within 30 s"
+        time.sleep(0.2)
+    with sqlite3.connect(served.root / "var" / "tsunagu.db") as db:
+        stored = db.execute("SELECT key, state, seat, track FROM recordings WHERE room_id = ?", (room_id,))
+        found = stored.fetchall()
+    assert {state for _, state, _, _ in found} == {"recovered"} and len(found) == len(left)
+    for key, _, _, track in found:
+        path = served.root / "var" / key
+        with av.open(str(path)) as container:
+            assert container.duration is not None  # finished: a duration and cues now
+        if track == "camera":
+            assert decoded_span(str(path))[0] > 10
+    assert not list(spool.glob(f"*/{room_id}/*/*.webm"))
