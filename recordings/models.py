@@ -200,8 +200,9 @@ class Recording(Base):
     """One recorded track (レコログ) of a meeting: a WebM file in storage (``key``), written from the
     forwarded packets of one seat's camera, screen share or browser audio, without transcoding.
 
-    All files of one start of the recording share ``origin_at``: a file's timestamps are milliseconds since
-    then (``start_ms`` to ``end_ms``), so the replay plays them in step, with gaps kept as gaps."""
+    ``origin_at`` is the wall time of the file's time 0 (its first frame): the replay places each file on
+    the meeting's time line by it, so files play in step, with gaps inside a file kept as gaps. ``start_ms``
+    and ``end_ms`` are its first and last frame in file time."""
 
     __tablename__ = "recordings"
 

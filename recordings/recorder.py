@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -78,10 +78,10 @@ class RoomRecording:
         clock: Clock = monotonic_clock,
     ) -> None:
         self.directory = directory
-        self.origin = datetime.now(UTC)
+        self._origin_ms = time.time_ns() // 1_000_000
+        self.origin = datetime.fromtimestamp(self._origin_ms / 1000, UTC)
         self._clock = clock
         self._origin_mono = clock()
-        self._origin_ms = int(self.origin.timestamp() * 1000)
         self._failed = failed
         self._loop = loop
         self._queue: queue.Queue[tuple[str, int, str, bytes, int, float] | None] = queue.Queue(queue_packets)
@@ -145,8 +145,8 @@ class RoomRecording:
                 key = (seat, mline)
                 writer = writers.get(key)
                 if writer is None:
-                    name = f"{self._origin_ms}-{seat}-{TRACKS[mline]}.webm"
-                    writer = writers[key] = TrackWriter(self.directory / name, kind)
+                    name = f"{seat}-{TRACKS[mline]}"
+                    writer = writers[key] = TrackWriter(self.directory, name, kind, self._origin_ms)
                 try:
                     writer.packet(data, header, (arrived - self._origin_mono) * 1000)
                 except Exception as exc:
@@ -236,6 +236,7 @@ class Recorder:
         org_id = finished.directory.parent.parent.name
         state = "damaged" if finished.damaged else "done"
         for seat, track, result in finished.tracks:
+            origin = finished.origin + timedelta(milliseconds=result.start_ms)  # the file's time 0
             try:
                 await self._keep(
                     int(org_id),
@@ -243,8 +244,8 @@ class Recorder:
                     seat,
                     track,
                     result.path,
-                    finished.origin,
-                    (result.start_ms, result.end_ms),
+                    origin,
+                    (0, result.end_ms - result.start_ms),
                     state,
                     finished.damaged,
                 )

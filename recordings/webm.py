@@ -28,8 +28,8 @@ MAX_FRAME_BYTES = 4 * 1024 * 1024  # a VP8 frame larger than this is broken inpu
 @dataclass
 class TrackResult:
     path: Path
-    start_ms: int
-    end_ms: int
+    start_ms: int  # its first frame, in ms since the recording's origin (the file's time 0)
+    end_ms: int  # its last frame, in ms since the recording's origin
     frames: int
 
 
@@ -66,10 +66,17 @@ def vp8_size(frame: bytes) -> tuple[int, int] | None:
 
 
 class TrackWriter:
-    """One track's WebM file: ``kind`` ``video`` (VP8) or ``audio`` (Opus)."""
+    """One track's WebM file: ``kind`` ``video`` (VP8) or ``audio`` (Opus).
 
-    def __init__(self, path: Path, kind: str) -> None:
-        self.path = path
+    The file is made when its first frame comes, named ``<when>-<name>.webm`` in ``directory``: ``when``
+    is the wall time (ms) of its first frame, ``origin_ms`` plus the frame's place; its timestamps start at
+    0 there (players then agree on where it starts)."""
+
+    def __init__(self, directory: Path, name: str, kind: str, origin_ms: int) -> None:
+        self.directory = directory
+        self.name = name
+        self.origin_ms = origin_ms
+        self.path = directory / f"{origin_ms}-{name}.webm"  # named for real once its first frame comes
         self.kind = kind
         self.clock_rate = 90000 if kind == "video" else 48000
         self._out: Any = None
@@ -136,24 +143,25 @@ class TrackWriter:
         self._write(frame, pts, keyframe)
 
     def _write(self, data: bytes, pts: int, keyframe: bool) -> None:
-        if self._out is None and not self._open(data):
+        if self._out is None and not self._open(data, pts):
             return
         pts = max(pts, self._last_pts + 1)
+        start = self._start_ms or 0
         packet = av.Packet(data)
         packet.stream = self._stream
         packet.time_base = MS
-        packet.pts = packet.dts = pts
+        packet.pts = packet.dts = pts - start
         packet.is_keyframe = keyframe
         self._out.mux(packet)
         self._last_pts = pts
-        if self._start_ms is None:
-            self._start_ms = pts
         self.frames += 1
 
-    def _open(self, first: bytes) -> bool:
+    def _open(self, first: bytes, pts: int) -> bool:
         size = vp8_size(first) if self.kind == "video" else (0, 0)
         if size is None:
             return False
+        self._start_ms = pts
+        self.path = self.directory / f"{self.origin_ms + pts}-{self.name}.webm"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         out = av.open(str(self.path), "w", format="webm", options=MUXER_OPTIONS)
         stream: Any

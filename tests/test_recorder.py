@@ -82,10 +82,13 @@ async def test_tracks_are_written_without_transcoding_and_gaps_stay_gaps(tmp_pat
         stream = container.streams.video[0]
         assert stream.codec_context.name == "vp8" and (stream.width, stream.height) == (320, 240)
         assert container.duration is not None  # a finished file: duration and cues written
-    # The audio began when it arrived, 5 s into the recording: every track shares the one origin.
-    audio_frames, audio_first, audio_last = decoded(tracks["host", "audio"].path)
-    assert audio_frames == 50
-    assert audio_first == pytest.approx(5.0, abs=0.05) and audio_last == pytest.approx(5.98, abs=0.05)
+    # The audio began when it arrived, 5 s into the recording: its file starts there (its name says when).
+    sound = tracks["host", "audio"]
+    audio_frames, audio_first, audio_last = decoded(sound.path)
+    assert audio_frames == 50 and audio_last == pytest.approx(0.98, abs=0.05)
+    assert audio_first == pytest.approx(0.0, abs=0.01)  # Opus's pre-skip: the decoder's first frame
+    assert sound.start_ms == pytest.approx(5000, abs=50) and camera.start_ms < 50  # its first keyframe
+    assert sound.path.name == f"{recording._origin_ms + sound.start_ms}-host-audio.webm"
 
 
 async def test_a_disk_that_cannot_keep_up_marks_the_recording_damaged_without_waiting(tmp_path: Path) -> None:
@@ -117,7 +120,8 @@ async def test_an_unwritable_spool_refuses_to_start(tmp_path: Path) -> None:
 
 async def test_a_full_disk_stops_the_recording_with_the_reason(tmp_path: Path) -> None:
     failures: list[str] = []
-    recording = RoomRecording(tmp_path / "r", failures.append, asyncio.get_running_loop())
+    clock = ManualClock(0.0)  # the first frame at the origin: the file's name is known
+    recording = RoomRecording(tmp_path / "r", failures.append, asyncio.get_running_loop(), clock=clock)
     # The camera's file is /dev/full: every write fails with ENOSPC, as on a full disk.
     (tmp_path / "r" / f"{recording._origin_ms}-guest-camera.webm").symlink_to("/dev/full")
     video = RtpStream(ssrc=1, payload_type=VIDEO_PT, clock_rate=90000, frame_ticks=3000)
