@@ -54,6 +54,7 @@ from web import (
     pages,
     record_page,
     records,
+    replay,
     reports,
     sit_in,
 )
@@ -231,6 +232,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
             *cards.routes,
             *records.routes,
             *record_page.routes,
+            *replay.routes,
             *reports.routes,
             *sit_in.routes,
             *ops.routes,
