@@ -24,7 +24,7 @@ from core.errors import N_, InvalidInput, NotFound
 from documents.models import Document
 from recordings import acknowledgements, guest_info, sit_ins
 from recordings.files import RoomFileStorage, room_file, room_files
-from recordings.models import MeetingEvent, MeetingRecord, RoomFile, SitIn
+from recordings.models import MeetingEvent, MeetingRecord, Recording, RoomFile, SitIn
 from recordings.records import dwell_seconds, page_views
 from signaling.memo_authors import MemoLine
 from signaling.models import RoomRow, RoomState, SmsMessage
@@ -238,6 +238,11 @@ async def _page(request: Request, record: MeetingRecord, status_code: int = 200,
         role_words=ROLE_WORDS,
         documents=documents,
         events=events,
+        recordings=await db.scalar(
+            select(Recording.id)
+            .where(Recording.room_id == record.room_id, Recording.org_id == record.org_id)
+            .limit(1)
+        ),
         sit_ins=[(w, in_jst(w.started_at), in_jst(w.ended_at) if w.ended_at else None) for w in watchers],
         edits=[(edit, in_jst(edit.at)) for edit in await guest_info.edits(db, record.id)],
         **context,
