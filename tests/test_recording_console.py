@@ -10,10 +10,11 @@ import httpx
 from sqlalchemy import select
 from starlette.applications import Starlette
 
+from recordings import retention
 from recordings.models import MeetingEvent, MeetingRecord, Recording
 from signaling.models import JoinedVia
 from signaling.rooms import at, create_room
-from store.models import Role
+from store.models import Org, Role
 from tests.helpers import csrf_token, seed_org, sign_in
 from web.services import services
 
@@ -103,3 +104,55 @@ async def test_a_manager_deletes_a_recording_and_its_file(app: Starlette, client
     async with services(app).sessions() as db:
         assert await db.scalar(select(Recording.id)) is None
     assert "この商談には録画がありません。" in (await client.get(f"/records/{recorded}/replay")).text
+
+
+async def test_the_sweep_deletes_recordings_past_their_orgs_retention(app: Starlette) -> None:
+    keeping = await seed_org(app, "acme", {"host@acme.example": Role.HOST})
+    forever = await seed_org(app, "other", {"host@other.example": Role.HOST})
+    now = at(1_800_000_000.0)
+    storage = services(app).storage
+    async with services(app).sessions.begin() as db:
+        org = await db.get(Org, keeping.org_id)
+        assert org is not None
+        org.recording_retention_days = 30
+        for org_id, age, name in (
+            (keeping.org_id, 31, "old"),
+            (keeping.org_id, 29, "new"),
+            (forever.org_id, 400, "kept"),
+        ):
+            key = f"recordings/{org_id}/room/{name}-host-camera.webm"
+            await storage.put(key, b"webm")
+            db.add(
+                Recording(
+                    org_id=org_id,
+                    room_id="room",
+                    seat="host",
+                    track="camera",
+                    key=key,
+                    origin_at=now - timedelta(days=age),
+                    start_ms=0,
+                    end_ms=1,
+                    size=4,
+                    state="done",
+                    created_at=now - timedelta(days=age),
+                )
+            )
+    assert await retention.sweep(services(app).sessions, storage, now) == 1
+    async with services(app).sessions() as db:
+        left = sorted(await db.scalars(select(Recording.key)))
+    assert sorted(key.split("/")[-1].split("-")[0] for key in left) == ["kept", "new"]
+    assert await storage.stat(f"recordings/{keeping.org_id}/room/old-host-camera.webm") is None
+    assert await retention.sweep(services(app).sessions, storage, now) == 0  # idempotent
+
+
+async def test_an_admin_sets_the_retention(app: Starlette, client: httpx.AsyncClient) -> None:
+    seeded = await seed_org(app, "acme", {"admin@acme.example": Role.ADMIN})
+    await sign_in(client, "admin@acme.example")
+    token = await csrf_token(client, "/admin/settings")
+    form = {"csrf_token": token, "name": "ACME", "recording_retention_days": "90"}
+    assert (await client.post("/admin/settings", data=form)).status_code == 303
+    bad = await client.post("/admin/settings", data={**form, "recording_retention_days": "-1"})
+    assert bad.status_code == 400 and "0〜3,650日" in bad.text
+    async with services(app).sessions() as db:
+        org = await db.get(Org, seeded.org_id)
+        assert org is not None and org.recording_retention_days == 90

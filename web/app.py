@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -31,6 +33,7 @@ from store.db import create_engine, session_factory
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 from media import MediaRooms, MediaSettings
+from recordings import retention
 from recordings.quotas import FileQuotas
 from recordings.recorder import Recorder
 from signaling import rooms
@@ -121,6 +124,21 @@ async def _sweep(storage: Storage) -> None:
         log.info("abandoned writes removed", count=removed)
 
 
+async def _sweep_recordings(
+    sessions: async_sessionmaker[AsyncSession], storage: Storage, clock: Clock
+) -> None:
+    """Recordings past their org's retention go, now and every :data:`retention.SWEEP_EVERY` seconds."""
+    while True:
+        try:
+            removed = await retention.sweep(sessions, storage, datetime.fromtimestamp(clock(), UTC))
+        except Exception:
+            log.exception("old recordings could not be swept")
+        else:
+            if removed:
+                log.info("old recordings removed", count=removed)
+        await asyncio.sleep(retention.SWEEP_EVERY)
+
+
 async def _recover(recorder: Recorder) -> None:
     """Recordings a killed predecessor left open in the spool are finished and stored when a node starts."""
     try:
@@ -200,10 +218,11 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         )
         sweeper = asyncio.create_task(_sweep(storage))  # in the background: S3 listings take a while
         recovering = asyncio.create_task(_recover(recorder))
+        retaining = asyncio.create_task(_sweep_recordings(sessions, storage, clock))
         try:
             yield
         finally:
-            for task in (sweeper, recovering):
+            for task in (sweeper, recovering, retaining):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
