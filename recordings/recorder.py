@@ -20,9 +20,9 @@ import contextlib
 import errno
 import fcntl
 import os
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +40,7 @@ from recordings.webm import TrackResult, TrackWriter, remux
 
 log = structlog.get_logger("tsunagu.recordings")
 
+DRAIN_EVERY = 0.05  # seconds the writer thread sleeps when it has written everything
 QUEUE_PACKETS = 4096  # packets waiting for the disk, all tracks of a room: ~10 s of two cameras and audio
 TRACKS = {0: "camera", 1: "screen", 2: "audio"}  # by m-line (media.peer.LAYOUT)
 SEATS = ("host", "guest")
@@ -84,7 +85,11 @@ class RoomRecording:
         self._origin_mono = clock()
         self._failed = failed
         self._loop = loop
-        self._queue: queue.Queue[tuple[str, int, str, bytes, int, float] | None] = queue.Queue(queue_packets)
+        # A plain deque the thread drains every DRAIN_EVERY seconds: a wake-up per packet (queue.Queue)
+        # would cost a thread switch per packet, more than the muxing itself.
+        self._pending: deque[tuple[str, int, str, bytes, int, float] | None] = deque()
+        self._limit = queue_packets
+        self._wake = threading.Event()
         self.waiting: set[tuple[str, int]] = set()  # video tracks without a keyframe yet (thread writes)
         self._started: set[tuple[str, int]] = set()
         self.damaged = ""
@@ -93,6 +98,7 @@ class RoomRecording:
         self._lock = os.open(directory / LOCK, os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._result = Finished(directory, self.origin)
+        self._stopping = False
         self._done: asyncio.Future[Finished] = loop.create_future()
         self._thread = threading.Thread(target=self._run, name=f"recorder-{directory.name}", daemon=True)
         self._thread.start()
@@ -107,21 +113,19 @@ class RoomRecording:
             self._started.add(key)
             if kind == "video":
                 self.waiting.add(key)
-        try:
-            self._queue.put_nowait((seat, mline, kind, data, header, self._clock()))
-        except queue.Full:
+        if len(self._pending) >= self._limit:
             self._fail(TOO_SLOW)
             return False
+        self._pending.append((seat, mline, kind, data, header, self._clock()))
         self.packets += 1
         return key in self.waiting
 
     def stop(self) -> asyncio.Future[Finished]:
         """Stop taking packets; the thread finishes the files. The future gives what was written."""
-        if not self._done.done() and self._thread.is_alive():
-            with contextlib.suppress(queue.Full):
-                self._queue.put_nowait(None)
-            if self._queue.full():  # the end must get in: the thread is draining, so this is short
-                threading.Thread(target=self._queue.put, args=(None,), daemon=True).start()
+        if not self._done.done() and self._thread.is_alive() and not self._stopping:
+            self._stopping = True
+            self._pending.append(None)
+            self._wake.set()
         return self._done
 
     def _fail(self, reason: str) -> None:
@@ -134,9 +138,14 @@ class RoomRecording:
     def _run(self) -> None:
         writers: dict[tuple[str, int], TrackWriter] = {}
         broken: str = ""
+        pending = self._pending
         try:
             while True:
-                item = self._queue.get()
+                if not pending:
+                    self._wake.wait(DRAIN_EVERY)
+                    self._wake.clear()
+                    continue
+                item = pending.popleft()
                 if item is None:
                     break
                 if broken:

@@ -149,7 +149,7 @@ async def main() -> None:
         for data in video.packets(frames[index % 30] if index else frames[0]):
             recording.packet("host", 0, "video", data, 12, 0.0)
         clock.advance(1 / 30)
-    while recording._queue.qsize():  # written, as a live call's packets would be by now
+    while recording._pending:  # written, as a live call's packets would be by now
         await asyncio.sleep(0.01)
     print("written", flush=True)
     await asyncio.sleep(60)
