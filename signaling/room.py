@@ -526,8 +526,8 @@ class Room:
                 if (before is not None and before.screen != screen) or (before is None and screen):
                     out.append(Happened(EventKind.SCREEN, f"{role.value} {'on' if screen else 'off'}", now))
                 return out
-            case CameraRequest(action=action) if role == Role.HOST:
-                return [Happened(EventKind.CAMERA_REQUEST, action, now)]
+            case CameraRequest(action=action) if role == Role.HOST and self.seats[Role.GUEST].connection:
+                return [Happened(EventKind.CAMERA_REQUEST, action, now)]  # passed on, not refused
         return []
 
     def _tell_seats(self, present: bool) -> list[Effect]:
