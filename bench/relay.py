@@ -81,7 +81,7 @@ async def run(
 ) -> Figures:
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
-    server_mode = "transcode" if mode == "transcode" else "passthrough"
+    server_mode = mode if mode in ("transcode", "recording") else "passthrough"
     server = context.Process(target=server_main, args=(theirs, server_mode, loop), daemon=True)
     server.start()
     generator = LoadGenerator(ours, frames)

@@ -2,6 +2,9 @@
 on the event loop ``tsunagu serve`` runs (``web.serving``), with the relay ``media.MediaRooms`` (passthrough)
 or aiortc's decode/re-encode ``MediaRelay`` (transcode, the baseline).
 
+``recording``: the passthrough relay with every room recorded (``recordings.recorder.RoomRecording`` as its
+packet sink, writing WebM files to a temporary directory), for bench/recording.py.
+
 Messages on the pipe: ``("answer", room, seat, offer_sdp)`` → the answer SDP; ``("counters",)`` → the relay's
 counters as a dict; ``("stop",)`` → ``"stopped"`` once everything is closed.
 """
@@ -11,11 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from media import MediaRooms, MediaSettings, hooks
+from recordings.recorder import RoomRecording
 from web import serving
 
 LOOPBACK = ("127.0.0.1",)
@@ -53,6 +59,8 @@ async def serve(conn: Connection, mode: str) -> None:
     logging.getLogger("aiortc").setLevel(logging.ERROR)
     rooms = MediaRooms(MediaSettings(host_addresses=LOOPBACK))
     pcs: dict[tuple[str, str], RTCPeerConnection] = {}
+    recorded: dict[str, RoomRecording] = {}
+    spool = tempfile.TemporaryDirectory(prefix="tsunagu-bench-recording-")
     relay: object = None
     if mode == "transcode":
         from aiortc.contrib.media import MediaRelay
@@ -71,12 +79,23 @@ async def serve(conn: Connection, mode: str) -> None:
                 answer = await transcode_answer(pcs, relay, room, seat, offer)
             else:
                 answer = await rooms.answer(room, seat, offer)
+                if mode == "recording" and room not in recorded:
+                    recording = RoomRecording(Path(spool.name) / room, _ignore, asyncio.get_running_loop())
+                    recorded[room] = recording
+                    rooms.record(room, recording)
             conn.send(answer)
     finally:
+        for recording in recorded.values():
+            await recording.stop()
+        spool.cleanup()
         await rooms.aclose()
         for pc in pcs.values():
             await pc.close()
         conn.send("stopped")
+
+
+def _ignore(reason: str) -> None:
+    print(f"# recording failed: {reason}")
 
 
 def server_main(conn: Connection, mode: str, loop: serving.Loop) -> None:

@@ -33,6 +33,7 @@ from media import hooks, rtcp
 from media.forward import HEADER, Counters, Inbound, Outbound, extension_ids, fir_fci, header_length
 from media.sdp import announce
 from media.settings import MediaSettings
+from media.sink import PacketSink
 
 LAYOUT = ("video", "video", "audio")  # camera, screen, browser audio (docs/protocol.md, "Media")
 REPORT_INTERVAL = 1.0  # mean seconds between a peer's reports (randomised ±50 %, as RFC 3550 asks)
@@ -46,6 +47,7 @@ class Room(Protocol):
     """What a peer needs of its room (``media.rooms.Room``)."""
 
     counters: Counters
+    sink: PacketSink | None
 
     def forward(
         self,
@@ -229,6 +231,13 @@ class Peer:
             if inbound.note(ssrc, seq, now):
                 self.ask_keyframe(inbound, fir=False)  # a stream (re)started: its receivers need one
             self.room.forward(self, inbound, data, ssrc, seq, timestamp, len(data) - header, now)
+            sink = self.room.sink
+            if (
+                sink is not None
+                and self.sources is None
+                and sink.packet(self.seat, inbound.mline, inbound.kind, data, header, now)
+            ):
+                self.ask_keyframe(inbound, fir=False)
         except Exception as exc:  # one room's trouble must not end this connection, nor others
             self.room.contain(exc, "rtp")
 

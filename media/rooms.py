@@ -13,6 +13,7 @@ from core.clock import Clock, monotonic_clock
 from media.forward import Counters, Inbound
 from media.peer import Peer
 from media.settings import MediaSettings
+from media.sink import PacketSink
 
 TICK = 0.1  # seconds between looks at whose reports are due (the rules themselves read the clock)
 
@@ -28,6 +29,7 @@ class Room:
         self.peers: dict[str, Peer] = {}
         self._order: tuple[Peer, ...] = ()  # snapshot iterated per packet while seats may change
         self.lock = asyncio.Lock()
+        self.sink: PacketSink | None = None  # a recorder, given every published packet (media.sink)
 
     def seat(self, seat: str, peer: Peer | None) -> Peer | None:
         """Put ``peer`` in ``seat`` (or empty it); the previous peer of the seat, to close."""
@@ -97,6 +99,14 @@ class Room:
             if inbound is not None and (source is None or source.closed or inbound is source):
                 peer.ask_keyframe(inbound, fir)
 
+    def ask_keyframes(self) -> None:
+        """Ask every publisher for a keyframe on each of its video streams (a recording starts: its files
+        must begin decodable)."""
+        for peer in self._order:
+            if peer.sources is None and not peer.closed:
+                for inbound in peer.inbounds.values():
+                    peer.ask_keyframe(inbound, fir=False)
+
     def publisher_of(self, inbound: Inbound) -> Peer | None:
         """The seat's peer that publishes ``inbound`` (None once it left)."""
         for peer in self._order:
@@ -132,6 +142,7 @@ class MediaRooms:
         self.clock = clock
         self._rooms: dict[str, Room] = {}
         self._retired = Counters()  # counts of closed rooms, so totals never go down
+        self._sinks: dict[str, PacketSink] = {}
         self._ticker: asyncio.Task[None] | None = None
 
     async def answer(
@@ -146,6 +157,7 @@ class MediaRooms:
         room = self._rooms.get(room_id)
         if room is None:
             room = self._rooms[room_id] = Room(room_id)
+            room.sink = self._sinks.get(room_id)
         async with room.lock:
             old = room.seat(seat, None)
             if old is not None:
@@ -160,6 +172,19 @@ class MediaRooms:
             log.info("media.answered", room=room_id, seat=seat)
             return answer
 
+    def record(self, room_id: str, sink: PacketSink | None) -> None:
+        """Hand every packet published in the room to ``sink`` from now on (None: stop). A new sink gets a
+        keyframe asked of every video stream, so that what it writes starts decodable."""
+        if sink is None:
+            self._sinks.pop(room_id, None)
+        else:
+            self._sinks[room_id] = sink
+        room = self._rooms.get(room_id)
+        if room is not None:
+            room.sink = sink
+            if sink is not None:
+                room.ask_keyframes()
+
     async def leave(self, room_id: str, seat: str) -> None:
         """Close that seat's peer connection."""
         room = self._rooms.get(room_id)
@@ -172,9 +197,11 @@ class MediaRooms:
 
     async def close_room(self, room_id: str) -> None:
         """Close every peer connection of the room."""
+        self._sinks.pop(room_id, None)
         room = self._rooms.pop(room_id, None)
         if room is None:
             return
+        room.sink = None
         async with room.lock:
             peers = list(room.peers.values())
             for seat in list(room.peers):

@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.clock import JST, in_jst, utc
-from recordings.models import MeetingRecord, MeetingTag, PageView, RoomFile
+from recordings.models import MeetingRecord, MeetingTag, PageView, Recording, RoomFile
 from recordings.search import FTS, Term, fts_match, matches, parse, record_ids
 from store.models import User
 
@@ -68,6 +68,7 @@ class RecordFilter:
     tag: str = ""
     text: str = ""  # free text over the memo and 商談先情報 (recordings/search.py)
     sort: Sort = Sort.NEWEST
+    recorded: bool = False  # only meetings with a recording (レコログ)
 
     @property
     def terms(self) -> list[Term]:
@@ -95,6 +96,7 @@ class RecordRow(NamedTuple):
     tags: tuple[str, ...] = ()
     files: int = 0
     documents: tuple[int, ...] = ()  # ids of the documents shown, in the order first shown
+    recorded: bool = False  # it has a recording to replay
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ def _conditions(f: RecordFilter) -> list[ColumnElement[bool]]:
         where.append(MeetingRecord.started_at >= utc(f.started_from))
     if f.started_before is not None:
         where.append(MeetingRecord.started_at < utc(f.started_before))
+    if f.recorded:
+        where.append(exists().where(Recording.room_id == MeetingRecord.room_id, Recording.org_id == f.org_id))
     if f.tag:
         where.append(
             exists().where(
@@ -239,8 +243,9 @@ def _among(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
 
 
 @cache
-def _lookups(dialect: str) -> tuple[Any, Any, Any]:
-    """A chunk's tags, file counts and documents shown (in the order first shown), built once per dialect."""
+def _lookups(dialect: str) -> tuple[Any, Any, Any, Any]:
+    """A chunk's tags, file counts, documents shown (in the order first shown) and recorded rooms, built once
+    per dialect."""
     tags = (
         select(MeetingTag.record_id, MeetingTag.tag)
         .where(_among(MeetingTag.record_id, "ids", dialect))
@@ -257,7 +262,8 @@ def _lookups(dialect: str) -> tuple[Any, Any, Any]:
         .group_by(PageView.room_id, PageView.document_id)
         .order_by("first")
     )
-    return tags, files, documents
+    recorded = select(Recording.room_id).where(_among(Recording.room_id, "rooms", dialect)).distinct()
+    return tags, files, documents, recorded
 
 
 async def _completed(db: AsyncSession, rows: Sequence[Sequence[Any]]) -> list[RecordRow]:
@@ -266,7 +272,7 @@ async def _completed(db: AsyncSession, rows: Sequence[Sequence[Any]]) -> list[Re
     if not rows:
         return []
     dialect = _dialect(db)
-    tags_of, files_of, documents_of = _lookups(dialect)
+    tags_of, files_of, documents_of, recorded_of = _lookups(dialect)
     ids, rooms = [row[0] for row in rows], [row[2] for row in rows]  # id, room_id: by index, the cheaper way
     wrap = json.dumps if dialect == "sqlite" else list
     connection = await db.connection()  # Core: the look-ups are plain columns too
@@ -277,6 +283,7 @@ async def _completed(db: AsyncSession, rows: Sequence[Sequence[Any]]) -> list[Re
     documents: dict[str, list[int]] = defaultdict(list)
     for room, document_id, _first in await connection.execute(documents_of, {"rooms": wrap(rooms)}):
         documents[room].append(document_id)
+    recorded = {room for (room,) in await connection.execute(recorded_of, {"rooms": wrap(rooms)})}
     tags_of_record, files_of_room, documents_of_room, new = tags.get, files.get, documents.get, tuple.__new__
     return [  # tuple.__new__ with the whole tuple: half the cost of RecordRow(*row, tags=…) per row
         new(
@@ -286,6 +293,7 @@ async def _completed(db: AsyncSession, rows: Sequence[Sequence[Any]]) -> list[Re
                 tuple(tags_of_record(row[0], ())),
                 int(files_of_room(row[2], 0)),
                 tuple(documents_of_room(row[2], ())),
+                row[2] in recorded,
             ),
         )
         for row in rows

@@ -194,3 +194,43 @@ class MeetingSearch(Base):
         ForeignKey("meeting_records.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
     )
     grams: Mapped[str] = mapped_column(Text)
+
+
+class Recording(Base):
+    """One recorded track (レコログ) of a meeting: a WebM file in storage (``key``), written from the
+    forwarded packets of one seat's camera, screen share or browser audio, without transcoding.
+
+    ``origin_at`` is the wall time of the file's time 0 (its first frame): the replay places each file on
+    the meeting's time line by it, so files play in step, with gaps inside a file kept as gaps. ``start_ms``
+    and ``end_ms`` are its first and last frame in file time."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    room_id: Mapped[str] = mapped_column(String(32), index=True)
+    seat: Mapped[str] = mapped_column(String(16))  # "host" or "guest"
+    track: Mapped[str] = mapped_column(String(16))  # "camera", "screen" or "audio"
+    key: Mapped[str] = mapped_column(String(255), unique=True)  # in storage (core/storage.py)
+    origin_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    start_ms: Mapped[int] = mapped_column(Integer)
+    end_ms: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))  # "done", "damaged" or "recovered"
+    reason: Mapped[str] = mapped_column(Text, default="")  # why damaged
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MeetingEvent(Base):
+    """Something that happened in a meeting and is stored nowhere else (recording started/stopped, the
+    guest shown that it is recorded, cameras and screen share on/off, the host's camera requests): part of
+    the meeting's one timeline (``recordings.timeline``)."""
+
+    __tablename__ = "meeting_events"
+    __table_args__ = (Index("ix_meeting_events_room_at", "room_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(200), default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

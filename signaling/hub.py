@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,6 +28,9 @@ from pydantic import TypeAdapter
 
 from core.clock import Clock, wall_clock
 from core.errors import N_, Unavailable
+from media.sink import PacketSink
+from recordings.limit import StartRecording, StopRecording
+from recordings.recorder import UNWRITABLE
 from signaling import memo_cap
 from signaling.broker import DEFAULT_QUEUE_SIZE, Broker, QueueSubscription, Subscription
 from signaling.call_media import MediaLeave, Negotiate
@@ -48,6 +51,7 @@ from signaling.room import (
     DEFAULT_GRACE_SECONDS,
     Close,
     Effect,
+    Happened,
     MemoFinal,
     MemoUpdated,
     PageShown,
@@ -84,6 +88,32 @@ class MediaRelay(Protocol):
     async def leave(self, room_id: str, seat: str) -> None: ...
 
     async def close_room(self, room_id: str) -> None: ...
+
+    def record(self, room_id: str, sink: PacketSink | None) -> None: ...
+
+
+class RoomRecorder(Protocol):
+    """Writes a room's tracks while its recording runs (``recordings.recorder.Recorder``)."""
+
+    async def start(self, room_id: str, failed: Callable[[str], None]) -> PacketSink:
+        """Start a new set of files; ``failed(reason)`` is called (on the loop) if writing fails."""
+        ...
+
+    async def stop(self, room_id: str) -> None: ...
+
+
+class FirstMedia:
+    """The sink of an armed room before its recording starts: tells the home when the first media arrives
+    (the recording starts with the call), once."""
+
+    def __init__(self, arrived: Callable[[], None]) -> None:
+        self._arrived: Callable[[], None] | None = arrived
+
+    def packet(self, seat: str, mline: int, kind: str, data: bytes, header: int, now: float) -> bool:
+        arrived, self._arrived = self._arrived, None
+        if arrived is not None:
+            arrived()
+        return False
 
 
 MEDIA_FAILED = N_("Video could not be connected. Please reload the camera from the menu.")
@@ -184,8 +214,10 @@ class RoomHub:
         grace: float = DEFAULT_GRACE_SECONDS,
         media: MediaRelay | None = None,
         memo_max_characters: int = memo_cap.DEFAULT_MAX_CHARACTERS,
+        recorder: RoomRecorder | None = None,
     ) -> None:
         self.broker = broker
+        self.recorder = recorder
         self.memo_max_characters = memo_max_characters
         self.media = media
         # Offers are answered off the room's loop (ICE gathering takes a moment), one at a time per seat so a
@@ -211,8 +243,12 @@ class RoomHub:
     def is_home(self, room_id: str) -> bool:
         return room_id in self._homes
 
-    async def open(self, room_id: str, connect_id: str, state: RoomState = RoomState.WAITING) -> None:
-        """Make this node the room's home. Idempotent; returns once the room listens for events."""
+    async def open(
+        self, room_id: str, connect_id: str, state: RoomState = RoomState.WAITING, recording: bool = False
+    ) -> None:
+        """Make this node the room's home. Idempotent; returns once the room listens for events.
+        ``recording``: the host's 「この商談を録画する（レコログ）」 switch (recording starts with the first
+        media)."""
         if room_id in self._homes or state == RoomState.ENDED:
             return
         # The memo as stored so far (after a restart, everything typed before it).
@@ -231,6 +267,11 @@ class RoomHub:
             memo=SharedMemo(updates),
             memo_max_characters=self.memo_max_characters,
         )
+        room.recording.armed = recording
+        if recording and self.media is not None:
+            self.media.record(
+                room_id, FirstMedia(lambda: self._post_soon(room_id, {"event": "media_started"}))
+            )
         self.writer.opened(room_id, len(updates))
         self._rooms[room_id] = room
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=DEFAULT_QUEUE_SIZE)
@@ -258,6 +299,13 @@ class RoomHub:
             event = {**event, "message": message.model_dump()}
         # Reliable: stored in the room's queue before this returns (Unavailable when it cannot be).
         await self.broker.push(_in(room_id), event, key=uuid.uuid4().hex)
+
+    def _post_soon(self, room_id: str, event: dict[str, Any]) -> None:
+        """Hand ``event`` to a room homed here from a callback on the loop (the relay's, the recorder's)."""
+        inbox = self._inboxes.get(room_id)
+        if inbox is not None:
+            with contextlib.suppress(asyncio.QueueFull):  # a flooded room: the event is not worth a wait
+                inbox.put_nowait(event)
 
     def room(self, room_id: str) -> Room | None:
         return self._rooms.get(room_id)
@@ -312,6 +360,8 @@ class RoomHub:
                 # code then closes with 4503: nobody is home.
                 socket.finish()
             await self._close_media(room.id)
+            if self.recorder is not None:
+                await self.recorder.stop(room.id)  # the files are finished whatever ended the room
 
     @staticmethod
     async def _pump(subscription: Subscription, inbox: asyncio.Queue[dict[str, Any]]) -> None:
@@ -330,6 +380,10 @@ class RoomHub:
             return room.file_shared(FileInfo.model_validate(event["file"], strict=False))
         if kind == "lost":
             raise RuntimeError("the room's broker subscription was dropped")
+        if kind == "media_started":
+            return room.media_started(now)
+        if kind == "recording_failed":
+            return room.recording_failed(str(event["reason"]), now)
         if kind == "settle":
             event["done"].set_result(None)  # every event before this one is handled
             return []
@@ -379,7 +433,7 @@ class RoomHub:
                     await self._deliver(room.id, item, to, exclude)
                 case Close(connection=connection, code=code):
                     await self._deliver(room.id, {"close": int(code), "connection": connection}, connection)
-                case StateChanged() | PageShown() | MemoUpdated() | MemoFinal():
+                case StateChanged() | PageShown() | MemoUpdated() | MemoFinal() | Happened():
                     await keep(self.writer, self.store, room.id, effect, self.clock())
                 case ResolveDocument(document_id=document_id, connection=connection):
                     try:
@@ -397,8 +451,32 @@ class RoomHub:
                     self._negotiate(room.id, observer_seat(connection), connection, sdp, OBSERVED)
                 case MediaLeave(role=role):
                     await self._leave_media(room.id, role.value)
+                case StartRecording():
+                    pending[:0] = await self._start_recording(room)
+                case StopRecording():
+                    if self.media is not None:
+                        self.media.record(room.id, None)
+                    if self.recorder is not None:
+                        await self.recorder.stop(room.id)
                 case StopWatching(connection=connection):
                     await self._leave_media(room.id, observer_seat(connection))
+
+    async def _start_recording(self, room: Room) -> list[Effect]:
+        """Start the recorder and feed it the room's packets; a recorder that cannot start (no disk, no
+        recorder on this node) stops the recording with a message to the host, and the call goes on."""
+        if self.recorder is None or self.media is None:
+            return room.recording_failed(UNWRITABLE, self.clock())
+        room_id = room.id
+        try:
+            sink = await self.recorder.start(
+                room_id,
+                lambda reason: self._post_soon(room_id, {"event": "recording_failed", "reason": reason}),
+            )
+        except Exception:
+            log.exception("recording.start_failed", room=room_id)
+            return room.recording_failed(UNWRITABLE, self.clock())
+        self.media.record(room_id, sink)
+        return []
 
     async def _leave_media(self, room_id: str, seat: str) -> None:
         previous = self._negotiations.pop((room_id, seat), None)

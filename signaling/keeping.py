@@ -12,10 +12,10 @@ from functools import partial
 from typing import Protocol
 
 from signaling.models import RoomState
-from signaling.room import MemoFinal, MemoUpdated, PageShown, StateChanged
+from signaling.room import Happened, MemoFinal, MemoUpdated, PageShown, StateChanged
 from signaling.writer import MemoRow, MemoStore, RoomWriter
 
-Kept = StateChanged | PageShown | MemoUpdated | MemoFinal
+Kept = StateChanged | PageShown | MemoUpdated | MemoFinal | Happened
 
 
 class KeptStore(MemoStore, Protocol):
@@ -25,6 +25,10 @@ class KeptStore(MemoStore, Protocol):
 
     async def memo_final(self, room_id: str, text: str) -> None:
         """Keep the memo's final text in the meeting record."""
+        ...
+
+    async def meeting_event(self, room_id: str, kind: str, detail: str, when: float) -> None:
+        """Keep an event on the meeting's timeline (recordings.models.MeetingEvent)."""
         ...
 
 
@@ -44,6 +48,8 @@ async def keep(writer: RoomWriter, store: KeptStore, room_id: str, effect: Kept,
                 await writer.put((room_id, view))
         case MemoUpdated(update=update, author=author, at=at):
             await writer.put(MemoRow(room_id, update, author.value, at))
+        case Happened(kind=kind, detail=detail, at=at):
+            await writer.put((room_id, partial(store.meeting_event, room_id, kind.value, detail, at)))
         case MemoFinal(text=text):
             # Queued after every update of the memo, so the final text is the last word.
             await writer.put((room_id, partial(store.memo_final, room_id, text)))

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from core.errors import N_, InvalidInput
+from recordings.limit import StopReason
 
 SUBPROTOCOL = "tsunagu.v1"
 MAX_FRAME_BYTES = 64 * 1024
@@ -68,6 +69,7 @@ class ErrorCode(enum.StrEnum):
     # two: the sender's memo differs from everyone's and starts afresh from the server's
     MEMO_NOT_TEXT = "memo_not_text"  # content a plain-text memo does not have: the sender starts afresh
     READ_ONLY = "read_only"  # any frame from a manager sitting in, who may only watch (closed with 4005 next)
+    RECORDING_FAILED = "recording_failed"  # the recorder could not write (disk full, unwritable, too slow)
 
 
 class _Message(BaseModel):
@@ -228,6 +230,21 @@ class HighQuality(_Message):
     high: bool
 
 
+class RecordingSwitch(_Message):
+    """Host only: stop (``on`` false) or restart the recording (レコログ) from the call page."""
+
+    type: Literal["recording.switch"]
+    on: bool
+
+
+class RecordingSeen(_Message):
+    """Guest only: its page showed that the meeting is recorded (before its camera started); ``device`` is
+    a short summary of the browser and device, kept in the meeting record with the time."""
+
+    type: Literal["recording.seen"]
+    device: str = Field(max_length=200)
+
+
 ClientMessage = Annotated[
     Ping
     | End
@@ -244,7 +261,9 @@ ClientMessage = Annotated[
     | VideoStatus
     | CameraRequest
     | CameraReply
-    | HighQuality,
+    | HighQuality
+    | RecordingSwitch
+    | RecordingSeen,
     Field(discriminator="type"),
 ]
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -430,6 +449,26 @@ class SitInChanged(_Message):
     present: bool
 
 
+class RecordingState(_Message):
+    """Whether the meeting is being recorded (「録画中」), to both sides and observers: on (re)connect and on
+    every change. ``armed``: recording is switched on for this meeting (it starts with the first media, and
+    the guest's page says so before its camera starts). ``stopped``: why it stopped, if it did.
+    ``remaining``: seconds left of the 120-minute limit, once it has started."""
+
+    type: Literal["recording.state"] = "recording.state"
+    armed: bool
+    recording: bool
+    stopped: StopReason | None = None
+    remaining: float | None = None
+
+
+class RecordingNotice(_Message):
+    """To the host: ten minutes of recording are left (at 110 minutes), or the limit stopped it."""
+
+    type: Literal["recording.notice"] = "recording.notice"
+    notice: Literal["ten_minutes_left", "limit_reached"]
+
+
 class Pong(_Message):
     type: Literal["pong"] = "pong"
 
@@ -459,6 +498,8 @@ ServerMessage = (
     | QualityOut
     | SitInWelcome
     | SitInChanged
+    | RecordingState
+    | RecordingNotice
     | Pong
     | ErrorFrame
 )

@@ -17,9 +17,19 @@ Rules (seed 004, 終了, plus a rejoin window bellFace lacks):
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 from core.errors import N_
+from recordings.limit import (
+    HostNotice,
+    RecordingEffect,
+    RecordingRules,
+    RecordingShown,
+    Refused,
+    StartRecording,
+    StopRecording,
+)
 from signaling import memo_cap
 from signaling.call_media import HOST_ONLY, CallMedia, MediaEffect, MediaLeave, Negotiate, Reply
 from signaling.memo import STEP2 as MEMO_STATE
@@ -69,6 +79,10 @@ from signaling.protocol import (
     Pong,
     Presence,
     PresenceChanged,
+    RecordingNotice,
+    RecordingSeen,
+    RecordingState,
+    RecordingSwitch,
     Role,
     RoomInfo,
     RoomStateChanged,
@@ -146,6 +160,26 @@ class MemoFinal:
     text: str
 
 
+class EventKind(enum.StrEnum):
+    """What a :class:`Happened` records on the meeting's timeline (besides what is stored elsewhere)."""
+
+    RECORDING_STARTED = "recording_started"
+    RECORDING_STOPPED = "recording_stopped"  # detail: the reason (host, limit, failed, ended)
+    RECORDING_SEEN = "recording_seen"  # the guest's page said the meeting is recorded; detail: its device
+    CAMERA = "camera"  # detail: "<role> <camera state>"
+    SCREEN = "screen"  # detail: "<role> on|off"
+    CAMERA_REQUEST = "camera_request"  # the host asked the guest's camera to stop/start; detail: action
+
+
+@dataclass(frozen=True)
+class Happened:
+    """Keep ``kind`` (with ``detail``) at ``at`` on the meeting's timeline."""
+
+    kind: EventKind
+    detail: str
+    at: float
+
+
 Effect = (
     Send
     | Close
@@ -158,6 +192,9 @@ Effect = (
     | MediaLeave
     | Watch
     | StopWatching
+    | Happened
+    | StartRecording
+    | StopRecording
 )
 
 NOT_ALLOWED = HOST_ONLY  # one message for everything only the host may do
@@ -215,6 +252,7 @@ class Room:
     pointer: PointerRelay = field(default_factory=PointerRelay)
     memo_max_characters: int = memo_cap.DEFAULT_MAX_CHARACTERS
     sit_in: SittingIn = field(default_factory=SittingIn)
+    recording: RecordingRules = field(default_factory=RecordingRules)
 
     # Inputs
 
@@ -245,6 +283,8 @@ class Room:
         effects.append(Send(self.shared.state(), to=connection))
         effects.append(Send(PresenceChanged(role=role, presence=Presence.CONNECTED), exclude=connection))
         effects.extend(self._media(self.media.connected(role)))
+        if self.recording.armed:  # before the guest's camera starts, its page says it is recorded
+            effects.append(Send(self._recording_state(now), to=connection))
         if self.sit_in.shown:
             effects.append(Send(SitInChanged(present=True), to=connection))
         return effects
@@ -300,7 +340,17 @@ class Room:
                 MediaOffer() | MediaState() | VideoStatus() | CameraRequest() | CameraReply() | HighQuality()
             ):
                 guest_connected = self.seats[Role.GUEST].connection is not None
-                return self._media(self.media.receive(role, connection, message, guest_connected))
+                effects = self._media_events(role, message, now)
+                effects.extend(self._media(self.media.receive(role, connection, message, guest_connected)))
+                return effects
+            case RecordingSwitch() if role != Role.HOST:
+                return [self._error(connection, NOT_ALLOWED)]
+            case RecordingSwitch(on=on):
+                return self._recording(self.recording.host_switch(on, now), now)
+            case RecordingSeen() if role != Role.GUEST:
+                return [self._error(connection, NOT_ALLOWED)]
+            case RecordingSeen(device=device):
+                return [Happened(EventKind.RECORDING_SEEN, device, now)]
         raise AssertionError(f"unhandled message {message!r}")  # pragma: no cover - the union is exhaustive
 
     def observe(self, connection: str, user_id: int, announce: bool, now: float) -> list[Effect]:
@@ -321,6 +371,8 @@ class Room:
             Send(MemoSyncOut(data=memo), to=connection),
         ]
         effects.extend(Send(peer, to=connection) for peer in self.media.peers())
+        if self.recording.armed:
+            effects.append(Send(self._recording_state(now), to=connection))
         if tell:
             effects.extend(self._tell_seats(True))
         return effects
@@ -358,13 +410,31 @@ class Room:
             return []
         return [Send(ErrorFrame(code=ErrorCode.UNAVAILABLE, message=LOOKUP_FAILED), to=connection)]
 
+    def media_started(self, now: float) -> list[Effect]:
+        """The first media of the call reached the relay: a recording switched on starts now."""
+        if self.state == RoomState.ENDED:
+            return []
+        return self._recording(self.recording.media_started(now), now)
+
+    def recording_failed(self, reason: str, now: float) -> list[Effect]:
+        """The recorder could not write (``reason``, a message id): the recording stops, the host is told,
+        the call goes on."""
+        if self.state == RoomState.ENDED:
+            return []
+        effects = self._recording(self.recording.failed(reason, now), now)
+        host = self.seats[Role.HOST].connection
+        if effects and host is not None:
+            effects.append(Send(ErrorFrame(code=ErrorCode.RECORDING_FAILED, message=reason), to=host))
+        return effects
+
     def tick(self, now: float) -> list[Effect]:
         """Let time pass: seats that stayed away past the grace period have left; held pointer positions
-        whose turn has come go out."""
+        whose turn has come go out; the recording's limit."""
         effects: list[Effect] = []
         if self.state == RoomState.ENDED:
             return effects
         effects.extend(self._pointer_moves(self.pointer.tick(now)))
+        effects.extend(self._recording(self.recording.tick(now), now))
         host = self.seats[Role.HOST]
         if host.presence == Presence.RECONNECTING and now - host.since >= self.grace:
             return self._end("timeout", now)
@@ -385,6 +455,9 @@ class Room:
         pointer = self.pointer.next_deadline()
         if pointer is not None:
             waiting.append(pointer)
+        recording = self.recording.next_deadline()
+        if recording is not None:
+            waiting.append(recording)
         return min(waiting) if waiting and self.state != RoomState.ENDED else None
 
     # Helpers
@@ -413,6 +486,52 @@ class Room:
             if isinstance(effect.message, PeerMedia):
                 out.extend(Send(effect.message, to=observer) for observer in self.sit_in.observers)
         return out
+
+    def _recording_state(self, now: float) -> RecordingState:
+        rules = self.recording
+        return RecordingState(
+            armed=rules.armed,
+            recording=rules.running,
+            stopped=rules.stopped_by,
+            remaining=rules.remaining(now),
+        )
+
+    def _recording(self, effects: list[RecordingEffect], now: float) -> list[Effect]:
+        """Carry the recording rules' effects out: 「録画中」 to everyone, notices to the host, and what the
+        hub does (start/stop the recorder), each kept on the meeting's timeline."""
+        out: list[Effect] = []
+        host = self.seats[Role.HOST].connection
+        for effect in effects:
+            match effect:
+                case RecordingShown():
+                    state = self._recording_state(now)
+                    out.append(Send(state))
+                case HostNotice(notice=notice):
+                    if host is not None:
+                        out.append(Send(RecordingNotice(notice=notice.value), to=host))
+                case Refused(message=message):
+                    if host is not None:
+                        out.append(self._error(host, message))
+                case StartRecording(at=at):
+                    out += [effect, Happened(EventKind.RECORDING_STARTED, "", at)]
+                case StopRecording(at=at, reason=reason):
+                    out += [effect, Happened(EventKind.RECORDING_STOPPED, reason.value, at)]
+        return out
+
+    def _media_events(self, role: Role, message: ClientMessage, now: float) -> list[Effect]:
+        """Camera and screen share changes, and the host's camera requests, for the meeting's timeline."""
+        match message:
+            case MediaState(camera=camera, screen=screen):
+                before = self.media.states.get(role)
+                out: list[Effect] = []
+                if before is None or before.camera != camera:
+                    out.append(Happened(EventKind.CAMERA, f"{role.value} {camera}", now))
+                if (before is not None and before.screen != screen) or (before is None and screen):
+                    out.append(Happened(EventKind.SCREEN, f"{role.value} {'on' if screen else 'off'}", now))
+                return out
+            case CameraRequest(action=action) if role == Role.HOST and self.seats[Role.GUEST].connection:
+                return [Happened(EventKind.CAMERA_REQUEST, action, now)]  # passed on, not refused
+        return []
 
     def _tell_seats(self, present: bool) -> list[Effect]:
         """「上長が同席中」 on or off, for the participants only."""
@@ -510,8 +629,10 @@ class Room:
         return effects
 
     def _end(self, by: str, now: float) -> list[Effect]:
+        recording = self._recording(self.recording.ended(now), now)
         self.state = RoomState.ENDED
         effects: list[Effect] = [
+            *(e for e in recording if not isinstance(e, Send)),
             MemoFinal(self.memo.text()),
             StateChanged(RoomState.ENDED),
             Send(Ended(by="host" if by == "host" else "timeout")),

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import NotFound
-from recordings.models import MeetingRecord
+from recordings.models import MeetingEvent, MeetingRecord
 from recordings.records import (
     StoredMemoUpdate,
     add_memo_updates,
@@ -205,6 +205,10 @@ class DatabaseRoomStore:
     async def memo_final(self, room_id: str, text: str) -> None:
         async with unavailable_when_transient(), self.sessions.begin() as db:
             await save_memo(db, room_id, text)
+
+    async def meeting_event(self, room_id: str, kind: str, detail: str, when: float) -> None:
+        async with unavailable_when_transient(), self.sessions.begin() as db:
+            db.add(MeetingEvent(room_id=room_id, kind=kind, detail=detail[:200], at=at(when)))
 
 
 async def live_rooms(

@@ -59,6 +59,8 @@ class Org(Base):
     host_file_send: Mapped[bool] = mapped_column(Boolean, default=True)
     # 同席: whether the participants are shown 「上長が同席中」 while a manager sits in on their meeting.
     show_sit_in: Mapped[bool] = mapped_column(Boolean, default=True)
+    # レコログ: days a recording is kept before the periodic sweep deletes it; 0 keeps them.
+    recording_retention_days: Mapped[int] = mapped_column(Integer, default=0)
 
     users: Mapped[list[User]] = relationship(back_populates="org")
 

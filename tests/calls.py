@@ -63,11 +63,13 @@ def meeting(
     camera: bool = True,
     prepare_guest: Callable[[Any], None] | None = None,
     guest_browser: Callable[..., Any] | None = None,
+    recording: bool = False,
     **options: Any,
 ) -> tuple[Any, Any]:
     """A host and a guest in one call; the guest on ``device`` and ``guest_base``, with an init script.
 
-    ``camera``: the host's 「カメラを使用する」 before connecting. ``prepare_guest`` gets the guest's page
+    ``camera``: the host's 「カメラを使用する」 before connecting; ``recording``: its レコログ switch.
+    ``prepare_guest`` gets the guest's page
     before it opens anything; ``guest_browser`` opens the guest's context instead of ``new_context``.
     ``options`` go to both browser contexts (``ignore_https_errors=True`` for a self-signed certificate)."""
     open_guest = guest_browser or new_context
@@ -80,6 +82,7 @@ def meeting(
     guest.goto(f"{guest_base or server.url}/")
     host = signed_in_host(new_context, server, host_base, **options)
     host.get_by_label("カメラを使用する").set_checked(camera)
+    host.locator("#opt-recording").set_checked(recording)
     type_number(host, issue_number(guest))
     host.wait_for_url(re.compile(r"/rooms/[0-9a-f]{32}$"))
     guest.wait_for_url(re.compile(r"/rooms/[0-9a-f]{32}$"))

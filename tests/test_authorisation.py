@@ -25,7 +25,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from websockets.exceptions import ConnectionClosed
 
 from documents.models import Document, DocumentStatus
-from recordings.models import MeetingRecord, PageView
+from recordings.models import MeetingRecord, PageView, Recording
 from signaling.models import SmsMessage
 from signaling.protocol import SUBPROTOCOL
 from store.models import BusinessCard, MemoTemplate, Role
@@ -106,6 +106,11 @@ EXPECTED: dict[tuple[str, str], tuple[int | str, ...]] = {
     ("GET", "/records/{record_id}"): (303, 200, 404, 200, 200, 404),
     ("POST", "/records/{record_id}/guest"): (401, 303, 404, 303, 303, 404),
     ("GET", "/records/{record_id}/files/{file_id}"): (303, 200, 404, 200, 200, 404),
+    # レコログ: the replay, its data and files as the record; deleting a recording is for managers/admins.
+    ("GET", "/records/{record_id}/replay"): (303, 200, 404, 200, 200, 404),
+    ("GET", "/records/{record_id}/replay.json"): (303, 200, 404, 200, 200, 404),
+    ("GET", "/records/{record_id}/recordings/{recording_id}"): (303, 200, 404, 200, 200, 404),
+    ("POST", "/records/{record_id}/recordings/{recording_id}/delete"): (401, 404, 404, 303, 303, 404),
     ("GET", "/reports"): (303, 403, 403, 200, 200, 200),
     ("GET", "/reports.csv"): (303, 403, 403, 200, 200, 200),
     # 同席: managers and admins of the meeting's org, read-only.
@@ -176,6 +181,32 @@ async def _world(server: LiveServer, people: dict[str, Browser]) -> World:
             return record.id, user_id, template.id
 
     record_id, host_id, template_id = server.call(objects())
+
+    async def recording_row() -> str:  # a recorded track of the meeting, its file in storage
+        async with services(app).sessions.begin() as db:
+            record = await db.get(MeetingRecord, record_id)
+            assert record is not None
+            key = f"recordings/{record.org_id}/{room_id}/{time.time_ns()}-host-camera.webm"
+            await services(app).storage.put(key, b"\x1aE\xdf\xa3 not checked when served")
+            made = Recording(
+                org_id=record.org_id,
+                room_id=room_id,
+                seat="host",
+                track="camera",
+                key=key,
+                origin_at=record.started_at,
+                start_ms=0,
+                end_ms=1000,
+                size=28,
+                state="done",
+            )
+            db.add(made)
+            await db.flush()
+            return str(made.id)
+
+    async def recording() -> str:
+        return server.call(recording_row())
+
     photo = card_key(host_id, "photo.jpg")
     assert photo is not None
     server.call(services(app).storage.put(photo, b"\xff\xd8\xff\xe0 not checked when served"))
@@ -236,6 +267,7 @@ async def _world(server: LiveServer, people: dict[str, Browser]) -> World:
             "user_id": str(host_id),
             "slot": "photo",
             "record_id": str(record_id),
+            "recording_id": await recording(),
         },
         fresh={
             "token": link_token,
@@ -245,6 +277,7 @@ async def _world(server: LiveServer, people: dict[str, Browser]) -> World:
             "/admin/users/{user_id}/deactivate": lambda: _value(spare[0]),
             "/admin/users/{user_id}/activate": lambda: _value(spare[0]),
             "/api/card/images/{slot}/delete": lambda: _value("2"),
+            "/records/{record_id}/recordings/{recording_id}/delete": recording,
         },
         traces=[room_id, "秘密商事", "acme-secret-doc", "acme-secret-file", "acme-secret-memo"],
     )
@@ -267,7 +300,8 @@ async def _spare_host(app: Starlette) -> tuple[int, int]:
 async def _path(world: World, route_path: str) -> str:
     async def value(match: re.Match[str]) -> str:
         name = match.group(1)
-        if route_path in world.fresh and name in ("document_id", "template_id", "user_id", "slot"):
+        fresh = ("document_id", "template_id", "user_id", "slot", "recording_id")
+        if route_path in world.fresh and name in fresh:
             return await world.fresh[route_path]()
         if name in world.fresh and name not in world.values:
             return await world.fresh[name]()

@@ -24,7 +24,7 @@ from signaling.protocol import (
     VideoStatus,
     parse_client_message,
 )
-from signaling.room import Room, Send
+from signaling.room import EventKind, Happened, Room, Send
 from tests.helpers import sent
 
 
@@ -59,9 +59,10 @@ def test_media_state_goes_to_the_other_side_and_again_on_reconnect() -> None:
 
 def test_camera_stop_and_start_requests_go_from_host_to_guest_and_the_answer_back() -> None:
     room = active_room()
-    [stop] = room.receive(Role.HOST, "h1", CameraRequest(type="camera.request", action="stop"), now=2)
+    [kept, stop] = room.receive(Role.HOST, "h1", CameraRequest(type="camera.request", action="stop"), now=2)
+    assert kept == Happened(EventKind.CAMERA_REQUEST, "stop", 2)  # on the meeting's timeline
     assert stop == Send(CameraRequestOut(action="stop"), to="g1")
-    [start] = room.receive(Role.HOST, "h1", CameraRequest(type="camera.request", action="start"), now=3)
+    [_, start] = room.receive(Role.HOST, "h1", CameraRequest(type="camera.request", action="start"), now=3)
     assert start == Send(CameraRequestOut(action="start"), to="g1")
     # Why there is no camera reaches the host as the guest's browser knows it, not as "declined" for all.
     for why in ("declined", "blocked", "none", "on"):

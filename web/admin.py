@@ -102,6 +102,7 @@ GUEST_TEXTS = {
     "personal_data_policy": (N_("Handling of personal data"), DEFAULT_PERSONAL_DATA),
     "privacy_policy": (N_("Privacy policy"), DEFAULT_PRIVACY),
 }
+RETENTION_MAX_DAYS = 3650  # レコログ: days a recording may be kept before the sweep deletes it (0: keep)
 DEFAULT_FLAGS = ("default_camera", "default_recording", "host_file_send", "show_sit_in")
 
 
@@ -110,6 +111,7 @@ def _settings_form(org: Org) -> dict[str, Any]:
         "name": org.name,
         **{field: getattr(org, field) for field in GUEST_TEXTS},
         **{flag: getattr(org, flag) for flag in DEFAULT_FLAGS},
+        "recording_retention_days": str(org.recording_retention_days),
     }
 
 
@@ -151,8 +153,12 @@ async def save_settings(request: Request) -> Response:
         "name": _clean_text(raw.get("name")),
         **{field: _clean_text(raw.get(field)) for field in GUEST_TEXTS},
         **{flag: raw.get(flag) is not None for flag in DEFAULT_FLAGS},
+        "recording_retention_days": _clean_text(raw.get("recording_retention_days")) or "0",
     }
     errors = []
+    retention = form["recording_retention_days"]
+    if not retention.isascii() or not retention.isdigit() or int(retention) > RETENTION_MAX_DAYS:
+        errors.append(_("Keep recordings for 0 to {max} days (0 keeps them).", max=f"{RETENTION_MAX_DAYS:,}"))
     if not form["name"]:
         errors.append(_("Please enter the organisation name."))
     elif len(form["name"]) > ORG_NAME_MAX:
@@ -165,6 +171,7 @@ async def save_settings(request: Request) -> Response:
     if errors:
         return _settings_page(request, form, status_code=400, errors=errors)
     org = admin.org
+    form["recording_retention_days"] = int(retention)
     for key, value in form.items():
         setattr(org, key, value)
     return RedirectResponse("/admin/settings?saved=1", status_code=303)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -31,7 +33,9 @@ from store.db import create_engine, session_factory
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 from media import MediaRooms, MediaSettings
+from recordings import retention
 from recordings.quotas import FileQuotas
+from recordings.recorder import Recorder
 from signaling import rooms
 from signaling.broker import Broker, MemoryBroker
 from signaling.hub import RoomHub
@@ -53,6 +57,7 @@ from web import (
     pages,
     record_page,
     records,
+    replay,
     reports,
     sit_in,
 )
@@ -119,6 +124,32 @@ async def _sweep(storage: Storage) -> None:
         log.info("abandoned writes removed", count=removed)
 
 
+async def _sweep_recordings(
+    sessions: async_sessionmaker[AsyncSession], storage: Storage, clock: Clock
+) -> None:
+    """Recordings past their org's retention go, now and every :data:`retention.SWEEP_EVERY` seconds."""
+    while True:
+        try:
+            removed = await retention.sweep(sessions, storage, datetime.fromtimestamp(clock(), UTC))
+        except Exception:
+            log.exception("old recordings could not be swept")
+        else:
+            if removed:
+                log.info("old recordings removed", count=removed)
+        await asyncio.sleep(retention.SWEEP_EVERY)
+
+
+async def _recover(recorder: Recorder) -> None:
+    """Recordings a killed predecessor left open in the spool are finished and stored when a node starts."""
+    try:
+        recovered = await recorder.recover()
+    except Exception:
+        log.exception("recordings could not be recovered")
+        return
+    if recovered:
+        log.info("recordings recovered", count=recovered)
+
+
 def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> Starlette:
     settings = settings or Settings.from_env()
     engine = create_engine(settings.database_url)
@@ -157,6 +188,8 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
     # (keyframe spacing, report intervals) measure intervals between packets, on their own clock: the app's
     # clock is for rules over wall time, which tests move by hand while real video flows.
     media = MediaRooms(media_settings, clock=monotonic_clock)
+    # Recordings are muxed into a spool on this node's disk, then handed whole to storage.
+    recorder = Recorder(sessions, storage, settings.data_dir / "recordings-spool")
     hub = RoomHub(
         broker,
         rooms.DatabaseRoomStore(sessions, meetings.find_document),
@@ -164,6 +197,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         grace=settings.rejoin_grace_seconds,
         media=media,
         memo_max_characters=settings.memo_max_characters,
+        recorder=recorder,
     )
     sms = make_gateway(
         settings.sms_gateway,
@@ -184,15 +218,19 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         )
         warm_up()
         sweeper = asyncio.create_task(_sweep(storage))  # in the background: S3 listings take a while
+        recovering = asyncio.create_task(_recover(recorder))
+        retaining = asyncio.create_task(_sweep_recordings(sessions, storage, clock))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, recovering, retaining):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await services(app).documents.aclose()
             await hub.aclose()
             await media.aclose()
+            await recorder.aclose()
             await broker.aclose()
             await sms.aclose()
             await storage.aclose()
@@ -214,6 +252,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
             *cards.routes,
             *records.routes,
             *record_page.routes,
+            *replay.routes,
             *reports.routes,
             *sit_in.routes,
             *ops.routes,
@@ -247,6 +286,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         broker=broker,
         numbers=numbers,
         hub=hub,
+        recorder=recorder,
         media=media,
         media_settings=media_settings,
         sms=sms,

@@ -124,7 +124,7 @@ async def qr_code(request: Request) -> Response:
 
 
 async def _open_room(request: Request, room: RoomRow, connect_id: str) -> None:
-    await services(request).hub.open(room.id, connect_id)
+    await services(request).hub.open(room.id, connect_id, recording=room.recording)
 
 
 @signed_in()
@@ -303,7 +303,12 @@ async def room_channel(websocket: WebSocket) -> None:
                 return
             if room.home_node == state.settings.node_id and not state.hub.is_home(room.id):
                 # This node was restarted: bring the room back (presence starts afresh).
-                await state.hub.open(room.id, connect_id or await _connect_id(websocket, room.id), room.state)
+                await state.hub.open(
+                    room.id,
+                    connect_id or await _connect_id(websocket, room.id),
+                    room.state,
+                    recording=room.recording,
+                )
     except NotFound:
         await websocket.close(int(CloseCode.ROOM_NOT_FOUND))
         return

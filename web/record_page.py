@@ -24,7 +24,7 @@ from core.errors import N_, InvalidInput, NotFound
 from documents.models import Document
 from recordings import acknowledgements, guest_info, sit_ins
 from recordings.files import RoomFileStorage, room_file, room_files
-from recordings.models import MeetingRecord, RoomFile, SitIn
+from recordings.models import MeetingEvent, MeetingRecord, Recording, RoomFile, SitIn
 from recordings.records import dwell_seconds, page_views
 from signaling.memo_authors import MemoLine
 from signaling.models import RoomRow, RoomState, SmsMessage
@@ -69,6 +69,43 @@ class ShownDocument:
 
 
 AGREED = N_("The customer agreed to the terms of use, the handling of personal data and the privacy policy")
+STOPPED_BECAUSE = {
+    "host": N_("Recording stopped by the representative"),
+    "limit": N_("Recording stopped at its 120-minute limit"),
+    "failed": N_("Recording stopped: it could not be written"),
+    "ended": N_("Recording stopped: the meeting ended"),
+}
+CAMERA_STATES = {
+    "on": N_("{who}: camera on"),
+    "off": N_("{who}: camera off"),
+    "paused": N_("{who}: camera paused"),
+    "declined": N_("{who}: camera declined"),
+    "blocked": N_("{who}: camera blocked by the browser"),
+    "none": N_("{who}: no camera"),
+}
+
+
+def _happened(event: MeetingEvent, _: Translator) -> str:
+    """The words for a stored meeting event (signaling.room.EventKind)."""
+    who, _space, what = event.detail.partition(" ")
+    match event.kind:
+        case "recording_started":
+            return _("Recording started")
+        case "recording_stopped":
+            return _(STOPPED_BECAUSE.get(event.detail, STOPPED_BECAUSE["host"]))
+        case "recording_seen":
+            return _("The customer was shown that the meeting is recorded ({device})", device=event.detail)
+        case "camera":
+            return _(CAMERA_STATES.get(what, CAMERA_STATES["none"]), who=_(ROLE_WORDS.get(who, who)))
+        case "screen" if what == "on":
+            return _("{who} started sharing the screen", who=_(ROLE_WORDS.get(who, who)))
+        case "screen":
+            return _("{who} stopped sharing the screen", who=_(ROLE_WORDS.get(who, who)))
+        case "camera_request" if event.detail == "start":
+            return _("The representative asked the customer to turn the camera on")
+        case "camera_request":
+            return _("The representative stopped the customer's camera")
+    return event.kind
 
 
 def _seconds_text(seconds: float) -> str:
@@ -116,7 +153,8 @@ async def _documents(
 async def _events(
     db: AsyncSession, record: MeetingRecord, _: Translator, documents: list[Event], files: list[RoomFile]
 ) -> tuple[list[Event], list[SitIn]]:
-    """The timeline: start, agreement, SMS, documents, files, sitting in, end; and the sit-ins."""
+    """The meeting's one timeline, in order: start, agreement, SMS, documents, files, sitting in, recording,
+    cameras and screen share, end; and the sit-ins. The replay page shows the same events."""
     how = _(VIA_LABELS.get(record.via, record.via))
     events = [Event(in_jst(record.started_at), _("Meeting started ({how})", how=how))]
     for ack, _texts in await acknowledgements.for_room(db, record.room_id):
@@ -136,6 +174,9 @@ async def _events(
         if watcher.ended_at is not None:
             text = _("{name} stopped sitting in", name=watcher.user_name)
             events.append(Event(in_jst(watcher.ended_at), text))
+    happened = select(MeetingEvent).where(MeetingEvent.room_id == record.room_id).order_by(MeetingEvent.id)
+    for event in await db.scalars(happened):
+        events.append(Event(in_jst(event.at), _happened(event, _)))
     if record.ended_at is not None:
         events.append(Event(in_jst(record.ended_at), _("Meeting ended")))
     events.sort(key=lambda event: event.at)
@@ -197,6 +238,11 @@ async def _page(request: Request, record: MeetingRecord, status_code: int = 200,
         role_words=ROLE_WORDS,
         documents=documents,
         events=events,
+        recordings=await db.scalar(
+            select(Recording.id)
+            .where(Recording.room_id == record.room_id, Recording.org_id == record.org_id)
+            .limit(1)
+        ),
         sit_ins=[(w, in_jst(w.started_at), in_jst(w.ended_at) if w.ended_at else None) for w in watchers],
         edits=[(edit, in_jst(edit.at)) for edit in await guest_info.edits(db, record.id)],
         **context,

@@ -77,7 +77,9 @@ def filters_from(request: Request, user: User, default_weeks: int | None = None)
 
     ``default_weeks``: with no dates given, the last so many weeks (the reports' default)."""
     params = request.query_params
-    form = {name: params.get(name, "").strip()[:200] for name in ("from", "to", "host", "tag", "q", "sort")}
+    names = ("from", "to", "host", "tag", "q", "sort", "recorded")
+    form = {name: params.get(name, "").strip()[:200] for name in names}
+    form["recorded"] = "1" if form["recorded"] else ""
     errors: list[str] = []
     start, end = _date(form["from"], errors), _date(form["to"], errors)
     if default_weeks and not form["from"] and not form["to"]:
@@ -104,6 +106,7 @@ def filters_from(request: Request, user: User, default_weeks: int | None = None)
         tag=form["tag"],
         text=form["q"],
         sort=sort,
+        recorded=bool(form["recorded"]),
     )
     return Filters(record_filter, form, errors)
 
@@ -250,7 +253,7 @@ def csv_rows(via: dict[str, str], rows: Iterable[RecordRow], names: dict[int, st
     text, get_name = _text, names.get
     lines = []
     for (_id, connect_id, _room, started, ended, seconds, how, _host, host, name, reading, company, phone,
-         memo, notes, tags, files, documents) in rows:  # fmt: skip
+         memo, notes, tags, files, documents, _recorded) in rows:  # fmt: skip
         lines.append(
             ",".join(
                 (

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from documents.library import DocumentJobs
     from media import MediaRooms, MediaSettings
     from recordings.quotas import FileQuotas
+    from recordings.recorder import Recorder
     from signaling.broker import Broker
     from signaling.hub import RoomHub
     from signaling.numbers import NumberStore
@@ -41,6 +42,7 @@ class Services:
     broker: Broker
     numbers: NumberStore
     hub: RoomHub
+    recorder: Recorder  # レコログ: writes recordings (recordings.recorder)
     media: MediaRooms
     media_settings: MediaSettings
     sms: SmsGateway

@@ -122,7 +122,9 @@ async def sit_in_channel(websocket: WebSocket) -> None:
             room = await _room(websocket, user)
             if room.home_node == state.settings.node_id and not state.hub.is_home(room.id):
                 async with state.sessions() as db:  # this node was restarted: bring the room back
-                    await state.hub.open(room.id, await rooms.connect_id(db, room.id), room.state)
+                    await state.hub.open(
+                        room.id, await rooms.connect_id(db, room.id), room.state, recording=room.recording
+                    )
             async with state.sessions.begin() as db:
                 record = await record_for_room(db, room.id)
                 assert record is not None  # every room has one

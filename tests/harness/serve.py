@@ -94,6 +94,14 @@ class Serve:
             file.close()
         return status
 
+    def kill(self) -> None:
+        """SIGKILL (a crash, the OOM killer): nothing is closed or flushed by the server."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+        for file in self._files:
+            file.close()
+
     def log_lines(self) -> list[str]:
         return [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
 

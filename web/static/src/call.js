@@ -6,6 +6,7 @@ import { startFiles } from "./files.js";
 import { startLayout } from "./layout.js";
 import { startMemo } from "./memo.js";
 import { PointerMarker, sendPointer } from "./pointer.js";
+import { startRecording } from "./recording.js";
 import { startVideo } from "./video.js";
 import { DocumentViewer, loadDocumentList } from "./viewer.js";
 import { PageZoom } from "./zoom.js";
@@ -222,6 +223,7 @@ export function startCallPage() {
   startMemo(channel, role);
   startFiles(channel, role);
   startCard(channel, role);
+  startRecording(channel, role);
   video = startVideo(channel, role, root);
   channel.connect();
 

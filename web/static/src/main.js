@@ -5,6 +5,7 @@ import { startDocumentsPage } from "./documents.js";
 import { startGuestPage } from "./guest.js";
 import { startHostPage } from "./host.js";
 import { startRecordPage } from "./records.js";
+import { startReplayPage } from "./replay.js";
 import { startSitInPage } from "./sit-in.js";
 
 // Shown by default for browsers that cannot run this module; hidden as soon as it runs.
@@ -18,6 +19,7 @@ const pages = {
   "card-settings": startCardSettingsPage,
   record: startRecordPage,
   "sit-in": startSitInPage,
+  replay: startReplayPage,
 };
 
 const start = pages[document.body.dataset.page];

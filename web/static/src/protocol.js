@@ -65,4 +65,5 @@ export const ErrorCode = Object.freeze({
   MEMO_BROKEN_TEXT: "memo_broken_text",
   MEMO_NOT_TEXT: "memo_not_text",
   READ_ONLY: "read_only",
+  RECORDING_FAILED: "recording_failed",
 });

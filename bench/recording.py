@@ -1,0 +1,145 @@
+"""Recording (レコログ): what writing a 640×480@30 VP8 stream to WebM costs, passthrough (depacketize and mux,
+``recordings.recorder``) against decode + re-encode in the same run, and the relay's forwarding capacity with
+every stream recorded against none recorded.
+
+- ``passthrough_core_pct_per_stream``: CPU (this process, every thread: the sink on the loop and the writer
+  thread) per second of one stream written, in % of a core. Streams are fed faster than real time; the
+  figure is work done, not wall time. Target ≤ 2.
+- ``transcode_core_pct_per_stream``: decoding and re-encoding the same frames (aiortc's VP8 decoder and
+  encoder), per second of one stream, in % of a core: what a recorder that transcodes would cost.
+- ``relay_capacity_ratio_recording``: streams per core of the relay (bench/relay.py's load generator and
+  server process) with every room recorded ÷ with none, same rooms, same run. Target ≥ 0.8.
+
+Run it inside ``unshare --net`` (loopback only), like the tests: ``python -m bench.recording``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from aiortc.codecs.vpx import Vp8Decoder, Vp8Encoder
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtp import RtpPacket
+
+from bench.relay import measure
+from bench.relay_load import FPS, encoded_frames
+from recordings.recorder import RoomRecording
+from web import serving
+
+
+def packets(frames: list[list[bytes]], ssrc: int, seconds: float) -> list[bytes]:
+    """``seconds`` of the looped frames as RTP packets of one stream."""
+    out = []
+    seq, timestamp = 0, 0
+    for index in range(int(seconds * FPS)):
+        payloads = frames[index % len(frames)]
+        for part, payload in enumerate(payloads):
+            marker = int(part == len(payloads) - 1)
+            packet = RtpPacket(
+                payload_type=96,
+                marker=marker,
+                sequence_number=seq,
+                timestamp=timestamp,
+                ssrc=ssrc,
+                payload=payload,
+            )
+            out.append(packet.serialize())
+            seq = (seq + 1) & 0xFFFF
+        timestamp += 90000 // FPS
+    return out
+
+
+async def passthrough(frames: list[list[bytes]], streams: int, seconds: float) -> float:
+    """% of a core per recorded stream, depacketizing and muxing (no decoding)."""
+    feeds = [packets(frames, 1000 + n, seconds) for n in range(streams)]
+    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as spool:
+        failures: list[str] = []
+        recording = RoomRecording(
+            Path(spool) / "room", failures.append, asyncio.get_running_loop(), queue_packets=1_000_000
+        )
+        cpu0 = time.process_time()
+        for index in range(max(len(feed) for feed in feeds)):  # interleaved, as a room's streams arrive
+            for n, feed in enumerate(feeds):
+                if index < len(feed):
+                    seat, mline = ("host", "guest")[n % 2], n // 2 % 2  # camera and screen of both seats
+                    recording.packet(seat, mline, "video", feed[index], 12, 0.0)
+        finished = await recording.stop()
+        cpu = time.process_time() - cpu0
+        assert not failures and not finished.damaged, failures
+        assert len(finished.tracks) == min(streams, 4)
+    return 100 * cpu / (streams * seconds)
+
+
+def transcode(frames: list[list[bytes]], seconds: float) -> float:
+    """% of a core per stream, decoding and re-encoding every frame (what a transcoding recorder does)."""
+    decoder, encoder = Vp8Decoder(), Vp8Encoder()
+    encoder.target_bitrate = 1_000_000
+    count = int(seconds * FPS)
+    cpu0 = time.process_time()
+    for index in range(count):
+        payloads = frames[index % len(frames)]
+        data = b"".join(_vp8_data(p) for p in payloads)
+        for picture in decoder.decode(JitterFrame(data=data, timestamp=index * 3000)):
+            encoder.encode(picture, index == 0)
+    return 100 * (time.process_time() - cpu0) / seconds
+
+
+def _vp8_data(payload: bytes) -> bytes:
+    from recordings.webm import vp8_payload
+
+    found = vp8_payload(payload)
+    assert found is not None
+    return found[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--streams", type=int, default=4, help="streams recorded at once (passthrough)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds of each stream written")
+    parser.add_argument("--transcode-seconds", type=float, default=3.0)
+    parser.add_argument("--relay-streams", type=int, default=20, help="rooms in the relay runs")
+    parser.add_argument("--relay-seconds", type=float, default=5.0, help="measured window per relay run")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default=serving.LOOP)
+    args = parser.parse_args(argv)
+    logging.getLogger("aiortc").setLevel(logging.ERROR)
+    started = time.monotonic()
+    print(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    frames = encoded_frames(1.0, 1_000_000)
+    packets_per_s = sum(len(f) for f in frames) * FPS / len(frames)
+    print(f"# camera: 640x480@{FPS} VP8, {packets_per_s:.0f} packets/s")
+
+    with asyncio.Runner(loop_factory=serving.loop_factory(args.loop)) as runner:
+        passthrough_pct = runner.run(passthrough(frames, args.streams, args.seconds))
+    transcode_pct = transcode(frames, args.transcode_seconds)
+    plain = measure("passthrough", args.relay_streams, args.relay_seconds, frames, args.loop)
+    recorded = measure("recording", args.relay_streams, args.relay_seconds, frames, args.loop)
+    ratio = recorded.streams_per_core / plain.streams_per_core
+
+    figures: dict[str, float | int] = {
+        "passthrough_core_pct_per_stream": passthrough_pct,
+        "transcode_core_pct_per_stream": transcode_pct,
+        "transcode_to_passthrough_ratio": transcode_pct / passthrough_pct,
+        "relay_streams": plain.streams,
+        "relay_streams_flowing": plain.flowing,
+        "relay_streams_per_core": plain.streams_per_core,
+        "relay_recording_streams_flowing": recorded.flowing,
+        "relay_recording_streams_per_core": recorded.streams_per_core,
+        "relay_capacity_ratio_recording": ratio,
+        "seconds": time.monotonic() - started,
+    }
+    for name, value in figures.items():
+        print(f"{name}: {value:.2f}" if isinstance(value, float) else f"{name}: {value}")
+    met = passthrough_pct <= 2 and ratio >= 0.8 and recorded.flowing == recorded.streams
+    print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"targets_met: {'yes' if met else 'no'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,310 @@
+"""レコログ in real Chromium with fake cameras, through the real relay: 「録画中」 on both sides (the guest
+told before its camera starts, and when it saw it kept), the host's stop and restart, and every track file
+of the call decoding with PyAV over (within 1 s) the time it was recorded, with frames from both ends."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from pycrdt import Doc, Text
+from sqlalchemy import select
+
+from documents.models import Document, DocumentStatus
+from recordings.models import MeetingEvent, MemoUpdate, PageView, Recording
+from recordings.webm import TrackWriter
+from signaling.memo import TEXT_NAME
+from signaling.models import JoinedVia
+from signaling.rooms import at, create_room
+from store.models import User
+from tests.calls import decoding, meeting, signed_in_host
+from tests.harness.live import LiveServer
+from tests.harness.serve import Serve
+from tests.helpers import PASSWORD
+from tests.rtp_streams import VIDEO_PT, RtpStream, vp8_frames
+from web.accounts import org_by_slug
+from web.services import services
+
+pytestmark = pytest.mark.browser
+
+
+def decoded_span(path: str) -> tuple[int, float, float]:
+    """Frames decoded, the first and the last frame's time (s)."""
+    frames, first, last = 0, None, 0.0
+    with av.open(path) as container:
+        stream = container.streams[0]
+        for frame in container.decode(stream):
+            base = getattr(frame, "time_base", None)
+            if frame.pts is None or base is None:
+                continue
+            at = float(frame.pts * base)
+            first = at if first is None else first
+            last, frames = at, frames + 1
+    return frames, first or 0.0, last
+
+
+async def rows(server: LiveServer, room_id: str) -> tuple[list[Recording], list[MeetingEvent]]:
+    async with services(server.app).sessions() as db:
+        recordings = list(await db.scalars(select(Recording).where(Recording.room_id == room_id)))
+        events = list(
+            await db.scalars(
+                select(MeetingEvent).where(MeetingEvent.room_id == room_id).order_by(MeetingEvent.id)
+            )
+        )
+    return recordings, events
+
+
+def test_a_recorded_call_leaves_a_decodable_file_per_track(
+    server: LiveServer, new_context: Callable[..., Any], tmp_path: Path
+) -> None:
+    host, guest = meeting(new_context, server, recording=True)
+    room_id = host.url.rsplit("/", 1)[1]
+    for page in (host, guest):  # the call's first media started it
+        page.locator("#recording-badge[data-recording='1']").wait_for()
+        assert page.locator("#recording-badge").inner_text().endswith("録画中")
+    started = time.monotonic()
+    decoding(host)
+    decoding(guest)
+    # The host stops the recording, then restarts it: a second set of files.
+    host.get_by_role("button", name="録画を停止").click()
+    for page in (host, guest):
+        page.locator("#recording-badge[data-recording='']").wait_for()
+    first_stop = time.monotonic()
+    host.get_by_role("button", name="録画を再開").click()
+    for page in (host, guest):
+        page.locator("#recording-badge[data-recording='1']").wait_for()
+    restarted = time.monotonic()
+    decoding(host, more=60, within=10)
+    decoding(guest, more=20, within=10)
+    host.get_by_role("button", name="終了", exact=True).click()
+    guest.get_by_text("商談は終了しました。").wait_for()
+    ended = time.monotonic()
+    server.call(services(server.app).recorder.settle())
+
+    recordings, events = server.call(rows(server, room_id))
+    kinds = [event.kind for event in events]
+    assert kinds.count("recording_started") == 2 and kinds.count("recording_stopped") == 2
+    seen = [event for event in events if event.kind == "recording_seen"]
+    assert seen and "Chrome" in seen[0].detail  # when the guest saw it, and on what
+    guest_camera = [event for event in events if event.kind == "camera" and event.detail == "guest on"]
+    assert guest_camera and seen[0].id < guest_camera[0].id  # told before its camera started
+
+    # One set of files per start, seconds apart (a file's origin is its first frame).
+    recordings.sort(key=lambda r: r.origin_at)
+    sets: list[list[Recording]] = [[recordings[0]]]
+    for recording in recordings[1:]:
+        if (recording.origin_at - sets[-1][0].origin_at).total_seconds() > 2:
+            sets.append([])
+        sets[-1].append(recording)
+    assert len(sets) == 2
+    spans = [first_stop - started, ended - restarted]
+    for files, real in zip(sets, spans, strict=True):
+        assert {(f.seat, f.track) for f in files} >= {("host", "camera"), ("guest", "camera")}
+        begins = min(f.origin_at for f in files)
+        for recording in files:
+            assert recording.state == "done", recording.reason
+            if recording.track != "camera":
+                continue
+            path = tmp_path / recording.key.replace("/", "_")
+            path.write_bytes(server.call(services(server.app).storage.get(recording.key)))
+            frames, first, last = decoded_span(str(path))
+            assert frames > 10 and first == 0.0
+            # From the start of the recording (a camera may start a moment after the first media) to its
+            # end (frames from both ends), the end within 1 s of when the recording stopped.
+            late = (recording.origin_at - begins).total_seconds()
+            assert late < 3.0, (recording.seat, late)
+            assert abs(late + last - real) < 1.0, (recording.seat, late, last, real)
+            assert recording.end_ms == pytest.approx(last * 1000, abs=50)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Serve]:
+    serve = Serve(tmp_path)
+    serve.run("db", "upgrade")
+    serve.run("org", "add", "acme", "--name", "ACME")
+    serve.run(
+        "user",
+        "add",
+        "--org",
+        "acme",
+        "--role",
+        "host",
+        "--email",
+        "host@acme.example",
+        "--password",
+        PASSWORD,
+    )
+    serve.start()
+    yield serve
+    if serve.process is not None and serve.process.poll() is None:
+        serve.stop()
+
+
+def test_a_server_killed_while_recording_leaves_files_the_next_start_recovers(
+    served: Serve, new_context: Callable[..., Any]
+) -> None:
+    host, guest = meeting(new_context, served, recording=True)
+    room_id = host.url.rsplit("/", 1)[1]
+    for page in (host, guest):
+        page.locator("#recording-badge[data-recording='1']").wait_for()
+    decoding(host, more=150, within=15)  # some seconds of video both ways
+    decoding(guest, more=20, within=10)
+    killed = time.time()
+    served.kill()  # SIGKILL: nothing is closed, nothing flushed beyond what the muxer already did
+    for page in (host, guest):
+        page.context.close()
+
+    spool = served.root / "var" / "recordings-spool"
+    left = sorted(spool.glob(f"*/{room_id}/*/*.webm"))
+    assert {path.name.split("-", 1)[1] for path in left} >= {"host-camera.webm", "guest-camera.webm"}
+    for path in left:
+        if not path.name.endswith("camera.webm"):
+            continue
+        frames, _, last = decoded_span(str(path))  # plays as it was left, with no duration or cues
+        origin = int(path.name.split("-", 1)[0]) / 1000
+        assert frames > 10 and killed - (origin + last) < 5.0, (path.name, killed - (origin + last))
+
+    served.start()  # the next start finishes them: remuxed, stored, marked recovered
+    deadline = time.monotonic() + 30
+    while len(served.events("recording.recovered")) < len(left):
+        assert time.monotonic() < deadline, "the recordings were not recovered within 30 s"
+        time.sleep(0.2)
+    with sqlite3.connect(served.root / "var" / "tsunagu.db") as db:
+        stored = db.execute("SELECT key, state, seat, track FROM recordings WHERE room_id = ?", (room_id,))
+        found = stored.fetchall()
+    assert {state for _, state, _, _ in found} == {"recovered"} and len(found) == len(left)
+    for key, _, _, track in found:
+        path = served.root / "var" / key
+        with av.open(str(path)) as container:
+            assert container.duration is not None  # finished: a duration and cues now
+        if track == "camera":
+            assert decoded_span(str(path))[0] > 10
+    assert not list(spool.glob(f"*/{room_id}/*/*.webm"))
+
+
+async def recorded_meeting(server: LiveServer, video: bytes) -> tuple[int, int, int, float]:
+    """A meeting of acme's host with a 3 s camera recording 5 s in, a document whose pages 1 and 2 were
+    shown (at 2 s and 8 s), and a memo typed in two steps (at 3 s and 7 s): (record id, document id,
+    recording id, its start as POSIX time)."""
+    app = server.app
+    async with services(app).sessions() as db:
+        org = await org_by_slug(db, "acme")  # the server fixture's org and host
+        host = await db.scalar(select(User).where(User.email == "host@acme.example"))
+        assert host is not None
+        org_id, host_id = org.id, host.id
+    start = float(int(time.time()) - 600)
+    doc: Doc[Any] = Doc()
+    doc[TEXT_NAME] = text = Text()
+    text += "first line\n"
+    first = doc.get_update()
+    state = doc.get_state()
+    text += "second line\n"
+    second = doc.get_update(state)
+    async with services(app).sessions.begin() as db:
+        room, record = await create_room(
+            db,
+            org_id=org_id,
+            host_id=host_id,
+            via=JoinedVia.NUMBER,
+            guest_token="guest",
+            camera=True,
+            recording=True,
+            home_node="test",
+            now=start,
+        )
+        record.ended_at = at(start + 20)
+        document = Document(org_id=org_id, owner_id=record.host_id, name="会社案内.pdf", pages=3, rendered=3)
+        document.status = DocumentStatus.READY
+        db.add(document)
+        await db.flush()
+        db.add(
+            PageView(
+                room_id=room.id,
+                document_id=document.id,
+                page=1,
+                started_at=at(start + 2),
+                ended_at=at(start + 8),
+            )
+        )
+        db.add(
+            PageView(
+                room_id=room.id,
+                document_id=document.id,
+                page=2,
+                started_at=at(start + 8),
+                ended_at=at(start + 12),
+            )
+        )
+        db.add(MemoUpdate(room_id=room.id, update=first, author="host", created_at=at(start + 3)))
+        db.add(MemoUpdate(room_id=room.id, update=second, author="guest", created_at=at(start + 7)))
+        key = f"recordings/{org_id}/{room.id}/1-guest-camera.webm"
+        await services(app).storage.put(key, video)
+        recording = Recording(
+            org_id=org_id,
+            room_id=room.id,
+            seat="guest",
+            track="camera",
+            key=key,
+            origin_at=at(start + 5),
+            start_ms=0,
+            end_ms=2966,
+            size=len(video),
+            state="done",
+        )
+        db.add(recording)
+        await db.flush()
+        return record.id, document.id, recording.id, start
+
+
+def test_the_replay_seeks_to_a_moment_and_shows_the_page_and_memo_of_then(
+    server: LiveServer, new_context: Callable[..., Any], tmp_path: Path
+) -> None:
+    writer = TrackWriter(tmp_path, "guest-camera", "video", 0)
+    video = RtpStream(ssrc=1, payload_type=VIDEO_PT, clock_rate=90000, frame_ticks=3000)
+    for index, payloads in enumerate(vp8_frames(90, 320, 240)):
+        for data in video.packets(payloads):
+            writer.packet(data, 12, index * 1000 / 30)
+    result = writer.close()
+    assert result is not None
+    record_id, document_id, recording_id, start = server.call(
+        recorded_meeting(server, result.path.read_bytes())
+    )
+
+    host = signed_in_host(new_context, server)
+    host.goto(f"{server.url}/records/{record_id}")
+    host.get_by_role("link", name="録画を再生").click()
+    host.locator("#replay[data-ready='1']").wait_for()
+
+    def seek(seconds: float) -> None:
+        host.evaluate("at => window.tsunaguReplay.seekTo(at)", int((start + seconds) * 1000))
+
+    seek(6.0)  # page 1 on screen, the host's line typed, the guest's not yet; 1 s into the recording
+    assert host.locator("#replay-page").get_attribute("src") == f"/documents/{document_id}/pages/1.jpg"
+    assert host.locator("#replay-memo").text_content() == "first line\n"
+    camera = host.locator("video.replay-camera")
+    assert camera.is_visible()
+    host.wait_for_function("() => document.querySelector('video.replay-camera').readyState >= 2")
+    assert abs(float(camera.evaluate("v => v.currentTime")) - 1.0) < 0.2
+    seek(9.0)  # page 2, both lines; the recording is over: its video is hidden
+    assert host.locator("#replay-page").get_attribute("src") == f"/documents/{document_id}/pages/2.jpg"
+    assert host.locator("#replay-memo").text_content() == "first line\nsecond line\n"
+    assert not camera.is_visible()
+    seek(15.0)  # no document any more
+    assert host.locator("#replay-page").is_hidden()
+    # Clicking a memo line seeks to when it was written.
+    host.locator("#replay-lines button", has_text="second line").click()
+    assert int(host.locator("#replay").get_attribute("data-position") or 0) == 7000
+    assert host.locator("#replay-memo").text_content() == "first line\nsecond line\n"
+    # The timeline's events seek too (the document shown at 2 s).
+    host.locator("#replay-events button", has_text="会社案内.pdf").click()
+    assert int(host.locator("#replay").get_attribute("data-position") or 0) == 2000
+    # The file is fetched with Range requests (seekable without loading it whole).
+    ranged = host.request.get(
+        f"{server.url}/records/{record_id}/recordings/{recording_id}", headers={"Range": "bytes=0-99"}
+    )
+    assert ranged.status == 206 and len(ranged.body()) == 100
