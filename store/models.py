@@ -59,6 +59,8 @@ class Org(Base):
     host_file_send: Mapped[bool] = mapped_column(Boolean, default=True)
     # 同席: whether the participants are shown 「上長が同席中」 while a manager sits in on their meeting.
     show_sit_in: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Customers and deals: hosts see only their own unless the org shares them with every host.
+    share_customers: Mapped[bool] = mapped_column(Boolean, default=False)
 
     users: Mapped[list[User]] = relationship(back_populates="org")
 
