@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import httpx
@@ -43,7 +44,7 @@ async def client_of(app: Starlette, email: str) -> httpx.AsyncClient:
 
 
 async def form_post(
-    client: httpx.AsyncClient, page: str, path: str, data: dict[str, object]
+    client: httpx.AsyncClient, page: str, path: str, data: Mapping[str, object]
 ) -> httpx.Response:
     token = csrf_from((await client.get(page)).text)
     return await client.post(path, data={**data, "csrf_token": token})
