@@ -190,7 +190,7 @@ async def add_customer(request: Request) -> Response:
 async def merge_preview(request: Request) -> Response:
     other = request.query_params.get("other", "")
     keep_id = int(request.path_params["customer_id"])
-    if not other.isdigit():
+    if not other.isdigit() or len(other) > 9:
         customer = await customers.get(request.state.db, scope_of(request), keep_id)
         return await _customer_page(
             request, customer, 400, error=translator(request)(customers.SAME_CUSTOMER)
@@ -203,11 +203,11 @@ async def merge_preview(request: Request) -> Response:
 
 @signed_in()
 async def merge(request: Request) -> Response:
-    form = await request.form()
-    other = str(form.get("other", ""))
-    if not other.isdigit():
-        raise InvalidInput(customers.SAME_CUSTOMER)
     keep_id = int(request.path_params["customer_id"])
+    await customers.get(request.state.db, scope_of(request), keep_id)  # someone else's: 404 before anything
+    other = str((await request.form()).get("other", ""))
+    if not other.isdigit() or len(other) > 9:
+        raise InvalidInput(customers.SAME_CUSTOMER)
     await customers.merge(request.state.db, scope_of(request), keep_id, int(other), now_of(request))
     return RedirectResponse(f"/customers/{keep_id}?merged=1", status_code=303)
 
