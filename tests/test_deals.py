@@ -275,3 +275,23 @@ async def test_hosts_see_their_own_customers_and_deals_unless_the_org_shares_the
     finally:
         for client in (host2, stranger, boss):
             await client.aclose()
+
+
+async def test_a_meeting_by_connect_number_is_tied_to_a_customer_after_the_call(
+    app: Starlette, acme: Seeded
+) -> None:
+    from tests.test_records import make_record
+
+    known = await make_customer(app, acme, "host@acme.example", name="既存 顧客", phone="+819055556666")
+    record = await make_record(app, acme, "host@acme.example", "ご提案", NOW)
+    host = await client_of(app, "host@acme.example")
+    try:
+        page = f"/records/{record.id}"
+        bad = await form_post(host, page, f"{page}/customer", {"phone": "なし"})
+        assert bad.status_code == 400
+        tied = await form_post(host, page, f"{page}/customer", {"phone": "０９０ー５５５５ー６６６６"})
+        assert tied.status_code == 303 and tied.headers["location"] == f"/customers/{known}"
+        assert f'href="/customers/{known}"' in (await host.get(page)).text
+        assert f'data-record="{record.id}"' in (await host.get(f"/customers/{known}")).text
+    finally:
+        await host.aclose()
