@@ -32,8 +32,8 @@ from web.templating import render, translator
 
 CHANNEL_LABELS = {
     Channel.UNSET: N_("Not given (email, else SMS)"),
-    Channel.EMAIL: N_("Email"),
-    Channel.SMS: N_("SMS"),
+    Channel.EMAIL: N_("By email"),
+    Channel.SMS: N_("By SMS"),
 }
 LIMITS = {"name": 100, "reading": 100, "company": 200, "email": 254}
 NAME_OR_CONTACT = N_("Enter at least a name, a phone number or an email address.")
