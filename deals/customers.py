@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import N_, InvalidInput, NotFound
@@ -20,6 +21,7 @@ from signaling.phone import search_phone
 from store.models import Org, Role, User
 
 PAGE_SIZE = 50
+PHONE_TAKEN = N_("Customer No. {other} already has this phone number: merge the two records instead.")
 SAME_CUSTOMER = N_("Choose two different customers to merge.")
 
 
@@ -53,18 +55,32 @@ async def get(db: AsyncSession, scope: Scope, customer_id: int) -> Customer:
 
 
 async def match_or_create(db: AsyncSession, org_id: int, owner_id: int | None, phone: str) -> Customer:
-    """The org's customer with this E.164 number (the oldest if several), or a new one owned by the host."""
-    found = await db.scalar(
-        select(Customer)
-        .where(Customer.org_id == org_id, Customer.phone == phone)
-        .order_by(Customer.id)
-        .limit(1)
-    )
-    if found is None:
-        found = Customer(org_id=org_id, owner_id=owner_id, phone=phone)
-        db.add(found)
-        await db.flush()
-    return found
+    """The org's customer with this E.164 number, or a new one owned by the host. Safe when two meetings
+    with one new number start at once: the unique index lets one insert win, the other finds it."""
+    found = await by_phone(db, org_id, phone)
+    if found is not None:
+        return found
+    try:
+        async with db.begin_nested():  # a savepoint: losing a race to the same number rolls back only this
+            made = Customer(org_id=org_id, owner_id=owner_id, phone=phone)
+            db.add(made)
+        return made
+    except IntegrityError:  # another meeting with this number made the customer a moment ago
+        found = await by_phone(db, org_id, phone)
+        assert found is not None
+        return found
+
+
+async def by_phone(db: AsyncSession, org_id: int, phone: str) -> Customer | None:
+    """The org's customer with this E.164 number (one at most: a unique index)."""
+    return await db.scalar(select(Customer).where(Customer.org_id == org_id, Customer.phone == phone))
+
+
+async def check_phone_free(db: AsyncSession, org_id: int, phone: str, customer_id: int | None) -> None:
+    """Refuse a number another customer of the org has (they are the same person: merge them instead)."""
+    other = await by_phone(db, org_id, phone) if phone else None
+    if other is not None and other.id != customer_id:
+        raise InvalidInput(PHONE_TAKEN, other=other.id)
 
 
 async def attach_meeting(db: AsyncSession, record_id: int, customer_id: int) -> None:
@@ -167,11 +183,14 @@ async def merge(db: AsyncSession, scope: Scope, keep_id: int, drop_id: int, now:
         update(CustomerMeeting).where(CustomerMeeting.customer_id == drop.id).values(customer_id=keep.id)
     )
     await db.execute(update(Deal).where(Deal.customer_id == drop.id).values(customer_id=keep.id))
+    channel = drop.channel
+    # Gone before its number moves: one customer per number at every moment (the unique index).
+    await db.execute(delete(Customer).where(Customer.id == drop.id))
+    db.expunge(drop)
     for name, value in preview.filled.items():
         setattr(keep, name, value)
     if keep.channel == Channel.UNSET:
-        keep.channel = drop.channel
+        keep.channel = channel
     keep.updated_at = now
-    await db.execute(delete(Customer).where(Customer.id == drop.id))
     await db.flush()
     return preview

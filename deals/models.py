@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models import Base, str_enum, utcnow
@@ -24,7 +24,18 @@ class Customer(Base):
     """One person (or company contact) across meetings and deals. ``phone`` is E.164 (signaling.phone)."""
 
     __tablename__ = "customers"
-    __table_args__ = (Index("ix_customers_org_phone", "org_id", "phone"),)
+    # One customer per number in an org (a number's meetings gather on one page, even when two meetings
+    # start at the same moment); customers without a number are many.
+    __table_args__ = (
+        Index(
+            "ix_customers_org_phone",
+            "org_id",
+            "phone",
+            unique=True,
+            sqlite_where=text("phone <> ''"),
+            postgresql_where=text("phone <> ''"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)

@@ -5,6 +5,7 @@ the CSV of exactly the filter with survey columns, surveys' limits, and who sees
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import Mapping
@@ -293,5 +294,35 @@ async def test_a_meeting_by_connect_number_is_tied_to_a_customer_after_the_call(
         assert tied.status_code == 303 and tied.headers["location"] == f"/customers/{known}"
         assert f'href="/customers/{known}"' in (await host.get(page)).text
         assert f'data-record="{record.id}"' in (await host.get(f"/customers/{known}")).text
+    finally:
+        await host.aclose()
+
+
+async def test_links_to_one_new_number_at_once_make_one_customer_and_a_taken_number_is_refused(
+    app: Starlette, acme: Seeded
+) -> None:
+    host = await client_of(app, "host@acme.example")
+    try:
+        token = csrf_from((await host.get("/host")).text)
+        barrier = asyncio.Event()
+
+        async def start(typed: str) -> int:
+            await barrier.wait()
+            body = {"phone": typed, "camera": True, "recording": False}
+            headers = {"X-CSRF-Token": token, "Accept": "application/json"}
+            return (await host.post("/api/rooms/link", json=body, headers=headers)).status_code
+
+        racing = [asyncio.create_task(start(t)) for t in ("080-2222-3333", "08022223333", "+81 80 2222 3333")]
+        await asyncio.sleep(0)
+        barrier.set()
+        assert await asyncio.gather(*racing) == [201, 201, 201]
+        async with services(app).sessions() as db:
+            (customer,) = list(await db.scalars(select(Customer)))
+            tied = list(await db.scalars(select(CustomerMeeting.customer_id)))
+        assert tied == [customer.id] * 3
+        other = await make_customer(app, acme, "host@acme.example", name="別人")
+        page = f"/customers/{other}"
+        taken = await form_post(host, page, page, {"name": "別人", "phone": "080 2222 3333"})
+        assert taken.status_code == 400 and f"お客さま No. {customer.id}" in taken.text
     finally:
         await host.aclose()

@@ -146,6 +146,7 @@ async def edit_customer(request: Request) -> Response:
     form = {name: str(value) for name, value in (await request.form()).items()}
     try:
         values = clean_details(form)
+        await customers.check_phone_free(db, customer.org_id, str(values["phone"]), customer.id)
     except InvalidInput as exc:
         _ = translator(request)
         params = {**exc.params, **({"field": _(exc.params["field"])} if "field" in exc.params else {})}
@@ -163,6 +164,7 @@ async def add_customer(request: Request) -> Response:
     form = {name: str(value) for name, value in (await request.form()).items()}
     try:
         values = clean_details(form)
+        await customers.check_phone_free(request.state.db, user.org_id, str(values["phone"]), None)
     except InvalidInput as exc:
         found, total = await customers.search(request.state.db, scope_of(request), "")
         _ = translator(request)

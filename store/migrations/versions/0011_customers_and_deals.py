@@ -88,7 +88,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("customers", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_customers_org_id"), ["org_id"], unique=False)
-        batch_op.create_index("ix_customers_org_phone", ["org_id", "phone"], unique=False)
+        batch_op.create_index(
+            "ix_customers_org_phone",
+            ["org_id", "phone"],
+            unique=True,
+            sqlite_where=sa.text("phone <> ''"),
+            postgresql_where=sa.text("phone <> ''"),
+        )
 
     op.create_table(
         "customer_meetings",
