@@ -138,15 +138,17 @@ async def search(db: AsyncSession, scope: Scope, query: str, page: int = 1) -> t
     return list(rows), total
 
 
-async def meetings(db: AsyncSession, customer_id: int) -> list[MeetingRecord]:
-    """The customer's meeting records, newest first."""
-    rows = await db.scalars(
+async def meetings(db: AsyncSession, scope: Scope, customer_id: int) -> list[MeetingRecord]:
+    """The customer's meeting records ``scope`` sees (a private org's host: its own), newest first."""
+    query = (
         select(MeetingRecord)
         .join(CustomerMeeting, CustomerMeeting.record_id == MeetingRecord.id)
-        .where(CustomerMeeting.customer_id == customer_id)
+        .where(CustomerMeeting.customer_id == customer_id, MeetingRecord.org_id == scope.org_id)
         .order_by(MeetingRecord.started_at.desc(), MeetingRecord.id.desc())
     )
-    return list(rows)
+    if scope.host_id is not None:
+        query = query.where(MeetingRecord.host_id == scope.host_id)
+    return list(await db.scalars(query))
 
 
 @dataclass(frozen=True)

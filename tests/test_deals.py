@@ -16,12 +16,13 @@ import pytest
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 
-from deals import pipeline, surveys
+from deals import customers, pipeline, surveys
 from deals.models import Customer, CustomerMeeting, Deal, DealLog, DealStatus, Survey
 from store.models import Role
 from tests.conftest import make_client
 from tests.helpers import Seeded, csrf_from, seed_org, sign_in
 from tests.test_links import post
+from tests.test_records import make_record
 from web.services import services
 
 PEOPLE = {
@@ -199,6 +200,8 @@ async def test_bulk_change_of_50_checked_out_of_60_filtered_and_the_csv_of_the_f
         assert confirm.status_code == 200 and "50件を「見積提示」に変更" in confirm.text
         async with services(app).sessions() as db:
             assert not await db.scalar(select(func.count()).select_from(DealLog))  # nothing before confirming
+        huge = await form_post(boss, "/deals", "/deals/bulk-status", {**body, "deal": list(range(1, 502))})
+        assert huge.status_code == 400 and "500件まで" in huge.text
         done = await form_post(boss, "/deals", "/deals/bulk-status", {**body, "confirm": "1"})
         assert done.status_code == 303
         async with services(app).sessions() as db:
@@ -262,6 +265,13 @@ async def test_hosts_see_their_own_customers_and_deals_unless_the_org_shares_the
             assert "秘密" not in (await client.get("/customers")).text
             assert "秘密" not in (await client.get("/deals.csv")).content.decode("utf-8-sig")
         assert (await boss.get(f"/deals/{deal}")).status_code == 200
+        theirs = await make_record(app, acme, "host2@acme.example", "host2の秘密メモ", NOW)
+        async with services(app).sessions.begin() as db:
+            await customers.attach_meeting(db, theirs.id, customer)
+        host = await client_of(app, "host@acme.example")
+        assert "host2の秘密メモ" not in (await host.get(f"/customers/{customer}")).text  # not its meeting
+        await host.aclose()
+        assert "host2の秘密メモ" in (await boss.get(f"/customers/{customer}")).text
         admin = await client_of(app, "admin@acme.example")
         assert (
             await form_post(admin, "/deal-settings", "/deal-settings/share", {"share": "1"})
@@ -281,7 +291,6 @@ async def test_hosts_see_their_own_customers_and_deals_unless_the_org_shares_the
 async def test_a_meeting_by_connect_number_is_tied_to_a_customer_after_the_call(
     app: Starlette, acme: Seeded
 ) -> None:
-    from tests.test_records import make_record
 
     known = await make_customer(app, acme, "host@acme.example", name="既存 顧客", phone="+819055556666")
     record = await make_record(app, acme, "host@acme.example", "ご提案", NOW)

@@ -22,6 +22,7 @@ from core.errors import N_, InvalidInput
 from deals import customers, notices, pipeline, surveys
 from deals.customers import Scope
 from deals.models import Channel, Customer, Deal
+from recordings.files import room_files
 from signaling.phone import display_mobile, normalise_phone
 from signaling.rooms import at
 from store.models import User
@@ -113,7 +114,8 @@ async def _customer_page(
     answers = await surveys.answers(db, [d.id for d in deals])
     messages = [m for d in deals for m in await notices.deal_messages(db, d.id)]
     messages.sort(key=lambda m: m.id, reverse=True)
-    meetings = await customers.meetings(db, customer.id)
+    meetings = await customers.meetings(db, scope, customer.id)
+    files = {m.room_id: await room_files(db, m.room_id) for m in meetings}
     return render(
         request,
         "customer.html",
@@ -124,6 +126,7 @@ async def _customer_page(
         answers=answers,
         messages=messages,
         meetings=[(m, in_jst(m.started_at)) for m in meetings],
+        files=files,
         show_phone=display_mobile,
         channel_labels=CHANNEL_LABELS,
         in_jst=in_jst,

@@ -51,6 +51,8 @@ SURVEY_LABELS = {
     Survey.DESIRE: N_("Desires"),
 }
 NO_DEALS_CHECKED = N_("Check the deals to change.")
+TOO_MANY_CHECKED = N_("Change at most {limit} deals at once.")
+BULK_LIMIT = 500  # one request's worth of status changes and notices
 
 
 @dataclass
@@ -240,6 +242,8 @@ async def bulk_status(request: Request) -> Response:
     ids = [i for i in (_id(str(v)) for v in form.getlist("deal")) if i is not None]
     if not ids:
         raise InvalidInput(NO_DEALS_CHECKED)
+    if len(ids) > BULK_LIMIT:
+        raise InvalidInput(TOO_MANY_CHECKED, limit=BULK_LIMIT)
     status_id = _id(str(form.get("status", "")))
     if status_id is None:
         raise InvalidInput()
