@@ -28,6 +28,7 @@ from signaling.rooms import at
 from store.models import User
 from web.auth import signed_in
 from web.record_page import record_for
+from web.records import page_number
 from web.services import services
 from web.templating import render, translator
 
@@ -78,15 +79,10 @@ def clean_details(form: dict[str, str]) -> dict[str, str | Channel]:
     return values
 
 
-def _page_number(request: Request) -> int:
-    raw = request.query_params.get("page", "1")
-    return int(raw) if raw.isdigit() and len(raw) < 7 else 1
-
-
 @signed_in()
 async def customers_page(request: Request) -> Response:
     query = request.query_params.get("q", "").strip()[:200]
-    found, total = await customers.search(request.state.db, scope_of(request), query, _page_number(request))
+    found, total = await customers.search(request.state.db, scope_of(request), query, page_number(request))
     return render(
         request,
         "customers.html",

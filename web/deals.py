@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
@@ -32,7 +31,16 @@ from web.auth import signed_in
 from web.customers import now_of, scope_of
 from web.files import content_disposition
 from web.meetings import guest_page_url
-from web.records import BAD_DATE, BAD_RANGE, MANAGERS, csv_line, csv_lines
+from web.records import (
+    BAD_RANGE,
+    MANAGERS,
+    csv_line,
+    csv_lines,
+    page_number,
+    parse_date,
+    query_string,
+    stamp,
+)
 from web.services import services
 from web.templating import render, translator
 
@@ -64,17 +72,7 @@ class Filters:
     errors: list[str] = field(default_factory=list)
 
     def query(self, **changes: str | int) -> str:
-        values = {key: value for key, value in {**self.form, **changes}.items() if value not in ("", None)}
-        return urlencode(values)
-
-
-def _date(value: str, errors: list[str]) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        if BAD_DATE not in errors:
-            errors.append(BAD_DATE)
-        return None
+        return query_string(self.form, **changes)
 
 
 def _id(value: str) -> int | None:
@@ -86,7 +84,7 @@ def filters_from(request: Request, scope: Scope, user: User) -> Filters:
     names = ("status", "host", "from", "to", "customer", "desire", "answer")
     form = {name: params.get(name, "").strip()[:200] for name in names}
     errors: list[str] = []
-    start, end = _date(form["from"], errors), _date(form["to"], errors)
+    start, end = parse_date(form["from"], errors), parse_date(form["to"], errors)
     if start and end and start > end:
         errors.append(BAD_RANGE)
         start = end = None
@@ -105,15 +103,10 @@ def filters_from(request: Request, scope: Scope, user: User) -> Filters:
     return Filters(deal_filter, form, errors)
 
 
-def _page_number(request: Request) -> int:
-    raw = request.query_params.get("page", "1")
-    return int(raw) if raw.isdigit() and len(raw) < 7 else 1
-
-
 async def _list_context(request: Request, filters: Filters) -> dict[str, Any]:
     db: AsyncSession = request.state.db
     user: User = request.state.user
-    rows, total = await listing.find(db, filters.deal_filter, _page_number(request))
+    rows, total = await listing.find(db, filters.deal_filter, page_number(request))
     choices = await surveys.choices(db, user.org_id)
     return {
         "filters": filters,
@@ -310,10 +303,6 @@ CSV_COLUMNS = (
 )
 
 
-def _stamp(moment: datetime) -> str:
-    return in_jst(moment if moment.tzinfo else moment.replace(tzinfo=UTC)).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def csv_rows(rows: list[DealRow], answers: dict[int, dict[Survey, list[str]]]) -> str:
     return csv_lines(
         (
@@ -325,8 +314,8 @@ def csv_rows(rows: list[DealRow], answers: dict[int, dict[Survey, list[str]]]) -
             row.customer_company,
             row.customer_phone,
             row.customer_email,
-            _stamp(row.created_at),
-            _stamp(row.updated_at),
+            stamp(row.created_at),
+            stamp(row.updated_at),
             *(
                 " / ".join(answers.get(row.id, {}).get(s, []))
                 for s in (Survey.QUOTE, Survey.CLOSE, Survey.END)
