@@ -11,7 +11,7 @@ def metadata() -> MetaData:
 
     from store import models
 
-    for module in ("signaling.models", "recordings.models", "documents.models"):
+    for module in ("signaling.models", "recordings.models", "documents.models", "deals.models"):
         importlib.import_module(module)
     return models.Base.metadata
 

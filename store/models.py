@@ -61,6 +61,8 @@ class Org(Base):
     show_sit_in: Mapped[bool] = mapped_column(Boolean, default=True)
     # レコログ: days a recording is kept before the periodic sweep deletes it; 0 keeps them.
     recording_retention_days: Mapped[int] = mapped_column(Integer, default=0)
+    # Customers and deals: hosts see only their own unless the org shares them with every host.
+    share_customers: Mapped[bool] = mapped_column(Boolean, default=False)
 
     users: Mapped[list[User]] = relationship(back_populates="org")
 

@@ -24,6 +24,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route, WebSocketRoute
 from websockets.exceptions import ConnectionClosed
 
+from deals import customers, pipeline
+from deals.models import Customer, OutboxMessage, OutboxStatus
 from documents.models import Document, DocumentStatus
 from recordings.models import MeetingRecord, PageView, Recording
 from signaling.models import SmsMessage
@@ -118,6 +120,29 @@ EXPECTED: dict[tuple[str, str], tuple[int | str, ...]] = {
     ("GET", "/live/{room_id}"): (303, 403, 403, 200, 200, 404),
     ("POST", "/api/sit-in/{room_id}/offer"): (401, 403, 403, 400, 400, 404),
     ("WS", "/ws/sit-in/{room_id}"): (4004, 4004, 4004, "sit_in.welcome", "sit_in.welcome", 4004),
+    # Customers and deals: a host its own customers' deals (unless the org shares them), managers and
+    # admins their org's; the outbox to managers and admins; the pipeline, templates and surveys to admins.
+    ("GET", "/customers"): (303, 200, 200, 200, 200, 200),
+    ("POST", "/customers"): (401, 400, 400, 400, 400, 400),  # an empty customer is refused
+    ("GET", "/customers/{customer_id}"): (303, 200, 404, 200, 200, 404),
+    ("POST", "/customers/{customer_id}"): (401, 400, 404, 400, 400, 404),
+    ("GET", "/customers/{customer_id}/merge"): (303, 400, 404, 400, 400, 404),
+    ("POST", "/customers/{customer_id}/merge"): (401, 400, 404, 400, 400, 404),
+    ("POST", "/customers/{customer_id}/deals"): (401, 303, 404, 303, 303, 404),
+    ("POST", "/records/{record_id}/customer"): (401, 400, 404, 400, 400, 404),  # no phone number given
+    ("GET", "/deals"): (303, 200, 200, 200, 200, 200),
+    ("GET", "/deals.csv"): (303, 200, 200, 200, 200, 200),
+    ("POST", "/deals/bulk-status"): (401, 400, 400, 400, 400, 400),  # nothing checked
+    ("GET", "/deals/{deal_id}"): (303, 200, 404, 200, 200, 404),
+    ("POST", "/deals/{deal_id}/status"): (401, 400, 404, 400, 400, 404),
+    ("GET", "/outbox"): (303, 403, 403, 200, 200, 200),
+    ("POST", "/outbox/{message_id}/resend"): (401, 303, 404, 303, 303, 404),  # sent already: nothing twice
+    ("GET", "/deal-settings"): (303, 403, 403, 403, 200, 200),
+    ("POST", "/deal-settings/statuses"): (401, 403, 403, 403, 400, 400),
+    ("POST", "/deal-settings/statuses/{status_id}"): (401, 403, 403, 403, 400, 404),
+    ("POST", "/deal-settings/order"): (401, 403, 403, 403, 303, 303),
+    ("POST", "/deal-settings/surveys/{survey}"): (401, 403, 403, 403, 303, 303),  # each admin's own org
+    ("POST", "/deal-settings/share"): (401, 403, 403, 403, 303, 303),
     # Operations and static files.
     ("GET", "/healthz"): (200, 200, 200, 200, 200, 200),
     ("GET", "/metrics"): (200, 200, 200, 200, 200, 200),
@@ -207,6 +232,7 @@ async def _world(server: LiveServer, people: dict[str, Browser]) -> World:
     async def recording() -> str:
         return server.call(recording_row())
 
+    customer_id, deal_id, message_id, status_id = server.call(_deal_objects(app, record_id, host_id))
     photo = card_key(host_id, "photo.jpg")
     assert photo is not None
     server.call(services(app).storage.put(photo, b"\xff\xd8\xff\xe0 not checked when served"))
@@ -268,6 +294,11 @@ async def _world(server: LiveServer, people: dict[str, Browser]) -> World:
             "slot": "photo",
             "record_id": str(record_id),
             "recording_id": await recording(),
+            "customer_id": str(customer_id),
+            "deal_id": str(deal_id),
+            "message_id": str(message_id),
+            "status_id": str(status_id),
+            "survey": "desire",
         },
         fresh={
             "token": link_token,
@@ -279,8 +310,34 @@ async def _world(server: LiveServer, people: dict[str, Browser]) -> World:
             "/api/card/images/{slot}/delete": lambda: _value("2"),
             "/records/{record_id}/recordings/{recording_id}/delete": recording,
         },
-        traces=[room_id, "秘密商事", "acme-secret-doc", "acme-secret-file", "acme-secret-memo"],
+        traces=[room_id, "秘密商事", "acme-secret-doc", "acme-secret-file", "acme-secret-memo", "秘密顧客"],
     )
+
+
+async def _deal_objects(app: Starlette, record_id: int, host_id: int) -> tuple[int, int, int, int]:
+    """Acme's host's customer (of the walked meeting), a deal of theirs and a notice already sent."""
+    async with services(app).sessions.begin() as db:
+        record = await db.get(MeetingRecord, record_id)
+        assert record is not None
+        customer = Customer(org_id=record.org_id, owner_id=host_id, name="秘密顧客", phone="+819087654321")
+        db.add(customer)
+        await db.flush()
+        await customers.attach_meeting(db, record_id, customer.id)
+        deal = await pipeline.open_deal(
+            db, record.org_id, customer.id, host_id, "秘密顧客の案件", record.started_at
+        )
+        message = OutboxMessage(
+            org_id=record.org_id,
+            deal_id=deal.id,
+            message_id="walk@tsunagu.invalid",
+            channel="sms",
+            to=customer.phone,
+            body="秘密顧客",
+            status=OutboxStatus.SENT,
+        )
+        db.add(message)
+        await db.flush()
+        return customer.id, deal.id, message.id, deal.status_id
 
 
 async def _value(value: object) -> str:

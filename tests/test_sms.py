@@ -19,7 +19,15 @@ from starlette.applications import Starlette
 
 from core.errors import InvalidInput
 from signaling.models import SmsMessage, SmsStatus
-from signaling.phone import NOT_A_MOBILE, NOT_A_NUMBER, normalise_mobile
+from signaling.phone import (
+    NOT_A_MOBILE,
+    NOT_A_NUMBER,
+    NOT_A_PHONE,
+    display_mobile,
+    is_mobile,
+    normalise_mobile,
+    normalise_phone,
+)
 from signaling.sms import (
     OutboxGateway,
     SmsFailed,
@@ -123,6 +131,33 @@ def test_malformed_numbers_are_refused_with_an_example(typed: str) -> None:
     with pytest.raises(InvalidInput) as info:
         normalise_mobile(typed)
     assert info.value.message == NOT_A_NUMBER
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected", "shown"),
+    [
+        ("03-1234-5678", "+81312345678", "03-1234-5678"),  # a customer's landline: a number, not a mobile
+        ("０４５ー１２３ー４５６７", "+81451234567", "045-123-4567"),
+        ("0120-123-456", "+81120123456", "0120-123-456"),
+        ("090 1234 5678", "+819012345678", "090-1234-5678"),
+        ("+1 415 555 0100", "+14155550100", "+1 415-555-0100"),  # a customer abroad, written internationally
+    ],
+)
+def test_any_valid_number_of_a_customer_gives_e164(typed: str, expected: str, shown: str) -> None:
+    assert normalise_phone(typed) == expected
+    assert display_mobile(expected) == shown
+
+
+@pytest.mark.parametrize("typed", ["", "12345", "tel:0312345678", "03-1234-567", "9012345678", "0" * 80])
+def test_a_customer_number_that_is_not_one_is_refused(typed: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        normalise_phone(typed)
+    assert info.value.message == NOT_A_PHONE
+
+
+def test_only_mobiles_take_sms() -> None:
+    assert is_mobile("+819012345678") and is_mobile("+817012345678")
+    assert not is_mobile("+81312345678") and not is_mobile("+14155550100") and not is_mobile("")
 
 
 # --- a real HTTP server on 127.0.0.1 that plays the provider --------------------------------------------

@@ -32,6 +32,7 @@ from store.db import create_engine, session_factory
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+from deals.mailer import Security, SmtpSettings, make_mailer
 from media import MediaRooms, MediaSettings
 from recordings import retention
 from recordings.quotas import FileQuotas
@@ -46,6 +47,9 @@ from web import (
     admin,
     auth,
     cards,
+    customers,
+    deal_settings,
+    deals,
     documents,
     files,
     guests,
@@ -206,6 +210,16 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         auth_token=settings.sms_auth_token,
         sender=settings.sms_from,
     )
+    if settings.smtp_security not in Security._value2member_map_:
+        raise ValueError(f"SMTP_SECURITY must be one of: {', '.join(Security)}")
+    smtp = SmtpSettings(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        security=Security(settings.smtp_security),
+        user=settings.smtp_user,
+        password=settings.smtp_password,
+        sender=settings.smtp_from,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -251,6 +265,9 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
             *memos.routes,
             *cards.routes,
             *records.routes,
+            *customers.routes,
+            *deals.routes,
+            *deal_settings.routes,
             *record_page.routes,
             *replay.routes,
             *reports.routes,
@@ -290,6 +307,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         media=media,
         media_settings=media_settings,
         sms=sms,
+        mailer=make_mailer(smtp, settings.smtp_from),
         storage=storage,
         documents=DocumentJobs(sessions, settings, storage),
         login_limiter=limiter("login", settings.login_failures_per_minute, 60.0),

@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.errors import N_, InvalidInput, NotFound, RateLimited, Unavailable
 from core.ratelimit import TokenBucket
+from deals import customers
 from documents.models import Document, DocumentStatus
 from media import ice_servers
 from recordings import acknowledgements
@@ -195,6 +196,9 @@ async def start_by_link(request: Request) -> Response:
         memo_text=await default_memo_text(db, user.org_id),
     )
     record.guest_phone = national_number(phone)  # the meeting record knows whom it was with
+    # One customer across meetings: the number, however it was typed, is stored as E.164 and matched.
+    customer = await customers.match_or_create(db, user.org_id, user.id, phone)
+    await customers.attach_meeting(db, record.id, customer.id)
     ttl = state.settings.join_link_ttl_minutes * 60
     token = await links.create_link(db, room, phone, now, ttl)
     base = for_phones(request).base

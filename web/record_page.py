@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from core.clock import in_jst
 from core.errors import N_, InvalidInput, NotFound
+from deals import customers
 from documents.models import Document
 from recordings import acknowledgements, guest_info, sit_ins
 from recordings.files import RoomFileStorage, room_file, room_files
@@ -245,6 +246,7 @@ async def _page(request: Request, record: MeetingRecord, status_code: int = 200,
         ),
         sit_ins=[(w, in_jst(w.started_at), in_jst(w.ended_at) if w.ended_at else None) for w in watchers],
         edits=[(edit, in_jst(edit.at)) for edit in await guest_info.edits(db, record.id)],
+        customer_id=await customers.customer_of_record(db, record.id),
         **context,
     )
 

@@ -57,11 +57,17 @@ class Filters:
 
     def query(self, **changes: str | int) -> str:
         """The query string of this filter (with ``changes``), for links to pages, the CSV and reports."""
-        values = {key: value for key, value in {**self.form, **changes}.items() if value not in ("", None)}
-        return urlencode(values)
+        return query_string(self.form, **changes)
 
 
-def _date(value: str, errors: list[str]) -> date | None:
+def query_string(form: dict[str, str], **changes: str | int) -> str:
+    """A filter form (with ``changes``) as a query string, empty fields left out."""
+    values = {key: value for key, value in {**form, **changes}.items() if value not in ("", None)}
+    return urlencode(values)
+
+
+def parse_date(value: str, errors: list[str]) -> date | None:
+    """A filter's YYYY-MM-DD date, or None (empty, or wrong: then BAD_DATE is added to ``errors`` once)."""
     if not value:
         return None
     try:
@@ -81,7 +87,7 @@ def filters_from(request: Request, user: User, default_weeks: int | None = None)
     form = {name: params.get(name, "").strip()[:200] for name in names}
     form["recorded"] = "1" if form["recorded"] else ""
     errors: list[str] = []
-    start, end = _date(form["from"], errors), _date(form["to"], errors)
+    start, end = parse_date(form["from"], errors), parse_date(form["to"], errors)
     if default_weeks and not form["from"] and not form["to"]:
         today = in_jst(datetime.fromtimestamp(services(request).clock(), UTC)).date()
         start = today - timedelta(days=today.weekday()) - timedelta(weeks=default_weeks - 1)
@@ -150,7 +156,7 @@ async def records_page(request: Request) -> Response:
     user: User = request.state.user
     db: AsyncSession = request.state.db
     filters = filters_from(request, user)
-    page = await console.find(db, filters.record_filter, _page_number(request))
+    page = await console.find(db, filters.record_filter, page_number(request))
     names = await document_names(db, user.org_id, {d for row in page.rows for d in row.documents})
     words = request.query_params.get("q", "").split()
     return render(
@@ -170,7 +176,8 @@ async def records_page(request: Request) -> Response:
     )
 
 
-def _page_number(request: Request) -> int:
+def page_number(request: Request) -> int:
+    """The ``page`` of the query string (1 when missing or absurd)."""
     raw = request.query_params.get("page", "1")
     return int(raw) if raw.isdigit() and len(raw) < 7 else 1
 
@@ -219,7 +226,7 @@ def _csv(rows: Iterable[Iterable[object]]) -> str:
     return buffer.getvalue()
 
 
-def _stamp(moment: datetime | None) -> str:
+def stamp(moment: datetime | None) -> str:
     """JST, to the second, as Excel reads a date and time (isoformat: faster than strftime per row)."""
     if moment is None:
         return ""
@@ -258,8 +265,8 @@ def csv_rows(via: dict[str, str], rows: Iterable[RecordRow], names: dict[int, st
             ",".join(
                 (
                     _quoted(connect_id),
-                    _stamp(started),
-                    _stamp(ended),
+                    stamp(started),
+                    stamp(ended),
                     "" if seconds is None else repr(round(seconds / 60, 1)),
                     text(host),
                     text(name),

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from core.slots import Slots
     from core.storage import Storage
     from core.uploads import UploadSlots
+    from deals.mailer import Mailer
     from documents.library import DocumentJobs
     from media import MediaRooms, MediaSettings
     from recordings.quotas import FileQuotas
@@ -46,6 +47,7 @@ class Services:
     media: MediaRooms
     media_settings: MediaSettings
     sms: SmsGateway
+    mailer: Mailer  # email notices (deals.notices): SMTP, or the outbox only
     storage: Storage
     documents: DocumentJobs
     login_limiter: RateLimiter

@@ -59,6 +59,13 @@ class Settings:
     sms_account_sid: str = ""
     sms_auth_token: str = ""
     sms_from: str = ""
+    # Email notices (deals.mailer): no SMTP_HOST keeps them in the outbox only. Security: starttls, tls, none.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_from: str = "tsunagu@localhost"
     # ICE: STUN/TURN URLs; TURN credentials are minted from turn_secret (coturn's REST scheme).
     stun_urls: tuple[str, ...] = ()
     turn_urls: tuple[str, ...] = ()
@@ -137,6 +144,12 @@ class Settings:
             sms_account_sid=env.get("SMS_ACCOUNT_SID", ""),
             sms_auth_token=env.get("SMS_AUTH_TOKEN", ""),
             sms_from=env.get("SMS_FROM", ""),
+            smtp_host=env.get("SMTP_HOST", ""),
+            smtp_port=int(env.get("SMTP_PORT") or 587),
+            smtp_security=(env.get("SMTP_SECURITY") or "starttls").lower(),
+            smtp_user=env.get("SMTP_USER", ""),
+            smtp_password=env.get("SMTP_PASSWORD", ""),
+            smtp_from=env.get("SMTP_FROM") or "tsunagu@localhost",
             stun_urls=_split(env.get("STUN_URLS", "")),
             turn_urls=_split(env.get("TURN_URLS", "")),
             turn_secret=env.get("TURN_SECRET", ""),
