@@ -368,8 +368,10 @@ class Room:
             return effects
         effects = [Send(MemoSyncOut(data=encode(reply)), to=connection) for reply in result.reply]
         if result.update is not None:
-            forward = encode(sync_message(MEMO_UPDATE, result.update))
-            effects.append(Send(MemoSyncOut(data=forward), exclude=connection))
+            # An update message goes on as it came (it was read in full); a step 2 goes on as an update.
+            forward = data if result.kind == MEMO_UPDATE else encode(sync_message(MEMO_UPDATE, result.update))
+            # Built without validation: a keystroke's hot path, and ``forward`` is base64 we made or read.
+            effects.append(Send(MemoSyncOut.model_construct(data=forward), exclude=connection))
             effects.append(MemoUpdated(result.update, role, now))
         return effects
 

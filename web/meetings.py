@@ -349,6 +349,10 @@ async def _write(websocket: WebSocket, participant: Participant, _: Translator) 
             with contextlib.suppress(Exception):
                 await websocket.close(int(item.close))
             return
+        if item.text is not None:
+            if not await _send_text(websocket, item.text):
+                return
+            continue
         frame = item.frame
         if frame is not None and frame.get("type") == "error":
             frame = {**frame, "message": _(frame["message"])}  # the room speaks in message ids
@@ -397,6 +401,15 @@ async def _send(websocket: WebSocket, frame: Any) -> bool:
     try:
         await websocket.send_json(frame)
     except (WebSocketDisconnect, RuntimeError):  # Starlette's "closed" error is a RuntimeError
+        return False
+    return True
+
+
+async def _send_text(websocket: WebSocket, text: str) -> bool:
+    """Send one frame already serialized (most frames: serialized once for every socket); as :func:`_send`."""
+    try:
+        await websocket.send_text(text)
+    except (WebSocketDisconnect, RuntimeError):
         return False
     return True
 
