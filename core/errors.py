@@ -77,3 +77,10 @@ class Unavailable(TsunaguError):
     code = "unavailable"
     status = 503
     message = N_("The service is temporarily unavailable.")
+
+
+class SharedStoreUnavailable(Unavailable):
+    """Redis (connect numbers, rate limits, room events between nodes) did not answer."""
+
+    code = "shared_store_unavailable"
+    message = N_("Part of the server is not answering right now. Please try again in a moment.")

@@ -1,5 +1,6 @@
 """Files being received: streamed to a temporary file, hashed on the way, and either moved into place in
-one atomic rename or removed — so a failed, oversized or interrupted upload never leaves half a file."""
+one atomic rename or removed — so a failed, oversized or interrupted upload never leaves half a file; and
+how many uploads one sender may have under way at once."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+
+from core.errors import N_, TsunaguError
+from core.slots import Slots
 
 
 class Upload:
@@ -42,3 +46,16 @@ class Upload:
         with contextlib.suppress(OSError):
             self._file.close()
         self.path.unlink(missing_ok=True)
+
+
+class TooManyUploads(TsunaguError):
+    code = "too_many_uploads"
+    status = 429
+    message = N_("Too many uploads at once. Please wait until the others have finished.")
+
+
+class UploadSlots(Slots):
+    """At most ``per_sender`` uploads at once per sender (a user id, a guest's room), in this process."""
+
+    def __init__(self, per_sender: int) -> None:
+        super().__init__(per_sender, TooManyUploads)

@@ -19,7 +19,6 @@ import shutil
 import signal
 import sys
 import time
-import unicodedata
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,6 +29,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import N_, InvalidInput, NotFound
+from core.names import display_name
+from core.sandbox import python_env
 from documents.errors import (
     ERRORS,
     BadPageSize,
@@ -72,11 +73,10 @@ __all__ = [
 
 log = structlog.get_logger("tsunagu.documents")
 
-NAME_MAX = 255  # Document.name is String(255)
 WORKER_MEMORY_MB = 1024
 CONVERTER_MEMORY_MB = 3072  # LibreOffice maps far more address space than it touches
 PROGRESS_EVERY = 0.5  # s: the library polls once a second; no need to write the row for every page
-ROOT = Path(__file__).resolve().parents[1]  # where ``documents`` is importable from
+RENDER_WALL_FACTOR = 3.0  # the whole run's wall-clock net, in multiples of its CPU-time limit
 
 
 class DocumentSettings(Protocol):
@@ -90,18 +90,17 @@ class DocumentSettings(Protocol):
     def document_render_timeout_seconds(self) -> float: ...
     @property
     def document_validation_timeout_seconds(self) -> float: ...
+    @property
+    def document_validation_cpu_seconds(self) -> float: ...
 
 
 # --- names ------------------------------------------------------------------------------------------------
 
 
 def sanitise_name(raw: str) -> str:
-    """A display name from what the browser says the file was called: no folders, no control or bidi
-    characters, NFC, single spaces, at most 255 characters. Never used as a path."""
-    name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(" " if ch.isspace() else ch for ch in name)
-    name = " ".join("".join(ch for ch in name if unicodedata.category(ch)[0] != "C").split())
-    return name[:NAME_MAX].strip() if name.strip(".") else "document"
+    """A display name from what the browser says the file was called (``core.names.display_name``: no
+    folders, no control or bidi characters, NFC, at most 255 bytes with the extension kept). Never a path."""
+    return display_name(raw, "document")
 
 
 def is_office(name: str) -> bool:
@@ -185,8 +184,11 @@ class DocumentJobs:
         self.sessions = sessions
         self.storage = DocumentStorage(settings.data_dir)
         self.max_pages = settings.document_max_pages
-        self.render_timeout = float(settings.document_render_timeout_seconds)
-        self.validation_timeout = float(settings.document_validation_timeout_seconds)
+        # CPU time is what limits the work (the worker enforces it); the wall-clock deadlines are a safety
+        # net, generous so that a busy machine slows a document down rather than refusing it.
+        self.render_timeout = float(settings.document_render_timeout_seconds)  # CPU s; wall net: ×3
+        self.validation_cpu = float(settings.document_validation_cpu_seconds)
+        self.validation_timeout = float(settings.document_validation_timeout_seconds)  # wall net
         # LibreOffice converts office files when it is installed; tests may set this to None.
         self.office = office or shutil.which("soffice") or shutil.which("libreoffice")
         self._slots = asyncio.Semaphore(concurrency)
@@ -297,13 +299,11 @@ class DocumentJobs:
         first_timeout: float,
         on_message: Callable[[dict[str, Any]], Awaitable[None]],
     ) -> dict[str, Any]:
-        """Run ``python -m documents.worker``; return its final line. ``first_timeout`` bounds the time to
-        the first line (validation), ``render_timeout`` the whole run; past either the group is killed."""
+        """Run ``python -m documents.worker``; return its final line. The worker limits its own CPU time
+        (``validation_cpu`` until it has validated, ``render_timeout`` in all); as a safety net the group is
+        killed past ``first_timeout`` of wall-clock time to the first line or ``RENDER_WALL_FACTOR`` ×
+        ``render_timeout`` in all."""
         cpu_seconds = max(1, int(self.render_timeout))
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        }
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -312,19 +312,22 @@ class DocumentJobs:
             str(memory_mb),
             "--cpu-seconds",
             str(cpu_seconds),
+            "--validation-cpu-seconds",
+            str(self.validation_cpu),
             *arguments,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # its own process group, so a kill reaches LibreOffice too
-            env=env,
+            env=python_env(),
         )
         assert process.stdout is not None and process.stderr is not None
         stderr_tail: deque[bytes] = deque(maxlen=20)
         drain = asyncio.create_task(_drain(process.stderr, stderr_tail))
         loop = asyncio.get_running_loop()
         began = loop.time()
-        deadline = began + min(first_timeout, self.render_timeout)
+        whole_run = RENDER_WALL_FACTOR * self.render_timeout
+        deadline = began + min(first_timeout, whole_run)
         last: dict[str, Any] = {}
         try:
             while True:
@@ -348,7 +351,7 @@ class DocumentJobs:
                     continue
                 if "error" in message:
                     raise ERRORS.get(str(message["error"]), DocumentUnprocessable)()
-                deadline = began + self.render_timeout  # validated (or converted): the whole-run limit
+                deadline = began + whole_run  # validated (or converted): the whole-run net
                 last = message
                 await on_message(message)
             status = await process.wait()

@@ -5,18 +5,26 @@
     python -m documents.worker render <original.pdf> <document folder> --max-pages 300
     python -m documents.worker convert <source.pptx> <original.pdf> --office /usr/bin/soffice
 
-Before it touches the input the worker limits itself with ``setrlimit``: address space (``--memory-mb``,
-1 GiB), CPU seconds (``--cpu-seconds``), the size of any file it writes, no core dumps. The parent adds a
-wall-clock timeout and kills the whole process group when it passes. A page that would need more memory than
-the limit makes PDFium fail or the process die; either way the document is refused, not the server.
+Before it touches the input the worker limits itself (``core.sandbox.apply_limits``): address space
+(``--memory-mb``, 1 GiB), CPU seconds for the whole run (``--cpu-seconds``), the size of any file it writes,
+no core dumps; and, for validation, a CPU-time budget of its own (``--validation-cpu-seconds``, a profiling
+timer whose signal ends the process). CPU time, not wall time: a busy machine makes a document slower, never
+refused. The parent keeps generous wall-clock deadlines only as a safety net and kills the whole process
+group past them. A page that would need more memory than the limit makes PDFium fail or the process die;
+either way the document is refused, not the server.
 
-``render`` first validates (not a PDF, password protected, damaged, too many pages, absurd page sizes,
-content streams that inflate past pypdf's limits), prints ``{"validated": true, "pages": N, "kind": …}``,
-then renders each page with PDFium to JPEG at 1280 and 240 px wide into ``pages/`` and ``thumbs/``, printing
-``{"rendered": n, "pages": N}`` after each, and ends with ``{"done": true, "pages": N}``. A refusal is one
-line ``{"error": "<code>"}`` (a :class:`DocumentError` code) and exit status 2. Only these lines go to
-standard output: the real stdout is kept for them and file descriptor 1 is pointed at stderr, so nothing a
-library prints can be mistaken for progress.
+``render`` first validates, prints ``{"validated": true, "pages": N, "kind": …}``, then renders each page
+with PDFium to JPEG at 1280 and 240 px wide into ``pages/`` and ``thumbs/``, printing ``{"rendered": n,
+"pages": N}`` after each, and ends with ``{"done": true, "pages": N}``. A refusal is one line ``{"error":
+"<code>"}`` (a :class:`DocumentError` code) and exit status 2. Only these lines go to standard output: the
+real stdout is kept for them and file descriptor 1 is pointed at stderr, so nothing a library prints can be
+mistaken for progress.
+
+Validation: PDFium decides what opens (not a PDF, password protected, damaged, too many pages, absurd page
+sizes are what it reports). pypdf then adds what PDFium would only find out by spending the limits: content
+streams that inflate past pypdf's limits (decompression bombs) and embedded images of absurd declared size.
+pypdf is a second opinion only where it can read the file: a file it cannot parse (or decrypt) but PDFium
+opens is judged by PDFium and the limits alone.
 
 Why a document is refused is in ``documents.errors``; ``documents.library`` re-exports it.
 """
@@ -27,8 +35,8 @@ import argparse
 import json
 import logging
 import os
-import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from core.sandbox import apply_limits
 from documents.errors import (
     BadPageSize,
     ConversionFailed,
@@ -52,7 +61,6 @@ from documents.storage import DISPLAY_WIDTH, PAGES, THUMB_WIDTH, THUMBS
 if TYPE_CHECKING:
     import pypdfium2
     from PIL import Image
-    from pypdf import PdfReader
 
 
 # --- limits -----------------------------------------------------------------------------------------------
@@ -66,21 +74,6 @@ MAX_FORM_DEPTH = 8
 MAX_FILE_WRITTEN = 512 * 1024 * 1024  # RLIMIT_FSIZE: no page image or converted PDF is near this
 JPEG_QUALITY = 80
 OFFICE_EXTENSIONS = frozenset({".pptx", ".docx", ".xlsx", ".ppt", ".doc", ".xls", ".odp", ".odt", ".ods"})
-
-
-def apply_limits(memory_mb: int, cpu_seconds: int) -> None:
-    """Limit this process (and anything it starts); never raises a limit already lower."""
-
-    def limit(which: int, value: int, hard_extra: int = 0) -> None:
-        _soft, hard = resource.getrlimit(which)
-        ceiling = hard if hard != resource.RLIM_INFINITY else value + hard_extra
-        resource.setrlimit(which, (min(value, ceiling), min(value + hard_extra, ceiling)))
-
-    limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
-    # SIGXCPU at the soft limit, SIGKILL at the hard one.
-    limit(resource.RLIMIT_CPU, cpu_seconds, hard_extra=5)
-    limit(resource.RLIMIT_FSIZE, MAX_FILE_WRITTEN)
-    limit(resource.RLIMIT_CORE, 0)
 
 
 def check_page_size(width: float, height: float) -> None:
@@ -109,53 +102,42 @@ def validate(path: Path, max_pages: int) -> tuple[pypdfium2.PdfDocument, Checked
     """Refuse what cannot or should not be rendered; return the open PDFium document and what it is."""
     if not looks_like_pdf(path):
         raise NotAPdf()
-    _check_with_pypdf(path, max_pages)
-    return _check_with_pdfium(path, max_pages)
+    pdf, checked = _check_with_pdfium(path, max_pages)
+    try:
+        _scan_with_pypdf(path)
+    except BaseException:
+        pdf.close()
+        raise
+    return pdf, checked
 
 
-def _check_with_pypdf(path: Path, max_pages: int) -> None:
+def _scan_with_pypdf(path: Path) -> None:
+    """Inflate the content streams (pypdf stops a bomb at its limits) and look at the declared sizes of
+    images; skipped where pypdf cannot read or decrypt what PDFium opened."""
     from pypdf import PasswordType, PdfReader
-    from pypdf.errors import DependencyError, LimitReachedError
+    from pypdf.errors import LimitReachedError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = PdfReader(path, strict=False)
-        if reader.is_encrypted:
-            try:
-                if reader.decrypt("") == PasswordType.NOT_DECRYPTED:
-                    raise PasswordProtected()
-            except DependencyError:
-                # AES needs a crypto library pypdf does not have here; PDFium opens the file or asks for the
-                # password below, and the memory and time limits stand in for the content checks.
-                return
-        _check_pages(reader, max_pages)
+        if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+            return  # PDFium opened it: what is encrypted (an attachment, say) is not shown anyway
+        pages = list(reader.pages)
+    except Exception:  # pypdf cannot parse what PDFium repaired: PDFium and the limits decide
+        return
+    seen: set[object] = set()
+    try:
+        for page in pages:
+            contents = page.get_contents()
+            if contents is not None:
+                contents.get_data()  # inflating is where a bomb goes off; pypdf stops at its limits
+            _check_resources(page.get("/Resources"), seen, 0)
     except DocumentError:
         raise
     except (LimitReachedError, MemoryError) as exc:  # a stream that inflates beyond pypdf's limits
         raise DocumentUnprocessable() from exc
-    except Exception as exc:  # pypdf raises many kinds on garbage: all mean "cannot be read"
-        raise DocumentDamaged() from exc
-
-
-def _check_pages(reader: PdfReader, max_pages: int) -> None:
-    tree: Any = reader.root_object["/Pages"].get_object()
-    declared = tree.get("/Count")
-    if isinstance(declared, int) and declared > max_pages:  # cheap, before walking a huge page tree
-        raise TooManyPages(limit=max_pages)
-    count = len(reader.pages)
-    if count == 0:
-        raise DocumentDamaged()
-    if count > max_pages:
-        raise TooManyPages(limit=max_pages)
-    seen: set[object] = set()
-    for page in reader.pages:
-        unit = float(page.user_unit)
-        for box in (page.mediabox, page.cropbox):
-            check_page_size(float(box.width) * unit, float(box.height) * unit)
-        contents = page.get_contents()
-        if contents is not None:
-            contents.get_data()  # inflating is where a bomb goes off; pypdf stops at its limits
-        _check_resources(page.get("/Resources"), seen, 0)
+    except Exception:  # pypdf fails where PDFium did not: PDFium and the limits decide
+        return
 
 
 def _check_resources(resources: Any, seen: set[object], depth: int) -> None:
@@ -246,10 +228,17 @@ def save_jpeg(image: Image.Image, path: Path) -> None:
     image.save(path, "JPEG", quality=JPEG_QUALITY)
 
 
+def validation_budget(cpu_seconds: float) -> None:
+    """End this process (SIGPROF, whose default action is to terminate) once it has used ``cpu_seconds``
+    of CPU time from now; 0 disarms. Finer than RLIMIT_CPU, which counts whole seconds."""
+    signal.setitimer(signal.ITIMER_PROF, max(0.0, cpu_seconds))
+
+
 def render_document(source: Path, folder: Path, max_pages: int, report: Report) -> None:
     import pypdfium2 as pdfium
 
     pdf, checked = validate(source, max_pages)
+    validation_budget(0)  # validated: the whole run's CPU limit (RLIMIT_CPU) goes on
     report.send(validated=True, pages=checked.pages, kind=checked.kind)
     pages, thumbs = folder / PAGES, folder / THUMBS
     pages.mkdir(parents=True, exist_ok=True)
@@ -338,6 +327,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m documents.worker", description=__doc__.split("\n")[0])
     parser.add_argument("--memory-mb", type=int, default=1024)
     parser.add_argument("--cpu-seconds", type=int, default=120)
+    parser.add_argument("--validation-cpu-seconds", type=float, default=5.0)
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="validate a PDF and render its pages")
     render.add_argument("source", type=Path)
@@ -353,7 +343,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    apply_limits(args.memory_mb, args.cpu_seconds)
+    apply_limits(args.memory_mb, args.cpu_seconds, MAX_FILE_WRITTEN)
+    if args.command == "render":
+        validation_budget(args.validation_cpu_seconds)  # counts the imports too: starting is part of it
     report = Report.take_stdout()
     try:
         if args.command == "render":

@@ -13,17 +13,16 @@ A failed, oversized or interrupted send removes its temporary file and leaves no
 from __future__ import annotations
 
 import re
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.names import display_name
 from core.uploads import Upload
 from recordings.models import RoomFile
 
-NAME_MAX = 255  # RoomFile.name is String(255)
 FALLBACK_NAME = "file"
 _ROOM_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
@@ -31,14 +30,10 @@ OCTET_STREAM = "application/octet-stream"
 
 
 def sanitise_file_name(raw: str) -> str:
-    """A display name from what the browser says the file was called: no folders, no control or bidi
-    characters (Unicode category C), NFC, single spaces, at most 255 characters; Japanese is kept. Never
-    used as a path."""
-    name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(" " if ch.isspace() else ch for ch in name)
-    name = " ".join("".join(ch for ch in name if unicodedata.category(ch)[0] != "C").split())
-    name = name[:NAME_MAX].strip()
-    return name if name.strip(".") else FALLBACK_NAME
+    """A display name from what the browser says the file was called (``core.names.display_name``: no
+    folders, no control or bidi characters, NFC, at most 255 bytes with the extension kept); Japanese is
+    kept. Never used as a path."""
+    return display_name(raw, FALLBACK_NAME)
 
 
 def clean_content_type(raw: str | None) -> str:

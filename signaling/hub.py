@@ -29,6 +29,7 @@ from pydantic import TypeAdapter
 
 from core.clock import Clock, wall_clock
 from core.errors import N_, Unavailable
+from signaling import memo_cap
 from signaling.broker import DEFAULT_QUEUE_SIZE, Broker, QueueSubscription, Subscription
 from signaling.call_media import MediaLeave, Negotiate
 from signaling.keeping import KeptStore, keep
@@ -176,8 +177,10 @@ class RoomHub:
         clock: Clock = wall_clock,
         grace: float = DEFAULT_GRACE_SECONDS,
         media: MediaRelay | None = None,
+        memo_max_characters: int = memo_cap.DEFAULT_MAX_CHARACTERS,
     ) -> None:
         self.broker = broker
+        self.memo_max_characters = memo_max_characters
         self.media = media
         # Offers are answered off the room's loop (ICE gathering takes a moment), one at a time per seat so a
         # restart's answer cannot overtake the answer to the offer before it.
@@ -215,7 +218,14 @@ class RoomHub:
         if room_id in self._homes:  # opened meanwhile by another connection
             await subscription.close()
             return
-        room = Room(room_id, connect_id, state=state, grace=self.grace, memo=SharedMemo(updates))
+        room = Room(
+            room_id,
+            connect_id,
+            state=state,
+            grace=self.grace,
+            memo=SharedMemo(updates),
+            memo_max_characters=self.memo_max_characters,
+        )
         self.writer.opened(room_id, len(updates))
         self._rooms[room_id] = room
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=DEFAULT_QUEUE_SIZE)

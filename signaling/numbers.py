@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from core.clock import Clock, wall_clock
 from core.errors import N_, Conflict, NotFound, TsunaguError, Unavailable
+from core.redis_errors import redis_errors
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -325,7 +326,9 @@ def _record(raw: bytes | str) -> ConnectNumber:
 
 
 class RedisNumberStore(NumberStore):
-    """Numbers in Redis, claimed and redeemed by Lua scripts, so any number of nodes can share them."""
+    """Numbers in Redis, claimed and redeemed by Lua scripts, so any number of nodes can share them.
+
+    A Redis that does not answer surfaces as :class:`~core.errors.SharedStoreUnavailable` (HTTP 503)."""
 
     def __init__(
         self,
@@ -351,7 +354,8 @@ class RedisNumberStore(NumberStore):
             random = secrets.token_bytes(2 * (_SAMPLES + _PICKS))
             args: list[str | int | bytes] = [repr(now), repr(expires_at), repr(expires_at + self.REMEMBER)]
             args += [guest_token, self.capacity_limit, self._gc_ms, random, _SAMPLES]
-            reply = await self._issue(keys=self.keys, args=args)
+            with redis_errors():
+                reply = await self._issue(keys=self.keys, args=args)
             status = _text(reply[0])
             if status == "ok":
                 return _record(reply[1])
@@ -362,21 +366,25 @@ class RedisNumberStore(NumberStore):
     async def redeem(self, number: str) -> ConnectNumber:
         if not _FORMAT.fullmatch(number):
             raise NumberUnknown()
-        reply = await self._redeem(keys=self.keys, args=[repr(self.clock()), number])
+        with redis_errors():
+            reply = await self._redeem(keys=self.keys, args=[repr(self.clock()), number])
         status = _text(reply[0])
         if status != "ok":
             raise _REDIS_ERRORS[status]()
         return _record(reply[1])
 
     async def revoke(self, guest_token: str) -> None:
-        await self._revoke(keys=self.keys, args=[repr(self.clock()), guest_token])
+        with redis_errors():
+            await self._revoke(keys=self.keys, args=[repr(self.clock()), guest_token])
 
     async def live_count(self) -> int:
-        return int(await self.redis.zcount(self.keys[0], f"({self.clock()!r}", "+inf"))
+        with redis_errors():
+            return int(await self.redis.zcount(self.keys[0], f"({self.clock()!r}", "+inf"))
 
     async def current(self, guest_token: str) -> ConnectNumber | None:
         now = self.clock()
-        raw = await self._current(keys=self.keys, args=[repr(now), guest_token])
+        with redis_errors():
+            raw = await self._current(keys=self.keys, args=[repr(now), guest_token])
         if raw is None:
             return None
         record = _record(raw)

@@ -43,14 +43,17 @@ class CloseCode(enum.IntEnum):
     ROOM_ENDED = 4010
     LEFT = 4011  # the guest ended its side
     REJOIN_EXPIRED = 4013  # came back after the grace period
+    TOO_MANY_SOCKETS = 4029  # the lobby: this browser or address already holds its share of sockets
     UNAVAILABLE = 4503  # the room's node did not answer
 
 
 class ErrorCode(enum.StrEnum):
-    """Why a frame was refused (the ``code`` of an ``error`` frame); its ``message`` says it in words."""
+    """The ``code`` of an ``error`` frame: why the last frame was refused (docs/protocol.md)."""
 
-    BAD_MESSAGE = "bad_message"  # not a valid frame (or memo data that is not a y-protocols message)
+    BAD_MESSAGE = "bad_message"  # not a valid frame (not JSON, unknown type, binary, too large)
     NOT_ALLOWED = "not_allowed"  # valid, but not for this participant now
+    RATE_LIMITED = "rate_limited"  # more frames than the channel takes from one connection
+    MEMO_FULL = "memo_full"  # the memo would pass its length cap
     MEDIA_UNAVAILABLE = "media_unavailable"  # this server has no video relay
     MEDIA_FAILED = "media_failed"  # the media offer could not be answered
     UNAVAILABLE = "unavailable"  # the server could not look something up just now (the database): try again

@@ -158,7 +158,8 @@ class RedisBroker(Broker):
         """The reader task: keep one connection subscribed, dispatch what arrives, reconnect on failure."""
         delay = RECONNECT_FIRST_DELAY
         failed = False
-        while True:
+        # See RedisQueues._read: a cancellation may come back as a TimeoutError; the flag ends the loop too.
+        while not self._closed:
             try:
                 pubsub = await self._connect()
                 if failed:
@@ -172,6 +173,8 @@ class RedisBroker(Broker):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._closed:
+                    return
                 failed = True
                 log.warning("broker.reconnecting", error=_describe(exc), retry_in=delay)
                 await self._disconnect()

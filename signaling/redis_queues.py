@@ -169,7 +169,9 @@ class RedisQueues:
     async def _read(self) -> None:
         delay = RETRY_FIRST_DELAY
         failed = False
-        while True:
+        # ``while not closed`` as well as CancelledError: on Python 3.11 redis-py's read timeout can turn the
+        # cancellation of aclose() into a TimeoutError, which would otherwise keep this loop going for ever.
+        while not self._closed:
             try:
                 streams: dict[Any, Any] = {}
                 paused = False
@@ -190,6 +192,8 @@ class RedisQueues:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._closed:
+                    return
                 # Nothing is lost: the next XREAD starts from every reader's last position.
                 failed = True
                 log.warning(

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.errors import N_
+from signaling import memo_cap
 from signaling.call_media import HOST_ONLY, CallMedia, MediaEffect, MediaLeave, Negotiate, Reply
 from signaling.memo import UPDATE as MEMO_UPDATE
 from signaling.memo import (
@@ -152,6 +153,9 @@ NO_SUCH_DOCUMENT = N_("This document cannot be shown. It may still be processing
 NO_DOCUMENT_OPEN = N_("No document is open.")
 LOOKUP_FAILED = N_("The document could not be opened just now. Please try again in a moment.")
 BAD_MEMO = N_("The message could not be understood.")  # the same words as any other bad frame
+MEMO_FULL = N_(
+    "The shared memo is full, so what you typed last was not shared. Shorten it, then reload the page."
+)
 
 
 @dataclass
@@ -196,6 +200,7 @@ class Room:
     shared: SharedDocument = field(default_factory=SharedDocument)
     memo: SharedMemo = field(default_factory=SharedMemo)
     media: CallMedia = field(default_factory=CallMedia)
+    memo_max_characters: int = memo_cap.DEFAULT_MAX_CHARACTERS
 
     # Inputs
 
@@ -356,7 +361,10 @@ class Room:
         :class:`~signaling.memo.OutOfStep` by the server's step 1 (its answer brings what was missing), after
         the others by starting afresh from the server's memo (``memo.js`` does so on those codes)."""
         try:
-            result = self.memo.receive(decode(data))
+            message = decode(data)
+            if not memo_cap.fits(self.memo, message, self.memo_max_characters):  # the memo's length cap
+                return [Send(ErrorFrame(code=ErrorCode.MEMO_FULL, message=MEMO_FULL), to=connection)]
+            result = self.memo.receive(message)
         except BadMemoData:
             return [self._bad(connection)]
         except MemoRefused as refused:

@@ -75,11 +75,22 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Empty means "follow the browser" (Accept-Language, Japanese when unsure).
     locale: Mapped[str] = mapped_column(String(8), default="")
-    # Bumped on password change or deactivation; sessions carrying an older value are void.
-    session_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     org: Mapped[Org] = relationship(back_populates="users")
+
+
+class LoginSession(Base):
+    """One signed-in browser. Its cookie carries a random token; only the token's SHA-256 is stored, so a
+    copy of the database signs nobody in. Deleting the row ends the session at once, whatever the cookie
+    says: sign-out ends this one, a password change or a deactivation every one of the user's."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 (hex) of the cookie's token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class BusinessCard(Base):

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from core.clock import ManualClock
 from store.migrate import upgrade
-from tests.harness.browser import CHROMIUM, launch_args
+from tests.harness.browser import CHROMIUM, launch_args, waits_pass_the_policy
 from tests.harness.live import LiveServer
 from tests.harness.postgres import PostgresCluster
 from tests.harness.redis import RedisServer
@@ -133,6 +133,7 @@ def server(live_server: LiveServer) -> LiveServer:
 def playwright() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
+    waits_pass_the_policy()  # our pages forbid eval (Content-Security-Policy); see tests/harness/browser.py
     with sync_playwright() as instance:
         yield instance
 

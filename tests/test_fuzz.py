@@ -353,8 +353,12 @@ TestRoomMachine.settings = settings(max_examples=150, stateful_step_count=40, de
 
 @pytest.fixture(name="settings", params=BACKENDS)
 def backend_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
-    """As in test_joining, with room for one new number per burst on top of the issuing limit."""
-    return on_backend(request, replace(settings, number_issues_per_10_minutes=1000))
+    """As in test_joining, with room for one new number per burst on top of the issuing limit, and no
+    per-connection message rate in the way (the manual clock never refills it; tests/abuse tests it)."""
+    unlimited = replace(
+        settings, number_issues_per_10_minutes=1000, room_messages_per_second=1e9, room_message_burst=10**9
+    )
+    return on_backend(request, unlimited)
 
 
 class Noisy:
@@ -452,15 +456,18 @@ class Wire:
 def live_frame(frame: Frame) -> Wire | None:
     """``frame`` as the host may send it into room A; None for a real message other than a ping (終了 would
     end A by design; the document messages have their own tests). Text with a lone surrogate is no text
-    frame: it goes as (non-UTF-8) bytes."""
-    kind = oracle(frame)
-    if kind not in (None, "ping"):
-        return None
+    frame: it goes as (non-UTF-8) bytes. The channel takes text frames only, so every binary frame, even one
+    holding a valid message, is owed an error."""
     if isinstance(frame, str):
         try:
             frame.encode("utf-8")
         except UnicodeEncodeError:
             frame = frame.encode("utf-8", "surrogatepass")
+    if isinstance(frame, bytes):
+        return Wire(frame, ping=False)
+    kind = oracle(frame)
+    if kind not in (None, "ping"):
+        return None
     return Wire(frame, ping=kind == "ping")
 
 

@@ -37,8 +37,10 @@ def test_presence_values_match() -> None:
     assert _js_object("Presence") == {p.name: p.value for p in Presence}
 
 
-def test_error_codes_match() -> None:
+def test_error_codes_match_and_are_documented() -> None:
     assert _js_object("ErrorCode") == {code.name: code.value for code in ErrorCode}
+    for code in ErrorCode:
+        assert f"`{code.value}`" in DOC, f"docs/protocol.md misses error code {code.value}"
 
 
 def test_camera_states_match() -> None:

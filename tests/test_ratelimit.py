@@ -49,6 +49,24 @@ async def test_reset_forgets(limiter: RateLimiter) -> None:
     assert await limiter.retry_after("k") == 0
 
 
+async def test_hit_counts_only_under_the_limit_and_on_every_key_or_none(
+    limiter: RateLimiter, clock: ManualClock
+) -> None:
+    first = await limiter.hit("account", "address")
+    assert first.counted and first.retry_after == 0
+    clock.advance(10)
+    for _ in range(2):
+        assert (await limiter.hit("address")).counted
+    refused = await limiter.hit("account", "address")  # the address is full, so the account is not counted
+    assert not refused.counted and refused.retry_after == pytest.approx(50.0)
+    assert await limiter.retry_after("account") == 0
+    await limiter.undo(refused)  # nothing to take back
+    await limiter.undo(first)
+    assert (await limiter.hit("address")).counted  # the first event is gone from both keys
+    clock.advance(60)
+    assert (await limiter.hit("account", "address")).counted
+
+
 @pytest.mark.redis
 async def test_two_nodes_share_counts_through_redis(redis, clock: ManualClock) -> None:  # type: ignore[no-untyped-def]
     node_a = RedisRateLimiter(redis, 2, 60.0, clock=clock, prefix="shared")

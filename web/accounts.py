@@ -7,33 +7,18 @@ another org exactly like a missing one (:class:`~core.errors.NotFound`), so ids 
 from __future__ import annotations
 
 import re
-import secrets
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, InvalidInput, NotFound
 from store.models import Org, Role, User
+from web import login_sessions, passwords
+from web.passwords import hash_password, verify_password
 
-_hasher = PasswordHasher()
-# A real hash to verify against when the email is unknown, so timing does not reveal which emails exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 MIN_PASSWORD_LENGTH = 10
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 def check_password_rules(password: str) -> None:
@@ -83,10 +68,9 @@ async def add_user(
         email=email,
         display_name=display_name.strip() or email.split("@")[0],
         role=role,
-        password_hash=hash_password(password),
+        password_hash=await hash_password(password),
         is_active=True,
         locale="",
-        session_version=1,
     )
     db.add(user)
     await db.flush()
@@ -94,30 +78,40 @@ async def add_user(
 
 
 async def authenticate(db: AsyncSession, email: str, password: str) -> User | None:
-    """The active user with this email and password, or None. Costs one argon2 verify either way."""
+    """The active user with this email and password, or None. Costs one argon2 verify either way (in the
+    hashing pool, off the event loop)."""
     user = await db.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
-        verify_password(_DUMMY_HASH, password)
+        await verify_password(passwords.DUMMY_HASH, password)
         return None
-    if not verify_password(user.password_hash, password) or not user.is_active:
+    if not await verify_password(user.password_hash, password) or not user.is_active:
         return None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = await hash_password(password)
     return user
 
 
+async def password_matches(password_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches ``password_hash``; with no hash (unknown email) one argon2 verification
+    is spent all the same, so timing does not reveal which emails exist."""
+    if password_hash is None:
+        await verify_password(passwords.DUMMY_HASH, password)
+        return False
+    return await verify_password(password_hash, password)
+
+
 async def change_password(db: AsyncSession, user: User, current: str, new: str) -> None:
-    if not verify_password(user.password_hash, current):
+    if not await verify_password(user.password_hash, current):
         raise InvalidInput("The current password is not correct.")
     check_password_rules(new)
-    user.password_hash = hash_password(new)
-    user.session_version += 1
+    user.password_hash = await hash_password(new)
+    await login_sessions.end_all(db, user.id)
 
 
 async def set_password(db: AsyncSession, user: User, new: str) -> None:
     check_password_rules(new)
-    user.password_hash = hash_password(new)
-    user.session_version += 1
+    user.password_hash = await hash_password(new)
+    await login_sessions.end_all(db, user.id)
 
 
 async def org_users(db: AsyncSession, org_id: int) -> list[User]:
@@ -138,5 +132,6 @@ async def set_active(db: AsyncSession, org_id: int, user_id: int, active: bool, 
         raise InvalidInput("You cannot deactivate your own account.")
     if user.is_active != active:
         user.is_active = active
-        user.session_version += 1
+    if not active:
+        await login_sessions.end_all(db, user.id)
     return user

@@ -21,20 +21,28 @@ from starlette.types import Receive, Scope, Send
 from core.clock import Clock, wall_clock
 from core.errors import CSRFFailed, NotAuthenticated, NotFound, RateLimited, TsunaguError
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from core.slots import Slots
+from core.uploads import UploadSlots
 from documents.library import DocumentJobs
 from store.db import create_engine, session_factory
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 from media import MediaRooms, MediaSettings
+from recordings.quotas import FileQuotas
 from signaling import rooms
 from signaling.broker import Broker, MemoryBroker
 from signaling.hub import RoomHub
 from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
 from signaling.redis_broker import RedisBroker
 from signaling.sms import make_gateway
-from web import admin, auth, cards, documents, files, guests, meetings, memos, ops, pages
-from web.middleware import CSRFMiddleware, RequestContextMiddleware
+from web import admin, auth, cards, documents, files, guests, login_sessions, meetings, memos, ops, pages
+from web.middleware import (
+    BodyLimitMiddleware,
+    CSRFMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from web.services import Services, services
 from web.settings import Settings
 from web.templating import render, translator
@@ -121,6 +129,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         clock=clock,
         grace=settings.rejoin_grace_seconds,
         media=media,
+        memo_max_characters=settings.memo_max_characters,
     )
     sms = make_gateway(
         settings.sms_gateway,
@@ -161,15 +170,19 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         ],
         middleware=[
             Middleware(RequestContextMiddleware),
+            Middleware(SecurityHeadersMiddleware),
             Middleware(
                 SessionMiddleware,
                 secret_key=settings.secret_key,
                 session_cookie="tsunagu_session",
-                max_age=12 * 3600,
+                max_age=login_sessions.LIFETIME,
                 same_site="lax",
                 https_only=settings.secure_cookies,
             ),
             Middleware(CSRFMiddleware, on_failure=_csrf_failed),
+            # Inside the CSRF check (which reads a form body itself, up to its own limit), so that what it
+            # raises reaches the app's error handler.
+            Middleware(BodyLimitMiddleware),
         ],
         exception_handlers={TsunaguError: _tsunagu_error, HTTPException: _http_error},
         lifespan=lifespan,
@@ -190,5 +203,9 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         login_limiter=limiter("login", settings.login_failures_per_minute, 60.0),
         number_issue_limiter=limiter("number-issue", settings.number_issues_per_10_minutes, 600.0),
         wrong_number_limiter=limiter("wrong-number", settings.wrong_numbers_per_minute, 60.0),
+        uploads=UploadSlots(settings.uploads_per_user),
+        file_quotas=FileQuotas(sessions, settings.room_files_quota_bytes, settings.org_files_quota_bytes),
+        lobby_per_guest=Slots(settings.lobby_sockets_per_guest, guests.TooManySockets),
+        lobby_per_address=Slots(settings.lobby_sockets_per_address, guests.TooManySockets),
     )
     return app

@@ -1,12 +1,18 @@
 """Who is asking: session loading, role guards, and the sign-in / sign-out / account pages.
 
 The session cookie is signed (Starlette's ``SessionMiddleware``), HttpOnly, SameSite=Lax, and Secure when
-PUBLIC_URL is https. It carries the user id and the user's ``session_version``; a password change or a
-deactivation bumps the version and voids every older cookie.
+PUBLIC_URL is https. For a signed-in user it carries only the token of a server-side session
+(``web.login_sessions``): signing out, changing the password or being deactivated deletes the session rows,
+and a copied cookie is worth nothing from then on.
+
+Sign-in counts every attempt against the limits before the password is checked, in one atomic step, and
+takes the count back when the password was right: a burst of simultaneous guesses cannot all slip under the
+limit. The password is verified off the event loop (``web.passwords``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,17 +25,16 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from core.errors import Forbidden, InvalidInput, NotAuthenticated, RateLimited
+from core.errors import Forbidden, InvalidInput, NotAuthenticated, RateLimited, Unavailable
 from store.models import Role, User
-from web import accounts
+from web import accounts, login_sessions, passwords
 from web.i18n import LANGUAGES
 from web.services import services
 from web.templating import SESSION_LANGUAGE, render, translator
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
-SESSION_USER = "uid"
-SESSION_VERSION = "sv"
+SESSION_TOKEN = "sid"
 
 
 @dataclass(frozen=True)
@@ -52,13 +57,13 @@ def home_for(user: User) -> str:
 
 
 async def load_user(request: HTTPConnection, db: AsyncSession) -> User | None:
-    user_id = request.session.get(SESSION_USER)
-    if not isinstance(user_id, int):
+    """The signed-in user of this request (org loaded), or None; a dead session is dropped from the cookie."""
+    token = request.session.get(SESSION_TOKEN)
+    if not isinstance(token, str):
         return None
-    user = await db.scalar(select(User).options(selectinload(User.org)).where(User.id == user_id))
-    if user is None or not user.is_active or user.session_version != request.session.get(SESSION_VERSION):
-        request.session.clear()
-        return None
+    user = await login_sessions.user_of(db, token, services(request).clock())
+    if user is None:
+        request.session.pop(SESSION_TOKEN, None)
     return user
 
 
@@ -110,43 +115,61 @@ async def login(request: Request) -> Response:
     email = str(form.get("email", "")).strip().lower()
     password = str(form.get("password", ""))
     next_path = _safe_next(form.get("next"))
-    limiter = services(request).login_limiter
+    state = services(request)
+    limiter = state.login_limiter
     keys = (f"account:{email}", f"ip:{_client_ip(request)}")
-    wait = max([await limiter.retry_after(key) for key in keys])
     _ = translator(request)
-    if wait > 0:
-        error = RateLimited(wait, "Too many failed sign-ins. Please wait {seconds} seconds and try again.")
+
+    def page(status_code: int, error: str, headers: dict[str, str] | None = None) -> Response:
         return render(
             request,
             "login.html",
-            status_code=429,
-            error=_(error.message, **error.params),
+            status_code=status_code,
+            error=error,
             email=email,
             next=next_path or "",
-            headers={"Retry-After": str(error.retry_after)},
+            headers=headers,
         )
-    async with services(request).sessions.begin() as db:
-        user = await accounts.authenticate(db, email, password)
-        if user is None:
-            for key in keys:
-                await limiter.add(key)
-            return render(
-                request,
-                "login.html",
-                status_code=401,
-                error=_("The email or password is not correct."),
-                email=email,
-                next=next_path or "",
-            )
-        await limiter.reset(keys[0])
+
+    try:
+        attempt = await limiter.hit(*keys)
+    except Unavailable as down:  # the shared store (Redis) holding the counts does not answer
+        return page(down.status, _(down.message, **down.params))
+    if not attempt.counted:
+        error = RateLimited(
+            attempt.retry_after, "Too many failed sign-ins. Please wait {seconds} seconds and try again."
+        )
+        return page(429, _(error.message, **error.params), {"Retry-After": str(error.retry_after)})
+    # The hash is read in a short session and verified with no database connection held.
+    async with state.sessions() as db:
+        found = await db.scalar(select(User).where(User.email == email))
+        user_id, stored = (found.id, found.password_hash) if found and found.is_active else (None, None)
+    if not await accounts.password_matches(stored, password) or user_id is None:
+        return page(401, _("The email or password is not correct."))
+    async with state.sessions.begin() as db:
+        user = await db.scalar(select(User).options(selectinload(User.org)).where(User.id == user_id))
+        if user is None or not user.is_active:
+            return page(401, _("The email or password is not correct."))
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = await passwords.hash_password(password)
+        token = await login_sessions.start(db, user.id, state.clock())
         request.session.clear()
-        request.session.update({SESSION_USER: user.id, SESSION_VERSION: user.session_version})
+        request.session[SESSION_TOKEN] = token
         if user.locale in LANGUAGES:
             request.session[SESSION_LANGUAGE] = user.locale
-        return RedirectResponse(next_path or home_for(user), status_code=303)
+        home = home_for(user)
+    with contextlib.suppress(Unavailable):  # signed in all the same; the count just stays
+        await limiter.undo(attempt)
+        await limiter.reset(keys[0])
+    return RedirectResponse(next_path or home, status_code=303)
 
 
 async def logout(request: Request) -> Response:
+    """Ends this browser's session on the server, so a copy of its cookie signs nobody in."""
+    token = request.session.get(SESSION_TOKEN)
+    if isinstance(token, str):
+        async with services(request).sessions.begin() as db:
+            await login_sessions.end(db, token)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
@@ -168,7 +191,10 @@ async def change_password(request: Request) -> Response:
         await accounts.change_password(request.state.db, user, str(form.get("current_password", "")), new)
     except InvalidInput as exc:
         return render(request, "account.html", status_code=400, error=_(exc.message, **exc.params))
-    request.session[SESSION_VERSION] = user.session_version
+    # Every session of the user ended with the old password; this browser gets a fresh one.
+    request.session[SESSION_TOKEN] = await login_sessions.start(
+        request.state.db, user.id, services(request).clock()
+    )
     return render(request, "account.html", notice=_("Your password has been changed."))
 
 

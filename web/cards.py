@@ -42,13 +42,14 @@ from web.card_images import (
     card_dir,
     megabytes,
     reencode,
+    reencode_sandboxed,
     sniff,
 )
 from web.guests import guest_token
 from web.meetings import participant
 from web.services import services
 from web.templating import render, translator
-from web.uploads import IncompleteUpload, declared_size
+from web.uploads import chunks, declared_size
 from web.vcard import CardData, vcard
 
 SLOTS = ("photo", "1", "2", "3")
@@ -251,8 +252,9 @@ async def upload_image(request: Request) -> Response:
     """``POST /api/card/images?slot=photo|1|2|3`` with the image as the body; the card's JSON.
 
     Like document uploads, not wrapped in ``signed_in``: no transaction is held while the body arrives. The
-    body is kept in memory (at most 5 MB) and only the re-encoded JPEG reaches the disk, written to a
-    temporary name and renamed, so a failure leaves no file behind.
+    body is kept in memory (at most 5 MB), decoded and re-encoded only in the sandboxed image worker
+    (``web.card_images``), and only the re-encoded JPEG reaches the disk, written to a temporary name and
+    renamed, so a failure leaves no file behind.
     """
     user_id, org_id = await _signed_in_ids(request)
     slot = request.query_params.get("slot")
@@ -261,18 +263,15 @@ async def upload_image(request: Request) -> Response:
     too_large = ImageTooLarge(max_mb=megabytes(IMAGE_MAX_BYTES))
     declared = declared_size(request, IMAGE_MAX_BYTES, too_large, NotAnImage())
     body = bytearray()
-    try:
-        async for chunk in request.stream():
-            if len(body) + len(chunk) > declared:
-                raise too_large
-            body.extend(chunk)
-            if len(body) >= 16 and sniff(bytes(body[:16])) is None:
-                raise NotAnImage()  # no need to read the rest of a text file
-    except ClientDisconnect:
-        return Response(status_code=400)
-    if len(body) != declared:
-        raise IncompleteUpload()
-    jpeg = await asyncio.to_thread(reencode, bytes(body))
+    with services(request).uploads.hold(f"user:{user_id}"):
+        try:
+            async for chunk in chunks(request, declared, too_large):
+                body.extend(chunk)
+                if len(body) >= 16 and sniff(bytes(body[:16])) is None:
+                    raise NotAnImage()  # no need to read the rest of a text file
+        except ClientDisconnect:
+            return Response(status_code=400)
+        jpeg = await reencode_sandboxed(bytes(body))  # decoded in the image worker, never here
 
     folder = card_dir(services(request).settings.data_dir, user_id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -390,7 +389,7 @@ async def room_vcard(request: Request) -> Response:
     photo = None
     if card.photo:
         path = card_dir(services(request).settings.data_dir, card.user_id) / Path(card.photo).name
-        with contextlib.suppress(OSError, InvalidInput):
+        with contextlib.suppress(OSError, InvalidInput):  # our own 1024 px JPEG: decoding it is cheap
             photo = await asyncio.to_thread(reencode, path.read_bytes(), VCARD_PHOTO_SIDE)
     filename = _filename(card)
     disposition = f"attachment; filename=\"card.vcf\"; filename*=UTF-8''{quote(filename, safe='')}"

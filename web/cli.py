@@ -20,7 +20,7 @@ from core.errors import TsunaguError
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from store.models import Org, Role, User
-from web import accounts, tls
+from web import accounts, passwords, tls
 from web.settings import Settings
 from web.tls import TLSConfigError
 
@@ -97,7 +97,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
             password = saved.get(email) or secrets.token_urlsafe(9)
             if user is None:
                 await accounts.add_user(db, org, email, name, role, password)
-            elif not accounts.verify_password(user.password_hash, password):
+            elif not passwords.verify_now(user.password_hash, password):
                 await accounts.set_password(db, user, password)
             logins[email] = password
         return logins

@@ -14,7 +14,7 @@ from typing import Any
 
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -36,6 +36,7 @@ from documents.library import (
 )
 from documents.models import Document, DocumentStatus
 from recordings.models import PageView
+from signaling.after_meeting import ended_after
 from signaling.models import RoomRow, RoomState
 from signaling.rooms import token_hash
 from store.models import Role, User
@@ -174,14 +175,29 @@ async def upload_document(request: Request) -> Response:
     if is_office(name) and jobs.office is None:
         raise OfficeUnavailable()
 
-    storage = jobs.storage
+    with state.uploads.hold(f"user:{user_id}"):
+        body, doc_id = await _receive_document(request, user_id, org_id, name, org_wide == "1", declared)
+    if doc_id is None:
+        return Response(status_code=400)  # the uploader went away: nobody is listening any more
+    jobs.start(doc_id)
+    return JSONResponse(body, status_code=202)
+
+
+async def _receive_document(
+    request: Request, user_id: int, org_id: int, name: str, org_wide: bool, declared: int
+) -> tuple[dict[str, Any], int | None]:
+    """Stream the body to a part file and keep it as a new document; no id when the uploader went away.
+    Whatever goes wrong (too large, too slow), the part file and the half-made document are removed."""
+    state = services(request)
+    storage = _jobs(request).storage
+    too_large = DocumentTooLarge(max_mb=megabytes(state.settings.document_max_bytes))
     upload = storage.new_upload()
     doc_id: int | None = None
     try:
         await receive(request, upload, declared, too_large)
         async with state.sessions.begin() as db:
             document = await create_document(
-                db, org_id=org_id, owner_id=user_id, name=name, org_wide=org_wide == "1", size=upload.size
+                db, org_id=org_id, owner_id=user_id, name=name, org_wide=org_wide, size=upload.size
             )
             doc_id = document.id
             suffix = name[name.rfind(".") :].lower() if is_office(name) else ""
@@ -190,17 +206,15 @@ async def upload_document(request: Request) -> Response:
             )
             user = await db.get(User, user_id)
             assert user is not None
-            body = document_json(request, document, user)
+            return document_json(request, document, user), doc_id
     except ClientDisconnect:
         upload.discard()
-        return Response(status_code=400)  # nobody is listening any more
+        return {}, None
     except BaseException:
         upload.discard()
         if doc_id is not None:  # the row was not committed: its folder must not stay either
             storage.remove(org_id, doc_id)
         raise
-    jobs.start(doc_id)
-    return JSONResponse(body, status_code=202)
 
 
 @signed_in(*LIBRARY_ROLES)
@@ -230,17 +244,20 @@ async def delete(request: Request) -> Response:
 
 
 async def _guest_saw_it(db: AsyncSession, request: Request, document: Document) -> bool:
-    """This browser is the guest of a live meeting of the document's org in which it was shown."""
+    """This browser is the guest of a meeting of the document's org in which it was shown, and that meeting
+    is live or ended less than ``GUEST_ACCESS_AFTER_END_HOURS`` ago (signaling.after_meeting)."""
     token = guest_token(request)
     if not token:
         return False
+    state = services(request)
+    open_since = ended_after(state.clock(), state.settings.guest_access_after_end_hours)
     shown = await db.scalar(
         select(PageView.id)
         .join(RoomRow, RoomRow.id == PageView.room_id)
         .where(
             PageView.document_id == document.id,
             RoomRow.guest_token_hash == token_hash(token),
-            RoomRow.state != RoomState.ENDED,
+            or_(RoomRow.state != RoomState.ENDED, RoomRow.ended_at > open_since),
             RoomRow.org_id == document.org_id,
         )
         .limit(1)

@@ -28,6 +28,8 @@ from recordings.files import (
     room_files,
     sanitise_file_name,
 )
+from recordings.quotas import Reservation
+from signaling.after_meeting import check_guest
 from signaling.models import RoomRow, RoomState
 from signaling.protocol import FileInfo, Role
 from store.models import Org
@@ -100,14 +102,40 @@ async def send_file(request: Request) -> Response:
     limit = state.settings.room_file_max_bytes
     too_large = FileTooLarge(max_mb=megabytes(limit))
     declared = declared_size(request, limit, too_large, EmptyFile())
+    # The host is a user; the guest is known by its room. Either holds a few upload slots at once, and the
+    # send holds its size of the room's and the org's file quotas until it is stored or refused.
+    sender = f"user:{room.host_id}" if role == Role.HOST else f"guest:{room.id}"
+    with state.uploads.hold(sender):
+        async with state.file_quotas.reserve(room.id, room.org_id, declared) as reservation:
+            body = await _receive_file(request, room, role, declared, too_large, reservation)
+            if body is None:
+                return Response(status_code=400)  # the sender went away: nobody is listening any more
+    log.info("file sent", room=room.id, sender=role.value, file=body["id"], size=body["size"])
+    await state.hub.announce_file(
+        room.id, FileInfo(id=body["id"], name=body["name"], size=body["size"], sender=role)
+    )
+    return JSONResponse(body, status_code=201)
+
+
+async def _receive_file(
+    request: Request,
+    room: RoomRow,
+    role: Role,
+    declared: int,
+    too_large: FileTooLarge,
+    reservation: Reservation,
+) -> dict[str, Any] | None:
+    """Stream the body to a part file and keep it with its row; None when the sender disconnected. Whatever
+    goes wrong (too large, too slow, ended meanwhile), the part file and any half-kept file are removed."""
+    state = services(request)
     name = sanitise_file_name(request.query_params.get("name", ""))
     content_type = clean_content_type(request.headers.get("content-type"))
-
     storage = _storage(request)
     upload = storage.new_upload(room.org_id, room.id)
     file_id: int | None = None
-    try:
-        await receive(request, upload, declared, too_large)
+
+    async def keep() -> dict[str, Any]:
+        nonlocal file_id
         async with state.sessions.begin() as db:
             current = await db.scalar(select(RoomRow.state).where(RoomRow.id == room.id))
             if current == RoomState.ENDED:  # ended while the file was on its way
@@ -124,26 +152,32 @@ async def send_file(request: Request) -> Response:
             )
             file_id = row.id
             upload.keep(storage.path(room.org_id, room.id, file_id))
-            body = file_json(row)
+            return file_json(row)
+
+    try:
+        await receive(request, upload, declared, too_large)
+        return await reservation.store(keep)
     except ClientDisconnect:
         upload.discard()
         log.info("file send interrupted", room=room.id, sender=role.value)
-        return Response(status_code=400)  # nobody is listening any more
+        return None
     except BaseException:
         upload.discard()
         if file_id is not None:  # the row was not committed: its file must not stay either
             storage.remove(room.org_id, room.id, file_id)
         raise
-    log.info("file sent", room=room.id, sender=role.value, file=file_id, size=body["size"])
-    await state.hub.announce_file(
-        room.id, FileInfo(id=body["id"], name=body["name"], size=body["size"], sender=role)
-    )
-    return JSONResponse(body, status_code=201)
+
+
+def _guest_still_may(request: Request, room: RoomRow, role: Role) -> None:
+    if role == Role.GUEST:
+        state = services(request)
+        check_guest(room, state.clock(), state.settings.guest_access_after_end_hours)
 
 
 async def list_files(request: Request) -> Response:
     """``GET /api/rooms/{room_id}/files``: the room's files, and whether this participant may send."""
     room, role, _connect_id = await participant(request)
+    _guest_still_may(request, room, role)
     async with services(request).sessions() as db:
         rows = await room_files(db, room.id)
     settings = services(request).settings
@@ -165,8 +199,10 @@ def content_disposition(name: str) -> str:
 
 
 async def download_file(request: Request) -> Response:
-    """``GET /rooms/{room_id}/files/{file_id}``: the file, as an attachment, to the room's participants."""
-    room, _role, _connect_id = await participant(request)
+    """``GET /rooms/{room_id}/files/{file_id}``: the file, as an attachment, to the room's participants
+    (to its guest until ``GUEST_ACCESS_AFTER_END_HOURS`` after the meeting ended; signaling.after_meeting)."""
+    room, role, _connect_id = await participant(request)
+    _guest_still_may(request, room, role)
     async with services(request).sessions() as db:
         row = await room_file(db, room.id, room.org_id, int(request.path_params["file_id"]))
     if row is None:

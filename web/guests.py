@@ -18,8 +18,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.errors import N_, NotFound, RateLimited
 from signaling import links
+from signaling.protocol import CloseCode
 from signaling.rooms import admitted_room, token_hash
 from store.models import Org
+from web.origins import same_origin
 from web.services import services
 from web.templating import render, translator
 
@@ -82,12 +84,13 @@ async def issue_number(request: Request) -> Response:
     token = guest_token(request, create=True)
     assert token is not None
     client = request.client.host if request.client else "unknown"
-    wait = await state.number_issue_limiter.retry_after(client)
-    if wait > 0:
+    # Checked and counted in one step: simultaneous requests cannot all slip under the limit.
+    hit = await state.number_issue_limiter.hit(client)
+    if not hit.counted:
         raise RateLimited(
-            wait, N_("Too many numbers were issued from this network. Please wait {seconds} seconds.")
+            hit.retry_after,
+            N_("Too many numbers were issued from this network. Please wait {seconds} seconds."),
         )
-    await state.number_issue_limiter.add(client)
     number = await state.numbers.issue(token)
     now = state.clock()
     return JSONResponse(
@@ -101,12 +104,33 @@ async def issue_number(request: Request) -> Response:
 
 
 async def lobby(websocket: WebSocket) -> None:
-    """Waits until a host lets this browser in, then sends ``{"type": "admitted", "url": …}``."""
+    """Waits until a host lets this browser in, then sends ``{"type": "admitted", "url": …}``.
+
+    A cross-site handshake is refused (HTTP 403), as on the room channel. One browser holds at most
+    ``LOBBY_SOCKETS_PER_GUEST`` lobby sockets at once and one client address ``LOBBY_SOCKETS_PER_ADDRESS``
+    (on this node); more are closed at once with 4029."""
+    if not same_origin(websocket):
+        await websocket.close(int(CloseCode.NOT_ALLOWED))
+        return
     token = guest_token(websocket)
     await websocket.accept()
     if token is None:
-        await websocket.close(4003)
+        await websocket.close(int(CloseCode.NOT_ALLOWED))
         return
+    state = services(websocket)
+    address = websocket.client.host if websocket.client else "unknown"
+    try:
+        with state.lobby_per_guest.hold(token_hash(token)), state.lobby_per_address.hold(address):
+            await _wait_for_admission(websocket, token)
+    except TooManySockets:
+        await websocket.close(int(CloseCode.TOO_MANY_SOCKETS))
+
+
+class TooManySockets(Exception):
+    """This browser or this address already holds its share of lobby sockets."""
+
+
+async def _wait_for_admission(websocket: WebSocket, token: str) -> None:
     state = services(websocket)
     async with await state.broker.subscribe(lobby_topic(token)) as subscription:
         # The host may have redeemed the number before this socket opened.

@@ -8,7 +8,6 @@ import contextlib
 import io
 import unicodedata
 from typing import Any
-from urllib.parse import urlsplit
 
 import segno
 import structlog
@@ -22,6 +21,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.errors import N_, InvalidInput, NotFound, RateLimited, Unavailable
+from core.ratelimit import TokenBucket
 from documents.models import Document, DocumentStatus
 from media import ice_servers
 from signaling import links, rooms
@@ -46,12 +46,14 @@ from store.models import User
 from web.auth import load_user, signed_in
 from web.guests import guest_token, lobby_topic
 from web.i18n import DEFAULT_LANGUAGE, Translator
+from web.origins import same_origin
 from web.reach import SERVE_FOR_PHONES, PhoneAddress, phone_address
 from web.services import services
 from web.templating import render, translator
 
 log = structlog.get_logger("tsunagu.meetings")
-MAX_BAD_FRAMES = 20
+MAX_BAD_FRAMES = 20  # bad or rate-limited frames on one connection before it is closed (1008)
+TOO_MANY_MESSAGES = N_("Too many messages at once: some were not delivered. Please slow down.")
 
 
 class NumberLocked(RateLimited):
@@ -130,18 +132,22 @@ async def start_by_number(request: Request) -> Response:
     state = services(request)
     user: User = request.state.user
     body: StartByNumber = await _json_body(request, StartByNumber)
-    key = f"host:{user.id}"
-    wait = await state.wrong_number_limiter.retry_after(key)
-    if wait > 0:
+    # Every attempt is counted before the number is looked at (one atomic step, so simultaneous guesses
+    # cannot all be evaluated) and taken back when the number was right: only wrong numbers stay counted.
+    attempt = await state.wrong_number_limiter.hit(f"host:{user.id}")
+    if not attempt.counted:
         log.warning("connect numbers locked", host=user.id, org=user.org_id)
-        raise NumberLocked(wait)
+        raise NumberLocked(attempt.retry_after)
     try:
         # A host typing with a Japanese IME may send full-width digits (１２３４).
         number = await state.numbers.redeem(unicodedata.normalize("NFKC", body.number).strip())
     except (NumberUnknown, NumberExpired, NumberUsed) as wrong:
-        await state.wrong_number_limiter.add(key)
         log.info("wrong connect number", host=user.id, org=user.org_id, reason=wrong.code)
         raise
+    except BaseException:
+        await state.wrong_number_limiter.undo(attempt)  # not a wrong number: Redis down, say
+        raise
+    await state.wrong_number_limiter.undo(attempt)
     db = request.state.db
     room, record = await rooms.create_room(
         db,
@@ -273,23 +279,13 @@ async def call_page(request: Request) -> Response:
     )
 
 
-def _same_origin(websocket: WebSocket) -> bool:
-    """Browsers send cookies with cross-site WebSocket handshakes; only our own pages may open one."""
-    origin = websocket.headers.get("origin")
-    if origin is None:
-        return True  # not a browser
-    host = websocket.headers.get("host", "")
-    public = services(websocket).settings.public_url
-    return urlsplit(origin).netloc == host or (public is not None and origin == public)
-
-
 async def room_channel(websocket: WebSocket) -> None:
     """One participant's room channel (docs/protocol.md).
 
     A cross-site handshake is refused outright (HTTP 403). Every other refusal accepts and then closes with
     a close code, because browsers cannot see why a handshake failed but can read a close code.
     """
-    if not _same_origin(websocket):
+    if not same_origin(websocket):
         await websocket.close(int(CloseCode.NOT_ALLOWED))
         return
     if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
@@ -361,33 +357,46 @@ async def _write(websocket: WebSocket, participant: Participant, _: Translator) 
 
 
 async def _read(websocket: WebSocket, participant: Participant, _: Translator) -> None:
-    """Validate each frame at the edge; a bad one gets an error frame, too many close this socket only."""
+    """Validate each frame at the edge; a bad one gets an error frame, too many close this socket only.
+
+    Text frames only (a binary frame is a bad frame), and at most ``ROOM_MESSAGES_PER_SECOND`` frames a
+    second per connection (``ROOM_MESSAGE_BURST`` at once): past that a frame is refused with a
+    ``rate_limited`` error frame and counts as bad, so a flood ends with the socket closed (1008)."""
+    state = services(websocket)
+    pace = TokenBucket(state.settings.room_messages_per_second, state.settings.room_message_burst)
     bad = 0
     while True:
         event = await websocket.receive()
         if event["type"] == "websocket.disconnect":
             return
-        try:
-            message = parse_client_message(event.get("text") or event.get("bytes") or b"")
-        except BadMessage as exc:
-            bad += 1
-            if not await _send(
-                websocket, ErrorFrame(code=ErrorCode.BAD_MESSAGE, message=_(exc.message)).model_dump()
-            ):
-                return
-            if bad >= MAX_BAD_FRAMES:
+        refusal: ErrorFrame | None = None
+        if not pace.take(state.clock()):
+            refusal = ErrorFrame(code=ErrorCode.RATE_LIMITED, message=_(TOO_MANY_MESSAGES))
+        else:
+            text = event.get("text")
+            try:
+                if text is None:  # a binary frame: the channel speaks JSON text only
+                    raise BadMessage()
+                message = parse_client_message(text)
+            except BadMessage as exc:
+                refusal = ErrorFrame(code=ErrorCode.BAD_MESSAGE, message=_(exc.message))
+        if refusal is None:
+            try:
+                await participant.send(message)
+            except Unavailable:
+                # The room's home could not be reached in time (Redis down): this message did not arrive.
+                # Close so that the browser reconnects and sends what it still holds (終了 among it) again.
+                log.warning("room.message_not_delivered", room=participant.room_id, kind=message.type)
                 with contextlib.suppress(Exception):
-                    await websocket.close(int(CloseCode.POLICY_VIOLATION))
+                    await websocket.close(int(CloseCode.UNAVAILABLE))
                 return
             continue
-        try:
-            await participant.send(message)
-        except Unavailable:
-            # The room's home could not be reached in time (Redis down): this message did not arrive. Close
-            # so that the browser reconnects and sends what it still holds (終了 among it) again.
-            log.warning("room.message_not_delivered", room=participant.room_id, kind=message.type)
+        bad += 1
+        if not await _send(websocket, refusal.model_dump()):
+            return
+        if bad >= MAX_BAD_FRAMES:
             with contextlib.suppress(Exception):
-                await websocket.close(int(CloseCode.UNAVAILABLE))
+                await websocket.close(int(CloseCode.POLICY_VIOLATION))
             return
 
 

@@ -17,6 +17,8 @@ from starlette.routing import BaseRoute, Route
 
 from core.errors import N_, Conflict, InvalidInput, NotFound
 from signaling import rooms
+from signaling.after_meeting import check_guest
+from signaling.protocol import Role as RoomRole
 from store.models import MemoTemplate, Role, User
 from web.auth import signed_in
 from web.meetings import participant
@@ -167,8 +169,12 @@ def memo_file(text: str) -> bytes:
 
 
 async def memo_download(request: Request) -> Response:
-    """メモを渡す: the memo as a file, for the room's two participants only (anyone else: 404)."""
-    room, _role, connect_id = await participant(request)
+    """メモを渡す: the memo as a file, for the room's two participants only (anyone else: 404); for its guest
+    until ``GUEST_ACCESS_AFTER_END_HOURS`` after the meeting ended (signaling.after_meeting)."""
+    room, role, connect_id = await participant(request)
+    if role == RoomRole.GUEST:
+        state = services(request)
+        check_guest(room, state.clock(), state.settings.guest_access_after_end_hours)
     live = services(request).hub.room(room.id)
     if live is not None:
         text = live.memo.text()

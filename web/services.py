@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 
     from core.clock import Clock
     from core.ratelimit import RateLimiter
+    from core.slots import Slots
+    from core.uploads import UploadSlots
     from documents.library import DocumentJobs
     from media import MediaRooms, MediaSettings
+    from recordings.quotas import FileQuotas
     from signaling.broker import Broker
     from signaling.hub import RoomHub
     from signaling.numbers import NumberStore
@@ -44,6 +47,10 @@ class Services:
     login_limiter: RateLimiter
     number_issue_limiter: RateLimiter
     wrong_number_limiter: RateLimiter
+    uploads: UploadSlots  # uploads at once per sender (web.uploads)
+    file_quotas: FileQuotas  # bytes of files per meeting and per org (web.files)
+    lobby_per_guest: Slots  # lobby sockets at once per guest browser (web.guests)
+    lobby_per_address: Slots  # ... and per client address
 
 
 def services(holder: HTTPConnection | Starlette) -> Services:

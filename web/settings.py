@@ -67,13 +67,30 @@ class Settings:
     wrong_numbers_per_minute: int = 5
     join_link_ttl_minutes: int = 30
     rejoin_grace_seconds: int = 300
-    # Documents (資料): upload size, page count, and the worker's wall-clock limits (documents.library).
+    # Documents (資料): upload size, page count, and the worker's limits (documents.library): CPU time, with
+    # wall-clock nets (the render limit's three times, and the validation timeout) behind it.
     document_max_bytes: int = 50 * 1024 * 1024
     document_max_pages: int = 300
     document_render_timeout_seconds: float = 120.0
-    document_validation_timeout_seconds: float = 5.0
-    # ファイル送信: the largest file one send may carry (web.files).
+    document_validation_cpu_seconds: float = 5.0
+    document_validation_timeout_seconds: float = 60.0
+    # ファイル送信: the largest file one send may carry, and what a meeting and an org may hold (web.files).
     room_file_max_bytes: int = 50 * 1024 * 1024
+    room_files_quota_bytes: int = 200 * 1024 * 1024
+    org_files_quota_bytes: int = 10 * 1024 * 1024 * 1024
+    # Every upload (web.uploads): a minimum rate after a grace period, and uploads at once per sender.
+    upload_grace_seconds: float = 10.0
+    upload_min_bytes_per_second: int = 8 * 1024
+    uploads_per_user: int = 3
+    # The room channel (web.meetings, signaling.room): messages per second per connection, the memo's length.
+    room_messages_per_second: float = 60.0
+    room_message_burst: int = 240
+    memo_max_characters: int = 100_000
+    # The lobby (web.guests): sockets at once per guest browser and per client address.
+    lobby_sockets_per_guest: int = 3
+    lobby_sockets_per_address: int = 50
+    # What a guest may still fetch after its meeting ended (files, memo.txt, document pages), in hours.
+    guest_access_after_end_hours: float = 24.0
     # TLS served by tsunagu itself (web.tls): a given certificate and key, or a self-signed one (LAN trials).
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -125,8 +142,20 @@ class Settings:
             document_max_bytes=int(env.get("DOCUMENT_MAX_BYTES") or 50 * 1024 * 1024),
             document_max_pages=int(env.get("DOCUMENT_MAX_PAGES") or 300),
             document_render_timeout_seconds=float(env.get("DOCUMENT_RENDER_TIMEOUT_SECONDS") or 120),
-            document_validation_timeout_seconds=float(env.get("DOCUMENT_VALIDATION_TIMEOUT_SECONDS") or 5),
+            document_validation_cpu_seconds=float(env.get("DOCUMENT_VALIDATION_CPU_SECONDS") or 5),
+            document_validation_timeout_seconds=float(env.get("DOCUMENT_VALIDATION_TIMEOUT_SECONDS") or 60),
             room_file_max_bytes=int(env.get("ROOM_FILE_MAX_BYTES") or 50 * 1024 * 1024),
+            room_files_quota_bytes=int(env.get("ROOM_FILES_QUOTA_BYTES") or 200 * 1024 * 1024),
+            org_files_quota_bytes=int(env.get("ORG_FILES_QUOTA_BYTES") or 10 * 1024 * 1024 * 1024),
+            upload_grace_seconds=float(env.get("UPLOAD_GRACE_SECONDS") or 10),
+            upload_min_bytes_per_second=int(env.get("UPLOAD_MIN_BYTES_PER_SECOND") or 8 * 1024),
+            uploads_per_user=int(env.get("UPLOADS_PER_USER") or 3),
+            room_messages_per_second=float(env.get("ROOM_MESSAGES_PER_SECOND") or 60),
+            room_message_burst=int(env.get("ROOM_MESSAGE_BURST") or 240),
+            memo_max_characters=int(env.get("MEMO_MAX_CHARACTERS") or 100_000),
+            lobby_sockets_per_guest=int(env.get("LOBBY_SOCKETS_PER_GUEST") or 3),
+            lobby_sockets_per_address=int(env.get("LOBBY_SOCKETS_PER_ADDRESS") or 50),
+            guest_access_after_end_hours=float(env.get("GUEST_ACCESS_AFTER_END_HOURS") or 24),
             tls_cert_file=_path(env.get("TLS_CERT_FILE")),
             tls_key_file=_path(env.get("TLS_KEY_FILE")),
             tls_self_signed=_flag(env.get("TLS_SELF_SIGNED", "")),

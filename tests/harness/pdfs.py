@@ -148,3 +148,48 @@ def truncated_pdf() -> bytes:
 def not_a_pdf() -> bytes:
     """Text that is not a PDF, to be uploaded under a .pdf name."""
     return ("見積書の下書き\nThis is a plain text file that someone renamed to .pdf\n" * 50).encode()
+
+
+def overlong_xref_pdf(pages: int = 3) -> bytes:
+    """``text_pdf`` whose cross-reference table announces a 112-digit count, as pdf.js's
+    ``filled-background.pdf`` does: pypdf refuses to read a number that long ("stream length of 112 exceeds
+    maximum allowed length of 64"), PDFium rebuilds the table from the objects and renders every page."""
+    whole = text_pdf(pages)
+    start = whole.rfind(b"xref\n0 ")
+    end = whole.index(b"\n", start + 5)
+    return whole[:start] + b"xref\n0 " + b"9" * 112 + whole[end:]
+
+
+def attachment_encrypted_pdf(pages: int = 2) -> bytes:
+    """``text_pdf`` with an AES-256 security handler (user password "secret") that encrypts only embedded
+    files (``/StmF /Identity /StrF /Identity /EFF /StdCF``), as pdf.js's ``encrypted-attachment.pdf``: the
+    pages open without a password in PDFium, while pypdf reports the document as not decrypted."""
+    import secrets
+
+    from pypdf._encryption import AlgV5
+
+    values = AlgV5.generate_values(6, b"secret", b"owner", secrets.token_bytes(32), 0xFFFFFFFC, True)
+
+    def hexed(name: str) -> bytes:
+        value: bytes = values[name]
+        return b"<" + value.hex().encode() + b">"
+
+    handler = (
+        b"<< /Filter /Standard /V 5 /R 6 /Length 256 /P -4 /O " + hexed("/O") + b" /U " + hexed("/U")
+        + b" /OE " + hexed("/OE") + b" /UE " + hexed("/UE") + b" /Perms " + hexed("/Perms")
+        + b" /CF << /StdCF << /CFM /AESV3 /Length 32 /AuthEvent /EFOpen >> >>"
+        + b" /StmF /Identity /StrF /Identity /EFF /StdCF >>"
+    )  # fmt: skip
+    base = text_pdf(pages)
+    size = 4 + 2 * pages  # objects 1..3 and a (page, content) pair per page, plus the free entry 0
+    previous = int(base.rsplit(b"startxref\n", 1)[1].split(b"\n")[0])
+    added = b"%d 0 obj\n" % size + handler + b"\nendobj\n"
+    xref = len(base) + len(added)
+    file_id = b"<" + secrets.token_hex(16).encode() + b">"
+    update = (  # an incremental update: the handler object, its xref section and a trailer naming it
+        b"xref\n0 1\n0000000000 65535 f \n%d 1\n%010d 00000 n \n" % (size, len(base))
+        + b"trailer\n<< /Size %d /Root 1 0 R /Encrypt %d 0 R /Prev %d /ID [%s %s] >>\n"
+        % (size + 1, size, previous, file_id, file_id)
+        + b"startxref\n%d\n%%%%EOF\n" % xref
+    )
+    return base + added + update

@@ -11,19 +11,8 @@ export const CloseCode = Object.freeze({
   ROOM_ENDED: 4010,
   LEFT: 4011,
   REJOIN_EXPIRED: 4013,
+  TOO_MANY_SOCKETS: 4029,
   UNAVAILABLE: 4503,
-});
-
-// The code of an error frame: why the server refused the last frame.
-export const ErrorCode = Object.freeze({
-  BAD_MESSAGE: "bad_message",
-  NOT_ALLOWED: "not_allowed",
-  MEDIA_UNAVAILABLE: "media_unavailable",
-  MEDIA_FAILED: "media_failed",
-  UNAVAILABLE: "unavailable",
-  MEMO_OUT_OF_STEP: "memo_out_of_step",
-  MEMO_BROKEN_TEXT: "memo_broken_text",
-  MEMO_NOT_TEXT: "memo_not_text",
 });
 
 // The largest frame the server reads (signaling/protocol.py MAX_FRAME_BYTES).
@@ -51,3 +40,17 @@ export const FINAL_CLOSES = new Set([
   CloseCode.UNSUPPORTED_PROTOCOL, CloseCode.NOT_ALLOWED, CloseCode.ROOM_NOT_FOUND, CloseCode.REPLACED,
   CloseCode.ROOM_ENDED, CloseCode.LEFT, CloseCode.REJOIN_EXPIRED,
 ]);
+
+// The code of an "error" frame: why the server refused the last frame.
+export const ErrorCode = Object.freeze({
+  BAD_MESSAGE: "bad_message",
+  NOT_ALLOWED: "not_allowed",
+  RATE_LIMITED: "rate_limited",
+  MEMO_FULL: "memo_full",
+  MEDIA_UNAVAILABLE: "media_unavailable",
+  MEDIA_FAILED: "media_failed",
+  UNAVAILABLE: "unavailable",
+  MEMO_OUT_OF_STEP: "memo_out_of_step",
+  MEMO_BROKEN_TEXT: "memo_broken_text",
+  MEMO_NOT_TEXT: "memo_not_text",
+});

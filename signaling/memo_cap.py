@@ -1,0 +1,40 @@
+"""共有メモ's length cap, kept apart from the memo's sync so that each can change on its own.
+
+A Yjs update carries inserted text as UTF-8 strings, so it can add at most as many characters as it has
+bytes. While the memo's length plus the update's size stays within the cap, nothing needs to be computed;
+only near the cap is the update tried on a copy of the memo to see the length it would leave. A refused
+update is not applied, stored or passed on (the room answers ``memo_full``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pycrdt import Doc, Text
+
+from signaling.memo import STEP1, TEXT_NAME, BadMemoData, SharedMemo, parse_sync_message
+
+DEFAULT_MAX_CHARACTERS = 100_000
+
+
+def fits(memo: SharedMemo, message: bytes, max_characters: int) -> bool:
+    """Whether the memo stays within ``max_characters`` once the sync message ``message`` is applied.
+
+    A message that cannot be read is let through: the memo's own validation refuses it."""
+    try:
+        kind, payload = parse_sync_message(message)
+    except BadMemoData:
+        return True
+    length = len(memo.text())
+    if kind == STEP1 or length + len(payload) <= max_characters:
+        return True
+    trial: Doc[Any] = Doc()
+    trial[TEXT_NAME] = text = Text()
+    try:
+        trial.apply_update(memo.doc.get_update())
+        trial.apply_update(payload)
+    except BaseException as exc:  # pycrdt: ValueError, or a Rust panic (a BaseException) on bad data
+        if isinstance(exc, ValueError) or type(exc).__name__ == "PanicException":
+            return True
+        raise
+    return len(str(text)) <= max(max_characters, length)  # never refuse what does not make it longer
