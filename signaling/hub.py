@@ -121,7 +121,7 @@ class Outgoing:
 
     @property
     def message(self) -> dict[str, Any] | None:
-        """The frame as a dict, whichever form it came in (tests and tools; sockets send ``text`` as it is)."""
+        """The frame as a dict, whichever form it came in (tests, tools; sockets send ``text`` as it is)."""
         return json.loads(self.text) if self.text is not None else self.frame
 
 
@@ -198,6 +198,7 @@ class RoomHub:
         self._homes: dict[str, asyncio.Task[None]] = {}
         self._rooms: dict[str, Room] = {}
         self._busy: set[str] = set()  # rooms whose home task is in the middle of an event
+        self.handled_inline = 0  # memo messages taken by the fast path (for tests and metrics)
         # Page views and memo updates are stored in order, off the path of the frames people wait for.
         self.writer = RoomWriter(store)
 
@@ -450,6 +451,7 @@ class RoomHub:
         ):
             return False
         effects = room.receive(participant.role, participant.connection, message, self.clock())
+        self.handled_inline += 1
         for i, effect in enumerate(effects):
             match effect:
                 case Send(message=frame, to=to, exclude=exclude):

@@ -170,6 +170,8 @@ class SharedMemo:
 
     def __init__(self, updates: list[bytes] | None = None) -> None:
         self._pending: list[bytes] = []  # taken, checked, not yet applied to pycrdt (in order)
+        self._pending_bytes = 0  # their size: no update adds more characters than it has bytes
+        self._applied_length: int | None = None  # the text's length in pycrdt, once read (None: read again)
         self._doc: Doc[Any] = Doc()
         self._doc[TEXT_NAME] = self._text = Text()
         self._halves: Halves = {}
@@ -211,6 +213,13 @@ class SharedMemo:
         self.apply_pending()
         return sync_message(STEP1, self._doc.get_state())
 
+    def length_at_most(self) -> int:
+        """An upper bound of the text's length (in characters) without applying what is pending: what pycrdt
+        has plus the pending updates' bytes (the memo's length cap checks this first, see memo_cap.py)."""
+        if self._applied_length is None:
+            self._applied_length = len(str(self._text))
+        return self._applied_length + self._pending_bytes
+
     @property
     def pending(self) -> int:
         """Updates taken but not yet applied to pycrdt."""
@@ -221,6 +230,7 @@ class SharedMemo:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
+        self._pending_bytes, self._applied_length = 0, None
         try:
             with self._doc.transaction():
                 for update in pending:
@@ -256,11 +266,13 @@ class SharedMemo:
             return SyncResult(reply=[])
         if quick_take(payload, self._clocks, self._halves, self._deletions):
             self._pending.append(payload)
+            self._pending_bytes += len(payload)
             if len(self._pending) >= APPLY_BATCH:
                 self.apply_pending()
             return SyncResult(reply=[], update=payload, kind=kind)
         self.apply_pending()
         halves, deletions, known = self._check(payload)
+        self._applied_length = None
         try:
             self._doc.apply_update(payload)
         except BaseException as exc:
@@ -368,6 +380,7 @@ class SharedMemo:
     def insert(self, position: int, text: str) -> bytes:
         """Insert ``text`` server-side (tests and tools); returns the update to forward."""
         self.apply_pending()
+        self._applied_length = None
         before = self._doc.get_state()
         current = str(self._text)
         self._text.insert(len(current[:position].encode()), text)  # pycrdt 0.14 counts UTF-8 bytes

