@@ -20,7 +20,7 @@ from core.errors import TsunaguError
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from store.models import Org, Role, User
-from web import accounts, passwords, tls
+from web import accounts, passwords, tls, workers
 from web.settings import Settings
 from web.tls import TLSConfigError
 
@@ -214,6 +214,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         settings, tls_lines = prepare_self_signed(settings, host, port)
     if settings.tls_cert_file is not None:
         tls.check_pair(settings.tls_cert_file, settings.tls_key_file)
+    workers_count = args.workers or settings.workers
+    workers.check(settings, workers_count)  # before anything is printed: refused without REDIS_URL
     configure_logging(settings.log_format, settings.log_level)
     url = base_url(settings, host, port)
     _print(
@@ -222,15 +224,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         f"  host login:  {url}/login",
         *tls_lines,
     )
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        ssl_certfile=str(settings.tls_cert_file) if settings.tls_cert_file else None,
-        ssl_keyfile=str(settings.tls_key_file) if settings.tls_key_file else None,
-    )
+    tls_options = {
+        "ssl_certfile": str(settings.tls_cert_file) if settings.tls_cert_file else None,
+        "ssl_keyfile": str(settings.tls_key_file) if settings.tls_key_file else None,
+    }
+    if workers_count > 1:
+        workers.run(settings, workers_count, tls_options)
+        return
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False, **tls_options)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME",
         help="another DNS name or address the self-signed certificate covers (repeatable)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes sharing the port, each its own node (needs REDIS_URL; default WORKERS or 1)",
     )
     serve.set_defaults(run=cmd_serve)
 
@@ -288,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TsunaguError as exc:
         print(f"error: {exc.message.format(**exc.params)}", file=sys.stderr)
         return 1
-    except TLSConfigError as exc:
+    except (TLSConfigError, workers.WorkersNeedRedis) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
