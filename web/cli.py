@@ -224,14 +224,20 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         f"  host login:  {url}/login",
         *tls_lines,
     )
-    tls_options = {
-        "ssl_certfile": str(settings.tls_cert_file) if settings.tls_cert_file else None,
-        "ssl_keyfile": str(settings.tls_key_file) if settings.tls_key_file else None,
-    }
+    certfile = str(settings.tls_cert_file) if settings.tls_cert_file else None
+    keyfile = str(settings.tls_key_file) if settings.tls_key_file else None
     if workers_count > 1:
-        workers.run(settings, workers_count, tls_options)
+        workers.run(settings, workers_count, {"ssl_certfile": certfile, "ssl_keyfile": keyfile})
         return
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False, **tls_options)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
