@@ -518,6 +518,10 @@ class RoomHub:
             event["message"] = message
         await self._post(room_id, event)
 
+    def rooms_homed(self) -> int:
+        """Rooms whose home is this node (its load, for the node registry)."""
+        return len(self._homes)
+
     async def aclose(self) -> None:
         tasks = [*self._homes.values(), *self._negotiations.values()]
         for task in tasks:

@@ -33,6 +33,7 @@ from recordings.quotas import FileQuotas
 from signaling import rooms
 from signaling.broker import Broker, MemoryBroker
 from signaling.hub import RoomHub
+from signaling.nodes import NodeRegistry
 from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
 from signaling.redis_broker import RedisBroker
 from signaling.sms import make_gateway
@@ -139,12 +140,19 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         sender=settings.sms_from,
     )
 
+    # Several nodes: each says it is alive, and how many rooms it homes, in Redis (signaling/nodes.py).
+    nodes = NodeRegistry(redis, settings.node_id, hub.rooms_homed) if redis is not None else None
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log.info("started", database=engine.url.get_backend_name(), redis=bool(redis), node=settings.node_id)
+        if nodes is not None:
+            nodes.start()
         try:
             yield
         finally:
+            if nodes is not None:
+                await nodes.aclose()
             await services(app).documents.aclose()
             await hub.aclose()
             await media.aclose()
