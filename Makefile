@@ -11,7 +11,7 @@ JS_SOURCES := $(wildcard web/static/src/*.js)
 TEST_DEBS := chromium redis-server postgresql
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest messages system-node system-test clean
+.PHONY: run test lint typecheck pytest messages screenshots system-node system-test clean
 
 run: $(VENV)/.installed $(BUNDLE)
 	$(BIN)/tsunagu db upgrade
@@ -30,7 +30,7 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
-# The suite runs in a fresh network namespace that has only loopback (see tests/README.md).
+# The suite runs in a fresh network namespace that has only loopback (see README.md, "Two commands").
 pytest:
 	unshare --net -- sh -c 'ip link set lo up && exec $(BIN)/pytest $(PYTEST_ARGS)'
 
@@ -58,6 +58,10 @@ system-node:
 
 system-test: system-node
 	@scripts/apt-install $(TEST_DEBS)
+
+# Photograph a real call for README.md (docs/screenshots/), on loopback only like the tests.
+screenshots: system-test $(VENV)/.installed-test $(BUNDLE)
+	unshare --net -- sh -c 'ip link set lo up && exec $(BIN)/python -m scripts.screenshots'
 
 # Refresh the message catalogue after changing UI strings.
 messages: $(VENV)/.installed-test

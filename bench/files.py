@@ -153,7 +153,7 @@ def _copy_seconds(source: Path, destination: Path) -> float:
     return elapsed
 
 
-async def files_bench(size_mb: int = 50, runs: int = 3) -> dict[str, float]:
+async def files_bench(size_mb: int = 50, runs: int = 3, storage_url: str | None = None) -> dict[str, float]:
     configure_logging("console", "error")  # keep the server's request lines out of the figures
     with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
         root = Path(tmp)
@@ -162,6 +162,7 @@ async def files_bench(size_mb: int = 50, runs: int = 3) -> dict[str, float]:
             database_url=f"sqlite:///{root / 'bench.db'}",
             secret_key=secrets.token_hex(32),
             room_file_max_bytes=size_mb * MB,
+            storage_url=storage_url,
         )
         settings.data_dir.mkdir()
         await asyncio.to_thread(upgrade, settings.database_url)
@@ -208,14 +209,40 @@ def main() -> None:
     )
     parser.add_argument("--size-mb", type=int, default=50, help="file size in MB (default 50)")
     parser.add_argument("--runs", type=int, default=3, help="timed transfers; the median is reported")
+    parser.add_argument(
+        "--s3",
+        action="store_true",
+        help="also through S3-compatible storage (a SeaweedFS started on loopback, as the tests do)",
+    )
     args = parser.parse_args()
     figures = asyncio.run(files_bench(args.size_mb, args.runs))
     print(f"# {args.size_mb} MB, median of {args.runs} transfers (upload + download) over loopback")
     for name, value in figures.items():
         print(f"{name}: {value:.1f}")
     met = figures["transfer_mb_per_s"] >= TARGET_MB_PER_S and figures["rss_growth_mb"] < TARGET_RSS_GROWTH_MB
+    if args.s3:
+        s3 = asyncio.run(_s3_figures(args.size_mb, args.runs))
+        print("# the same through STORAGE_URL=s3://… (SeaweedFS on loopback, 8 MiB parts)")
+        for name, value in s3.items():
+            print(f"s3_{name}: {value:.1f}")
+        met = met and s3["rss_growth_mb"] < TARGET_RSS_GROWTH_MB
+        print(f"s3_to_local_transfer_ratio: {s3['transfer_mb_per_s'] / figures['transfer_mb_per_s']:.3f}")
     print(f"targets_met: {'yes' if met else 'no'}")
     print(f"transfer_vs_copy_ratio: {figures['transfer_mb_per_s'] / figures['copy_mb_per_s']:.3f}")
+
+
+async def _s3_figures(size_mb: int, runs: int) -> dict[str, float]:
+    from tests.harness.s3 import S3Server
+
+    server = S3Server()
+    await asyncio.to_thread(server.start)
+    try:
+        os.environ.update(server.environment)
+        figures = await files_bench(size_mb, runs, server.url("bench"))
+    finally:
+        server.stop()
+    figures.pop("copy_mb_per_s")
+    return figures
 
 
 if __name__ == "__main__":

@@ -1,363 +1,139 @@
-"""Media relay: streams per core of the encoded passthrough (``media.MediaRooms``) against aiortc's
-decode/re-encode ``MediaRelay``, and the latency the relay adds.
+"""Media relay: streams and meetings per core of the encoded passthrough (``media.MediaRooms``) against
+aiortc's decode/re-encode ``MediaRelay``, the latency the relay adds, and the frames it fails to deliver
+whole.
 
-N rooms, each with one publisher sending a synthetic 640×480@30 VP8 camera at ~1 Mbps and one subscriber,
-through the server over loopback 127.0.0.1 (run it inside ``unshare --net``, like the tests). The server runs
-in its own process; publishers and subscribers run in this one (the load generator). The load generator is
-lean: about one second of frames is encoded once beforehand and looped, packets are built from those
-payloads and sent and received through the same synchronous SRTP paths as the server's
-(``media.hooks.send_now``/``receive_now``), and subscribers only count packets (no decoding), so that it
-starves the server as little as it can on a 2-core box.
+Runs, each with the server in its own process on the event loop ``tsunagu serve`` runs (``web.serving``;
+``--loop asyncio`` for the other) and the load generator (bench/relay_load.py) in this one, over loopback
+127.0.0.1 (run it inside ``unshare --net``, like the tests):
 
-The server's CPU time (utime + stime of its process, from /proc) is taken over a window in which every
-stream flows; streams per core = N ÷ (server CPU seconds ÷ wall seconds), computed as the frames the
-subscribers received in the window ÷ 30 ÷ server CPU seconds (the same when all streams keep up; on a box too
-busy for that, the work actually done per CPU second rather than a figure flattered by work left undone).
-The same is done for aiortc's ``MediaRelay`` path (the server decodes each publisher's track and re-encodes
-it for the subscriber) with fewer streams. Added latency: publisher send → subscriber receive of the same
-packet, both in this process, taken in a third run with fewer streams (``--latency-streams``), and also
-reported for the full-load run.
+- passthrough: N rooms of one publisher (640×480@30 VP8, ~1 Mbps, encoded once beforehand and looped) and
+  one subscriber; the full-load latency and frame loss are taken here;
+- transcode: the same through aiortc's ``MediaRelay`` (the server decodes and re-encodes), fewer streams;
+- latency: passthrough with fewer streams, the server well below a core;
+- meeting: M rooms where both seats send their camera and receive the other's, the subscribers reporting as
+  browsers do (receiver reports, REMB, NACKs for ~1 % of packets answered over RTX).
 
-The server's own count of forwarded packets and its CPU per forwarded packet are printed too (when it
-forwarded more than arrived, the load generator was short of CPU), and the load average before and after
-(the figures mean little on a box other jobs keep busy).
+Server CPU is utime + stime of its process (/proc) over a window in which every stream flows. Streams per core
+= frames delivered whole in the window ÷ 30 ÷ server CPU seconds (N ÷ cores busy when all keep up; the work
+actually done per CPU second when the box is too busy for that); meetings per core the same ÷ 2.
+``delivered_frame_loss_pct``: frames sent in the window and not delivered whole within a second after it.
 
-Targets: ``passthrough_streams_per_core`` ≥ 100, ``relay_ratio`` ≥ 15, ``added_latency_p99_ms`` < 10.
+Targets: ``passthrough_streams_per_core`` ≥ 100 (aim 150), ``relay_ratio`` ≥ 15, ``added_latency_p99_ms``
+< 10, ``full_load_latency_p99_ms`` < 10, ``delivered_frame_loss_pct`` < 0.5, every stream flowing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import heapq
 import logging
 import multiprocessing
 import os
 import statistics
 import time
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from struct import pack, unpack_from
+from dataclasses import dataclass
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
-from aiortc.codecs.vpx import Vp8Encoder
-from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
-from av import VideoFrame
+from bench.relay_load import FPS, LoadGenerator, encoded_frames
+from bench.relay_server import cpu_seconds, server_main
+from web import serving
 
-from media import MediaRooms, MediaSettings, hooks
-
-LOOPBACK = ("127.0.0.1",)
-FPS = 30
-CLOCK = 90_000
-SAMPLE_EVERY = 8  # latency is sampled on packets whose sequence number is a multiple of this
-
-
-# The server (child process)
-
-
-async def transcode_answer(
-    pcs: dict[tuple[str, str], RTCPeerConnection], relay: object, room: str, seat: str, offer: str
-) -> str:
-    """aiortc's ordinary path: the host's track is received (decoded), the guest gets it re-encoded."""
-    from aiortc.contrib.media import MediaRelay
-
-    from media.peer import LAYOUT, codec_preferences
-
-    assert isinstance(relay, MediaRelay)
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pcs[(room, seat)] = pc
-    transceivers = []
-    for kind in LAYOUT:
-        transceiver = pc.addTransceiver(kind, direction="sendrecv")
-        transceiver.setCodecPreferences(codec_preferences(kind))
-        transceivers.append(transceiver)
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-    if seat == "guest":
-        host = pcs[(room, "host")]
-        transceivers[0].sender.replaceTrack(relay.subscribe(host.getTransceivers()[0].receiver.track))
-    hooks.gather_on(transceivers[0].receiver.transport.transport.iceGatherer, LOOPBACK)
-    await pc.setLocalDescription(await pc.createAnswer())
-    return pc.localDescription.sdp
-
-
-async def serve(conn: Connection, mode: str) -> None:
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    rooms = MediaRooms(MediaSettings(host_addresses=LOOPBACK))
-    pcs: dict[tuple[str, str], RTCPeerConnection] = {}
-    relay: object = None
-    if mode == "transcode":
-        from aiortc.contrib.media import MediaRelay
-
-        relay = MediaRelay()
-    try:
-        while True:
-            message = await asyncio.to_thread(conn.recv)
-            if message[0] == "stop":
-                break
-            if message[0] == "counters":
-                conn.send(vars(rooms.counters()))
-                continue
-            _, room, seat, offer = message
-            if mode == "passthrough":
-                answer = await rooms.answer(room, seat, offer)
-            else:
-                answer = await transcode_answer(pcs, relay, room, seat, offer)
-            conn.send(answer)
-    finally:
-        await rooms.aclose()
-        for pc in pcs.values():
-            await pc.close()
-        conn.send("stopped")
-
-
-def server_main(conn: Connection, mode: str) -> None:
-    asyncio.run(serve(conn, mode))
-
-
-async def server_forwarded(conn: Connection) -> int:
-    """Packets the server has forwarded so far (0 for the transcode path, which keeps no counters)."""
-    conn.send(("counters",))
-    counters = await asyncio.to_thread(conn.recv)
-    return int(counters["packets_forwarded"])
-
-
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """utime and stime of process ``pid`` (all its threads)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
-
-
-# The load generator (this process)
-
-
-def encoded_frames(seconds: float, bitrate: int) -> list[list[bytes]]:
-    """About ``seconds`` of 640×480 VP8 at ``bitrate``, as RTP payloads per frame; the first is a keyframe.
-    As many frames are encoded before them, so that the encoder's rate control has settled."""
-    encoder = Vp8Encoder()
-    encoder.target_bitrate = bitrate
-    frames = []
-    width, height = 640, 480
-    count = int(seconds * FPS)
-    for index in range(2 * count):
-        frame = VideoFrame(width, height, "yuv420p")
-        luma = bytearray(bytes(range(256)) * (width * height // 256))
-        top = (index * 7) % (height - 80)
-        for row in range(top, top + 80):  # a moving block of noise: real work for the encoder
-            luma[row * width + 100 : row * width + 300] = os.urandom(200)
-        frame.planes[0].update(bytes(luma))
-        chroma = b"\x80" * (width * height // 4)
-        frame.planes[1].update(chroma)
-        frame.planes[2].update(chroma)
-        frame.pts = index * CLOCK // FPS
-        payloads, _ = encoder.encode(frame, index in (0, count))
-        frames.append(payloads)
-    return frames[count:]
-
-
-@dataclass
-class Stream:
-    """One room: the publisher's and the subscriber's peer connections, as lean as the server's."""
-
-    index: int
-    publisher: RTCPeerConnection
-    subscriber: RTCPeerConnection
-    ssrc: int = 0
-    payload_type: int = 96
-    transport: object = None
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    seq: int = 0
-    frame: int = 0
-    timestamp: int = 0
-    sent: dict[int, float] = field(default_factory=dict)
-    received: int = 0
-    frames: int = 0
-    last_frame_at: float = 0.0
-    max_gap: float = 0.0
-
-
-class LoadGenerator:
-    def __init__(self, conn: Connection, frames: list[list[bytes]]) -> None:
-        self.conn = conn
-        self.frames = frames
-        self.streams: list[Stream] = []
-        self.latencies: list[float] = []
-        self.measuring = False
-
-    def peer(self) -> tuple[RTCPeerConnection, list[RTCRtpTransceiver]]:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        transceivers = [pc.addTransceiver(kind, direction="sendrecv") for kind in ("video", "video", "audio")]
-        return pc, transceivers
-
-    async def exchange(self, pc: RTCPeerConnection, room: str, seat: str) -> None:
-        hooks.gather_on(pc.getTransceivers()[0].receiver.transport.transport.iceGatherer, LOOPBACK)
-        await pc.setLocalDescription(await pc.createOffer())
-        self.conn.send(("answer", room, seat, pc.localDescription.sdp))
-        answer = await asyncio.to_thread(self.conn.recv)
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-
-    async def add_stream(self, index: int) -> Stream:
-        publisher, sending = self.peer()
-        subscriber, receiving = self.peer()
-        stream = Stream(index, publisher, subscriber)
-        stream.ssrc = hooks.sender_ssrcs(sending[0].sender)[0]
-        stream.seq = (index * 1000) & 0xFFFF
-
-        def on_send(parameters: RTCRtpSendParameters) -> None:
-            stream.payload_type = parameters.codecs[0].payloadType or 96
-            stream.transport = sending[0].sender.transport
-            stream.ready.set()
-
-        def ignore(parameters: RTCRtpSendParameters | RTCRtpReceiveParameters) -> None:
-            pass
-
-        hooks.take_over_transceiver(sending[0], on_send, ignore)
-        for transceiver in sending[1:] + receiving:
-            hooks.take_over_transceiver(transceiver, ignore, ignore)
-
-        def nothing(data: bytes = b"") -> None:
-            pass
-
-        def publisher_rtcp(data: bytes) -> None:
-            if data[1] == 206 and data[0] & 0x1F == 1:  # PLI: restart the loop at its keyframe
-                stream.frame = 0
-
-        def subscriber_rtp(data: bytes) -> None:
-            now = time.perf_counter()
-            stream.received += 1
-            if data[1] & 0x80:  # marker: the last packet of a frame
-                stream.frames += 1
-                if self.measuring and stream.last_frame_at:
-                    stream.max_gap = max(stream.max_gap, now - stream.last_frame_at)
-                stream.last_frame_at = now
-            seq = unpack_from("!H", data, 2)[0]
-            if seq % SAMPLE_EVERY == 0:
-                sent = stream.sent.pop(seq, None)
-                if sent is not None and self.measuring:
-                    self.latencies.append(now - sent)
-
-        hooks.take_over_transport(sending[0].receiver.transport, nothing, publisher_rtcp)
-        hooks.take_over_transport(receiving[0].receiver.transport, subscriber_rtp, nothing)
-        await self.exchange(publisher, f"room{index}", "host")
-        await self.exchange(subscriber, f"room{index}", "guest")
-        # The load generator takes the same synchronous paths as the server, to leave it the CPU.
-        hooks.receive_now(sending[0].receiver.transport, nothing, publisher_rtcp, nothing)
-        hooks.receive_now(receiving[0].receiver.transport, subscriber_rtp, nothing, nothing)
-        self.streams.append(stream)
-        return stream
-
-    async def publish(self) -> None:
-        """Every publisher sends its next frame each 1/30 s, the publishers spread over the interval."""
-        period = 1 / FPS
-        start = time.perf_counter()
-        queue = [(start + period * i / len(self.streams), i) for i in range(len(self.streams))]
-        heapq.heapify(queue)
-        frames = self.frames
-        while True:
-            due, index = heapq.heappop(queue)
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            stream = self.streams[index]
-            heapq.heappush(queue, (due + period, index))
-            if not stream.ready.is_set():
-                continue
-            payloads = frames[stream.frame]
-            stream.frame = (stream.frame + 1) % len(frames)
-            last = len(payloads) - 1
-            for i, payload in enumerate(payloads):
-                seq = stream.seq
-                stream.seq = (seq + 1) & 0xFFFF
-                marker = 0x80 if i == last else 0
-                data = pack("!BBHLL", 0x80, marker | stream.payload_type, seq, stream.timestamp, stream.ssrc)
-                if seq % SAMPLE_EVERY == 0:
-                    stream.sent[seq] = time.perf_counter()
-                hooks.send_now(stream.transport, data + payload)  # type: ignore[arg-type]
-            stream.timestamp = (stream.timestamp + CLOCK // FPS) & 0xFFFFFFFF
-
-    async def close(self) -> None:
-        for stream in self.streams:
-            await stream.publisher.close()
-            await stream.subscriber.close()
+GRACE = 1.0  # seconds after the window for its last frames to arrive
 
 
 @dataclass
 class Figures:
+    rooms: int
     streams: int
     flowing: int
-    server_cpu_fraction: float
-    loadgen_cpu_fraction: float
-    max_frame_gap_ms: float
-    latencies: list[float]
-    frames_delivered: int
+    wall: float
     server_cpu: float
     server_system_cpu: float  # of server_cpu, in the kernel (socket calls)
-    packets_forwarded: (
-        int  # by the server (the passthrough's counters): more than arrived when the box is short
-    )
+    loadgen_cpu: float
+    max_frame_gap_ms: float
+    latencies: list[float]
+    frames_sent: int  # in the window
+    frames_delivered: int  # of those, delivered whole
+    frames_skipped: int  # in the window, by publishers of a late load generator (never sent)
+    counters: dict[str, int]  # the server's relay counters over the window (passthrough)
 
     @property
     def streams_per_core(self) -> float:
-        """Streams' worth of frames the server delivered per CPU second: N ÷ (CPU s ÷ wall s) when every
-        stream keeps up, and still the work actually done per CPU second when the box is too busy for that."""
+        """Streams' worth of whole frames delivered per server CPU second."""
         return self.frames_delivered / FPS / self.server_cpu if self.server_cpu > 0 else float("inf")
 
+    @property
+    def loss_pct(self) -> float:
+        return 100 * (1 - self.frames_delivered / self.frames_sent) if self.frames_sent else float("nan")
 
-async def run(mode: str, streams: int, seconds: float, frames: list[list[bytes]]) -> Figures:
+    def per_s(self, counter: str) -> float:
+        return self.counters.get(counter, 0) / self.wall
+
+
+async def server_counters(generator: LoadGenerator) -> dict[str, int]:
+    async with generator._lock:
+        generator.conn.send(("counters",))
+        counters: dict[str, int] = await asyncio.to_thread(generator.conn.recv)
+    return counters
+
+
+async def run(
+    mode: str, rooms: int, seconds: float, frames: list[list[bytes]], loop: serving.Loop
+) -> Figures:
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
-    server = context.Process(target=server_main, args=(theirs, mode), daemon=True)
+    server_mode = "transcode" if mode == "transcode" else "passthrough"
+    server = context.Process(target=server_main, args=(theirs, server_mode, loop), daemon=True)
     server.start()
     generator = LoadGenerator(ours, frames)
-    publishing: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[None]] = []
     try:
-        for index in range(streams):
-            await generator.add_stream(index)
-        publishing = asyncio.ensure_future(generator.publish())
+        for index in range(rooms):
+            await generator.add_room(index, meeting=mode == "meeting", matched=mode != "transcode")
+        tasks = [asyncio.ensure_future(generator.publish()), asyncio.ensure_future(generator.housekeeping())]
         for _ in range(150):  # up to 30 s for every stream's first frame
-            if all(s.last_frame_at for s in generator.streams):
+            if all(flow.last_frame_at for flow in generator.flows):
                 break
             await asyncio.sleep(0.2)
-        await asyncio.sleep(2.0)  # warm up: keyframes, rate settled
+        await asyncio.sleep(2.0)  # warm up: keyframes, rates settled
         assert server.pid is not None
+        for flow in generator.flows:
+            flow.max_gap = 0.0
+        counters0 = await server_counters(generator)
         generator.measuring = True
-        for s in generator.streams:
-            s.max_gap = 0.0
-        forwarded0 = await server_forwarded(ours)
-        frames0 = sum(s.frames for s in generator.streams)
+        skipped0 = generator.skipped
         wall0, cpu0, own0 = time.perf_counter(), cpu_seconds(server.pid), time.process_time()
         await asyncio.sleep(seconds)
         wall = time.perf_counter() - wall0
         user1, system1 = cpu_seconds(server.pid)
-        cpu, system = user1 + system1 - sum(cpu0), system1 - cpu0[1]
-        delivered = sum(s.frames for s in generator.streams) - frames0
         own = time.process_time() - own0
         generator.measuring = False
-        forwarded = await server_forwarded(ours) - forwarded0
+        skipped = generator.skipped - skipped0
+        counters1 = await server_counters(generator)
         now = time.perf_counter()
         gaps = [
-            max(s.max_gap, now - s.last_frame_at) if s.last_frame_at else float("inf")
-            for s in generator.streams
+            max(f.max_gap, now - f.last_frame_at) if f.last_frame_at else float("inf")
+            for f in generator.flows
         ]
+        await asyncio.sleep(GRACE)
         return Figures(
-            streams=streams,
+            rooms=rooms,
+            streams=len(generator.flows),
             flowing=sum(gap < 1.0 for gap in gaps),
-            server_cpu_fraction=cpu / wall,
-            loadgen_cpu_fraction=own / wall,
+            wall=wall,
+            server_cpu=user1 + system1 - sum(cpu0),
+            server_system_cpu=system1 - cpu0[1],
+            loadgen_cpu=own,
             max_frame_gap_ms=max(gaps) * 1000,
             latencies=generator.latencies,
-            frames_delivered=delivered,
-            server_cpu=cpu,
-            server_system_cpu=system,
-            packets_forwarded=forwarded,
+            frames_sent=sum(f.sent_in_window for f in generator.flows),
+            frames_delivered=sum(f.delivered_in_window for f in generator.flows),
+            frames_skipped=skipped,
+            counters={name: counters1[name] - counters0.get(name, 0) for name in counters1},
         )
     finally:
-        if publishing is not None:
-            publishing.cancel()
-            await asyncio.gather(publishing, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         ours.send(("stop",))
         await asyncio.to_thread(ours.recv)
         await generator.close()
@@ -366,55 +142,74 @@ async def run(mode: str, streams: int, seconds: float, frames: list[list[bytes]]
             server.kill()
 
 
+def measure(mode: str, rooms: int, seconds: float, frames: list[list[bytes]], loop: serving.Loop) -> Figures:
+    """One run, the load generator on the same kind of loop as the server (lean on either)."""
+    with asyncio.Runner(loop_factory=serving.loop_factory(loop)) as runner:
+        return runner.run(run(mode, rooms, seconds, frames, loop))
+
+
 def percentile_ms(samples: list[float], q: int) -> float:
     if len(samples) < 2:
         return float("nan")
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] * 1000
 
 
+def passthrough_lines(name: str, figures: Figures) -> dict[str, float | int]:
+    return {
+        f"{name}_streams": figures.streams,
+        f"{name}_streams_flowing": figures.flowing,
+        f"{name}_server_cpu_fraction": figures.server_cpu / figures.wall,
+        f"{name}_server_kernel_share": figures.server_system_cpu / max(figures.server_cpu, 1e-9),
+        f"{name}_loadgen_cpu_fraction": figures.loadgen_cpu / figures.wall,
+        f"{name}_max_frame_gap_ms": figures.max_frame_gap_ms,
+        f"{name}_frames_delivered_per_s": figures.frames_delivered / figures.wall,
+        f"{name}_loadgen_frames_skipped_per_s": figures.frames_skipped / figures.wall,
+        f"{name}_server_packets_forwarded_per_s": figures.per_s("packets_forwarded"),
+        f"{name}_server_cpu_us_per_packet": 1e6
+        * figures.server_cpu
+        / max(1, figures.counters.get("packets_forwarded", 0)),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--streams", type=int, default=100, help="passthrough streams (rooms)")
+    parser.add_argument("--meetings", type=int, default=50, help="meetings (two cameras each)")
     parser.add_argument("--transcode-streams", type=int, default=4, help="MediaRelay streams")
-    parser.add_argument(
-        "--latency-streams", type=int, default=20, help="passthrough streams while latency is taken"
-    )
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured window per path")
+    parser.add_argument("--latency-streams", type=int, default=20, help="streams while latency is taken")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured window per run")
     parser.add_argument("--bitrate", type=int, default=1_000_000)
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default=serving.LOOP, help="the event loop")
     args = parser.parse_args(argv)
     logging.getLogger("aiortc").setLevel(logging.ERROR)
 
     print(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"# loop: {args.loop}")
     frames = encoded_frames(1.0, args.bitrate)
     packets = sum(len(f) for f in frames)
     size = sum(len(p) for f in frames for p in f)
     rate = FPS / len(frames)
     print(
-        f"# loop: {len(frames)} frames, {packets * rate:.0f} packets/s, {size * 8 * rate / 1000:.0f} kbit/s"
+        f"# camera: {len(frames)} frames, {packets * rate:.0f} packets/s, {size * 8 * rate / 1000:.0f} kbit/s"
     )
 
-    passthrough = asyncio.run(run("passthrough", args.streams, args.seconds, frames))
-    transcode = asyncio.run(run("transcode", args.transcode_streams, args.seconds, frames))
-    # Latency at full load mostly measures how far behind a saturated box is; it is taken apart, with the
+    passthrough = measure("passthrough", args.streams, args.seconds, frames, args.loop)
+    transcode = measure("transcode", args.transcode_streams, args.seconds, frames, args.loop)
+    # Latency at full load mostly measures how far behind a saturated box is; it is also taken apart, with the
     # server well below a core (on a 2-core box the load generator needs about as much CPU as the server).
-    latency = asyncio.run(run("passthrough", args.latency_streams, args.seconds / 2, frames))
+    latency = measure("passthrough", args.latency_streams, args.seconds / 2, frames, args.loop)
+    meeting = measure("meeting", args.meetings, args.seconds, frames, args.loop)
+
     figures: dict[str, float | int] = {
-        "passthrough_streams": passthrough.streams,
-        "passthrough_streams_flowing": passthrough.flowing,
-        "passthrough_server_cpu_fraction": passthrough.server_cpu_fraction,
-        "passthrough_server_kernel_share": passthrough.server_system_cpu / passthrough.server_cpu,
-        "passthrough_loadgen_cpu_fraction": passthrough.loadgen_cpu_fraction,
-        "passthrough_max_frame_gap_ms": passthrough.max_frame_gap_ms,
-        "passthrough_frames_delivered_per_s": passthrough.frames_delivered / args.seconds,
-        "passthrough_server_packets_forwarded_per_s": passthrough.packets_forwarded / args.seconds,
-        "passthrough_server_cpu_us_per_packet": 1e6
-        * passthrough.server_cpu
-        / max(1, passthrough.packets_forwarded),
+        **passthrough_lines("passthrough", passthrough),
         "passthrough_streams_per_core": passthrough.streams_per_core,
+        "full_load_latency_p50_ms": percentile_ms(passthrough.latencies, 50),
+        "full_load_latency_p99_ms": percentile_ms(passthrough.latencies, 99),
+        "delivered_frame_loss_pct": passthrough.loss_pct,
         "transcode_streams": transcode.streams,
         "transcode_streams_flowing": transcode.flowing,
-        "transcode_server_cpu_fraction": transcode.server_cpu_fraction,
-        "transcode_frames_delivered_per_s": transcode.frames_delivered / args.seconds,
+        "transcode_server_cpu_fraction": transcode.server_cpu / transcode.wall,
+        "transcode_frames_delivered_per_s": transcode.frames_delivered / transcode.wall,
         "transcode_streams_per_core": transcode.streams_per_core,
         "relay_ratio": passthrough.streams_per_core / transcode.streams_per_core,
         "latency_streams": latency.streams,
@@ -422,17 +217,26 @@ def main(argv: list[str] | None = None) -> int:
         "added_latency_p50_ms": percentile_ms(latency.latencies, 50),
         "added_latency_p99_ms": percentile_ms(latency.latencies, 99),
         "latency_samples": len(latency.latencies),
-        "full_load_latency_p50_ms": percentile_ms(passthrough.latencies, 50),
-        "full_load_latency_p99_ms": percentile_ms(passthrough.latencies, 99),
+        "meetings": meeting.rooms,
+        **passthrough_lines("meeting", meeting),
+        "meeting_nacks_per_s": meeting.per_s("nacks_received"),
+        "meeting_retransmissions_per_s": meeting.per_s("retransmissions"),
+        "meeting_receiver_reports_per_s": meeting.per_s("receiver_reports_received"),
+        "meeting_rembs_per_s": meeting.per_s("bitrate_reports_received"),
+        "meeting_sender_reports_per_s": meeting.per_s("sender_reports_sent"),
+        "meeting_latency_p99_ms": percentile_ms(meeting.latencies, 99),
+        "meeting_delivered_frame_loss_pct": meeting.loss_pct,
+        "meetings_per_core": meeting.streams_per_core / 2,
     }
     for name, value in figures.items():
         print(f"{name}: {value:.2f}" if isinstance(value, float) else f"{name}: {value}")
     met = (
-        passthrough.flowing == passthrough.streams
-        and transcode.flowing == transcode.streams
+        all(run.flowing == run.streams for run in (passthrough, transcode, latency, meeting))
         and figures["passthrough_streams_per_core"] >= 100
         and figures["relay_ratio"] >= 15
         and figures["added_latency_p99_ms"] < 10
+        and figures["full_load_latency_p99_ms"] < 10
+        and figures["delivered_frame_loss_pct"] < 0.5
     )
     print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"targets_met: {'yes' if met else 'no'}")

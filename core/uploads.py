@@ -1,34 +1,28 @@
-"""Files being received: streamed to a temporary file, hashed on the way, and either moved into place in
-one atomic rename or removed — so a failed, oversized or interrupted upload never leaves half a file; and
-how many uploads one sender may have under way at once."""
+"""Files being received: streamed into storage as they arrive (``core.storage``: a ``.partial`` file on this
+box, a multipart upload on S3), hashed on the way, and either kept whole under their key or discarded — so
+a failed, oversized or interrupted upload never leaves half a file; and how many uploads one sender may have
+under way at once."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import tempfile
-from pathlib import Path
 
 from core.errors import N_, TsunaguError
 from core.slots import Slots
+from core.storage import BlobWriter
 
 
 class Upload:
-    """A file being received into ``directory`` (on the same file system as where it will be kept):
-    ``write`` chunks, then ``keep`` it somewhere or ``discard`` it."""
+    """A file being received through ``writer``: ``await write`` chunks, then ``keep`` it under a key or
+    ``discard`` it."""
 
-    def __init__(self, directory: Path, prefix: str = "upload-") -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=directory)
-        self.path = Path(name)
+    def __init__(self, writer: BlobWriter) -> None:
+        self.writer = writer
         self.size = 0
         self._hash = hashlib.sha256()
-        self._file = os.fdopen(fd, "wb")
 
-    def write(self, chunk: bytes) -> None:
-        # Chunks are at most tens of KB and land in the page cache; not worth a thread hop each.
-        self._file.write(chunk)
+    async def write(self, chunk: bytes) -> None:
+        await self.writer.write(chunk)
         self._hash.update(chunk)
         self.size += len(chunk)
 
@@ -36,16 +30,12 @@ class Upload:
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
-    def keep(self, destination: Path) -> None:
-        """Flush, then move into place by renaming (atomic: readers never see half a file)."""
-        self._file.close()
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.path, destination)
+    async def keep(self, key: str) -> None:
+        """Publish it at ``key``, whole (readers never see half a file)."""
+        await self.writer.commit(key)
 
-    def discard(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
-        self.path.unlink(missing_ok=True)
+    async def discard(self) -> None:
+        await self.writer.abort()
 
 
 class TooManyUploads(TsunaguError):

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.errors import N_, InvalidInput, NotFound
 from core.names import display_name
 from core.sandbox import python_env
+from core.storage import BlobNotFound, Storage
 from documents.errors import (
     ERRORS,
     BadPageSize,
@@ -46,7 +47,7 @@ from documents.errors import (
     TooManyPages,
 )
 from documents.models import Document, DocumentKind, DocumentStatus
-from documents.storage import DocumentStorage
+from documents.storage import ORIGINAL, PAGES, THUMBS, DocumentStorage
 from documents.worker import OFFICE_EXTENSIONS
 
 __all__ = [
@@ -160,7 +161,7 @@ async def delete_document(db: AsyncSession, storage: DocumentStorage, document: 
     org_id, doc_id = document.org_id, document.id
     await db.delete(document)
     await db.flush()
-    await asyncio.to_thread(storage.remove, org_id, doc_id)
+    await storage.remove(org_id, doc_id)
 
 
 # --- jobs -------------------------------------------------------------------------------------------------
@@ -177,12 +178,13 @@ class DocumentJobs:
         self,
         sessions: async_sessionmaker[AsyncSession],
         settings: DocumentSettings,
+        storage: Storage,
         *,
         concurrency: int = 2,
         office: str | None = None,
     ) -> None:
         self.sessions = sessions
-        self.storage = DocumentStorage(settings.data_dir)
+        self.storage = DocumentStorage(storage)
         self.max_pages = settings.document_max_pages
         # CPU time is what limits the work (the worker enforces it); the wall-clock deadlines are a safety
         # net, generous so that a busy machine slows a document down rather than refusing it.
@@ -247,7 +249,7 @@ class DocumentJobs:
                 await self._process(doc_id, org_id)
                 log.info("document ready", document=doc_id, seconds=round(time.monotonic() - started, 2))
         except _Abandoned:  # deleted meanwhile: whatever the worker wrote since goes too
-            await asyncio.to_thread(self.storage.remove, org_id, doc_id)
+            await self.storage.remove(org_id, doc_id)
         except DocumentError as exc:
             log.info("document refused", document=doc_id, reason=exc.code)
             await self._fail(doc_id, org_id, exc)
@@ -256,40 +258,57 @@ class DocumentJobs:
             await self._fail(doc_id, org_id, DocumentUnprocessable())
 
     async def _process(self, doc_id: int, org_id: int) -> None:
-        storage = self.storage
-        original = storage.original(org_id, doc_id)
-        source = await asyncio.to_thread(storage.pending_source, org_id, doc_id)
-        if source is not None:
-            if self.office is None:
-                raise OfficeUnavailable()
-            command = ["convert", str(source), str(original), "--office", self.office]
-            command += ["--timeout", str(self.render_timeout)]
-            await self._run_worker(command, CONVERTER_MEMORY_MB, self.render_timeout, _ignore)
-            await asyncio.to_thread(source.unlink, missing_ok=True)
-        if not original.is_file():
-            raise DocumentDamaged()
-        last_write = 0.0
+        """Render in a local workspace (the worker needs files), storing each page as soon as it is done."""
+        files = self.storage
+        async with files.storage.workspace() as work, contextlib.AsyncExitStack() as stack:
+            source = await files.pending_source(org_id, doc_id)
+            if source is not None:
+                if self.office is None:
+                    raise OfficeUnavailable()
+                office_file = await stack.enter_async_context(files.storage.local_file(source))
+                original = work / ORIGINAL
+                command = ["convert", str(office_file), str(original), "--office", self.office]
+                command += ["--timeout", str(self.render_timeout)]
+                await self._run_worker(command, CONVERTER_MEMORY_MB, self.render_timeout, _ignore)
+                if not original.is_file():
+                    raise DocumentDamaged()
+            else:
+                try:
+                    original = await stack.enter_async_context(
+                        files.storage.local_file(files.original(org_id, doc_id))
+                    )
+                except BlobNotFound as exc:
+                    raise DocumentDamaged() from exc
+            last_write = 0.0
+            out = work / "out"
 
-        async def progress(message: dict[str, Any]) -> None:
-            nonlocal last_write
-            values: dict[str, Any] = {}
-            if message.get("validated"):
-                values = {"pages": int(message["pages"]), "kind": DocumentKind(message["kind"])}
-            elif "rendered" in message and time.monotonic() - last_write >= PROGRESS_EVERY:
-                values = {"rendered": int(message["rendered"])}
-            if values:
-                last_write = time.monotonic()
-                await self._update(doc_id, values)
+            async def progress(message: dict[str, Any]) -> None:
+                nonlocal last_write
+                values: dict[str, Any] = {}
+                if message.get("validated"):
+                    values = {"pages": int(message["pages"]), "kind": DocumentKind(message["kind"])}
+                elif "rendered" in message:
+                    n = int(message["rendered"])
+                    await files.storage.put_file(files.page(org_id, doc_id, n), out / PAGES / f"{n}.jpg")
+                    await files.storage.put_file(files.thumb(org_id, doc_id, n), out / THUMBS / f"{n}.jpg")
+                    if time.monotonic() - last_write >= PROGRESS_EVERY:
+                        values = {"rendered": n}
+                if values:
+                    last_write = time.monotonic()
+                    await self._update(doc_id, values)
 
-        command = ["render", str(original), str(storage.directory(org_id, doc_id))]
-        command += ["--max-pages", str(self.max_pages)]
-        done = await self._run_worker(command, WORKER_MEMORY_MB, self.validation_timeout, progress)
-        pages = int(done.get("pages", 0))
-        if pages < 1 or not all(
-            storage.page(org_id, doc_id, n).is_file() and storage.thumb(org_id, doc_id, n).is_file()
-            for n in (1, pages)
-        ):
-            raise DocumentUnprocessable()
+            command = ["render", str(original), str(out), "--max-pages", str(self.max_pages)]
+            done = await self._run_worker(command, WORKER_MEMORY_MB, self.validation_timeout, progress)
+            pages = int(done.get("pages", 0))
+            if pages < 1:
+                raise DocumentUnprocessable()
+            for n in (1, pages):
+                for key in (files.page(org_id, doc_id, n), files.thumb(org_id, doc_id, n)):
+                    if await files.storage.stat(key) is None:
+                        raise DocumentUnprocessable()
+            if source is not None:  # the converted PDF is kept in place of the office file
+                await files.storage.put_file(files.original(org_id, doc_id), original)
+                await files.storage.delete(source)
         await self._update(doc_id, {"status": DocumentStatus.READY, "pages": pages, "rendered": pages})
 
     async def _run_worker(
@@ -385,7 +404,7 @@ class DocumentJobs:
             raise _Abandoned()
 
     async def _fail(self, doc_id: int, org_id: int, error: DocumentError) -> None:
-        await asyncio.to_thread(self.storage.remove, org_id, doc_id)
+        await self.storage.remove(org_id, doc_id)
         values = {"status": DocumentStatus.FAILED, "error": error.message, "rendered": 0}
         with contextlib.suppress(_Abandoned):
             await self._update(doc_id, values)

@@ -1,24 +1,23 @@
-"""Where a document's files live, and uploads that appear there only once they are complete.
+"""Where a document's files are kept (through ``core.storage``, on this box or in object storage), and
+uploads that appear there only once they are complete.
 
-Layout under ``<data_dir>/documents/``::
+Keys::
 
-    <org_id>/<doc_id>/original.pdf      the uploaded PDF (or the PDF LibreOffice made from an office file)
-    <org_id>/<doc_id>/source.<ext>      an uploaded office file, until it has been converted
-    <org_id>/<doc_id>/pages/<n>.jpg     page n, 1280 px wide, shown in meetings
-    <org_id>/<doc_id>/thumbs/<n>.jpg    page n, 240 px wide, for the library list
-    tmp/upload-*.part                   uploads being received
+    documents/<org>/<doc>/original.pdf    the uploaded PDF (or the PDF LibreOffice made from an office file)
+    documents/<org>/<doc>/source.<ext>    an uploaded office file, until it has been converted
+    documents/<org>/<doc>/pages/<n>.jpg   page n, 1280 px wide, shown in meetings
+    documents/<org>/<doc>/thumbs/<n>.jpg  page n, 240 px wide, for the library list
 
-An upload is streamed to a file in ``tmp/`` (the same file system, so the final move is an atomic rename) and
-moved into its document's folder only once every byte has arrived. A failed, oversized or interrupted upload
-removes its temporary file; a rejected document has its whole folder removed. Nothing here touches the
+(On this box's disk, ``<data_dir>/documents/…``, as always.) An upload is streamed to storage as it arrives
+and kept under its key only once every byte has arrived and its row is written; a failed, oversized or
+interrupted upload is discarded, and a rejected document has every key under its prefix removed. The worker
+renders into a local workspace; each page is stored as soon as it is rendered. Nothing here touches the
 database.
 """
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
+from core.storage import Storage
 from core.uploads import Upload
 
 DISPLAY_WIDTH = 1280  # px: the page as shown in a meeting
@@ -30,49 +29,39 @@ THUMBS = "thumbs"
 
 
 class DocumentStorage:
-    def __init__(self, data_dir: Path) -> None:
-        self.root = data_dir / "documents"
-        self.tmp = self.root / "tmp"
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
 
     def new_upload(self) -> Upload:
-        return Upload(self.tmp)
+        return Upload(self.storage.writer())
 
-    def directory(self, org_id: int, doc_id: int) -> Path:
-        return self.root / str(int(org_id)) / str(int(doc_id))
+    def prefix(self, org_id: int, doc_id: int) -> str:
+        return f"documents/{int(org_id)}/{int(doc_id)}/"
 
-    def original(self, org_id: int, doc_id: int) -> Path:
-        return self.directory(org_id, doc_id) / ORIGINAL
+    def original(self, org_id: int, doc_id: int) -> str:
+        return self.prefix(org_id, doc_id) + ORIGINAL
 
-    def source(self, org_id: int, doc_id: int, extension: str) -> Path:
+    def source(self, org_id: int, doc_id: int, extension: str) -> str:
         """Where an uploaded office file waits for conversion; ``extension`` like ``.pptx``."""
         if not extension.startswith(".") or not extension[1:].isalnum():
             raise ValueError(f"bad extension {extension!r}")
-        return self.directory(org_id, doc_id) / f"{SOURCE}{extension.lower()}"
+        return self.prefix(org_id, doc_id) + f"{SOURCE}{extension.lower()}"
 
-    def pending_source(self, org_id: int, doc_id: int) -> Path | None:
+    async def pending_source(self, org_id: int, doc_id: int) -> str | None:
         """The office file waiting for conversion, if there is one."""
-        directory = self.directory(org_id, doc_id)
-        if not directory.is_dir():
-            return None
-        return next((p for p in sorted(directory.iterdir()) if p.stem == SOURCE and p.is_file()), None)
+        prefix = self.prefix(org_id, doc_id)
+        for key in await self.storage.keys(prefix):
+            name = key[len(prefix) :]
+            if name.startswith(f"{SOURCE}.") and "/" not in name:
+                return key
+        return None
 
-    def pages_dir(self, org_id: int, doc_id: int) -> Path:
-        return self.directory(org_id, doc_id) / PAGES
+    def page(self, org_id: int, doc_id: int, n: int) -> str:
+        return self.prefix(org_id, doc_id) + f"{PAGES}/{int(n)}.jpg"
 
-    def thumbs_dir(self, org_id: int, doc_id: int) -> Path:
-        return self.directory(org_id, doc_id) / THUMBS
+    def thumb(self, org_id: int, doc_id: int, n: int) -> str:
+        return self.prefix(org_id, doc_id) + f"{THUMBS}/{int(n)}.jpg"
 
-    def page(self, org_id: int, doc_id: int, n: int) -> Path:
-        return self.pages_dir(org_id, doc_id) / f"{int(n)}.jpg"
-
-    def thumb(self, org_id: int, doc_id: int, n: int) -> Path:
-        return self.thumbs_dir(org_id, doc_id) / f"{int(n)}.jpg"
-
-    def remove(self, org_id: int, doc_id: int) -> None:
-        """Every file of the document (blocking; a few hundred files at most)."""
-        # The org's folder stays: removing it could race with an upload being moved into it.
-        shutil.rmtree(self.directory(org_id, doc_id), ignore_errors=True)
-
-    def leftovers(self) -> list[Path]:
-        """Uploads still in ``tmp/`` (tests check that none outlive their request)."""
-        return sorted(self.tmp.glob("*")) if self.tmp.is_dir() else []
+    async def remove(self, org_id: int, doc_id: int) -> None:
+        """Every file of the document (a few hundred at most)."""
+        await self.storage.delete_prefix(self.prefix(org_id, doc_id))

@@ -1,6 +1,7 @@
 """The relay's per-stream bookkeeping: what a seat publishes on an m-line (``Inbound``), and how packets are
 rewritten for a seat receiving on an m-line (``Outbound``): SSRC, payload type, sequence numbers and
-timestamps kept continuous across a publisher's SSRC change or rejoin, and a short history for NACKs.
+timestamps kept continuous across a publisher's SSRC change or rejoin, a short history for NACKs, and the
+sender reports of the rewritten stream (the publisher's NTP/RTP mapping carried over, with our counts).
 
 When both sides negotiated the same header extension IDs and MID for the m-line (browsers number them alike)
 only the 12-byte fixed header is rewritten and the rest of the packet is copied; otherwise the packet is
@@ -17,7 +18,16 @@ from dataclasses import dataclass, fields
 from struct import Struct, pack, unpack_from
 
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
-from aiortc.rtp import HeaderExtensionsMap, RtcpReceiverInfo, RtpPacket, wrap_rtx
+from aiortc.rtp import (
+    HeaderExtensionsMap,
+    RtcpReceiverInfo,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    RtpPacket,
+    wrap_rtx,
+)
+
+from media.feedback import Feedback
 
 HISTORY = 512  # forwarded packets kept per receiving m-line for retransmission (~4 s of 1 Mbps video)
 SWITCH_AFTER_SILENCE = 0.5  # seconds a source must be silent before another publisher may take its m-line
@@ -59,6 +69,9 @@ class Counters:
     nacks_received: int = 0
     retransmissions: int = 0
     forwarding_errors: int = 0
+    receiver_reports_received: int = 0  # report blocks from subscribers about what we send them
+    bitrate_reports_received: int = 0  # REMBs from subscribers
+    sender_reports_sent: int = 0
 
     def add(self, other: Counters) -> None:
         for field in fields(self):
@@ -66,7 +79,8 @@ class Counters:
 
 
 class Inbound:
-    """One m-line a seat publishes on: its current SSRC and what a receiver report needs."""
+    """One m-line a seat publishes on: its current SSRC, what a receiver report needs, the publisher's last
+    sender report (its NTP/RTP mapping) and what the subscribers report about the stream (``feedback``)."""
 
     def __init__(
         self,
@@ -96,6 +110,18 @@ class Inbound:
         self._received_prior = 0
         self.lsr = 0
         self.lsr_at = 0.0
+        self.sr_ntp = 0  # the publisher's last sender report: NTP timestamp, RTP timestamp, when it arrived
+        self.sr_rtp = 0
+        self.sr_at: float | None = None
+        self.feedback = Feedback()
+
+    def sender_report(self, ssrc: int, info: RtcpSenderInfo, now: float) -> None:
+        """The publisher's sender report for ``ssrc``, arrived at ``now``."""
+        if ssrc != self.ssrc:
+            return
+        self.lsr = (info.ntp_timestamp >> 16) & 0xFFFFFFFF
+        self.lsr_at = now
+        self.sr_ntp, self.sr_rtp, self.sr_at = info.ntp_timestamp, info.rtp_timestamp, now
 
     def note(self, ssrc: int, seq: int, now: float) -> bool:
         """Account for a packet; True when it starts a new stream (first packet, or a new SSRC)."""
@@ -106,6 +132,7 @@ class Inbound:
             self._received = 1
             self._expected_prior = self._received_prior = 0
             self.lsr = 0
+            self.sr_at = None
             return True
         delta = (seq - self._max_seq) & 0xFFFF
         if delta < 0x8000:
@@ -114,7 +141,9 @@ class Inbound:
         return False
 
     def report(self, now: float) -> RtcpReceiverInfo | None:
-        """A receiver report block for the current SSRC (jitter is not measured: 0)."""
+        """A receiver report block for the current SSRC (jitter is not measured: 0). Its loss fraction is the
+        worse of our own leg's and the worst a subscriber reports (``feedback``), so that the publisher's
+        congestion control sees the weakest link."""
         if self.ssrc is None:
             return None
         expected = self._max_seq - self._base_seq + 1
@@ -123,6 +152,7 @@ class Inbound:
         self._expected_prior, self._received_prior = expected, self._received
         lost_interval = expected_interval - received_interval
         fraction = (lost_interval << 8) // expected_interval if expected_interval > 0 < lost_interval else 0
+        fraction = max(fraction, self.feedback.worst_loss(now))
         lost = max(0, min(expected - self._received, 0x7FFFFF))
         dlsr = int((now - self.lsr_at) * 65536) if self.lsr else 0
         return RtcpReceiverInfo(
@@ -170,6 +200,8 @@ class Outbound:
         self._history: list[bytes | None] = [None] * HISTORY
         self._rtx_seq = random.randint(0, 0xFFFF)
         self.rebased = False  # the last rewrite started a new segment: its receiver needs a keyframe
+        self.packets = 0  # RTP packets and payload octets sent on this SSRC, for sender reports
+        self.octets = 0
 
     def resync(self) -> None:
         """Start a new segment at the next packet, continuing this m-line's numbering without a gap (after
@@ -254,6 +286,27 @@ class Outbound:
         self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
         gap = max(1, int((now - self._last_at) * self.clock_rate))
         self._ts_offset = (self._last_ts + gap - timestamp) & 0xFFFFFFFF
+
+    def sender_report(self, now: float) -> RtcpSrPacket | None:
+        """A sender report for this m-line's stream, or None before there is one to report on.
+
+        The NTP/RTP pair is the publisher's last one, carried forward by the time since it arrived and moved
+        into this stream's timestamps (``_ts_offset``): a receiver then relates audio and video of one
+        publisher as the publisher's own clock does (lip sync), whatever offsets the relay applies. RTT needs
+        no clock of ours in it: a receiver echoes the NTP in its report (LSR) with the delay since (DLSR)."""
+        source = self.source
+        if source is None or not self.packets or source.sr_at is None or source.ssrc != self._source_ssrc:
+            return None
+        elapsed = max(0.0, now - source.sr_at)
+        ntp = (source.sr_ntp + int(elapsed * 4294967296.0)) & 0xFFFFFFFFFFFFFFFF
+        rtp = (source.sr_rtp + self._ts_offset + int(elapsed * self.clock_rate)) & 0xFFFFFFFF
+        info = RtcpSenderInfo(
+            ntp_timestamp=ntp,
+            rtp_timestamp=rtp,
+            packet_count=self.packets & 0xFFFFFFFF,
+            octet_count=self.octets & 0xFFFFFFFF,
+        )
+        return RtcpSrPacket(ssrc=self.ssrc, sender_info=info)
 
     def retransmissions(self, lost: list[int]) -> tuple[list[bytes], int]:
         """Packets to resend for a NACK, from the history (RTX-wrapped when RTX was negotiated), and how many

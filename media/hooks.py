@@ -16,9 +16,14 @@ Checked against aiortc 1.16 and aioice 0.13. What each hook relies on:
   (RFC 7983: first byte 128–191; RTCP by aiortc's ``is_rtcp`` rule, second byte 192–208) is unprotected
   right there with ``RTCDtlsTransport._rx_srtp`` (a ``pylibsrtp.Session``, set once DTLS is up, the
   receive direction's keys) while ``_state`` is ``State.CONNECTED``; everything else (STUN, DTLS) goes on to
-  aioice and aiortc unchanged. After the datagram asyncio read, we read on from the same socket
-  (``_SelectorDatagramTransport._sock``, non-blocking: asyncio reads one datagram per readiness event)
-  until it would block, handling each the same way.
+  aioice and aiortc unchanged. How many datagrams one readiness event brings depends on the loop:
+
+  - uvloop (what ``tsunagu serve`` runs, see ``web.serving``): libuv's ``uv__udp_recvmsg`` already reads up to
+    32 datagrams per readiness event and calls ``datagram_received`` for each, so the wrapper is all it
+    takes. Its ``UDPTransport`` has no socket of its own to read from (``get_extra_info("socket")`` is a
+    ``PseudoSocket`` whose ``recvfrom`` raises), and none is needed.
+  - asyncio's selector loop reads one datagram per readiness event; after it, we read on from the same
+    socket (``_SelectorDatagramTransport._sock``, non-blocking) until it would block, up to ``DRAIN``.
 * ``send_now`` (the fast path out): ``RTCDtlsTransport._tx_srtp`` is the send direction's SRTP session and
   ``_send_rtp`` is protect + ``RTCIceTransport._connection.send``, which sends on
   ``Connection._nominated[1]`` (a ``CandidatePair``: ``.protocol.transport`` is the asyncio datagram
@@ -45,6 +50,7 @@ Checked against aiortc 1.16 and aioice 0.13. What each hook relies on:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -55,7 +61,7 @@ from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
 
 _CONNECTED = State.CONNECTED
-DRAIN = 32  # datagrams read per readiness event beyond the one asyncio read, before yielding to the loop
+DRAIN = 32  # datagrams read per readiness event beyond the one asyncio's selector loop read (libuv's figure)
 RECV_SIZE = 65536
 CHECKS_WAIT = 10.0  # seconds connect() waits for a first incoming check when no remote candidate is usable
 
@@ -123,12 +129,17 @@ def receive_now(
                 return
             aioice_received(data, addr)
 
+        udp = protocol.transport
+        sock = getattr(udp, "_sock", None)  # asyncio's selector transport; uvloop's has none
+        if sock is None:
+            setattr(protocol, "datagram_received", handle)  # noqa: B010 -- libuv drains the socket itself
+            continue
+
         def datagram_received(
-            data: bytes, addr: Any, handle: Any = handle, udp: Any = protocol.transport
+            data: bytes, addr: Any, handle: Any = handle, udp: Any = udp, sock: Any = sock
         ) -> None:
             handle(data, addr)
             # Read on while datagrams wait: a loop turn per datagram costs more than forwarding it.
-            sock = udp._sock
             for _ in range(DRAIN):
                 if udp.is_closing():
                     return
@@ -195,16 +206,12 @@ def wait_for_checks(gatherer: RTCIceGatherer, within: float = CHECKS_WAIT) -> No
 
     async def connect() -> None:
         if not connection._remote_candidates and not connection._early_checks:
-            deadline = asyncio.get_running_loop().time() + within
-            # Short waits so that a close() meanwhile ends the wait soon.
-            while not arrived.is_set() and not connection._closing and not connection._remote_candidates:
-                left = deadline - asyncio.get_running_loop().time()
-                if left <= 0:
-                    break
-                try:
-                    await asyncio.wait_for(arrived.wait(), min(left, 0.25))
-                except TimeoutError:
-                    pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(within):
+                    # Short waits so that a close() meanwhile ends the wait soon.
+                    while not (arrived.is_set() or connection._closing or connection._remote_candidates):
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(arrived.wait(), 0.25)
         await aioice_connect()
 
     def prune_components() -> None:

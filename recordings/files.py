@@ -1,25 +1,26 @@
-"""ファイル送信: where a meeting's files live on disk, uploads that appear only once complete, and the rows.
+"""ファイル送信: where a meeting's files are kept (``core.storage``), uploads that appear only once complete,
+and the rows.
 
-Layout under ``<data_dir>/files/``::
+Keys::
 
-    <org_id>/<room_id>/<file_id>        a file sent in the meeting (the name is kept in its RoomFile row)
-    <org_id>/<room_id>/tmp/*.part       sends being received
+    files/<org_id>/<room_id>/<file_id>      a file sent in the meeting (the name is kept in its RoomFile row)
 
-A send is streamed into ``tmp/`` (the same file system, so the final move is an atomic rename) with its
-SHA-256 computed on the way, and moved into place only once every byte has arrived and its row is written.
-A failed, oversized or interrupted send removes its temporary file and leaves no row.
+(On this box's disk, ``<data_dir>/files/…``, as always.) A send is streamed to storage as it arrives (a
+``.partial`` file, or an S3 multipart upload) with its SHA-256 computed on the way, and kept under its key
+only once every byte has arrived and its row is written. A failed, oversized or interrupted send is
+discarded (the multipart upload aborted) and leaves no row.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.names import display_name
+from core.storage import Storage
 from core.uploads import Upload
 from recordings.models import RoomFile
 
@@ -43,22 +44,22 @@ def clean_content_type(raw: str | None) -> str:
 
 
 class RoomFileStorage:
-    def __init__(self, data_dir: Path) -> None:
-        self.root = data_dir / "files"
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
 
-    def directory(self, org_id: int, room_id: str) -> Path:
+    def prefix(self, org_id: int, room_id: str) -> str:
         if not _ROOM_ID.match(room_id):
             raise ValueError(f"bad room id {room_id!r}")
-        return self.root / str(int(org_id)) / room_id
+        return f"files/{int(org_id)}/{room_id}/"
 
-    def new_upload(self, org_id: int, room_id: str) -> Upload:
-        return Upload(self.directory(org_id, room_id) / "tmp", prefix="send-")
+    def new_upload(self) -> Upload:
+        return Upload(self.storage.writer())
 
-    def path(self, org_id: int, room_id: str, file_id: int) -> Path:
-        return self.directory(org_id, room_id) / str(int(file_id))
+    def key(self, org_id: int, room_id: str, file_id: int) -> str:
+        return self.prefix(org_id, room_id) + str(int(file_id))
 
-    def remove(self, org_id: int, room_id: str, file_id: int) -> None:
-        self.path(org_id, room_id, file_id).unlink(missing_ok=True)
+    async def remove(self, org_id: int, room_id: str, file_id: int) -> None:
+        await self.storage.delete(self.key(org_id, room_id, file_id))
 
 
 async def add_room_file(

@@ -10,6 +10,8 @@ from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.clock import utc
+from recordings.guest_info import reindex
 from recordings.models import MeetingRecord, MemoUpdate, PageView
 
 CONNECT_ID_DIGITS = 7
@@ -51,11 +53,12 @@ async def start_record(
 
 
 async def end_record(db: AsyncSession, room_id: str, ended_at: datetime) -> None:
-    await db.execute(
-        update(MeetingRecord)
-        .where(MeetingRecord.room_id == room_id, MeetingRecord.ended_at.is_(None))
-        .values(ended_at=ended_at)
+    record = await db.scalar(
+        select(MeetingRecord).where(MeetingRecord.room_id == room_id, MeetingRecord.ended_at.is_(None))
     )
+    if record is not None:
+        record.ended_at = ended_at
+        record.duration_seconds = max(0, round((utc(ended_at) - utc(record.started_at)).total_seconds()))
 
 
 async def record_for_room(db: AsyncSession, room_id: str) -> MeetingRecord | None:
@@ -128,5 +131,12 @@ async def replace_memo_updates(
     await db.execute(insert(_MEMO_UPDATES), [{**row, "authors": authors}])
 
 
-async def set_memo_text(db: AsyncSession, room_id: str, text: str) -> None:
-    await db.execute(update(MeetingRecord).where(MeetingRecord.room_id == room_id).values(memo=text))
+async def save_memo(db: AsyncSession, room_id: str, text: str) -> None:
+    """Keep the memo's text in the record, and make it searchable. Who wrote which line is not copied here:
+    it stays with the memo's log (``memo_updates.authors``, signaling/memo_authors.py)."""
+    record = await record_for_room(db, room_id)
+    if record is None:
+        return
+    record.memo = text
+    await db.flush()
+    await reindex(db, record)

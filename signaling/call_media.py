@@ -120,6 +120,10 @@ class CallMedia:
         gone = PeerMedia(role=role, camera="none", screen=False, audio=False)
         return [MediaLeave(role), Reply(gone, role=other)]
 
+    def peers(self) -> list[PeerMedia]:
+        """What each side that said so sends (for a manager sitting in, who sees both sides)."""
+        return [self._peer(role) for role in self.states]
+
     def _peer(self, role: Role) -> PeerMedia:
         state = self.states[role]
         return PeerMedia(role=role, camera=state.camera, screen=state.screen, audio=state.audio)

@@ -61,6 +61,7 @@ from signaling.room import (
     Send,
     StateChanged,
 )
+from signaling.sit_in import OBSERVED, StopWatching, Watch, observer_seat
 from signaling.writer import MemoRow, RoomWriter
 
 log = structlog.get_logger("tsunagu.rooms")
@@ -77,9 +78,12 @@ class RoomStore(KeptStore, Protocol):
 
 
 class MediaRelay(Protocol):
-    """The room's video relay on its home node (``media.MediaRooms``); seats are ``"host"`` / ``"guest"``."""
+    """The room's video relay on its home node (``media.MediaRooms``); seats are ``"host"`` / ``"guest"``,
+    and ``observer:<connection>`` for a manager sitting in, who receives ``sources`` (seat, m-line) only."""
 
-    async def answer(self, room_id: str, seat: str, offer_sdp: str) -> str: ...
+    async def answer(
+        self, room_id: str, seat: str, offer_sdp: str, sources: tuple[tuple[str, int], ...] | None = None
+    ) -> str: ...
 
     async def leave(self, room_id: str, seat: str) -> None: ...
 
@@ -125,15 +129,12 @@ class Outgoing:
         return json.loads(self.text) if self.text is not None else self.frame
 
 
-class Participant:
-    """One participant's connection, on whichever node holds the socket."""
+class Connection:
+    """One socket's view of a room, on whichever node holds the socket: what the home sends it."""
 
-    def __init__(
-        self, hub: RoomHub, room_id: str, role: Role, connection: str, subscription: Subscription
-    ) -> None:
+    def __init__(self, hub: RoomHub, room_id: str, connection: str, subscription: Subscription) -> None:
         self.hub = hub
         self.room_id = room_id
-        self.role = role
         self.connection = connection
         self._subscription = subscription
         self._gone = False
@@ -150,6 +151,16 @@ class Participant:
                 continue
             text = item.get("text")
             yield Outgoing(text=text) if text is not None else Outgoing(frame=item["send"])
+
+
+class Participant(Connection):
+    """A participant's (host's or guest's) connection."""
+
+    def __init__(
+        self, hub: RoomHub, room_id: str, role: Role, connection: str, subscription: Subscription
+    ) -> None:
+        super().__init__(hub, room_id, connection, subscription)
+        self.role = role
 
     async def send(self, message: ClientMessage) -> None:
         if not self.hub._inline(self, message):
@@ -169,6 +180,22 @@ class Participant:
             await self._subscription.close()
 
 
+class Watcher(Connection):
+    """A manager sitting in (signaling/sit_in.py): frames come out; nothing it does goes into the room."""
+
+    async def disconnected(self) -> None:
+        try:
+            if not self._gone:
+                self._gone = True
+                await self.hub._post(self.room_id, {"event": "unobserve", "connection": self.connection})
+        except Unavailable:
+            # As for a participant: the home cannot be told now. The observer's seat is receive-only, so a
+            # stale one holds nothing up; the room's end forgets it.
+            log.warning("room.unobserve_not_delivered", room=self.room_id)
+        finally:
+            await self._subscription.close()
+
+
 class RoomHub:
     def __init__(
         self,
@@ -184,7 +211,7 @@ class RoomHub:
         self.media = media
         # Offers are answered off the room's loop (ICE gathering takes a moment), one at a time per seat so a
         # restart's answer cannot overtake the answer to the offer before it.
-        self._negotiations: dict[tuple[str, Role], asyncio.Task[None]] = {}
+        self._negotiations: dict[tuple[str, str], asyncio.Task[None]] = {}  # by (room, seat)
         # The local fast path: for a room homed here, sockets on this node exchange events with the home
         # through in-process queues (no JSON copies, no second validation); the broker carries only what
         # concerns other nodes. ``_remote`` holds the room's connections on other nodes.
@@ -264,14 +291,24 @@ class RoomHub:
         pump = asyncio.create_task(self._pump(subscription, inbox), name=f"room-{room.id}-broker")
         try:
             async with subscription:
+                ticked: float | None = None  # the clock's reading at the last tick
                 while room.state != RoomState.ENDED:
-                    deadline = room.next_deadline()
-                    # Wake at least once a second while someone is reconnecting, to end their grace on time.
-                    timeout = None if deadline is None else min(1.0, max(0.0, deadline - self.clock()))
+                    deadline, now = room.next_deadline(), self.clock()
+                    # Wake at least once a second while someone is reconnecting, to end their grace on time,
+                    # and when a held pointer position is due. A deadline a tick at this very reading did
+                    # not clear means the clock stands still (a test's manual clock): wait, do not spin.
+                    if deadline is None:
+                        timeout = None
+                    elif deadline <= now and ticked == now:
+                        timeout = 1.0
+                    else:
+                        timeout = min(1.0, max(0.0, deadline - now))
                     try:
                         event = await asyncio.wait_for(inbox.get(), timeout)
                     except TimeoutError:
                         event = {"event": "tick"}
+                    if event.get("event") == "tick":
+                        ticked = self.clock()
                     self._busy.add(room.id)
                     try:
                         await self._apply(room, self._handle(room, event))
@@ -323,6 +360,8 @@ class RoomHub:
         if kind == "effects":  # the rest of an event handled inline (see _inline)
             effects: list[Effect] = event["effects"]
             return effects
+        if kind in ("observe", "unobserve", "observer_offer"):
+            return self._observer_event(room, kind, event, now)
         role, connection = Role(event["role"]), str(event["connection"])
         try:
             if kind == "connect":
@@ -341,6 +380,21 @@ class RoomHub:
             return [Close(connection, refused.code)]
         log.warning("unknown room event", room=room.id, kind=kind)
         return room.tick(now)
+
+    def _observer_event(self, room: Room, kind: str, event: dict[str, Any], now: float) -> list[Effect]:
+        """A manager sitting in: joins, leaves, or offers its receive-only media (signaling/sit_in.py)."""
+        connection = str(event["connection"])
+        if kind == "unobserve":
+            self._remote[room.id].discard(connection)
+            return room.unobserve(connection)
+        if kind == "observer_offer":
+            return room.observer_offer(connection, int(event["user"]), str(event["sdp"]))
+        if event.get("node") != self.node:
+            self._remote[room.id].add(connection)
+        try:
+            return room.observe(connection, int(event["user"]), bool(event["announce"]), now)
+        except RoomError as refused:
+            return [Close(connection, refused.code)]
 
     async def _apply(self, room: Room, effects: list[Effect]) -> None:
         pending = list(effects)
@@ -364,20 +418,35 @@ class RoomHub:
                     else:
                         pending[:0] = room.document_found(info, connection, self.clock())
                 case Negotiate(role=role, connection=connection, sdp=sdp):
-                    self._negotiate(room.id, role, connection, sdp)
-                case MediaLeave(role=role) if self.media is not None:
-                    previous = self._negotiations.pop((room.id, role), None)
-                    if previous is not None:
-                        previous.cancel()
-                    await self.media.leave(room.id, role.value)
+                    self._negotiate(room.id, role.value, connection, sdp)
+                case Watch(connection=connection, sdp=sdp):
+                    self._negotiate(room.id, observer_seat(connection), connection, sdp, OBSERVED)
+                case MediaLeave(role=role):
+                    await self._leave_media(room.id, role.value)
+                case StopWatching(connection=connection):
+                    await self._leave_media(room.id, observer_seat(connection))
+
+    async def _leave_media(self, room_id: str, seat: str) -> None:
+        previous = self._negotiations.pop((room_id, seat), None)
+        if previous is not None:
+            previous.cancel()
+        if self.media is not None:
+            await self.media.leave(room_id, seat)
 
     # Media
 
-    def _negotiate(self, room_id: str, role: Role, connection: str, sdp: str) -> None:
-        key = (room_id, role)
+    def _negotiate(
+        self,
+        room_id: str,
+        seat: str,
+        connection: str,
+        sdp: str,
+        sources: tuple[tuple[str, int], ...] | None = None,
+    ) -> None:
+        key = (room_id, seat)
         previous = self._negotiations.get(key)
         task = asyncio.create_task(
-            self._answer(room_id, role, connection, sdp, previous), name=f"media-{room_id}"
+            self._answer(room_id, seat, connection, sdp, previous, sources), name=f"media-{room_id}"
         )
         self._negotiations[key] = task
         task.add_done_callback(
@@ -385,7 +454,13 @@ class RoomHub:
         )
 
     async def _answer(
-        self, room_id: str, role: Role, connection: str, sdp: str, previous: asyncio.Task[None] | None
+        self,
+        room_id: str,
+        seat: str,
+        connection: str,
+        sdp: str,
+        previous: asyncio.Task[None] | None,
+        sources: tuple[tuple[str, int], ...] | None,
     ) -> None:
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
@@ -394,9 +469,9 @@ class RoomHub:
             reply = ErrorFrame(code=ErrorCode.MEDIA_UNAVAILABLE, message=NO_MEDIA)
         else:
             try:
-                reply = MediaAnswer(sdp=await self.media.answer(room_id, role.value, sdp))
+                reply = MediaAnswer(sdp=await self.media.answer(room_id, seat, sdp, sources))
             except Exception:
-                log.exception("could not answer a media offer", room=room_id, role=role.value)
+                log.exception("could not answer a media offer", room=room_id, seat=seat)
                 reply = ErrorFrame(code=ErrorCode.MEDIA_FAILED, message=MEDIA_FAILED)
         await self._deliver(room_id, _item(reply, connection, None), connection)
 
@@ -488,22 +563,43 @@ class RoomHub:
     async def participate(self, room_id: str, role: Role) -> AsyncIterator[Participant]:
         """Join ``room_id`` as ``role`` from this node; leaving the block reports the disconnect."""
         connection = uuid.uuid4().hex
-        local = self._local.get(room_id)
-        subscription: Subscription
-        if local is not None:  # the room is homed here: no broker between this socket and its home
-
-            async def release(_: QueueSubscription) -> None:
-                local.pop(connection, None)
-
-            local[connection] = subscription = QueueSubscription(_out(room_id), DEFAULT_QUEUE_SIZE, release)
-        else:
-            subscription = await self.broker.subscribe(_out(room_id))
+        subscription = await self._subscribe(room_id, connection)
         participant = Participant(self, room_id, role, connection, subscription)
         try:
             await self._to_home(room_id, "connect", participant)
             yield participant
         finally:
             await participant.disconnected()
+
+    @contextlib.asynccontextmanager
+    async def sit_in(self, room_id: str, user_id: int, announce: bool) -> AsyncIterator[Watcher]:
+        """Watch ``room_id`` read-only from this node (a manager sitting in; ``announce``: show the
+        participants 「上長が同席中」); leaving the block stops watching."""
+        connection = uuid.uuid4().hex
+        watcher = Watcher(self, room_id, connection, await self._subscribe(room_id, connection))
+        try:
+            event = {"event": "observe", "connection": connection, "node": self.node}
+            await self._post(room_id, {**event, "user": user_id, "announce": announce})
+            yield watcher
+        finally:
+            await watcher.disconnected()
+
+    async def sit_in_offer(self, room_id: str, connection: str, user_id: int, sdp: str) -> None:
+        """A sitting-in manager's media offer, for its connection; the answer comes on that connection."""
+        event = {"event": "observer_offer", "connection": connection, "user": user_id, "sdp": sdp}
+        await self._post(room_id, event)
+
+    async def _subscribe(self, room_id: str, connection: str) -> Subscription:
+        """Frames for a new socket of ``room_id``: straight from the home when it is here, else the broker."""
+        local = self._local.get(room_id)
+        if local is None:
+            return await self.broker.subscribe(_out(room_id))
+
+        async def release(_: QueueSubscription) -> None:
+            local.pop(connection, None)
+
+        local[connection] = subscription = QueueSubscription(_out(room_id), DEFAULT_QUEUE_SIZE, release)
+        return subscription
 
     async def _to_home(
         self, room_id: str, kind: str, participant: Participant, message: ClientMessage | None = None

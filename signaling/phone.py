@@ -71,3 +71,8 @@ def display_mobile(e164: str) -> str:
         national = "0" + e164[3:]
         return f"{national[:3]}-{national[3:7]}-{national[7:]}"
     return e164
+
+
+def national_number(e164: str) -> str:
+    """``+819012345678`` as people write it in Japan: ``09012345678``."""
+    return "0" + e164[len(_JAPAN) + 1 :] if e164.startswith(f"+{_JAPAN}") else e164

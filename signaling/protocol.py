@@ -17,6 +17,9 @@ from core.errors import N_, InvalidInput
 
 SUBPROTOCOL = "tsunagu.v1"
 MAX_FRAME_BYTES = 64 * 1024
+POINTER_PER_SECOND = (
+    20  # the most pointer positions (doc.pointer) one side sends, and the room relays, a second
+)
 
 
 class Role(enum.StrEnum):
@@ -38,6 +41,7 @@ class CloseCode(enum.IntEnum):
     POLICY_VIOLATION = 1008  # too many invalid frames
     UNSUPPORTED_PROTOCOL = 4000
     NOT_ALLOWED = 4003  # not a participant of this room
+    READ_ONLY = 4005  # a sitting-in manager's socket sent a frame: it may only watch
     ROOM_NOT_FOUND = 4004
     REPLACED = 4009  # the same participant connected again elsewhere
     ROOM_ENDED = 4010
@@ -63,6 +67,7 @@ class ErrorCode(enum.StrEnum):
     MEMO_BROKEN_TEXT = "memo_broken_text"  # a lone surrogate, text that is not UTF-8, or a character cut in
     # two: the sender's memo differs from everyone's and starts afresh from the server's
     MEMO_NOT_TEXT = "memo_not_text"  # content a plain-text memo does not have: the sender starts afresh
+    READ_ONLY = "read_only"  # any frame from a manager sitting in, who may only watch (closed with 4005 next)
 
 
 class _Message(BaseModel):
@@ -116,6 +121,23 @@ class GuestControl(_Message):
 
     type: Literal["doc.guest_control"]
     allowed: bool
+
+
+class PointerAt(_Message):
+    """Where the pointer is: on ``page`` (1-based) of the open document, ``x`` and ``y`` from its top left
+    corner as fractions of the page's width and height (0–1), so each side places it on its own page size."""
+
+    page: int = Field(ge=1)
+    x: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    y: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+
+
+class Pointer(_Message):
+    """The steering side's mouse over the document (at most ~20 a second, only while over a page); ``at``
+    null: it left the page. The host, or the guest when allowed; relayed to the other side, never stored."""
+
+    type: Literal["doc.pointer"]
+    at: PointerAt | None
 
 
 class MemoSync(_Message):
@@ -193,6 +215,7 @@ ClientMessage = Annotated[
     | ScrollDocument
     | CloseDocument
     | GuestControl
+    | Pointer
     | MemoSync
     | MemoAwareness
     | MediaOffer
@@ -285,6 +308,14 @@ class DocumentScrolled(_Message):
     by: Role
 
 
+class PointerMoved(_Message):
+    """The other side's pointer over the document moved (``at``), or left the page (``at`` null)."""
+
+    type: Literal["doc.pointer"] = "doc.pointer"
+    at: PointerAt | None
+    by: Role
+
+
 class FileInfo(_Message):
     id: int
     name: str
@@ -351,6 +382,23 @@ class QualityOut(_Message):
     high: bool
 
 
+class SitInWelcome(_Message):
+    """To a manager sitting in (read-only), on every (re)connect: the room, and the connection id its media
+    offer names (``POST /api/sit-in/{room}/offer``)."""
+
+    type: Literal["sit_in.welcome"] = "sit_in.welcome"
+    room: RoomInfo
+    peers: Peers
+    connection: str
+
+
+class SitInChanged(_Message):
+    """To the participants: whether a manager is sitting in (「上長が同席中」), when the org shows it."""
+
+    type: Literal["sit_in"] = "sit_in"
+    present: bool
+
+
 class Pong(_Message):
     type: Literal["pong"] = "pong"
 
@@ -368,6 +416,7 @@ ServerMessage = (
     | Ended
     | DocumentState
     | DocumentScrolled
+    | PointerMoved
     | FileShared
     | MemoSyncOut
     | MemoAwarenessOut
@@ -376,6 +425,8 @@ ServerMessage = (
     | CameraRequestOut
     | CameraReplyOut
     | QualityOut
+    | SitInWelcome
+    | SitInChanged
     | Pong
     | ErrorFrame
 )

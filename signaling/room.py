@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from core.errors import N_
 from signaling import memo_cap
 from signaling.call_media import HOST_ONLY, CallMedia, MediaEffect, MediaLeave, Negotiate, Reply
+from signaling.memo import STEP2 as MEMO_STATE
 from signaling.memo import UPDATE as MEMO_UPDATE
 from signaling.memo import (
     BadMemoData,
@@ -34,6 +35,7 @@ from signaling.memo import (
     sync_message,
 )
 from signaling.models import RoomState
+from signaling.pointer import PointerMove, PointerRelay
 from signaling.protocol import (
     CameraReply,
     CameraRequest,
@@ -58,8 +60,12 @@ from signaling.protocol import (
     MemoSync,
     MemoSyncOut,
     OpenDocument,
+    PeerMedia,
     Peers,
     Ping,
+    Pointer,
+    PointerAt,
+    PointerMoved,
     Pong,
     Presence,
     PresenceChanged,
@@ -68,9 +74,12 @@ from signaling.protocol import (
     RoomStateChanged,
     ScrollDocument,
     ServerMessage,
+    SitInChanged,
+    SitInWelcome,
     TurnPage,
     Welcome,
 )
+from signaling.sit_in import SittingIn, StopWatching, Watch
 
 DEFAULT_GRACE_SECONDS = 300.0
 
@@ -146,6 +155,8 @@ Effect = (
     | MemoFinal
     | Negotiate
     | MediaLeave
+    | Watch
+    | StopWatching
 )
 
 NOT_ALLOWED = HOST_ONLY  # one message for everything only the host may do
@@ -200,7 +211,9 @@ class Room:
     shared: SharedDocument = field(default_factory=SharedDocument)
     memo: SharedMemo = field(default_factory=SharedMemo)
     media: CallMedia = field(default_factory=CallMedia)
+    pointer: PointerRelay = field(default_factory=PointerRelay)
     memo_max_characters: int = memo_cap.DEFAULT_MAX_CHARACTERS
+    sit_in: SittingIn = field(default_factory=SittingIn)
 
     # Inputs
 
@@ -231,6 +244,8 @@ class Room:
         effects.append(Send(self.shared.state(), to=connection))
         effects.append(Send(PresenceChanged(role=role, presence=Presence.CONNECTED), exclude=connection))
         effects.extend(self._media(self.media.connected(role)))
+        if self.sit_in.shown:
+            effects.append(Send(SitInChanged(present=True), to=connection))
         return effects
 
     def disconnect(self, role: Role, connection: str, now: float) -> list[Effect]:
@@ -259,8 +274,10 @@ class Room:
                 return [ResolveDocument(document_id, connection)]
             case GuestControl(allowed=allowed):
                 self.shared.guest_control = allowed
+                if not allowed:
+                    self.pointer.forget(Role.GUEST)
                 return [Send(self.shared.state())]
-            case CloseDocument() | TurnPage() | ScrollDocument() if not self._may_steer(role):
+            case CloseDocument() | TurnPage() | ScrollDocument() | Pointer() if not self._may_steer(role):
                 return [self._error(connection, NOT_ALLOWED)]
             case CloseDocument():
                 return self._close_document(now)
@@ -268,6 +285,8 @@ class Room:
                 return self._turn(page, connection, now)
             case ScrollDocument(position=position, page=page):
                 return self._scroll(role, position, page, connection, now)
+            case Pointer(at=at):
+                return self._point(role, at, now)
             case MemoSync(data=data):
                 return self._memo_sync(role, data, connection, now)
             case MemoAwareness(data=data):
@@ -281,6 +300,41 @@ class Room:
                 return self._media(self.media.receive(role, connection, message, guest_connected))
         raise AssertionError(f"unhandled message {message!r}")  # pragma: no cover - the union is exhaustive
 
+    def observe(self, connection: str, user_id: int, announce: bool, now: float) -> list[Effect]:
+        """A manager sits in (read-only, signaling/sit_in.py): it gets what the participants see; they are
+        told when ``announce`` (the org's setting) says so."""
+        if self.state == RoomState.ENDED:
+            raise RoomError(CloseCode.ROOM_ENDED)
+        tell = self.sit_in.join(connection, user_id, announce, now)
+        welcome = SitInWelcome(
+            room=RoomInfo(id=self.id, state=self.state, connect_id=self.connect_id),
+            peers=Peers(host=self.seats[Role.HOST].presence, guest=self.seats[Role.GUEST].presence),
+            connection=connection,
+        )
+        memo = encode(sync_message(MEMO_STATE, self.memo.state_update()))  # the whole memo as it is now
+        effects: list[Effect] = [
+            Send(welcome, to=connection),
+            Send(self.shared.state(), to=connection),
+            Send(MemoSyncOut(data=memo), to=connection),
+        ]
+        effects.extend(Send(peer, to=connection) for peer in self.media.peers())
+        if tell:
+            effects.extend(self._tell_seats(True))
+        return effects
+
+    def unobserve(self, connection: str) -> list[Effect]:
+        """A manager stopped sitting in (its socket closed)."""
+        if connection not in self.sit_in.observers:
+            return []
+        effects: list[Effect] = [StopWatching(connection)]
+        if self.sit_in.leave(connection) and self.state != RoomState.ENDED:
+            effects.extend(self._tell_seats(False))
+        return effects
+
+    def observer_offer(self, connection: str, user_id: int, sdp: str) -> list[Effect]:
+        """The sitting-in manager's media offer (over HTTP: its socket sends nothing)."""
+        return [] if self.state == RoomState.ENDED else list(self.sit_in.offer(connection, user_id, sdp))
+
     def file_shared(self, info: FileInfo) -> list[Effect]:
         """A file sent in this room is stored: tell both sides (the receiver gets its download prompt)."""
         return [] if self.state == RoomState.ENDED else [Send(FileShared(file=info))]
@@ -292,6 +346,7 @@ class Room:
         if info is None:
             return [self._error(connection, NO_SUCH_DOCUMENT)]
         self.shared = SharedDocument(info=info, guest_control=self.shared.guest_control)
+        self.pointer.forget()
         return [PageShown(info.id, 1, now, opens=True), Send(self.shared.state())]
 
     def document_lookup_failed(self, connection: str) -> list[Effect]:
@@ -301,10 +356,12 @@ class Room:
         return [Send(ErrorFrame(code=ErrorCode.UNAVAILABLE, message=LOOKUP_FAILED), to=connection)]
 
     def tick(self, now: float) -> list[Effect]:
-        """Let time pass: seats that stayed away past the grace period have left."""
+        """Let time pass: seats that stayed away past the grace period have left; held pointer positions
+        whose turn has come go out."""
         effects: list[Effect] = []
         if self.state == RoomState.ENDED:
             return effects
+        effects.extend(self._pointer_moves(self.pointer.tick(now)))
         host = self.seats[Role.HOST]
         if host.presence == Presence.RECONNECTING and now - host.since >= self.grace:
             return self._end("timeout", now)
@@ -322,6 +379,9 @@ class Room:
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do, if ever."""
         waiting = [s.since + self.grace for s in self.seats.values() if s.presence == Presence.RECONNECTING]
+        pointer = self.pointer.next_deadline()
+        if pointer is not None:
+            waiting.append(pointer)
         return min(waiting) if waiting and self.state != RoomState.ENDED else None
 
     # Helpers
@@ -336,16 +396,28 @@ class Room:
         )
 
     def _media(self, effects: list[MediaEffect]) -> list[Effect]:
-        """Address the media rules' replies to the seats' current connections."""
+        """Address the media rules' replies to the seats' current connections (what a side sends also to
+        the managers sitting in, who watch both sides)."""
         out: list[Effect] = []
         for effect in effects:
             if not isinstance(effect, Reply):
                 out.append(effect)
-            elif effect.connection is not None:
+                continue
+            if effect.connection is not None:
                 out.append(Send(effect.message, to=effect.connection))
             elif effect.role is not None and (seat := self.seats[effect.role]).connection is not None:
                 out.append(Send(effect.message, to=seat.connection))
+            if isinstance(effect.message, PeerMedia):
+                out.extend(Send(effect.message, to=observer) for observer in self.sit_in.observers)
         return out
+
+    def _tell_seats(self, present: bool) -> list[Effect]:
+        """「上長が同席中」 on or off, for the participants only."""
+        return [
+            Send(SitInChanged(present=present), to=seat.connection)
+            for seat in self.seats.values()
+            if seat.connection is not None
+        ]
 
     def _may_steer(self, role: Role) -> bool:
         return role == Role.HOST or self.shared.guest_control
@@ -388,9 +460,26 @@ class Room:
         # ``message`` is a message id; the participant's connection translates it.
         return Send(ErrorFrame(code=ErrorCode.NOT_ALLOWED, message=message), to=connection)
 
+    def _point(self, role: Role, at: PointerAt | None, now: float) -> list[Effect]:
+        """A pointer position: dropped when no document is open or the page is not one of its pages (it
+        crossed a close or a change on the wire), else relayed within the sender's budget."""
+        info = self.shared.info
+        if info is None or (at is not None and at.page > info.pages):
+            return []
+        return self._pointer_moves(self.pointer.receive(role, at, now))
+
+    def _pointer_moves(self, moves: list[PointerMove]) -> list[Effect]:
+        out: list[Effect] = []
+        for move in moves:
+            other = self.seats[Role.GUEST if move.by == Role.HOST else Role.HOST].connection
+            if other is not None:
+                out.append(Send(PointerMoved(at=move.at, by=move.by), to=other))
+        return out
+
     def _close_document(self, now: float) -> list[Effect]:
         if self.shared.info is None:
             return []
+        self.pointer.forget()
         self.shared = SharedDocument(guest_control=self.shared.guest_control)
         return [Send(self.shared.state()), PageShown(None, 0, now)]
 
@@ -434,6 +523,8 @@ class Room:
             seat.connection, seat.rejoin_until = None, None
             if seat.presence != Presence.ABSENT:
                 seat.presence = Presence.LEFT
+        effects.extend(Close(observer, CloseCode.ROOM_ENDED) for observer in self.sit_in.observers)
+        self.sit_in.observers.clear()
         return effects
 
     def _guest_leaves(self, now: float) -> list[Effect]:

@@ -6,13 +6,14 @@ admits the one browser whose token matches.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import NotFound
@@ -25,14 +26,15 @@ from recordings.records import (
     record_for_room,
     record_page_shown,
     replace_memo_updates,
-    set_memo_text,
+    save_memo,
     start_record,
 )
 from signaling import memo
 from signaling.memo_authors import LoggedUpdate, MemoLine, compacted, line_authors
 from signaling.models import JoinedVia, RoomRow, RoomState
-from signaling.protocol import DocumentInfo
+from signaling.protocol import DocumentInfo, Role
 from store.db import unavailable_when_transient
+from store.models import User
 
 if TYPE_CHECKING:
     from signaling.writer import MemoRow
@@ -64,7 +66,11 @@ async def create_room(
     recording: bool,
     home_node: str,
     now: float,
+    memo_text: str = "",
 ) -> tuple[RoomRow, MeetingRecord]:
+    """A new room and its meeting record. ``memo_text`` (the org's default template) is the memo's first
+    update, written with the room: so the memo is filled exactly once per meeting, before anybody can join,
+    and never again when someone reconnects or the server restarts (the stored memo is what they load)."""
     room = RoomRow(
         id=uuid.uuid4().hex,
         org_id=org_id,
@@ -82,6 +88,10 @@ async def create_room(
     record = await start_record(
         db, org_id=org_id, room_id=room.id, host_id=host_id, via=via.value, started_at=at(now)
     )
+    if memo_text:
+        # Authored by the host: the template is the host's side of the memo in the 商談記録.
+        update = memo.SharedMemo().insert(0, memo_text)
+        await add_memo_updates(db, [(room.id, update, Role.HOST.value, at(now))])
     return room, record
 
 
@@ -143,7 +153,8 @@ def _logged(rows: list[StoredMemoUpdate]) -> list[LoggedUpdate]:
 
 async def memo_lines(db: AsyncSession, room_id: str) -> list[MemoLine]:
     """The memo's lines with who wrote each and when (the 商談記録), from its stored updates."""
-    return line_authors(_logged(await memo_updates(db, room_id)))
+    rows = _logged(await memo_updates(db, room_id))
+    return await asyncio.to_thread(line_authors, rows)  # a replay: CPU work, off the rooms' event loop
 
 
 class DatabaseRoomStore:
@@ -179,13 +190,33 @@ class DatabaseRoomStore:
             await add_memo_updates(db, [(u.room_id, u.update, u.author, at(u.when)) for u in updates])
 
     async def compact_memo(self, room_id: str) -> None:
+        """Merge the stored updates into one, keeping who wrote which part of the text beside it
+        (signaling/memo_authors.py), and the text so far in the meeting record, where it can be searched
+        while the meeting goes on."""
         async with unavailable_when_transient(), self.sessions.begin() as db:
             rows = await memo_updates(db, room_id)
             if len(rows) > 1:
-                merged, authors = compacted(_logged(rows))
+                # Replaying a few hundred updates is CPU work: off the event loop the rooms share.
+                merged, authors = await asyncio.to_thread(compacted, _logged(rows))
                 last = rows[-1]
                 await replace_memo_updates(db, room_id, last.id, merged, as_utc(last.created_at), authors)
+                await save_memo(db, room_id, memo.text_of([merged]))
 
     async def memo_final(self, room_id: str, text: str) -> None:
         async with unavailable_when_transient(), self.sessions.begin() as db:
-            await set_memo_text(db, room_id, text)
+            await save_memo(db, room_id, text)
+
+
+async def live_rooms(
+    db: AsyncSession, org_id: int, since: datetime
+) -> list[tuple[RoomRow, MeetingRecord, str]]:
+    """The org's meetings in progress (商談中: both sides have been in, not ended), newest first, with the
+    host's name; rooms started before ``since`` are left out (one a crashed node never ended stays active)."""
+    result = await db.execute(
+        select(RoomRow, MeetingRecord, func.coalesce(User.display_name, ""))
+        .join(MeetingRecord, MeetingRecord.room_id == RoomRow.id)
+        .outerjoin(User, User.id == RoomRow.host_id)
+        .where(RoomRow.org_id == org_id, RoomRow.state == RoomState.ACTIVE, RoomRow.created_at >= since)
+        .order_by(RoomRow.created_at.desc())
+    )
+    return [(room, record, host_name) for room, record, host_name in result]

@@ -14,3 +14,13 @@ def metadata() -> MetaData:
     for module in ("signaling.models", "recordings.models", "documents.models"):
         importlib.import_module(module)
     return models.Base.metadata
+
+
+def managed(name: str | None, type_: str, parent_names: object = None) -> bool:
+    """Whether the model/migration comparison looks at this table or index (Alembic's ``include_name``).
+
+    Packages list what their migrations make that models cannot describe in ``metadata.info["unmanaged"]``
+    (full-text indexes: an FTS5 table and its shadow tables ``<name>_data``, ``_idx``…; a GIN expression
+    index)."""
+    unmanaged: set[str] = metadata().info.get("unmanaged", set())
+    return name is None or not any(name == u or name.startswith(f"{u}_") for u in unmanaged)

@@ -57,6 +57,8 @@ class Org(Base):
     default_recording: Mapped[bool] = mapped_column(Boolean, default=False)
     # ファイル送信: the org may forbid hosts from sending files to guests (guests may always send).
     host_file_send: Mapped[bool] = mapped_column(Boolean, default=True)
+    # 同席: whether the participants are shown 「上長が同席中」 while a manager sits in on their meeting.
+    show_sit_in: Mapped[bool] = mapped_column(Boolean, default=True)
 
     users: Mapped[list[User]] = relationship(back_populates="org")
 
@@ -115,7 +117,12 @@ class BusinessCard(Base):
 
 
 class MemoTemplate(Base):
-    """A memo template: a host's own (up to 10) or, with no owner, shared by the org (up to 3)."""
+    """A memo template: a host's own (up to 10) or, with no owner, shared by the org (up to 3).
+
+    One shared template of an org may be its default: every new meeting's memo starts with its text
+    (seed 004: 事前に設定したテンプレートをあらかじめ表示). Admins choose it; ``web.memo_templates`` keeps
+    it to one.
+    """
 
     __tablename__ = "memo_templates"
 
@@ -124,4 +131,5 @@ class MemoTemplate(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
     title: Mapped[str] = mapped_column(String(100))
     body: Mapped[str] = mapped_column(Text)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -7,14 +7,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.harness.live import LiveServer
+from tests.harness.live import Served
 from tests.helpers import PASSWORD
 
 PHONE = "Pixel 7"  # Playwright's device profile for the guest
 
 
 def signed_in_host(
-    new_context: Callable[..., Any], server: LiveServer, base: str | None = None, **options: Any
+    new_context: Callable[..., Any], server: Served, base: str | None = None, **options: Any
 ) -> Any:
     """The host, signed in on its connect screen; ``base``: the address it opens (default: the server's)."""
     base = base or server.url
@@ -55,7 +55,7 @@ CAMERA, SCREEN = 0, 1  # m-lines of the one peer connection
 
 def meeting(
     new_context: Callable[..., Any],
-    server: LiveServer,
+    server: Served,
     device: str | None = None,
     guest_script: str = "",
     guest_base: str | None = None,

@@ -18,6 +18,8 @@ from tests.harness.browser import CHROMIUM, launch_args, waits_pass_the_policy
 from tests.harness.live import LiveServer
 from tests.harness.postgres import PostgresCluster
 from tests.harness.redis import RedisServer
+from tests.harness.s3 import S3Server
+from web import serving
 from web.app import create_app
 from web.settings import Settings
 
@@ -28,6 +30,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests run last: Playwright's sync API keeps an event loop running in the main thread from the
     first browser test on, which async tests and ``asyncio.run`` cannot share."""
     items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], Any]]:
+    """Async tests run on the event loop ``tsunagu serve`` runs on (``web.serving``); those marked
+    ``both_loops`` also on asyncio's own, which the code they test supports too (``media.hooks``)."""
+    factories: dict[str, Callable[[], Any]] = {serving.LOOP: serving.loop_factory()}
+    if item.get_closest_marker("both_loops"):
+        factories["asyncio"] = serving.loop_factory("asyncio")
+    return factories
 
 
 def in_thread(function: Callable[..., T], *args: object) -> T:
@@ -57,6 +68,15 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3-compatible server (SeaweedFS) for the run; each test takes its own prefix of its bucket."""
+    server = S3Server()
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 async def redis(redis_server: RedisServer) -> AsyncIterator[object]:
     from redis.asyncio import Redis
@@ -80,11 +100,33 @@ async def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> st
     return await cluster.create_database()
 
 
+def storage_url_for(request: pytest.FixtureRequest, kind: str) -> str | None:
+    """``STORAGE_URL`` for a test: "local" is DATA_DIR (None); "s3" a fresh prefix on the run's real S3
+    server, with its credentials in the environment and 5 MiB parts (S3's smallest), so that multipart
+    uploads begin soon."""
+    if kind == "local":
+        return None
+    server: S3Server = request.getfixturevalue("s3_server")
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    for name, value in server.environment.items():
+        monkeypatch.setenv(name, value)
+    return server.url(f"test-{secrets.token_hex(6)}") + "&part_mb=5"
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def storage_url(request: pytest.FixtureRequest) -> str | None:
+    """Where the app keeps its files: DATA_DIR, unless a test asks for S3 too with
+    ``@pytest.mark.parametrize("storage_url", ["local", "s3"], indirect=True)`` (or a module overrides this
+    fixture with those params)."""
+    return storage_url_for(request, getattr(request, "param", "local"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, storage_url: str | None) -> Settings:
     settings = Settings(
         data_dir=tmp_path / "data",
         database_url=sqlite_url(tmp_path),
+        storage_url=storage_url,
         secret_key=secrets.token_hex(32),
         ice_host_addresses=("127.0.0.1",),  # aioice leaves loopback out; the tests have nothing else
     )

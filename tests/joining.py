@@ -20,7 +20,8 @@ class Browser:
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
-        self.http = httpx.AsyncClient(base_url=base_url)
+        # Generous: a sign-in (argon2) on a 2-core box loaded by the rest of the suite can take seconds.
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=30)
         self.csrf = ""
 
     async def open(self, path: str) -> httpx.Response:
@@ -49,7 +50,7 @@ class Browser:
             subprotocols=subprotocols,  # type: ignore[arg-type]
             additional_headers={"Cookie": cookie},
             origin=origin or self.base_url,  # type: ignore[arg-type]
-            open_timeout=5,
+            open_timeout=15,
         )
 
     async def aclose(self) -> None:

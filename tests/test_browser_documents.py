@@ -56,9 +56,12 @@ def shown_page(page: Any) -> str:
     return str(page.locator("[data-doc-slide] img").get_attribute("src"))
 
 
+@pytest.mark.parametrize("storage_url", ["local", "s3"], indirect=True)
 def test_pages_scrolling_and_closing_follow_on_the_guest(
-    server: LiveServer, new_context: Callable[..., Any]
+    server: LiveServer, new_context: Callable[..., Any], storage_url: str | None
 ) -> None:
+    """Also with STORAGE_URL=s3://… (a real S3 server): the pages are rendered, stored in the bucket and shown
+    to both from there."""
     host = signed_in_host(new_context, server)
     slides = upload(host, "company.pdf", text_pdf(10))
     tall = upload(host, "price-list.pdf", text_pdf(4, PORTRAIT))
@@ -139,3 +142,8 @@ def test_pages_scrolling_and_closing_follow_on_the_guest(
     views = server.call(shown())
     assert views[:5] == [(slides, 1), (slides, 2), (slides, 3), (slides, 2), (slides, 3)]
     assert (slides, 4) in views and views[-1][0] == tall
+    storage = services(server.app).storage
+    stored = server.call(storage.keys("documents/"))
+    assert len(stored) == (1 + 10 + 10) + (1 + 4 + 4)  # the originals, pages and thumbnails
+    on_disk = services(server.app).settings.data_dir / "documents"
+    assert on_disk.exists() == (storage_url is None)  # on S3 the pages were never kept on this box's disk

@@ -53,10 +53,14 @@ def start_call(server: LiveServer, new_context: Callable[..., Any]) -> tuple[Any
     return host, guest
 
 
+@pytest.mark.parametrize("storage_url", ["local", "s3"], indirect=True)
 def test_a_50_mb_file_goes_from_the_guest_to_the_host(
-    server: LiveServer, new_context: Callable[..., Any], tmp_path: Path
+    server: LiveServer, new_context: Callable[..., Any], tmp_path: Path, storage_url: str | None
 ) -> None:
+    """Also with STORAGE_URL=s3://… (a real S3 server): the file crosses as a multipart upload and comes back
+    streamed from the bucket."""
     host, guest = start_call(server, new_context)
+    guest.get_by_role("button", name="ファイル", exact=True).click()  # the phone's files sheet
     guest.get_by_role("heading", name="ファイル送信").wait_for()
     guest.locator("#files-send").wait_for()  # shown once the listing says the guest may send
     assert guest.get_by_text("一度に 50 MB まで送信できます。").is_visible()
@@ -71,9 +75,13 @@ def test_a_50_mb_file_goes_from_the_guest_to_the_host(
     samples = guest.evaluate("window.progressSamples")
     assert any(text.startswith("送信中") for _value, _max, text in samples), samples[:5]
 
+    host.get_by_role("button", name="ファイル送信").click()  # the host's files panel, in the memo's place
     incoming = host.locator("#files-incoming .file-item")
     incoming.get_by_text("製品カタログ 2026.bin").wait_for(timeout=30_000)
     assert "50 MB" in incoming.inner_text() and "お客さまから" in incoming.inner_text()
+    prompt = host.get_by_role("alertdialog")  # the arrival asks to be saved; later: from the list
+    prompt.get_by_text("ファイルが届きました：製品カタログ 2026.bin").wait_for()
+    prompt.get_by_role("button", name="あとで").click()
     with host.expect_download(timeout=60_000) as caught:
         incoming.get_by_role("button", name="ダウンロード", exact=True).click()
     download = caught.value
@@ -87,10 +95,15 @@ def test_a_50_mb_file_goes_from_the_guest_to_the_host(
     assert saved.stat().st_size == SIZE and digest.hexdigest() == sha
     incoming.get_by_text("ダウンロードしました").wait_for()
     assert guest.locator("#files-incoming .file-item").count() == 0  # the sender does not get its own back
+    storage = services(server.app).storage
+    assert len(server.call(storage.keys("files/"))) == 1 and server.call(storage.unfinished()) == []
+    on_disk = services(server.app).settings.data_dir / "files"
+    assert on_disk.exists() == (storage_url is None)  # on S3 nothing of it is on this box's disk
 
 
 def test_too_much_at_once_is_refused_on_the_page(server: LiveServer, new_context: Callable[..., Any]) -> None:
     host, guest = start_call(server, new_context)
+    host.get_by_role("button", name="ファイル送信").click()  # the panel beside the stage (the memo's place)
     host.locator("#files-send").wait_for()
     host.evaluate(
         """() => {
@@ -115,6 +128,8 @@ def test_host_only_receives_when_the_org_forbids_sending(
 
     server.call(forbid())
     host, guest = start_call(server, new_context)
+    host.get_by_role("button", name="ファイル送信").click()
+    guest.get_by_role("button", name="ファイル", exact=True).click()
     host.get_by_text("組織の設定により、担当者からのファイル送信はできません。").wait_for()
     assert not host.locator("#files-send").is_visible()
     assert not host.get_by_role("button", name="送信する", exact=True).is_visible()

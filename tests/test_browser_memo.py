@@ -66,6 +66,7 @@ def test_both_type_at_once_template_restart_and_download(
     guest.wait_for_url(host.url)
     host.get_by_text("お客さまが接続しています。").wait_for()
     guest.get_by_text("担当者と接続しています。").wait_for()
+    guest.get_by_role("button", name="共有メモ", exact=True).click()  # the phone's memo sheet
 
     host_area, guest_area = host.locator("#memo-text"), guest.locator("#memo-text")
     host_area.click()
@@ -103,6 +104,7 @@ def test_both_type_at_once_template_restart_and_download(
         guest.get_by_text("担当者と接続しています。").wait_for(timeout=20_000)
         host.get_by_text("お客さまが接続しています。").wait_for(timeout=20_000)
         assert same_memo(host, guest) == text
+        guest.get_by_role("button", name="共有メモ", exact=True).click()  # a fresh page: the sheet is closed
         host_area, guest_area = host.locator("#memo-text"), guest.locator("#memo-text")
         guest_area.click()
         guest_area.press("End")
@@ -140,6 +142,7 @@ def call(
     guest.wait_for_url(host.url)
     host.get_by_text("お客さまが接続しています。").wait_for()
     guest.get_by_text("担当者と接続しています。").wait_for()
+    guest.get_by_role("button", name="共有メモ", exact=True).click()  # the phone's memo sheet
     return host, guest
 
 

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from signaling.models import JoinedVia, RoomState
 from signaling.rooms import create_room, set_state
 from store.models import BusinessCard, Role
-from tests.conftest import make_client
+from tests.conftest import make_client, storage_url_for
 from tests.helpers import PASSWORD, Seeded, csrf_token, seed_org, sign_in
 from web.services import services
 from web.settings import Settings
@@ -86,9 +86,17 @@ async def upload(client: httpx.AsyncClient, slot: str, body: bytes) -> httpx.Res
     )
 
 
-def files_of(settings: Settings, user_id: int) -> list[str]:
-    folder = settings.data_dir / "cards" / str(user_id)
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+@pytest.fixture(params=["local", "s3"])
+def storage_url(request: pytest.FixtureRequest) -> str | None:
+    """Every test that has an app runs on this box's disk and on a real S3 server."""
+    return storage_url_for(request, request.param)
+
+
+async def files_of(app: Starlette, user_id: int) -> list[str]:
+    """The user's stored card images, and any write not finished (none may outlive its request)."""
+    storage = services(app).storage
+    prefix = f"cards/{user_id}/"
+    return [key[len(prefix) :] for key in await storage.keys(prefix)] + await storage.unfinished()
 
 
 def guest_token_of(client: httpx.AsyncClient, secret_key: str) -> str:
@@ -173,7 +181,7 @@ async def test_card_needs_sign_in_and_csrf(app: Starlette, host: httpx.AsyncClie
 
 
 async def test_good_images_are_reencoded_and_stripped(
-    host: httpx.AsyncClient, acme: Seeded, settings: Settings
+    app: Starlette, host: httpx.AsyncClient, acme: Seeded, settings: Settings
 ) -> None:
     user_id = acme.users["host@acme.example"]
     sent = await upload(host, "photo", jpeg_with_exif())
@@ -192,27 +200,27 @@ async def test_good_images_are_reencoded_and_stripped(
     assert [u.split("?")[0] for u in second.json()["images"]] == [f"/cards/{user_id}/2.jpg"]
     with Image.open(io.BytesIO((await host.get(second.json()["images"][0])).content)) as image:
         assert image.format == "JPEG" and image.size == (64, 48)  # small images are not enlarged
-    assert len(files_of(settings, user_id)) == 2
+    assert len(await files_of(app, user_id)) == 2
     webp = io.BytesIO()
     Image.new("RGB", (40, 30), (0, 200, 0)).save(webp, "WEBP")
     assert (await upload(host, "1", webp.getvalue())).status_code == 201
-    assert len(files_of(settings, user_id)) == 3
+    assert len(await files_of(app, user_id)) == 3
     assert (await host.post("/api/card/images/1/delete")).status_code == 303  # a form post goes back
 
     replaced = await upload(host, "photo", png((300, 300), "RGB"))
     assert replaced.json()["photo"] != photo_url
-    assert len(files_of(settings, user_id)) == 2  # the old photo is gone from the disk
+    assert len(await files_of(app, user_id)) == 2  # the old photo is gone from the disk
     assert (await host.get(photo_url.split("?")[0])).status_code == 200  # the slot URL shows the new one
 
     deleted = await host.post("/api/card/images/photo/delete", headers={"Accept": "application/json"})
     assert deleted.status_code == 200 and deleted.json()["photo"] is None
     assert (await host.get(f"/cards/{user_id}/photo.jpg")).status_code == 404
-    assert len(files_of(settings, user_id)) == 1
+    assert len(await files_of(app, user_id)) == 1
     assert (await host.post("/api/card/images/9/delete")).status_code == 404
 
 
 async def test_bad_images_are_refused_and_leave_nothing(
-    host: httpx.AsyncClient, acme: Seeded, settings: Settings
+    app: Starlette, host: httpx.AsyncClient, acme: Seeded, settings: Settings
 ) -> None:
     user_id = acme.users["host@acme.example"]
     text = await upload(host, "photo", "これは画像ではありません。\n".encode() * 20)  # a renamed .txt
@@ -231,7 +239,7 @@ async def test_bad_images_are_refused_and_leave_nothing(
     empty = await upload(host, "photo", b"")
     assert empty.status_code == 415
     assert (await upload(host, "4", png())).status_code == 400
-    assert files_of(settings, user_id) == []
+    assert await files_of(app, user_id) == []
     page = await host.get("/card")
     assert "/cards/" not in page.text
 
@@ -389,7 +397,13 @@ def test_folding_never_splits_a_character(prefix: str) -> None:
     assert fold("BEGIN:VCARD") == "BEGIN:VCARD"
 
 
-def test_image_dir_is_under_data_dir(settings: Settings) -> None:
-    from web.card_images import card_dir
+async def test_images_are_kept_under_data_dir_by_default(tmp_path: Path) -> None:
+    from core.storage import open_storage
+    from web.card_images import card_key
 
-    assert card_dir(settings.data_dir, 7) == Path(settings.data_dir) / "cards" / "7"
+    assert card_key(7, "photo-0123abcd.jpg") == "cards/7/photo-0123abcd.jpg"
+    assert card_key(7, "../../etc/passwd") == "cards/7/passwd"  # only ever a name under the user's folder
+    assert card_key(7, "") is None and card_key(7, "..") is None
+    storage = open_storage(None, tmp_path)
+    await storage.put("cards/7/photo-0123abcd.jpg", b"jpeg")
+    assert (tmp_path / "cards" / "7" / "photo-0123abcd.jpg").read_bytes() == b"jpeg"

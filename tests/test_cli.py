@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from web.cli import DEMO_USERS, main
+from documents.models import Document
+from store.db import create_engine, session_factory
+from store.models import BusinessCard, MemoTemplate
+from web.cli import main
+from web.demo import DEMO_USERS, SAMPLE_DOCUMENT
+from web.demo_meetings import MEETINGS
 
 
 @pytest.fixture
@@ -77,15 +84,46 @@ def test_demo_is_idempotent_and_prints_working_logins(env: Path, capsys: pytest.
     first = capsys.readouterr().out
     assert main(["demo"]) == 0
     second = capsys.readouterr().out
-    assert first == second
+    assert first.endswith(second)  # the same logins (the first run also logs preparing the document)
     for email, _name, role in DEMO_USERS:
         assert email in first and role.value in first
     logins = json.loads((env / "var" / "demo-logins.json").read_text())
     assert set(logins) == {email for email, _, _ in DEMO_USERS}
+    # A few finished meetings for the console, added once, and found by a two-character word.
+    assert asyncio.run(_demo_meetings(env)) == (len(MEETINGS), 2)
     # Losing the logins file resets the demo passwords rather than failing.
     (env / "var" / "demo-logins.json").unlink()
     assert main(["demo"]) == 0
     assert capsys.readouterr().out != first
+    # The demo org's sample document (drawn and prepared at seed time), two shared templates with one default,
+    # and a complete card with a photo for each host: once, however many runs.
+    documents, templates, cards = asyncio.run(demo_contents())
+    assert documents == [("ready", 5)]
+    assert len(templates) == 2 and sum(default for _, default in templates) == 1
+    assert len(cards) == 2
+    for card in cards:
+        fields = (card.family_name, card.given_name, card.family_name_reading, card.company, card.title)
+        assert all(fields) and card.phone and card.email and card.photo
+        assert (env / "var" / "cards" / str(card.user_id) / card.photo).is_file()
+
+
+async def demo_contents() -> tuple[list[tuple[str, int]], list[tuple[str, bool]], list[BusinessCard]]:
+    from web.settings import Settings
+
+    engine = create_engine(Settings.from_env().database_url)
+    try:
+        async with session_factory(engine)() as db:
+            documents = [
+                (document.status.value, document.pages)
+                for document in await db.scalars(select(Document).where(Document.name == SAMPLE_DOCUMENT))
+            ]
+            templates = [
+                (template.title, template.is_default)
+                for template in await db.scalars(select(MemoTemplate).where(MemoTemplate.owner_id.is_(None)))
+            ]
+            return documents, templates, list(await db.scalars(select(BusinessCard)))
+    finally:
+        await engine.dispose()
 
 
 def test_serve_tls_options_win_over_settings_and_phone_urls_are_lan_addresses(
@@ -118,3 +156,31 @@ def test_serve_tls_options_win_over_settings_and_phone_urls_are_lan_addresses(
     assert (
         again[0].startswith("self-signed certificate (reused,") and again[1] == lines[1]
     )  # same fingerprint
+
+
+async def _demo_meetings(env: Path) -> tuple[int, int]:
+    from sqlalchemy import func, select
+
+    from recordings.console import RecordFilter, count
+    from recordings.models import MeetingRecord
+    from signaling.rooms import memo_lines
+    from store.db import create_engine, session_factory
+    from store.models import Org
+    from web.settings import Settings
+
+    engine = create_engine(Settings.from_env().database_url)
+    try:
+        async with session_factory(engine)() as db:
+            org_id = await db.scalar(select(Org.id).where(Org.slug == "demo"))
+            assert org_id is not None
+            meetings = await db.scalar(select(func.count()).where(MeetingRecord.org_id == org_id))
+            found, _capped = await count(db, RecordFilter(org_id=org_id, text="送付"))
+            # Their memos are logs of authored updates, as a real meeting's: each line says who wrote it.
+            records = await db.scalars(select(MeetingRecord).where(MeetingRecord.org_id == org_id))
+            for record in records:
+                lines = await memo_lines(db, record.room_id)
+                assert "\n".join(line.text for line in lines) == record.memo
+                assert all(line.authors in (("host",), ("guest",)) and line.at for line in lines)
+            return int(meetings or 0), found
+    finally:
+        await engine.dispose()

@@ -8,7 +8,6 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -16,12 +15,13 @@ import pytest
 from sqlalchemy import select, update
 from starlette.applications import Starlette
 
+from core.storage import Storage
 from recordings.files import room_files, sanitise_file_name
 from recordings.models import RoomFile
 from signaling.models import RoomRow, RoomState
 from signaling.protocol import SUBPROTOCOL
 from store.models import Org, Role
-from tests.conftest import make_client
+from tests.conftest import make_client, storage_url_for
 from tests.harness.live import LiveServer
 from tests.helpers import PASSWORD, csrf_from, seed_org, sign_in
 from tests.joining import Browser, until
@@ -29,6 +29,13 @@ from web.files import content_disposition
 from web.services import services
 
 MB = 1024 * 1024
+PART = 5 * MB  # the S3 part size the tests' STORAGE_URL sets: a send longer than this is a multipart upload
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_url(request: pytest.FixtureRequest) -> str | None:
+    """Every test that has an app runs on this box's disk and on a real S3 server."""
+    return storage_url_for(request, request.param)
 
 
 @dataclass
@@ -90,9 +97,10 @@ async def rows(app: Starlette) -> list[RoomFile]:
         return list(await db.scalars(select(RoomFile)))
 
 
-def stored_files(settings_dir: Path) -> list[Path]:
-    root = settings_dir / "files"
-    return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
+async def stored_files(app: Starlette) -> list[str]:
+    """The keys of sent files in storage, and any write not finished (there must be none after a request)."""
+    storage: Storage = services(app).storage
+    return await storage.keys("files/") + await storage.unfinished()
 
 
 async def set_host_file_send(app: Starlette, allowed: bool) -> None:
@@ -127,6 +135,53 @@ async def test_guest_file_reaches_the_host_byte_identical(app: Starlette, meetin
         assert [row.sha256 for row in await room_files(db, meeting.room_id)] == [body["sha256"]]
 
 
+async def test_downloads_answer_range_requests(app: Starlette, meeting: Meeting) -> None:
+    """Range, If-Range, HEAD and 416 as Starlette's FileResponse answers them, on either storage; a send
+    longer than a part (a multipart upload on S3) comes back byte-identical."""
+    data = os.urandom(PART + 3 * MB + 5)
+    sent = await send(meeting.guest, meeting.room_id, "video.webm", data, **{"Content-Type": "video/webm"})
+    assert sent.status_code == 201, sent.text
+    url, http = sent.json()["url"], meeting.host.client
+    whole = await http.get(url)
+    assert whole.status_code == 200 and whole.content == data
+    assert whole.headers["accept-ranges"] == "bytes" and whole.headers["content-length"] == str(len(data))
+    etag, modified = whole.headers["etag"], whole.headers["last-modified"]
+
+    middle = await http.get(url, headers={"Range": f"bytes={PART - 10}-{PART + 9}"})
+    assert middle.status_code == 206 and middle.content == data[PART - 10 : PART + 10]
+    assert middle.headers["content-range"] == f"bytes {PART - 10}-{PART + 9}/{len(data)}"
+    assert middle.headers["content-length"] == "20" and middle.headers["content-type"] == "video/webm"
+    tail = await http.get(url, headers={"Range": "bytes=-100"})
+    assert tail.status_code == 206 and tail.content == data[-100:]
+    rest = await http.get(url, headers={"Range": f"bytes={len(data) - 7}-"})
+    assert rest.status_code == 206 and rest.content == data[-7:]
+
+    beyond = await http.get(url, headers={"Range": f"bytes={len(data)}-"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{len(data)}"
+    assert (await http.get(url, headers={"Range": "lines=1-2"})).status_code == 400
+
+    for validator in (etag, modified):
+        resumed = await http.get(url, headers={"Range": "bytes=10-19", "If-Range": validator})
+        assert resumed.status_code == 206 and resumed.content == data[10:20]
+    stale = await http.get(url, headers={"Range": "bytes=10-19", "If-Range": '"another version"'})
+    assert stale.status_code == 200 and stale.content == data  # a changed file is sent whole
+
+    several = await http.get(url, headers={"Range": "bytes=0-4,100-104,102-110"})
+    assert several.status_code == 206
+    boundary = several.headers["content-type"].split("boundary=")[1]
+    assert several.headers["content-type"].startswith("multipart/byteranges")
+    body = several.content
+    assert int(several.headers["content-length"]) == len(body) and body.endswith(f"--{boundary}--".encode())
+    assert b"Content-Range: bytes 0-4/" in body and data[0:5] in body
+    assert b"Content-Range: bytes 100-110/" in body and data[100:111] in body
+
+    head = await http.head(url)
+    assert (
+        head.status_code == 200 and head.content == b"" and head.headers["content-length"] == str(len(data))
+    )
+    assert head.headers["etag"] == etag
+
+
 async def test_host_to_guest_is_refused_when_the_org_forbids_it(app: Starlette, meeting: Meeting) -> None:
     allowed = await send(meeting.host, meeting.room_id, "brochure.pdf", b"hello guest")
     assert allowed.status_code == 201 and allowed.json()["sender"] == "host"
@@ -157,7 +212,7 @@ async def test_body_longer_than_declared_is_refused(app: Starlette, meeting: Mee
     )
     assert response.status_code == 413
     assert "50 MB" in response.json()["error"]["message"]
-    assert await rows(app) == [] and stored_files(services(app).settings.data_dir) == []
+    assert await rows(app) == [] and await stored_files(app) == []
 
 
 async def test_a_declared_size_over_the_limit_and_a_missing_size(app: Starlette, meeting: Meeting) -> None:
@@ -206,7 +261,7 @@ async def test_sent_names_are_sanitised_and_the_ascii_fallback_is_safe(
         content_disposition("報告.pdf")
         == "attachment; filename=\"__.pdf\"; filename*=UTF-8''%E5%A0%B1%E5%91%8A.pdf"
     )
-    assert [path.name for path in stored_files(services(app).settings.data_dir)] == [str(sent.json()["id"])]
+    assert [key.rsplit("/", 1)[1] for key in await stored_files(app)] == [str(sent.json()["id"])]
 
 
 async def test_strangers_get_404(app: Starlette, meeting: Meeting) -> None:
@@ -244,7 +299,7 @@ async def test_ended_rooms_refuse_sends(app: Starlette, meeting: Meeting) -> Non
         refused = await send(side, meeting.room_id, "late.pdf", b"too late")
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "room_ended"
         assert refused.json()["error"]["message"] == "商談は終了しました。"
-    assert await rows(app) == [] and stored_files(services(app).settings.data_dir) == []
+    assert await rows(app) == [] and await stored_files(app) == []
 
 
 # --- against a live server: the announcement, a size refused before reading, an interrupted send -----------
@@ -274,12 +329,12 @@ def _raw_request(server: LiveServer, browser: Browser, room_id: str, length: int
     ).encode()
 
 
-def _files_and_rows(server: LiveServer) -> tuple[list[Path], int]:
+def _files_and_rows(server: LiveServer) -> tuple[list[str], int]:
     async def count() -> int:
         async with services(server.app).sessions() as db:
             return len(list(await db.scalars(select(RoomFile.id))))
 
-    return stored_files(services(server.app).settings.data_dir), server.call(count())
+    return server.call(stored_files(server.app)), server.call(count())
 
 
 async def test_the_other_side_hears_of_a_file(live_meeting: tuple[LiveServer, Browser, Browser, str]) -> None:
@@ -315,22 +370,24 @@ async def test_over_the_limit_is_refused_before_reading(
 async def test_an_interrupted_send_leaves_nothing(
     live_meeting: tuple[LiveServer, Browser, Browser, str],
 ) -> None:
+    """The sender goes away after a part has reached storage (on S3 a multipart upload has begun): the part
+    file is removed, the multipart upload aborted, and no row is written."""
     server, _host_browser, guest, room_id = live_meeting
-    tmp = services(server.app).settings.data_dir / "files"
+    storage: Storage = services(server.app).storage
     with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=5) as sock:
-        sock.sendall(_raw_request(server, guest, room_id, 8 * MB))
-        sock.sendall(os.urandom(3 * MB))
-        for _ in range(100):  # the partial file exists while the body streams in
-            if stored_files(services(server.app).settings.data_dir):
+        sock.sendall(_raw_request(server, guest, room_id, 3 * PART))
+        sock.sendall(os.urandom(PART + MB))
+        for _ in range(250):  # bounded: the unfinished write exists while the body streams in
+            if server.call(storage.unfinished()):
                 break
             time.sleep(0.02)  # noqa: ASYNC251 - the server runs in its own thread
-        assert [path.suffix for path in stored_files(services(server.app).settings.data_dir)] == [".part"]
+        assert len(server.call(storage.unfinished())) == 1
+        assert server.call(storage.keys()) == []  # nothing readable meanwhile
     for _ in range(250):  # bounded: up to 5 s for the server to notice and clean up
         if _files_and_rows(server) == ([], 0):
             break
         time.sleep(0.02)  # noqa: ASYNC251 - the server runs in its own thread
     assert _files_and_rows(server) == ([], 0)
-    assert tmp.exists()  # the room's folder was made; only the part file went
 
 
 async def test_admins_switch_host_sending_in_the_org_settings(app: Starlette, meeting: Meeting) -> None:

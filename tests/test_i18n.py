@@ -81,3 +81,23 @@ async def test_signed_in_users_language_is_saved(app: Starlette, client: httpx.A
     async with make_client(app) as elsewhere:
         await sign_in(elsewhere, "host@acme.example")
         assert "Phone meeting (1:1)" in (await elsewhere.get("/host")).text
+
+
+def test_the_catalogue_defines_each_message_once() -> None:
+    """Branches merged with git's union driver can leave a msgid twice, and the two may disagree (one word
+    for a count in a table and for a button): Babel then silently keeps one of them."""
+    catalogue_file = ROOT / "web" / "locale" / "ja" / "LC_MESSAGES" / "messages.po"
+    msgids: list[str] = []
+    current: list[str] | None = None
+    for line in catalogue_file.read_text(encoding="utf-8").splitlines():
+        if line.startswith('msgid "'):
+            current = [line[len('msgid "') : -1]]
+            msgids.append("")
+        elif line.startswith('"') and current is not None:
+            current.append(line[1:-1])
+        else:
+            if current is not None:
+                msgids[-1] = "".join(current)
+            current = None
+    duplicated = sorted({msgid for msgid in msgids if msgids.count(msgid) > 1} - {""})
+    assert not duplicated

@@ -13,9 +13,14 @@ from typing import Any
 import aiortc.rtcrtpreceiver
 import pytest
 
+from core.clock import RunningClock
 from media import MediaRooms, MediaSettings
+from media.peer import KEYFRAME_MIN_INTERVAL
 from media.rooms import Room
-from tests.harness.media import LOOPBACK, Client, connect, wait_for
+from signaling.sit_in import OBSERVED
+from tests.harness.media import LOOPBACK, Client, connect, wait_for, watch
+
+pytestmark = pytest.mark.both_loops  # media.hooks reads sockets differently on uvloop and asyncio
 
 
 class Clients:
@@ -25,15 +30,37 @@ class Clients:
         self.rooms = rooms
         self.all: list[Client] = []
 
-    async def join(self, room_id: str, seat: str, **kwargs: bool) -> Client:
+    async def join(self, room_id: str, seat: str, **kwargs: Any) -> Client:
         client = await connect(self.rooms, room_id, seat, **kwargs)
         self.all.append(client)
         return client
 
+    async def watch(self, room_id: str, seat: str) -> tuple[Client, str]:
+        client, answer = await watch(self.rooms, room_id, seat, OBSERVED)
+        self.all.append(client)
+        return client, answer
+
 
 @pytest.fixture
-async def rooms() -> AsyncIterator[MediaRooms]:
-    media = MediaRooms(MediaSettings(host_addresses=LOOPBACK))
+def clock() -> RunningClock:
+    return RunningClock()
+
+
+@pytest.fixture
+async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
+    """What reached the event loop's exception handler (a relay hook failing per packet lands there: the
+    test fails on any)."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    yield errors
+    loop.set_exception_handler(None)
+    assert not errors, [context.get("exception") or context.get("message") for context in errors]
+
+
+@pytest.fixture
+async def rooms(clock: RunningClock, loop_errors: list[dict[str, Any]]) -> AsyncIterator[MediaRooms]:
+    media = MediaRooms(MediaSettings(host_addresses=LOOPBACK), clock=clock)
     yield media
     await media.aclose()
 
@@ -119,12 +146,12 @@ async def test_the_server_never_decodes(clients: Clients, decoders: list[object]
     assert clients.rooms.counters("r1").packets_forwarded > 100
 
 
-async def test_keyframe_request_reaches_the_publisher(clients: Clients) -> None:
+async def test_keyframe_request_reaches_the_publisher(clients: Clients, clock: RunningClock) -> None:
     host = await clients.join("r1", "host", camera=True)
     guest = await clients.join("r1", "guest", camera=False)
     await wait_for(lambda: guest.frames[0] >= 10, what="guest sees the host's camera")
     assert host.keyframe_requests[0] >= 1  # asked when the guest connected / the stream started
-    await asyncio.sleep(0.3)  # past the server's keyframe request spacing
+    clock.advance(KEYFRAME_MIN_INTERVAL)  # past the server's keyframe request spacing
     before, forwarded = host.keyframe_requests[0], clients.rooms.counters("r1").keyframe_requests_forwarded
     await guest.send_pli(0)
     await wait_for(
@@ -192,3 +219,25 @@ async def test_forged_srtp_is_dropped_and_counted(clients: Clients) -> None:
     await wait_for(lambda: clients.rooms.counters("r1").packets_dropped >= dropped + 5, what="drops counted")
     await wait_for(grows(lambda: guest.frames[0], 10), what="forwarding goes on")
     assert clients.rooms.counters("r1").forwarding_errors == 0
+
+
+async def test_a_manager_sitting_in_gets_both_cameras_and_screens_and_sends_nothing(clients: Clients) -> None:
+    host = await clients.join("r1", "host", camera=True, screen=True, size=(160, 120))
+    guest = await clients.join("r1", "guest", camera=True, size=(128, 96))
+    watcher, answer = await clients.watch("r1", "observer:c1")
+    # m-lines 0-3: host camera, guest camera, host screen, guest screen (the guest shares no screen)
+    await wait_for(lambda: min(watcher.frames[:3]) >= 15, within=10, what="the observer's three streams")
+    assert watcher.sizes[:3] == [(160, 120), (128, 96), (192, 108)] and watcher.frames[3] == 0
+    # It offered sendrecv with a camera, as a tampered page could: the server only sends to it.
+    assert answer.count("a=sendonly") == 4 and "a=sendrecv" not in answer
+    assert not room(clients.rooms, "r1").peers["observer:c1"].inbounds
+    # The participants still see each other and nothing of the observer's (64x48) camera.
+    before = guest.frames[0], host.frames[0]
+    await wait_for(lambda: guest.frames[0] >= before[0] + 15 and host.frames[0] >= before[1] + 15)
+    assert guest.sizes[0] == (160, 120) and host.sizes[0] == (128, 96)
+    # Its keyframe requests reach the publisher of what it watches (the guest's camera on its m-line 1).
+    asked = guest.keyframe_requests[0]
+    await watcher.send_pli(1)
+    await wait_for(lambda: guest.keyframe_requests[0] > asked, what="a keyframe request at the guest")
+    await clients.rooms.leave("r1", "observer:c1")
+    assert set(room(clients.rooms, "r1").peers) == {"host", "guest"}

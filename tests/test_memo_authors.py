@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select
 from starlette.applications import Starlette
 
+from recordings.models import MeetingRecord, MemoUpdate
 from signaling.hub import RoomHub
-from signaling.memo import parse_sync_message
+from signaling.memo import SharedMemo, parse_sync_message
 from signaling.memo_authors import GRAIN_SECONDS, MERGED, LoggedUpdate, MemoLine, compacted, line_authors
 from signaling.protocol import Role
-from signaling.rooms import memo_lines, memo_text
-from signaling.writer import MEMO_COMPACT_ROWS
+from signaling.rooms import DatabaseRoomStore, memo_lines, memo_text
+from signaling.writer import MEMO_COMPACT_ROWS, MemoRow, RoomWriter
 from store.models import Role as UserRole
 from tests.helpers import open_room, seed_org
 from tests.test_memo import Client, rows
@@ -101,9 +104,12 @@ def test_compaction_keeps_every_lines_authors(plan: list[tuple[Any, ...]]) -> No
             stored = [LoggedUpdate(merged, MERGED, now, authors)]
     view, full = line_authors(stored), line_authors(log)
     assert [(line.text, line.authors) for line in view] == [(line.text, line.authors) for line in full]
-    for line, same in zip(view, full, strict=True):  # times are to the grain (a batch's first row's)
+    # Times are to the grain: a replayed batch takes its first row's time (up to a grain early), and a run
+    # joined to its author's neighbour takes the earlier time (another grain), so the two ways of counting
+    # may differ by up to two grains (Hypothesis found 61 s with one).
+    for line, same in zip(view, full, strict=True):
         assert (line.at is None) == (same.at is None)
-        assert line.at is None or same.at is None or abs(line.at - same.at) <= GRAIN_SECONDS
+        assert line.at is None or same.at is None or abs(line.at - same.at) <= 2 * GRAIN_SECONDS
     assert "\n".join(line.text for line in view) == str(clients["host"].text)
     assert all(MERGED not in line.authors for line in view)
 
@@ -136,3 +142,41 @@ async def test_the_long_memo_of_a_real_room_keeps_its_authors_through_compaction
         lines = await memo_lines(db, room_id)
         assert "\n".join(line.text for line in lines) == await memo_text(db, room_id)
     assert [(line.text, line.authors) for line in lines] == [*expected, ("", ())]
+
+
+async def test_compaction_puts_the_text_so_far_in_the_record_and_keeps_the_authors(app: Starlette) -> None:
+    """Compaction also keeps the memo's text so far in the meeting record (searchable in 商談記録 while the
+    meeting goes on); the authors stay with the log, and the record's final text comes at the end."""
+    room_id, _ = await open_room(app, await seed_org(app, "acme", {"host@acme.example": UserRole.HOST}))
+    store = DatabaseRoomStore(services(app).sessions, lambda *_: None)  # type: ignore[arg-type]
+    writer = RoomWriter(store)
+    writer.memo_compact_rows = 20
+    writer.opened(room_id, 0)
+    memo = SharedMemo()
+    start = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
+    for i, ch in enumerate("お見積もりの件"):  # the host's line, a keystroke at a time
+        await writer.put(MemoRow(room_id, memo.insert(i, ch), "host", start + i))
+    await writer.flush()
+    offset = len("お見積もりの件")
+    for i, ch in enumerate("\n承知しました。社内で確認します"):  # the guest's, past the compaction threshold
+        await writer.put(MemoRow(room_id, memo.insert(offset + i, ch), "guest", start + 100 + i))
+        await writer.flush()
+    async with services(app).sessions() as db:
+        count = await db.scalar(select(func.count()).where(MemoUpdate.room_id == room_id))
+        merged = await db.scalar(
+            select(func.count()).where(MemoUpdate.room_id == room_id, MemoUpdate.author == MERGED)
+        )
+        record = await db.scalar(select(MeetingRecord).where(MeetingRecord.room_id == room_id))
+    assert merged == 1 and count is not None and count < 25  # compacted at least once
+    assert record is not None and "お見積もりの件" in record.memo  # the text so far is already in the record
+    await store.memo_final(room_id, memo.text())
+    await writer.aclose()
+    async with services(app).sessions() as db:
+        record = await db.scalar(select(MeetingRecord).where(MeetingRecord.room_id == room_id))
+        lines = await memo_lines(db, room_id)
+    assert record is not None and record.memo == "お見積もりの件\n承知しました。社内で確認します"
+    assert [(line.text, line.authors) for line in lines] == [
+        ("お見積もりの件", ("host",)),
+        ("承知しました。社内で確認します", ("guest",)),
+    ]
+    assert lines[0].at == start and lines[1].at is not None and start + 100 <= lines[1].at <= start + 116

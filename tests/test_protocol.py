@@ -8,6 +8,7 @@ from typing import get_args
 
 from signaling.protocol import (
     MAX_FRAME_BYTES,
+    POINTER_PER_SECOND,
     SUBPROTOCOL,
     CameraAnswer,
     CameraState,
@@ -51,6 +52,7 @@ def test_camera_states_match() -> None:
 def test_subprotocol_and_frame_limit_match() -> None:
     assert f'export const SUBPROTOCOL = "{SUBPROTOCOL}";' in JS
     assert f"export const MAX_FRAME_BYTES = {MAX_FRAME_BYTES};" in JS
+    assert f"export const POINTER_PER_SECOND = {POINTER_PER_SECOND};" in JS
 
 
 def test_the_document_lists_every_code_and_message_type() -> None:

@@ -40,7 +40,9 @@ async def test_models_and_migrations_do_not_drift(any_database_url: str) -> None
         async with engine.connect() as conn:
 
             def diff(sync_conn):  # type: ignore[no-untyped-def]
-                context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+                context = MigrationContext.configure(
+                    sync_conn, opts={"compare_type": True, "include_name": all_models.managed}
+                )
                 return compare_metadata(context, all_models.metadata())
 
             differences = await conn.run_sync(diff)
@@ -81,5 +83,33 @@ async def test_accounts_are_scoped_to_their_org(any_database_url: str) -> None:
                     await accounts.add_user(db, a, bad[0], "x", bad[1], bad[2])
             stored = await accounts.org_user(db, a.id, alice.id)
             assert stored.password_hash.startswith("$argon2id$")
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrading_keeps_the_rows_that_refer_to_a_rebuilt_table(any_database_url: str) -> None:
+    """SQLite rebuilds a table to change it (batch mode); with foreign keys on, dropping the old orgs table
+    would cascade into users and everything else. Migrations run with them off (store/migrations/env.py)."""
+    from sqlalchemy import text
+
+    await asyncio.to_thread(upgrade, any_database_url, "0001")
+    engine = create_engine(any_database_url)
+    try:
+        async with engine.begin() as connection:
+            org = "INSERT INTO orgs (slug, name, created_at) VALUES ('a', 'A', '2026-01-01')"
+            await connection.execute(text(org))
+            await connection.execute(
+                text(
+                    "INSERT INTO users (org_id, email, display_name, role, password_hash, is_active, locale,"
+                    " session_version, created_at) VALUES (1, 'a@a.example', 'a', 'host', 'x', true, '', 1,"
+                    " '2026-01-01')"
+                )
+            )
+        await asyncio.to_thread(upgrade, any_database_url)  # 0002 and 0004 rebuild orgs on SQLite
+        async with engine.connect() as connection:
+            emails = (await connection.execute(text("SELECT email FROM users"))).scalars().all()
+            assert emails == ["a@a.example"]
+            if engine.dialect.name == "sqlite":
+                assert (await connection.execute(text("PRAGMA foreign_key_check"))).all() == []
     finally:
         await engine.dispose()

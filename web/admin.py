@@ -5,13 +5,13 @@ Admins see and touch only their org."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from core.clock import in_jst
 from core.errors import N_, Conflict, InvalidInput
 from signaling import sms
 from signaling.models import SmsStatus
@@ -57,19 +57,12 @@ async def add_user(request: Request) -> Response:
     return RedirectResponse("/admin/users?added=1", status_code=303)
 
 
-# Japan has no daylight saving time; the product serves Japan, so times are shown in JST.
-JST = timezone(timedelta(hours=9), "JST")
 SMS_PAGE_LIMIT = 200
 SMS_STATUS_LABELS = {
     SmsStatus.STORED: N_("Kept in the outbox (not sent)"),
     SmsStatus.SENT: N_("Sent"),
     SmsStatus.FAILED: N_("Sending failed"),
 }
-
-
-def _in_jst(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were stored in UTC.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(JST)
 
 
 @signed_in(Role.ADMIN)
@@ -79,7 +72,7 @@ async def sms_page(request: Request) -> Response:
     return render(
         request,
         "admin_sms.html",
-        messages=[(message, _in_jst(message.created_at)) for message in messages],
+        messages=[(message, in_jst(message.created_at)) for message in messages],
         status_labels=SMS_STATUS_LABELS,
         limit=SMS_PAGE_LIMIT,
     )
@@ -109,7 +102,7 @@ GUEST_TEXTS = {
     "personal_data_policy": (N_("Handling of personal data"), DEFAULT_PERSONAL_DATA),
     "privacy_policy": (N_("Privacy policy"), DEFAULT_PRIVACY),
 }
-DEFAULT_FLAGS = ("default_camera", "default_recording", "host_file_send")
+DEFAULT_FLAGS = ("default_camera", "default_recording", "host_file_send", "show_sit_in")
 
 
 def _settings_form(org: Org) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,10 +19,11 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from core.clock import Clock, wall_clock
+from core.clock import Clock, monotonic_clock, wall_clock
 from core.errors import CSRFFailed, NotAuthenticated, NotFound, RateLimited, TsunaguError
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from core.slots import Slots
+from core.storage import Storage, open_storage, sweep_abandoned
 from core.uploads import UploadSlots
 from documents.library import DocumentJobs
 from store.db import create_engine, session_factory
@@ -37,7 +39,24 @@ from signaling.nodes import NodeRegistry
 from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
 from signaling.redis_broker import RedisBroker
 from signaling.sms import make_gateway
-from web import admin, auth, cards, documents, files, guests, login_sessions, meetings, memos, ops, pages
+from web import (
+    admin,
+    auth,
+    cards,
+    documents,
+    files,
+    guests,
+    login_sessions,
+    meetings,
+    memo_templates,
+    memos,
+    ops,
+    pages,
+    record_page,
+    records,
+    reports,
+    sit_in,
+)
 from web.middleware import (
     BodyLimitMiddleware,
     CSRFMiddleware,
@@ -94,6 +113,13 @@ async def _csrf_failed(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
+async def _sweep(storage: Storage) -> None:
+    """Writes abandoned by a node that died (``.partial`` files, S3 multipart uploads) go when one starts."""
+    removed = await sweep_abandoned(storage)
+    if removed:
+        log.info("abandoned writes removed", count=removed)
+
+
 def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> Starlette:
     settings = settings or Settings.from_env()
     engine = create_engine(settings.database_url)
@@ -109,6 +135,12 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         return MemoryRateLimiter(limit, window, clock=clock)
 
     sessions = session_factory(engine)
+    storage = open_storage(
+        settings.storage_url,
+        settings.data_dir,
+        access_key=settings.storage_access_key,
+        secret_key=settings.storage_secret_key,
+    )
     broker: Broker = RedisBroker(redis) if redis is not None else MemoryBroker()
     numbers: NumberStore = (
         RedisNumberStore(redis, clock=clock) if redis is not None else MemoryNumberStore(clock=clock)
@@ -122,8 +154,10 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         host_addresses=settings.ice_host_addresses,
         announced_address=settings.ice_announced_address,
     )
-    # A room's video is relayed by its home node, where its peer connections are negotiated.
-    media = MediaRooms(media_settings)
+    # A room's video is relayed by its home node, where its peer connections are negotiated. Its rules
+    # (keyframe spacing, report intervals) measure intervals between packets, on their own clock: the app's
+    # clock is for rules over wall time, which tests move by hand while real video flows.
+    media = MediaRooms(media_settings, clock=monotonic_clock)
     hub = RoomHub(
         broker,
         rooms.DatabaseRoomStore(sessions, meetings.find_document),
@@ -145,7 +179,14 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        log.info("started", database=engine.url.get_backend_name(), redis=bool(redis), node=settings.node_id)
+        log.info(
+            "started",
+            database=engine.url.get_backend_name(),
+            redis=bool(redis),
+            storage=type(storage).__name__,
+            node=settings.node_id,
+        )
+        sweeper = asyncio.create_task(_sweep(storage))  # in the background: S3 listings take a while
         if nodes is not None:
             nodes.start()
         try:
@@ -153,11 +194,15 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         finally:
             if nodes is not None:
                 await nodes.aclose()
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await services(app).documents.aclose()
             await hub.aclose()
             await media.aclose()
             await broker.aclose()
             await sms.aclose()
+            await storage.aclose()
             await engine.dispose()
             if redis is not None:
                 await redis.aclose()
@@ -171,8 +216,13 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
             *admin.routes,
             *documents.routes,
             *files.routes,
+            *memo_templates.routes,
             *memos.routes,
             *cards.routes,
+            *records.routes,
+            *record_page.routes,
+            *reports.routes,
+            *sit_in.routes,
             *ops.routes,
             Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
         ],
@@ -207,7 +257,8 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         media=media,
         media_settings=media_settings,
         sms=sms,
-        documents=DocumentJobs(sessions, settings),
+        storage=storage,
+        documents=DocumentJobs(sessions, settings, storage),
         login_limiter=limiter("login", settings.login_failures_per_minute, 60.0),
         number_issue_limiter=limiter("number-issue", settings.number_issues_per_10_minutes, 600.0),
         wrong_number_limiter=limiter("wrong-number", settings.wrong_numbers_per_minute, 60.0),

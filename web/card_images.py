@@ -1,4 +1,4 @@
-"""名刺 images: the card's photo and extra images, checked and re-encoded before they reach the disk.
+"""名刺 images: the card's photo and extra images, checked and re-encoded before they reach storage.
 
 An uploaded image is untrusted: a 155 KB PNG can declare 40 megapixels and cost the decoder gigabytes. So it
 is never decoded in the server. The server checks its magic bytes and hands it to a child process
@@ -23,6 +23,7 @@ from PIL import Image, ImageOps
 
 from core import sandbox
 from core.errors import N_, InvalidInput
+from core.storage import check_key
 
 IMAGE_MAX_BYTES = 5 * 1024 * 1024
 IMAGE_MAX_SIDE = 1024
@@ -69,8 +70,14 @@ def megapixels(pixels: int) -> str:
     return f"{pixels / 1_000_000:.4g}"
 
 
-def card_dir(data_dir: Path, user_id: int) -> Path:
-    return data_dir / "cards" / str(int(user_id))
+def card_key(user_id: int, name: str) -> str | None:
+    """Where a card image named ``name`` (``photo-<hex>.jpg``, from the card's row) is stored; None for a name
+    that is no file name (an old or tampered row)."""
+    key = f"cards/{int(user_id)}/{Path(name).name}"
+    try:
+        return check_key(key)
+    except ValueError:
+        return None
 
 
 def sniff(head: bytes) -> str | None:

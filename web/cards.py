@@ -1,9 +1,9 @@
 """名刺: the host's business card, edited in settings, shown to guests, saved as vCard.
 
 Every signed-in user edits its own card at ``/card``. The photo and up to 3 extra images are uploaded as the
-raw request body (as documents are) and re-encoded by ``web.card_images``. They live under
-``DATA_DIR/cards/<user_id>/`` and are served to the card's owner, to users of the same org, and
-to the guest of a room of that host that has not ended; everyone else gets 404.
+raw request body (as documents are) and re-encoded by ``web.card_images``. They are kept in storage
+(``core.storage``) under ``cards/<user_id>/`` and are served to the card's owner, to users of the same
+org, and to the guest of a room of that host that has not ended; everyone else gets 404.
 
 In the call, the room's participants get the host's card as JSON (``/rooms/<id>/card``) and as a vCard 4.0
 (``/rooms/<id>/card.vcf``); the browser draws the card image itself, with the guest's own fonts.
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import secrets
 import unicodedata
@@ -25,7 +24,7 @@ from urllib.parse import quote
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.errors import N_, InvalidInput, NotAuthenticated, NotFound
@@ -34,12 +33,13 @@ from signaling.protocol import Role as RoomRole
 from signaling.rooms import token_hash
 from store.models import BusinessCard, User, utcnow
 from web.auth import load_user, signed_in
+from web.blobs import blob_response
 from web.card_images import (
     IMAGE_MAX_BYTES,
     VCARD_PHOTO_SIDE,
     ImageTooLarge,
     NotAnImage,
-    card_dir,
+    card_key,
     megabytes,
     reencode,
     reencode_sandboxed,
@@ -253,8 +253,8 @@ async def upload_image(request: Request) -> Response:
 
     Like document uploads, not wrapped in ``signed_in``: no transaction is held while the body arrives. The
     body is kept in memory (at most 5 MB), decoded and re-encoded only in the sandboxed image worker
-    (``web.card_images``), and only the re-encoded JPEG reaches the disk, written to a temporary name and
-    renamed, so a failure leaves no file behind.
+    (``web.card_images``), and only the re-encoded JPEG reaches storage, under a new name (stored whole, or
+    not at all), so a failure leaves no file behind.
     """
     user_id, org_id = await _signed_in_ids(request)
     slot = request.query_params.get("slot")
@@ -273,15 +273,13 @@ async def upload_image(request: Request) -> Response:
             return Response(status_code=400)
         jpeg = await reencode_sandboxed(bytes(body))  # decoded in the image worker, never here
 
-    folder = card_dir(services(request).settings.data_dir, user_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"{slot}-{secrets.token_hex(8)}.jpg"
-    final = folder / name
-    temporary = folder / f".{name}.part"
+    storage = services(request).storage
+    name = f"{slot}-{secrets.token_hex(8)}.jpg"  # a new name each time: never a half-replaced image
+    key = card_key(user_id, name)
+    assert key is not None
     old = ""
     try:
-        temporary.write_bytes(jpeg)
-        os.replace(temporary, final)
+        await storage.put(key, jpeg)
         async with services(request).sessions.begin() as db:
             card = await _card_row(db, user_id, org_id)
             if slot == "photo":
@@ -293,11 +291,9 @@ async def upload_image(request: Request) -> Response:
             card.updated_at = utcnow()
             data = _card_data(card)
     except BaseException:
-        temporary.unlink(missing_ok=True)
-        final.unlink(missing_ok=True)
+        await asyncio.shield(storage.delete(key))
         raise
-    if old:
-        (folder / Path(old).name).unlink(missing_ok=True)
+    await _remove_image(request, user_id, old)
     return JSONResponse(card_json(data), status_code=201)
 
 
@@ -316,11 +312,16 @@ async def delete_image(request: Request) -> Response:
             card.images = json.dumps(images)
         card.updated_at = utcnow()
         await request.state.db.flush()
-    if old:
-        (card_dir(services(request).settings.data_dir, user.id) / Path(old).name).unlink(missing_ok=True)
+    await _remove_image(request, user.id, old)
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse(card_json(await load_card(request.state.db, user)))
     return RedirectResponse("/card", status_code=303)
+
+
+async def _remove_image(request: Request, user_id: int, name: str) -> None:
+    key = card_key(user_id, name) if name else None
+    if key is not None:
+        await services(request).storage.delete(key)
 
 
 async def _guest_of_host(db: AsyncSession, request: Request, host_id: int) -> bool:
@@ -354,10 +355,10 @@ async def serve_image(request: Request) -> Response:
         name = _card_data(card).file(slot)
     if not allowed or not name:
         raise NotFound()
-    path = card_dir(services(request).settings.data_dir, user_id) / Path(name).name
-    if not path.is_file():
+    key = card_key(user_id, name)
+    if key is None:
         raise NotFound()
-    return FileResponse(path, media_type="image/jpeg", headers=IMAGE_HEADERS)
+    return await blob_response(request, services(request).storage, key, "image/jpeg", IMAGE_HEADERS)
 
 
 # --- in the call -------------------------------------------------------------------------------------------
@@ -388,9 +389,12 @@ async def room_vcard(request: Request) -> Response:
     card = await _room_card(request)
     photo = None
     if card.photo:
-        path = card_dir(services(request).settings.data_dir, card.user_id) / Path(card.photo).name
-        with contextlib.suppress(OSError, InvalidInput):  # our own 1024 px JPEG: decoding it is cheap
-            photo = await asyncio.to_thread(reencode, path.read_bytes(), VCARD_PHOTO_SIDE)
+        key = card_key(card.user_id, card.photo)
+        # A photo gone missing: the card without it. Our own 1024 px JPEG: decoding it here is cheap.
+        with contextlib.suppress(NotFound, InvalidInput):
+            if key is not None:
+                stored = await services(request).storage.get(key)
+                photo = await asyncio.to_thread(reencode, stored, VCARD_PHOTO_SIDE)
     filename = _filename(card)
     disposition = f"attachment; filename=\"card.vcf\"; filename*=UTF-8''{quote(filename, safe='')}"
     return Response(

@@ -14,23 +14,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from sqlalchemy import select
-
 from core.errors import TsunaguError
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
-from store.models import Org, Role, User
-from web import accounts, passwords, tls, workers
+from store.models import Role
+from web import accounts, tls, workers
+from web.demo import DEMO_USERS, SAMPLE_DOCUMENT, seed_demo_from
 from web.settings import Settings
 from web.tls import TLSConfigError
-
-DEMO_ORG = ("demo", "デモ株式会社")
-DEMO_USERS = (
-    ("admin@demo.example", "管理 花子", Role.ADMIN),
-    ("manager@demo.example", "主任 次郎", Role.MANAGER),
-    ("host1@demo.example", "営業 一郎", Role.HOST),
-    ("host2@demo.example", "営業 二美", Role.HOST),
-)
 
 
 def _print(*lines: str) -> None:
@@ -87,26 +78,12 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     path = demo_logins_path(settings)
     saved: dict[str, str] = json.loads(path.read_text()) if path.is_file() else {}
 
-    async def work(db):  # type: ignore[no-untyped-def]
-        org = await db.scalar(select(Org).where(Org.slug == DEMO_ORG[0]))
-        if org is None:
-            org = await accounts.create_org(db, *DEMO_ORG)
-        logins: dict[str, str] = {}
-        for email, name, role in DEMO_USERS:
-            user = await db.scalar(select(User).where(User.email == email))
-            password = saved.get(email) or secrets.token_urlsafe(9)
-            if user is None:
-                await accounts.add_user(db, org, email, name, role, password)
-            elif not passwords.verify_now(user.password_hash, password):
-                await accounts.set_password(db, user, password)
-            logins[email] = password
-        return logins
-
-    logins = asyncio.run(_in_transaction(settings, work))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logins = asyncio.run(seed_demo_from(settings, saved))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(logins, f, indent=2)
+    _print(f"demo org: the sample document {SAMPLE_DOCUMENT}, two memo templates, the hosts' business cards")
     _print("demo logins (org: demo):")
     for email, _name, role in DEMO_USERS:
         _print(f"  {role.value:<8} {email:<24} password: {logins[email]}")
@@ -199,8 +176,7 @@ def prepare_self_signed(settings: Settings, host: str, port: int) -> tuple[Setti
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
-    import uvicorn
-
+    from web import serving
     from web.app import create_app
     from web.logs import configure_logging
 
@@ -224,20 +200,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         f"  host login:  {url}/login",
         *tls_lines,
     )
-    certfile = str(settings.tls_cert_file) if settings.tls_cert_file else None
-    keyfile = str(settings.tls_key_file) if settings.tls_key_file else None
+    tls_files = (settings.tls_cert_file, settings.tls_key_file) if settings.tls_cert_file else None
     if workers_count > 1:
-        workers.run(settings, workers_count, {"ssl_certfile": certfile, "ssl_keyfile": keyfile})
+        workers.run(settings, workers_count, tls_files)
         return
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        ssl_certfile=certfile,
-        ssl_keyfile=keyfile,
-    )
+    serving.serve(serving.config(create_app(settings), host, port, tls=tls_files))
 
 
 def build_parser() -> argparse.ArgumentParser:

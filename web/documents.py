@@ -1,6 +1,6 @@
 """The document library (資料): the library page, its JSON API, uploads, and the page images.
 
-Uploads are the raw file as the request body (not multipart), streamed to disk in chunks; the size is
+Uploads are the raw file as the request body (not multipart), streamed to storage in chunks; the size is
 checked from ``Content-Length`` before a byte is read and again while reading. Page images are served to
 signed-in users of the document's org who may see it, and to the guest of a live meeting in which the
 document was shown (a ``PageView`` row); everyone else gets 404.
@@ -8,6 +8,7 @@ document was shown (a ``PageView`` row); everyone else gets 404.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
@@ -41,6 +42,7 @@ from signaling.models import RoomRow, RoomState
 from signaling.rooms import token_hash
 from store.models import Role, User
 from web.auth import load_user, signed_in
+from web.blobs import blob_response
 from web.guests import guest_token
 from web.services import services
 from web.templating import render, translator
@@ -201,19 +203,19 @@ async def _receive_document(
             )
             doc_id = document.id
             suffix = name[name.rfind(".") :].lower() if is_office(name) else ""
-            upload.keep(
+            await upload.keep(
                 storage.source(org_id, doc_id, suffix) if suffix else storage.original(org_id, doc_id)
             )
             user = await db.get(User, user_id)
             assert user is not None
             return document_json(request, document, user), doc_id
     except ClientDisconnect:
-        upload.discard()
+        await upload.discard()
         return {}, None
     except BaseException:
-        upload.discard()
-        if doc_id is not None:  # the row was not committed: its folder must not stay either
-            storage.remove(org_id, doc_id)
+        await asyncio.shield(upload.discard())  # also when cancelled: the multipart upload must go
+        if doc_id is not None:  # the row was not committed: its files must not stay either
+            await asyncio.shield(storage.remove(org_id, doc_id))
         raise
 
 
@@ -280,10 +282,8 @@ def _image(thumb: bool) -> Callable[[Request], Awaitable[Response]]:
         if not allowed:
             raise NotFound()
         storage = _jobs(request).storage
-        path = storage.thumb(org_id, doc_id, n) if thumb else storage.page(org_id, doc_id, n)
-        if not path.is_file():
-            raise NotFound()
-        return FileResponse(path, media_type="image/jpeg", headers=IMAGE_HEADERS)
+        key = storage.thumb(org_id, doc_id, n) if thumb else storage.page(org_id, doc_id, n)
+        return await blob_response(request, storage.storage, key, "image/jpeg", IMAGE_HEADERS)
 
     return endpoint
 

@@ -2,20 +2,22 @@
 
 ``POST /api/rooms/{room_id}/files?name=…`` takes the raw file as the body (not multipart), like document
 uploads: the size is checked from ``Content-Length`` before a byte is read and again while reading, the body
-is streamed to a temporary file (hashed on the way) with no database transaction open, and moved into place
-only when complete and its row written. Then the room announces it (``file.shared``) to both sides. Only the
-room's host and guest may send, list or download; everyone else gets 404.
+is streamed to storage as it arrives (hashed on the way) with no database transaction open, and kept
+under its key only when complete and its row written. Then the room announces it (``file.shared``) to both
+sides. Only the room's host and guest may send, list or download (with Range requests); everyone else gets
+404.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
 import structlog
 from sqlalchemy import select
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.errors import N_, Conflict, Forbidden, InvalidInput, NotFound
@@ -33,18 +35,12 @@ from signaling.after_meeting import check_guest
 from signaling.models import RoomRow, RoomState
 from signaling.protocol import FileInfo, Role
 from store.models import Org
+from web.blobs import blob_response
 from web.meetings import participant
 from web.services import services
 from web.uploads import declared_size, receive
 
 log = structlog.get_logger("tsunagu.files")
-DOWNLOAD_CHUNK = 512 * 1024  # Starlette's 64 KiB costs a thread hop per 64 KiB: 800 for a 50 MB file
-
-
-class RoomFileResponse(FileResponse):
-    chunk_size = DOWNLOAD_CHUNK
-
-
 DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
 
 
@@ -77,7 +73,7 @@ def megabytes(size: int) -> str:
 
 
 def _storage(request: Request) -> RoomFileStorage:
-    return RoomFileStorage(services(request).settings.data_dir)
+    return RoomFileStorage(services(request).storage)
 
 
 async def _may_send(request: Request, room: RoomRow, role: Role) -> bool:
@@ -131,7 +127,7 @@ async def _receive_file(
     name = sanitise_file_name(request.query_params.get("name", ""))
     content_type = clean_content_type(request.headers.get("content-type"))
     storage = _storage(request)
-    upload = storage.new_upload(room.org_id, room.id)
+    upload = storage.new_upload()
     file_id: int | None = None
 
     async def keep() -> dict[str, Any]:
@@ -151,20 +147,20 @@ async def _receive_file(
                 content_type=content_type,
             )
             file_id = row.id
-            upload.keep(storage.path(room.org_id, room.id, file_id))
+            await upload.keep(storage.key(room.org_id, room.id, file_id))
             return file_json(row)
 
     try:
         await receive(request, upload, declared, too_large)
         return await reservation.store(keep)
     except ClientDisconnect:
-        upload.discard()
+        await upload.discard()
         log.info("file send interrupted", room=room.id, sender=role.value)
         return None
     except BaseException:
-        upload.discard()
+        await asyncio.shield(upload.discard())  # also when cancelled: the multipart upload must go
         if file_id is not None:  # the row was not committed: its file must not stay either
-            storage.remove(room.org_id, room.id, file_id)
+            await asyncio.shield(storage.remove(room.org_id, room.id, file_id))
         raise
 
 
@@ -207,11 +203,9 @@ async def download_file(request: Request) -> Response:
         row = await room_file(db, room.id, room.org_id, int(request.path_params["file_id"]))
     if row is None:
         raise NotFound()
-    path = _storage(request).path(room.org_id, room.id, row.id)
-    if not path.is_file():
-        raise NotFound()
     headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(row.name)}
-    return RoomFileResponse(path, media_type=row.content_type, headers=headers)
+    key = _storage(request).key(room.org_id, room.id, row.id)
+    return await blob_response(request, services(request).storage, key, row.content_type, headers)
 
 
 routes: list[BaseRoute] = [

@@ -10,16 +10,18 @@ import asyncio
 import contextlib
 import secrets
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from core.errors import N_, NotFound, RateLimited
+from core.errors import N_, InvalidInput, NotFound, RateLimited
+from recordings import acknowledgements
 from signaling import links
 from signaling.protocol import CloseCode
-from signaling.rooms import admitted_room, token_hash
+from signaling.rooms import admitted_room, at, token_hash
 from store.models import Org
 from web.origins import same_origin
 from web.services import services
@@ -83,6 +85,7 @@ async def issue_number(request: Request) -> Response:
     state = services(request)
     token = guest_token(request, create=True)
     assert token is not None
+    slug = await _org_of_page(request)
     client = request.client.host if request.client else "unknown"
     # Checked and counted in one step: simultaneous requests cannot all slip under the limit.
     hit = await state.number_issue_limiter.hit(client)
@@ -93,6 +96,19 @@ async def issue_number(request: Request) -> Response:
         )
     number = await state.numbers.issue(token)
     now = state.clock()
+    # The button is pressed after agreeing to the texts: keep what was agreed to (the org's page shows the
+    # org's texts, the plain guest page the built-in ones), for the meeting record.
+    async with state.sessions.begin() as db:
+        org = await db.scalar(select(Org).where(Org.slug == slug)) if slug else None
+        await acknowledgements.acknowledge(
+            db,
+            guest_token_hash=token_hash(token),
+            texts=acknowledgements.Texts(**_terms(request, org)),
+            via="number",
+            language=translator(request).language,
+            at=at(now),
+            org_id=org.id if org else None,
+        )
     return JSONResponse(
         {
             "number": number.number,
@@ -179,10 +195,34 @@ async def accept_link(request: Request) -> Response:
     token = guest_token(request, create=True)
     assert token is not None
     state = services(request)
+    now = state.clock()
     async with state.sessions.begin() as db:
-        room = await links.accept_link(db, request.path_params["token"], token, state.clock())
+        room = await links.accept_link(db, request.path_params["token"], token, now)
         room_id = room.id
+        org = await db.get(Org, room.org_id)
+        await acknowledgements.acknowledge(
+            db,
+            guest_token_hash=token_hash(token),
+            texts=acknowledgements.Texts(**_terms(request, org)),
+            via="link",
+            language=translator(request).language,
+            at=at(now),
+            org_id=room.org_id,
+            room_id=room_id,
+        )
     return JSONResponse({"url": f"/rooms/{room_id}"})
+
+
+class IssueNumber(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    org: str = Field(default="", max_length=64)  # the slug of the org's guest page it was issued on
+
+
+async def _org_of_page(request: Request) -> str:
+    try:
+        return IssueNumber.model_validate_json(await request.body() or b"{}").org
+    except ValidationError as exc:
+        raise InvalidInput() from exc
 
 
 routes = [

@@ -24,13 +24,13 @@ from core.errors import N_, InvalidInput, NotFound, RateLimited, Unavailable
 from core.ratelimit import TokenBucket
 from documents.models import Document, DocumentStatus
 from media import ice_servers
+from recordings import acknowledgements
 from signaling import links, rooms
-from signaling.hub import Participant
+from signaling.hub import Connection, Participant
 from signaling.models import JoinedVia, RoomRow, RoomState
 from signaling.numbers import NumberExpired, NumberUnknown, NumberUsed
-from signaling.phone import display_mobile, normalise_mobile
+from signaling.phone import display_mobile, national_number, normalise_mobile
 from signaling.protocol import (
-    SUBPROTOCOL,
     BadMessage,
     CloseCode,
     DocumentInfo,
@@ -46,7 +46,8 @@ from store.models import User
 from web.auth import load_user, signed_in
 from web.guests import guest_token, lobby_topic
 from web.i18n import DEFAULT_LANGUAGE, Translator
-from web.origins import same_origin
+from web.memo_templates import default_memo_text
+from web.origins import accept_room_socket
 from web.reach import SERVE_FOR_PHONES, PhoneAddress, phone_address
 from web.services import services
 from web.templating import render, translator
@@ -159,7 +160,10 @@ async def start_by_number(request: Request) -> Response:
         recording=body.recording,
         home_node=state.settings.node_id,
         now=state.clock(),
+        memo_text=await default_memo_text(db, user.org_id),
     )
+    # What the guest agreed to before issuing the number now belongs to this meeting.
+    await acknowledgements.bind(db, rooms.token_hash(number.guest_token), room.id, user.org_id)
     await db.commit()
     await _open_room(request, room, record.connect_id)
     await state.broker.publish(lobby_topic(number.guest_token), {"room": room.id})
@@ -188,7 +192,9 @@ async def start_by_link(request: Request) -> Response:
         recording=body.recording,
         home_node=state.settings.node_id,
         now=now,
+        memo_text=await default_memo_text(db, user.org_id),
     )
+    record.guest_phone = national_number(phone)  # the meeting record knows whom it was with
     ttl = state.settings.join_link_ttl_minutes * 60
     token = await links.create_link(db, room, phone, now, ttl)
     base = for_phones(request).base
@@ -285,14 +291,8 @@ async def room_channel(websocket: WebSocket) -> None:
     A cross-site handshake is refused outright (HTTP 403). Every other refusal accepts and then closes with
     a close code, because browsers cannot see why a handshake failed but can read a close code.
     """
-    if not same_origin(websocket):
-        await websocket.close(int(CloseCode.NOT_ALLOWED))
+    if not await accept_room_socket(websocket):
         return
-    if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
-        await websocket.accept()
-        await websocket.close(int(CloseCode.UNSUPPORTED_PROTOCOL))
-        return
-    await websocket.accept(subprotocol=SUBPROTOCOL)
     state = services(websocket)
     try:
         async with unavailable_when_transient():
@@ -315,7 +315,7 @@ async def room_channel(websocket: WebSocket) -> None:
     _ = translator(websocket)
     async with state.hub.participate(room.id, role) as member:
         async with asyncio.TaskGroup() as group:
-            writer = group.create_task(_write(websocket, member, _))
+            writer = group.create_task(write_frames(websocket, member, _))
             reader = group.create_task(_read(websocket, member, _))
             done, _pending = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
             for task in (writer, reader):
@@ -327,7 +327,9 @@ async def _connect_id(websocket: WebSocket, room_id: str) -> str:
         return await rooms.connect_id(db, room_id)
 
 
-async def _write(websocket: WebSocket, participant: Participant, _: Translator) -> None:
+async def write_frames(websocket: WebSocket, participant: Connection, _: Translator) -> None:
+    """Send a room's frames for this connection to the socket, in the socket's language; close with the
+    room's close code (or 4503 when the room's node never welcomes it)."""
     got_welcome = False
     iterator = participant.outgoing().__aiter__()
     while True:
@@ -352,7 +354,7 @@ async def _write(websocket: WebSocket, participant: Participant, _: Translator) 
         frame = item.frame
         if frame is not None and frame.get("type") == "error":
             frame = {**frame, "message": _(frame["message"])}  # the room speaks in message ids
-        if not await _send(websocket, frame):
+        if not await send_frame(websocket, frame):
             return
 
 
@@ -392,7 +394,7 @@ async def _read(websocket: WebSocket, participant: Participant, _: Translator) -
                 return
             continue
         bad += 1
-        if not await _send(websocket, refusal.model_dump()):
+        if not await send_frame(websocket, refusal.model_dump()):
             return
         if bad >= MAX_BAD_FRAMES:
             with contextlib.suppress(Exception):
@@ -400,7 +402,7 @@ async def _read(websocket: WebSocket, participant: Participant, _: Translator) -
             return
 
 
-async def _send(websocket: WebSocket, frame: Any) -> bool:
+async def send_frame(websocket: WebSocket, frame: Any) -> bool:
     """Send one frame; False when the socket is already closed, by the other task or by the peer.
 
     Reader and writer share the socket, so either may find it closed by the other (a reader closing with

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from core.clock import Clock
     from core.ratelimit import RateLimiter
     from core.slots import Slots
+    from core.storage import Storage
     from core.uploads import UploadSlots
     from documents.library import DocumentJobs
     from media import MediaRooms, MediaSettings
@@ -43,6 +44,7 @@ class Services:
     media: MediaRooms
     media_settings: MediaSettings
     sms: SmsGateway
+    storage: Storage
     documents: DocumentJobs
     login_limiter: RateLimiter
     number_issue_limiter: RateLimiter

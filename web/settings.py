@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -43,6 +43,11 @@ class Settings:
     database_url: str
     secret_key: str
     redis_url: str | None = None
+    # Files, documents and recordings: unset → DATA_DIR on this box; s3://bucket/prefix?endpoint=… → shared.
+    storage_url: str | None = None
+    # S3 credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, .env too); empty: botocore's own sources.
+    storage_access_key: str = field(default="", repr=False)
+    storage_secret_key: str = field(default="", repr=False)
     public_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
@@ -118,6 +123,9 @@ class Settings:
             database_url=database_url,
             secret_key=env.get("SECRET_KEY") or _stored_secret_key(data_dir),
             redis_url=env.get("REDIS_URL") or None,
+            storage_url=env.get("STORAGE_URL") or None,
+            storage_access_key=env.get("AWS_ACCESS_KEY_ID", ""),
+            storage_secret_key=env.get("AWS_SECRET_ACCESS_KEY", ""),
             public_url=(env.get("PUBLIC_URL") or "").rstrip("/") or None,
             host=env.get("HOST") or "127.0.0.1",
             port=int(env.get("PORT") or 8000),

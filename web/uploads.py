@@ -83,4 +83,4 @@ async def chunks(request: Request, declared: int, too_large: TsunaguError) -> As
 async def receive(request: Request, upload: Upload, declared: int, too_large: TsunaguError) -> None:
     """Stream the body into ``upload`` (see :func:`chunks`); on any error the caller discards the upload."""
     async for chunk in chunks(request, declared, too_large):
-        upload.write(chunk)
+        await upload.write(chunk)

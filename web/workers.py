@@ -17,7 +17,7 @@ import socket
 from dataclasses import replace
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
-from typing import Any
+from pathlib import Path
 
 from web.settings import Settings
 
@@ -54,19 +54,24 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(settings: Settings, sock: socket.socket, uvicorn_options: dict[str, Any]) -> None:
+Tls = tuple[Path, Path | None] | None
+
+
+def _worker(settings: Settings, sock: socket.socket, tls: Tls) -> None:
     import uvicorn
 
+    from web import serving
     from web.app import create_app
     from web.logs import configure_logging
 
     settings = replace(settings, node_id=node_id(settings.node_id, os.getpid()))
     configure_logging(settings.log_format, settings.log_level)
-    config = uvicorn.Config(create_app(settings), log_config=None, access_log=False, **uvicorn_options)
+    # The same configuration (loop, logging, TLS) as one process serving: only the socket is shared.
+    config = serving.config(create_app(settings), settings.host, settings.port, tls=tls)
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def run(settings: Settings, workers: int, uvicorn_options: dict[str, Any]) -> None:
+def run(settings: Settings, workers: int, tls: Tls = None) -> None:
     """Serve with ``workers`` processes on ``settings.host``:``settings.port`` until SIGINT or SIGTERM."""
     check(settings, workers)
     sock = bind(settings.host, settings.port)
@@ -74,7 +79,7 @@ def run(settings: Settings, workers: int, uvicorn_options: dict[str, Any]) -> No
     stopping = False
 
     def start() -> BaseProcess:
-        args = (settings, sock, uvicorn_options)
+        args = (settings, sock, tls)
         process = context.Process(target=_worker, args=args, name="tsunagu-worker")
         process.start()
         return process

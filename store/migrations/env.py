@@ -14,11 +14,17 @@ target_metadata = all_models.metadata()
 
 
 def do_run_migrations(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # Batch mode rebuilds a table by copying it and dropping the original; with foreign keys on, SQLite's
+        # DROP TABLE deletes the rows first, and ON DELETE CASCADE would empty every table that refers to it
+        # (rebuilding orgs would delete users, rooms and meeting records). Off for the migration's length.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
         compare_type=True,
+        include_name=all_models.managed,  # autogenerate leaves the search index's own tables alone
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -64,9 +64,12 @@ class RawUpload:
         return Answer(status, body)
 
     async def closed_by_server(self, within: float = 5.0) -> bool:
-        """Whether the server has closed the connection (reading gives end of file)."""
+        """Whether the server has closed the connection: reading gives end of file, or a reset (what the
+        kernel sends instead when the server closes with bytes of ours still unread)."""
         try:
             return await asyncio.wait_for(self.reader.read(1), within) == b""
+        except ConnectionResetError:
+            return True
         except (ConnectionError, TimeoutError):
             return False
 

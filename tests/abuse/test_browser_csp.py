@@ -11,14 +11,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from store.models import Role
+from recordings.models import MeetingRecord
+from store.models import Role, User
 from tests.calls import CAMERA, PHONE, decoding, meeting, signed_in_host
 from tests.harness.live import LiveServer
 from tests.harness.pdfs import text_pdf
 from tests.helpers import PASSWORD
 from tests.test_browser_documents import upload
-from web import accounts
+from web import accounts, demo_meetings
 from web.services import services
 
 pytestmark = pytest.mark.browser
@@ -65,6 +67,19 @@ def add_user(server: LiveServer, email: str, role: Role) -> None:
     server.call(add())
 
 
+def demo_records(server: LiveServer) -> list[int]:
+    """The demo meetings (``tsunagu demo``'s) in org acme: 商談記録 with memos, 商談先情報 and tags."""
+
+    async def seed() -> list[int]:
+        async with services(server.app).sessions.begin() as db:
+            org = await accounts.org_by_slug(db, "acme")
+            hosts = list(await db.scalars(select(User).where(User.org_id == org.id, User.role == Role.HOST)))
+            await demo_meetings.seed(db, org, hosts)
+            return list(await db.scalars(select(MeetingRecord.id).where(MeetingRecord.org_id == org.id)))
+
+    return server.call(seed())
+
+
 def sign_in(context: Any, server: LiveServer, email: str) -> Any:
     page = context.new_page()
     page.goto(f"{server.url}/login")
@@ -87,13 +102,15 @@ def test_every_page_of_every_role_passes_the_policy(
 ) -> None:
     add_user(server, "boss@acme.example", Role.MANAGER)
     add_user(server, "admin@acme.example", Role.ADMIN)
+    record = f"/records/{demo_records(server)[0]}"
 
     host = sign_in(watched(), server, "host@acme.example")
     upload(host, "会社案内.pdf", text_pdf(2))  # the library then shows a thumbnail
     visit(host, server, ["/host", "/documents", "/memo-templates", "/card", "/account", "/no-such-page"])
+    visit(host, server, ["/records", "/records?q=見積", record])
 
     manager = sign_in(watched(), server, "boss@acme.example")
-    visit(manager, server, ["/manage", "/account"])
+    visit(manager, server, ["/manage", "/account", "/records", record, "/reports", "/live"])
 
     admin = sign_in(watched(), server, "admin@acme.example")
     visit(admin, server, ["/admin/users", "/admin/sms", "/admin/settings", "/manage", "/documents"])
@@ -111,14 +128,22 @@ def test_every_page_of_every_role_passes_the_policy(
 def test_a_call_with_video_and_everything_in_it_passes_the_policy(
     server: LiveServer, watched: Callable[..., Any], violations: Violations
 ) -> None:
+    add_user(server, "boss@acme.example", Role.MANAGER)
     setup = signed_in_host(watched, server)
     document = upload(setup, "料金表.pdf", text_pdf(3))
     host, guest = meeting(watched, server, device=PHONE)
     decoding(guest, CAMERA, within=10)
     decoding(host, CAMERA, within=10)
 
+    # A manager sits in (同席): its page, its socket and its receive-only video.
+    manager = sign_in(watched(), server, "boss@acme.example")
+    manager.goto(f"{server.url}/live/{host.url.rsplit('/', 1)[-1]}")
+    manager.wait_for_function("async () => (await window.tsunaguSitIn.framesDecoded(1)) > 0", timeout=20_000)
+    host.get_by_text("上長が同席中").wait_for()
+
     host.locator("#memo-text").click()
     host.locator("#memo-text").press_sequentially("ご検討ください", delay=10)
+    guest.get_by_role("button", name="共有メモ", exact=True).click()  # the phone's memo sheet
     guest.locator("#memo-text").wait_for()
     guest.wait_for_function("document.getElementById('memo-text').value.includes('ご検討')")
 
@@ -134,6 +159,7 @@ def test_a_call_with_video_and_everything_in_it_passes_the_policy(
         dialog.get_by_role("button", name="画像で保存").click()
     dialog.get_by_role("button", name="閉じる").click()
 
+    guest.get_by_role("button", name="ファイル", exact=True).click()  # the phone's files sheet
     guest.locator("#files-send").wait_for()
     guest.evaluate(
         """() => {
@@ -143,8 +169,12 @@ def test_a_call_with_video_and_everything_in_it_passes_the_policy(
         }"""
     )
     guest.get_by_role("button", name="送信する", exact=True).click()
+    host.get_by_role("button", name="ファイル送信").click()  # the host's files panel, in the memo's place
     incoming = host.locator("#files-incoming .file-item")
     incoming.get_by_text("見積書.txt").wait_for()
+    prompt = host.get_by_role("alertdialog")  # the arrival asks to be saved; later: from the list
+    prompt.get_by_text("ファイルが届きました：見積書.txt").wait_for()
+    prompt.get_by_role("button", name="あとで").click()
     with host.expect_download():
         incoming.get_by_role("button", name="ダウンロード", exact=True).click()
 

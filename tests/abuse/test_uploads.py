@@ -1,5 +1,6 @@
 """Findings 4 (files) and 5: what one sender may push into a meeting, at what pace, and how many at once.
-Raw sockets against the live server, released together by a barrier."""
+Raw sockets against the live server, released together by a barrier; on this box's disk and on a real S3
+server (the rules are the upload path's, wherever the bytes go)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from dataclasses import dataclass, replace
 import pytest
 from sqlalchemy import select
 
+from core.storage import Storage
 from recordings.models import RoomFile
 from store.models import Role
 from tests.abuse.raw_http import Answer, RawUpload
+from tests.conftest import storage_url_for
 from tests.harness.live import LiveServer
 from tests.helpers import seed_org
 from tests.joining import Browser
@@ -23,6 +26,12 @@ from web.services import services
 from web.settings import Settings
 
 MIB = 1024 * 1024
+PART = 5 * MIB  # the S3 part size the tests' STORAGE_URL sets: more than this is a multipart upload
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_url(request: pytest.FixtureRequest) -> str | None:
+    return storage_url_for(request, request.param)
 
 
 @pytest.fixture
@@ -45,10 +54,18 @@ class Meeting:
     room_id: str
 
     def files(self) -> list[str]:
-        """Every file under the data folder's files/ (part files included)."""
-        root = services(self.server.app).settings.data_dir / "files"
-        found = root.rglob("*") if root.exists() else []
-        return sorted(str(path.relative_to(root)) for path in found if path.is_file())
+        """Every sent file in storage, and every write not finished (a part file, an S3 multipart upload)."""
+        storage: Storage = services(self.server.app).storage
+
+        async def query() -> list[str]:
+            return await storage.keys("files/") + await storage.unfinished()
+
+        return self.server.call(query())
+
+    async def unfinished(self) -> list[str]:
+        """Writes under way, asked on the server's loop without blocking this one (our sockets keep going)."""
+        asked = services(self.server.app).storage.unfinished()
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(asked, self.server.loop))
 
     def rows(self) -> list[tuple[str, int]]:
         async def query() -> list[tuple[str, int]]:
@@ -92,19 +109,31 @@ async def send_whole(upload: RawUpload, data: bytes) -> Answer:
 
 
 async def test_a_body_that_stalls_half_way_is_cut_off_and_leaves_nothing(meeting: Meeting) -> None:
-    """Finding 5: half a body, then silence, held a part file and a connection forever."""
+    """Finding 5: half a body, then silence, held a part file and a connection forever. Half is more than a
+    part here, so on S3 a multipart upload has begun when the body stalls: it is aborted."""
     state = services(meeting.server.app)
-    state.settings = replace(state.settings, upload_grace_seconds=0.5, upload_min_bytes_per_second=MIB)
-    upload = meeting.upload(3 * MIB, expect_continue=False)
+    state.settings = replace(
+        state.settings,
+        upload_grace_seconds=0.5,
+        upload_min_bytes_per_second=MIB,
+        room_file_max_bytes=16 * MIB,
+    )
+    state.file_quotas.room_bytes = state.file_quotas.org_bytes = 16 * MIB
+    upload = meeting.upload(2 * (PART + MIB), expect_continue=False)
     await upload.start()
-    await upload.send(os.urandom(3 * MIB // 2))
+    await upload.send(os.urandom(PART + MIB))
     started = time.monotonic()
-    answer = await upload.answer(within=15)  # 0.5 s of grace + 1.5 MiB at 1 MiB/s at most, then cut off
+    for _ in range(250):  # bounded: the write under way shows while the body is stalled (5 s at most)
+        if await meeting.unfinished():
+            break
+        await asyncio.sleep(0.02)
+    assert len(await meeting.unfinished()) == 1
+    answer = await upload.answer(within=15)  # 0.5 s of grace + 6 MiB at 1 MiB/s at most, then cut off
     waited = time.monotonic() - started
     assert answer.status == 408 and answer.json()["error"]["code"] == "upload_too_slow"
     assert "遅すぎる" in answer.json()["error"]["message"]
     assert waited < 10
-    assert await upload.closed_by_server()
+    assert await upload.closed_by_server(within=15)
     await upload.close()
     assert meeting.files() == [] and meeting.rows() == []
 
@@ -152,13 +181,13 @@ async def test_files_stop_at_the_room_and_the_org_quota(meeting: Meeting) -> Non
     guest, second_room = await open_meeting(meeting.server, meeting.host)
     try:
         meeting.guest = guest
-        first = await send_whole(meeting.upload(MIB, second_room), data)
-        over = await send_whole(meeting.upload(MIB, second_room), data)
+        more = [meeting.upload(MIB, second_room) for _ in range(2)]
+        first, over = [await send_whole(upload, data) for upload in more]
     finally:
         await guest.aclose()
     assert first.status == 201
     assert over.status == 413 and over.json()["error"]["code"] == "org_files_quota"
     assert "組織のファイル保存容量（0.003906GB）" in over.json()["error"]["message"]
-    for upload in uploads:
+    for upload in uploads + more:
         await upload.close()
-    assert len(meeting.rows()) == 4 and not [f for f in meeting.files() if f.endswith(".part")]
+    assert len(meeting.rows()) == 4 and len(meeting.files()) == 4  # four files stored, no write left over

@@ -1,4 +1,5 @@
-"""The app served by uvicorn on a free loopback port, in a thread of the test process.
+"""The app served by uvicorn on a free loopback port, in a thread of the test process, exactly as
+``tsunagu serve`` serves it: the same uvicorn configuration and event loop (``web.serving``).
 
 Running in-process lets a test reach into the app (its clock, its state) while a real browser talks to it
 over real sockets.
@@ -10,14 +11,22 @@ import asyncio
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
 
 from tests.harness.ports import free_port, wait_for_port
+from web import serving
 
 T = TypeVar("T")
+
+
+class Served(Protocol):
+    """A running server a browser can open: this in-process one, or ``tsunagu serve`` in a subprocess."""
+
+    @property
+    def url(self) -> str: ...
 
 
 class LiveServer:
@@ -33,24 +42,22 @@ class LiveServer:
         self.host = host
         self.port = port or free_port()  # a given port: a restarted server where the pages expect it
         self.tls = tls
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=self.port,
-                log_config=None,
-                access_log=False,
-                lifespan="on",
-                ssl_certfile=str(tls[0]) if tls else None,
-                ssl_keyfile=str(tls[1]) if tls else None,
-            )
-        )
-        self.loop = asyncio.new_event_loop()
+        config = serving.config(app, host, self.port, tls=tls)
+        self.server = uvicorn.Server(config)
+        self._loop_factory = config.get_loop_factory()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.thread = threading.Thread(target=self._serve, name="live-server", daemon=True)
 
     def _serve(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.server.serve())
+        # What uvicorn's Server.run() does, in this thread: a Runner over the configured loop factory.
+        with asyncio.Runner(loop_factory=self._loop_factory) as runner:
+            self._loop = runner.get_loop()
+            runner.run(self.server.serve())
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "the server has not started"
+        return self._loop
 
     @property
     def url(self) -> str:
@@ -66,6 +73,4 @@ class LiveServer:
 
     def stop(self) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
-        if not self.thread.is_alive():  # a server still draining a backlog keeps its (daemon) thread
-            self.loop.close()
+        self.thread.join(timeout=10)  # a server still draining a backlog keeps its (daemon) thread

@@ -3,9 +3,12 @@ import { N_, t } from "./i18n.js";
 import { CloseCode, FINAL_CLOSES, Presence, SUBPROTOCOL } from "./protocol.js";
 import { startCard } from "./card.js";
 import { startFiles } from "./files.js";
+import { startLayout } from "./layout.js";
 import { startMemo } from "./memo.js";
+import { PointerMarker, sendPointer } from "./pointer.js";
 import { startVideo } from "./video.js";
 import { DocumentViewer, loadDocumentList } from "./viewer.js";
+import { PageZoom } from "./zoom.js";
 
 const MAX_RECONNECT_ATTEMPTS = 60; // with the back-off below, a little over the server's 5-minute grace
 const MAX_QUEUED = 50; // commands kept while reconnecting; beyond that the page says they were not sent
@@ -14,6 +17,8 @@ const MAX_QUEUED = 50; // commands kept while reconnecting; beyond that the page
 const RESENT_ON_WELCOME = new Set(["ping", "media.offer", "media.state", "memo.sync", "memo.awareness"]);
 // Where the document is: only the latest of these matters, so a queued one is replaced, not added to.
 const LATEST_ONLY = new Set(["doc.scroll", "doc.page"]);
+// Where the pointer was: stale by the time the socket is back, so never kept.
+const NEVER_KEPT = new Set(["doc.pointer"]);
 
 /**
  * The room channel: one WebSocket, reconnecting after unexpected drops. Handlers get each server frame.
@@ -75,7 +80,7 @@ export class RoomChannel {
       this.socket.send(JSON.stringify(message));
       return true;
     }
-    if (RESENT_ON_WELCOME.has(message.type)) return false;
+    if (RESENT_ON_WELCOME.has(message.type) || NEVER_KEPT.has(message.type)) return false;
     if (message.type === "end") { // sent with the next welcome (#flush)
       this.handlers.get("reconnecting")?.(true);
       return true;
@@ -122,7 +127,8 @@ export function startCallPage() {
   const peerStatus = document.getElementById("peer-status");
   const channelStatus = document.getElementById("channel-status");
   const channel = new RoomChannel(root.dataset.room);
-  const viewer = new DocumentViewer(document.getElementById("viewer"), role, (message) => channel.send(message));
+  const send = (message) => channel.send(message);
+  const viewer = new DocumentViewer(document.getElementById("viewer"), role, send);
 
   let video = null;
 
@@ -157,6 +163,21 @@ export function startCallPage() {
     return;
   }
 
+  startLayout(root, role);
+  // The pointer: this side's while it steers, the other side's as a marker; and the page full screen.
+  const pointer = sendPointer(viewer, send);
+  const marker = new PointerMarker(viewer);
+  const zoom = new PageZoom(viewer);
+  viewer.onChange = (newDocument) => {
+    if (newDocument) {
+      marker.hide();
+      pointer.reset();
+    } else {
+      marker.place();
+    }
+    zoom.follow();
+  };
+
   const showPeer = (presence) => { peerStatus.textContent = t(PEER_TEXT[role][presence]); peerStatus.dataset.presence = presence; };
 
   channel
@@ -176,6 +197,8 @@ export function startCallPage() {
       if (control) control.checked = message.guest_control;
     })
     .on("doc.scroll", (message) => viewer.followScroll(message))
+    .on("sit_in", (message) => { document.getElementById("sit-in-badge").hidden = !message.present; })
+    .on("doc.pointer", (message) => marker.show(message.at))
     .on("ended", () => endView(role === "host" ? t("You ended the meeting.") : t("This meeting has ended."),
       role === "guest" ? t("Thank you. You may close this page.") : ""))
     .on("error", (message) => { channelStatus.textContent = message.message; })
@@ -202,15 +225,13 @@ export function startCallPage() {
   video = startVideo(channel, role, root);
   channel.connect();
 
-  const list = document.getElementById("document-list");
-  document.getElementById("share-document")?.addEventListener("click", () => {
-    list.hidden = !list.hidden;
-    if (!list.hidden) {
-      loadDocumentList(list, (documentId) => {
-        list.hidden = true;
-        channel.send({ type: "doc.open", document_id: documentId });
-      });
-    }
+  // 資料共有: the host's list opens above the meeting menu (layout.js); a choice opens it for both.
+  const picker = document.getElementById("document-list-panel");
+  picker?.addEventListener("open", () => {
+    loadDocumentList(document.getElementById("document-list"), (documentId) => {
+      document.getElementById("document-list-close").click();
+      channel.send({ type: "doc.open", document_id: documentId });
+    });
   });
   document.getElementById("guest-control")?.addEventListener("change", (event) => {
     channel.send({ type: "doc.guest_control", allowed: event.target.checked });

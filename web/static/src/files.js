@@ -3,6 +3,7 @@
 // upload progress; the room announces each stored file with "file.shared" to both sides.
 import { ApiError } from "./api.js";
 import { t } from "./i18n.js";
+import { announce } from "./layout.js";
 
 function element(tag, props = {}, children = []) {
   const node = Object.assign(document.createElement(tag), props);
@@ -83,6 +84,35 @@ async function download(file, bar, state) {
   save(new Blob(parts, { type: "application/octet-stream" }), file.name);
 }
 
+/**
+ * The prompt that asks to save a file as it arrives (call.html #file-prompt); files arriving while one is
+ * asked about wait their turn. Saving is the same download as the file's button in the list.
+ */
+function startPrompt() {
+  const box = document.getElementById("file-prompt");
+  const queue = [];
+  let current = null;
+  const next = () => {
+    current = queue.shift() ?? null;
+    box.hidden = !current;
+    if (!current) return;
+    document.getElementById("file-prompt-title").textContent = t("A file has arrived: {name}", { name: current.file.name });
+    document.getElementById("file-prompt-detail").textContent = `${formatSize(current.file.size)} · ${current.from}`;
+  };
+  document.getElementById("file-prompt-save").addEventListener("click", () => {
+    const { save: fetchIt } = current ?? {};
+    next();
+    fetchIt?.();
+  });
+  document.getElementById("file-prompt-later").addEventListener("click", next);
+  return {
+    offer(file, from, save) {
+      queue.push({ file, from, save });
+      if (!current) next();
+    },
+  };
+}
+
 export function startFiles(channel, role) {
   const panel = document.getElementById("files");
   if (!panel) return;
@@ -103,8 +133,10 @@ export function startFiles(channel, role) {
   let maxMb = "50";
 
   const showError = (text) => { errorBox.textContent = text; errorBox.hidden = !text; };
+  const prompt = startPrompt();
 
-  function addIncoming(file) {
+  /** A file from the other side; ``arriving``: it came during the call (not in the listing on load). */
+  function addIncoming(file, arriving = false) {
     if (seen.has(file.id)) return;
     seen.add(file.id);
     none.hidden = true;
@@ -121,7 +153,8 @@ export function startFiles(channel, role) {
       bar, state, button, link,
     ]);
     item.dataset.fileId = String(file.id);
-    button.addEventListener("click", async () => {
+    const fetchIt = async () => {
+      if (button.disabled) return;
       button.disabled = true;
       item.classList.remove("failed");
       try {
@@ -134,8 +167,13 @@ export function startFiles(channel, role) {
       } finally {
         button.disabled = false;
       }
-    });
+    };
+    button.addEventListener("click", fetchIt);
     incoming.append(item);
+    if (arriving) {
+      announce("files");
+      prompt.offer(file, from, fetchIt);
+    }
   }
 
   function addSent(file) {
@@ -223,7 +261,7 @@ export function startFiles(channel, role) {
 
   channel.on("file.shared", (message) => {
     const file = message.file;
-    if (file.sender !== role) addIncoming(file);
+    if (file.sender !== role) addIncoming(file, true);
     else if (sending) ownPending.set(file.id, file);
     else addSent(file);
   });

@@ -109,7 +109,7 @@ export function startGuestPage() {
   async function issue() {
     say("");
     try {
-      const issued = await postJSON("/api/numbers");
+      const issued = await postJSON("/api/numbers", { org: root.dataset.org || "" });
       const deadline = performance.now() + issued.expires_in * 1000;
       document.getElementById("number-digits").textContent = issued.number;
       numberView.classList.remove("expired");

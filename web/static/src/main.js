@@ -4,6 +4,8 @@ import { startCardSettingsPage } from "./card.js";
 import { startDocumentsPage } from "./documents.js";
 import { startGuestPage } from "./guest.js";
 import { startHostPage } from "./host.js";
+import { startRecordPage } from "./records.js";
+import { startSitInPage } from "./sit-in.js";
 
 // Shown by default for browsers that cannot run this module; hidden as soon as it runs.
 document.querySelectorAll(".js-hide").forEach((node) => { node.hidden = true; });
@@ -14,6 +16,8 @@ const pages = {
   call: startCallPage,
   documents: startDocumentsPage,
   "card-settings": startCardSettingsPage,
+  record: startRecordPage,
+  "sit-in": startSitInPage,
 };
 
 const start = pages[document.body.dataset.page];

@@ -3,6 +3,7 @@
 import * as Y from "yjs";
 import { t } from "./i18n.js";
 import { INPUT, MemoSync, REMOTE, diff, movedIndex } from "./memo-sync.js";
+import { announce } from "./layout.js";
 
 // A handler added to a channel type without dropping the one call.js registered.
 function also(channel, type, handler) {
@@ -27,6 +28,7 @@ export function startMemo(channel, role) {
   const memo = new MemoSync((frame) => channel.send(frame), role, {
     text(event) {
       if (event.transaction.origin === INPUT) return;
+      if (event.transaction.origin === REMOTE) announce("memo"); // the other side wrote: badge a closed memo
       if (composing) { waiting.push(event.delta); return; }
       render(event.delta);
       showPeer();
@@ -142,26 +144,22 @@ export function startMemo(channel, role) {
   const previousError = channel.handlers.get("error");
   channel.on("error", (message) => { if (!memo.refused(message)) previousError?.(message); });
 
-  const toggle = document.getElementById("memo-toggle");
-  toggle?.addEventListener("click", () => {
-    const body = document.getElementById("memo-body");
-    body.hidden = !body.hidden;
-    toggle.setAttribute("aria-expanded", String(!body.hidden));
-    root.classList.toggle("memo-closed", body.hidden);
-  });
-
+  // Templates: the host's own and the org's. Fetched again whenever the host comes to the list (or back to
+  // this tab), so one added on the templates page during the call is there without a reload.
   const select = document.getElementById("memo-template");
   if (select && role === "host") {
-    fetch("/api/memo-templates", { headers: { Accept: "application/json" }, credentials: "same-origin" })
-      .then((response) => (response.ok ? response.json() : { templates: [] })).then((body) => {
-      for (const template of body.templates) {
-        const option = document.createElement("option");
-        option.value = String(template.id);
-        option.textContent = template.shared ? `${template.title} (${t("shared")})` : template.title;
-        option.dataset.body = template.body;
-        select.appendChild(option);
-      }
-    }).catch(() => {});
+    let loading = null;
+    const loadTemplates = () => {
+      loading ??= fetch("/api/memo-templates", { headers: { Accept: "application/json" }, credentials: "same-origin" })
+        .then((response) => (response.ok ? response.json() : null))
+        .then((body) => { if (body) fillTemplates(select, body.templates); })
+        .catch(() => {})
+        .finally(() => { loading = null; });
+      return loading;
+    };
+    loadTemplates();
+    select.addEventListener("focus", loadTemplates);
+    document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") loadTemplates(); });
     select.addEventListener("change", () => {
       const option = select.selectedOptions[0];
       if (!option?.dataset.body) return;
@@ -171,4 +169,17 @@ export function startMemo(channel, role) {
       select.value = "";
     });
   }
+}
+
+/** Replace the template choices (the first option, "Insert a template…", stays). */
+function fillTemplates(select, templates) {
+  const chosen = select.value;
+  select.replaceChildren(select.options[0], ...templates.map((template) => {
+    const option = document.createElement("option");
+    option.value = String(template.id);
+    option.textContent = template.shared ? `${template.title} (${t("shared")})` : template.title;
+    option.dataset.body = template.body;
+    return option;
+  }));
+  select.value = [...select.options].some((option) => option.value === chosen) ? chosen : "";
 }

@@ -6,6 +6,7 @@ export const CloseCode = Object.freeze({
   POLICY_VIOLATION: 1008,
   UNSUPPORTED_PROTOCOL: 4000,
   NOT_ALLOWED: 4003,
+  READ_ONLY: 4005,
   ROOM_NOT_FOUND: 4004,
   REPLACED: 4009,
   ROOM_ENDED: 4010,
@@ -17,6 +18,9 @@ export const CloseCode = Object.freeze({
 
 // The largest frame the server reads (signaling/protocol.py MAX_FRAME_BYTES).
 export const MAX_FRAME_BYTES = 65536;
+
+// The most pointer positions (doc.pointer) a side sends a second; the room relays no more (POINTER_PER_SECOND).
+export const POINTER_PER_SECOND = 20;
 
 export const Presence = Object.freeze({
   ABSENT: "absent",
@@ -37,8 +41,8 @@ export const CameraState = Object.freeze({
 
 // Close codes after which reconnecting is pointless.
 export const FINAL_CLOSES = new Set([
-  CloseCode.UNSUPPORTED_PROTOCOL, CloseCode.NOT_ALLOWED, CloseCode.ROOM_NOT_FOUND, CloseCode.REPLACED,
-  CloseCode.ROOM_ENDED, CloseCode.LEFT, CloseCode.REJOIN_EXPIRED,
+  CloseCode.UNSUPPORTED_PROTOCOL, CloseCode.NOT_ALLOWED, CloseCode.READ_ONLY, CloseCode.ROOM_NOT_FOUND,
+  CloseCode.REPLACED, CloseCode.ROOM_ENDED, CloseCode.LEFT, CloseCode.REJOIN_EXPIRED,
 ]);
 
 // The code of an "error" frame: why the server refused the last frame.
@@ -53,4 +57,5 @@ export const ErrorCode = Object.freeze({
   MEMO_OUT_OF_STEP: "memo_out_of_step",
   MEMO_BROKEN_TEXT: "memo_broken_text",
   MEMO_NOT_TEXT: "memo_not_text",
+  READ_ONLY: "read_only",
 });

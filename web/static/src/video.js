@@ -9,6 +9,11 @@ import { CameraState } from "./protocol.js";
 
 const $ = (id) => document.getElementById(id);
 
+/** A button's words, leaving its icon be (the menu's buttons have one). */
+function setLabel(button, text) {
+  (button.querySelector("[data-label]") ?? button).textContent = text;
+}
+
 // What panel A shows of the other side, by its camera state (null: nothing heard from it yet).
 const PEER_OVERLAY = {
   host: {
@@ -118,7 +123,7 @@ export function startVideo(channel, role, root) {
     }
     $("panels").dataset.layout = selfInA ? "single" : "pair";
     const sending = camera.state === CameraState.ON || camera.state === CameraState.PAUSED;
-    $("own-camera").textContent = sending ? t("Turn camera off") : t("Turn camera on");
+    setLabel($("own-camera"), sending ? t("Turn camera off") : t("Turn camera on"));
     $("own-camera").setAttribute("aria-pressed", String(sending));
     $("own-camera").hidden = !mediaAllowed();
 
@@ -131,7 +136,8 @@ export function startVideo(channel, role, root) {
     $("screen-label").textContent = peer.screen
       ? (role === "host" ? t("The customer is sharing their screen.") : t("The representative is sharing their screen."))
       : t("You are sharing your screen.");
-    $("screen-share").textContent = screen.on ? t("Stop sharing the screen") : t("Share screen");
+    setLabel($("screen-share"), screen.on ? t("Stop sharing the screen") : t("Share screen"));
+    $("screen-share").setAttribute("aria-pressed", String(screen.on));
 
     attach($("remote-audio"), remote[Slot.AUDIO]);
     $("remote-audio").muted = audioTrack === null; // the other side's browser audio plays only with ours on
@@ -195,10 +201,11 @@ export function startVideo(channel, role, root) {
     }
   });
 
-  // The screen share button, or why there is none.
+  // The screen share button, or why there is none. A phone has no use for either: its guest is never told
+  // about a feature its browser lacks.
   const unavailable = screenShareUnavailable();
-  if (unavailable) {
-    $("screen-share").hidden = true;
+  $("screen-share").hidden = Boolean(unavailable);
+  if (unavailable && !mobile) {
     $("screen-unavailable").textContent = t(unavailable);
     $("screen-unavailable").hidden = false;
   }
@@ -264,13 +271,13 @@ export function startVideo(channel, role, root) {
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") {
       if (camera.lost) openCamera(); // the phone took the camera away while in the background
-      $("video").querySelectorAll("video, audio").forEach(play);
+      root.querySelectorAll("video, audio").forEach(play);
     }
     if (mobile) sendState();
   });
   // Phones may refuse or stall playback until the user touches the page: the next tap resumes it.
   ["pointerdown", "touchend", "keydown"].forEach((type) => document.addEventListener(type, resumeAll, { passive: true }));
-  $("video").querySelectorAll("video").forEach((media) => media.addEventListener("pause", () => {
+  root.querySelectorAll("video").forEach((media) => media.addEventListener("pause", () => {
     if (media.srcObject && document.visibilityState === "visible") play(media);
   }));
 

@@ -8,7 +8,7 @@ function pageURL(documentId, page) {
 
 /**
  * 資料共有 in the call: shows the shared document and turns, scrolls and closes it for both sides.
- * `send` puts a message on the room channel; `role` is "host" or "guest".
+ * `send` puts a message on the room channel; `role` is "host", "guest" or "observer" (sitting in: never sends).
  */
 export class DocumentViewer {
   constructor(root, role, send) {
@@ -24,6 +24,7 @@ export class DocumentViewer {
     this.appliedTop = null; // the scrollTop this viewer set itself, whose scroll event is not the user's
     this.lastScrollSent = 0;
     this.scrollTimer = null;
+    this.onChange = () => {}; // the page on show or the document changed (the pointer, the full-screen view)
 
     root.querySelector("[data-doc-close]").addEventListener("click", () => this.close());
     this.slide.addEventListener("click", (event) => {
@@ -35,7 +36,8 @@ export class DocumentViewer {
   }
 
   get steering() {
-    return this.role === "host" || this.state.guest_control;
+    // A manager sitting in ("observer") only follows; the guest steers when the host allows it.
+    return this.role === "host" || (this.role === "guest" && this.state.guest_control);
   }
 
   /** A doc.state frame: what both sides show. */
@@ -45,7 +47,10 @@ export class DocumentViewer {
     const info = state.document;
     this.root.hidden = !info;
     this.root.classList.toggle("steering", this.steering);
-    if (!info) return;
+    if (!info) {
+      this.onChange(previous !== null);
+      return;
+    }
     this.title.textContent = info.name;
     this.counter.textContent = t("Page {page} of {pages}", { page: state.page, pages: info.pages });
     this.slide.hidden = info.kind !== "slides";
@@ -58,6 +63,7 @@ export class DocumentViewer {
       if (!previous || previous.id !== info.id) this.renderPages(info);
       this.scrollTo(state.position);
     }
+    this.onChange(!previous || previous.id !== info.id);
   }
 
   renderPages(info) {
@@ -79,6 +85,7 @@ export class DocumentViewer {
     this.state.page = message.page;
     this.counter.textContent = t("Page {page} of {pages}", { page: message.page, pages: this.state.document?.pages ?? 0 });
     this.scrollTo(message.position);
+    this.onChange(false);
   }
 
   scrollTo(position) {
@@ -140,7 +147,12 @@ export class DocumentViewer {
 
   onKey(event) {
     const info = this.state.document;
-    if (!info || event.target.closest?.("input, textarea, [contenteditable]")) return;
+    if (!info || event.defaultPrevented || event.isComposing || event.altKey || event.ctrlKey || event.metaKey) return;
+    // Never while typing (the memo, a file name, a template choice), nor under a dialog: its own Esc closes
+    // it. In the full-screen page, ←/→ still turn pages.
+    if (event.target.closest?.("input, textarea, select, [contenteditable]:not([contenteditable='false'])")) return;
+    const dialog = document.querySelector("dialog[open]");
+    if (dialog && (dialog.id !== "doc-zoom" || event.key === "Escape")) return;
     const keys = {
       slides: { ArrowRight: () => this.turn(1), ArrowLeft: () => this.turn(-1) },
       vertical: {

@@ -1,0 +1,49 @@
+"""``tsunagu serve`` and the test harness serve the app one way (``web.serving``): the same uvicorn
+configuration and the same event loop, uvloop, so what the tests run is what users run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import uvicorn
+import uvloop
+from starlette.applications import Starlette
+
+from tests.harness.live import LiveServer
+from web import serving
+from web.cli import main
+
+SHARED = ("loop", "lifespan", "log_config", "access_log", "http", "ws", "interface", "proxy_headers")
+
+
+def test_tsunagu_serve_and_the_live_server_share_the_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[uvicorn.Config] = []
+    monkeypatch.setattr(serving, "serve", served.append)  # what cmd_serve would run, not run
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "var"))
+    for name in ("DATABASE_URL", "TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_SELF_SIGNED", "PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["serve", "--host", "127.0.0.1", "--port", "8123"]) == 0
+    (config,) = served
+    live = LiveServer(Starlette()).server.config
+    assert config.loop == serving.LOOP == "uvloop"
+    assert {name: getattr(config, name) for name in SHARED} == {name: getattr(live, name) for name in SHARED}
+    assert (config.host, config.port) == ("127.0.0.1", 8123)
+
+
+def test_the_live_server_runs_on_uvloop() -> None:
+    server = LiveServer(Starlette())
+    server.start()
+    try:
+        assert isinstance(server.loop, uvloop.Loop)
+    finally:
+        server.stop()
+
+
+async def test_async_tests_run_on_the_production_loop() -> None:
+    import asyncio
+
+    assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
