@@ -34,6 +34,7 @@ from media import MediaRooms, MediaSettings
 from recordings.quotas import FileQuotas
 from signaling import rooms
 from signaling.broker import Broker, MemoryBroker
+from signaling.homes import Homes
 from signaling.hub import RoomHub
 from signaling.nodes import NodeRegistry
 from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
@@ -176,6 +177,8 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
 
     # Several nodes: each says it is alive, and how many rooms it homes, in Redis (signaling/nodes.py).
     nodes = NodeRegistry(redis, settings.node_id, hub.rooms_homed) if redis is not None else None
+    # ... and new rooms go to the least-loaded node; a dead node's rooms are adopted (signaling/homes.py).
+    homes = Homes(hub, nodes, broker, sessions) if nodes is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -189,9 +192,13 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         sweeper = asyncio.create_task(_sweep(storage))  # in the background: S3 listings take a while
         if nodes is not None:
             nodes.start()
+        if homes is not None:
+            homes.start()
         try:
             yield
         finally:
+            if homes is not None:
+                await homes.aclose()
             if nodes is not None:
                 await nodes.aclose()
             sweeper.cancel()
@@ -254,6 +261,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         broker=broker,
         numbers=numbers,
         hub=hub,
+        homes=homes,
         media=media,
         media_settings=media_settings,
         sms=sms,

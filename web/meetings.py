@@ -123,8 +123,18 @@ async def qr_code(request: Request) -> Response:
     return Response(svg.getvalue(), media_type="image/svg+xml", headers=headers)
 
 
+async def _home_node(request: Request) -> str:
+    """Where a new room is homed: the least-loaded live node when there are several (signaling/homes.py)."""
+    state = services(request)
+    return state.settings.node_id if state.homes is None else await state.homes.place()
+
+
 async def _open_room(request: Request, room: RoomRow, connect_id: str) -> None:
-    await services(request).hub.open(room.id, connect_id)
+    state = services(request)
+    if state.homes is None or room.home_node == state.settings.node_id:
+        await state.hub.open(room.id, connect_id)
+    else:
+        await state.homes.open_at(room.home_node, room.id, connect_id)
 
 
 @signed_in()
@@ -158,7 +168,7 @@ async def start_by_number(request: Request) -> Response:
         guest_token=number.guest_token,
         camera=body.camera,
         recording=body.recording,
-        home_node=state.settings.node_id,
+        home_node=await _home_node(request),
         now=state.clock(),
         memo_text=await default_memo_text(db, user.org_id),
     )
@@ -190,7 +200,7 @@ async def start_by_link(request: Request) -> Response:
         guest_token=None,
         camera=body.camera,
         recording=body.recording,
-        home_node=state.settings.node_id,
+        home_node=await _home_node(request),
         now=now,
         memo_text=await default_memo_text(db, user.org_id),
     )

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from media import MediaRooms, MediaSettings
     from recordings.quotas import FileQuotas
     from signaling.broker import Broker
+    from signaling.homes import Homes
     from signaling.hub import RoomHub
     from signaling.numbers import NumberStore
     from signaling.sms import SmsGateway
@@ -41,6 +42,7 @@ class Services:
     broker: Broker
     numbers: NumberStore
     hub: RoomHub
+    homes: Homes | None  # several nodes (REDIS_URL): placement and adoption of rooms
     media: MediaRooms
     media_settings: MediaSettings
     sms: SmsGateway
