@@ -141,7 +141,7 @@ class Homes:
                 async with self.sessions.begin() as db:
                     won = await move_home(db, room_id, node.node_id, self.node_id)
                 if won:
-                    await self.hub.open(room_id, connect_id, state)
+                    await self.hub.open(room_id, connect_id, state, rehome=True)
                     taken.append(room_id)
                     log.info("room.adopted", room=room_id, dead_node=node.node_id, node=self.node_id)
         self.adopted += len(taken)
@@ -168,7 +168,7 @@ class Homes:
             rooms = await rooms_homed_on(db, self.node_id)
         for room_id, state, connect_id in rooms:
             if state == RoomState.ACTIVE:  # a waiting room opens when someone comes
-                await self.hub.open(room_id, connect_id, state)
+                await self.hub.open(room_id, connect_id, state, rehome=True)
 
     # Lifetime
 

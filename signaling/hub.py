@@ -142,6 +142,9 @@ class Connection:
     async def outgoing(self) -> AsyncIterator[Outgoing]:
         """Frames and closes addressed to this connection, until it is closed."""
         async for item in self._subscription:
+            if "rehomed" in item:  # a new home adopted the room (signaling/homes.py): say we are here
+                await self._rehomed()
+                continue
             if "close" in item:
                 if item["connection"] == self.connection:
                     yield Outgoing(close=CloseCode(item["close"]))
@@ -151,6 +154,9 @@ class Connection:
                 continue
             text = item.get("text")
             yield Outgoing(text=text) if text is not None else Outgoing(frame=item["send"])
+
+    async def _rehomed(self) -> None:
+        """The room has a new home, which never heard of this socket (a watcher's page reconnects)."""
 
 
 class Participant(Connection):
@@ -165,6 +171,13 @@ class Participant(Connection):
     async def send(self, message: ClientMessage) -> None:
         if not self.hub._inline(self, message):
             await self.hub._to_home(self.room_id, "message", self, message)
+
+    async def _rehomed(self) -> None:
+        # Connect again: what was sent to the dead home before it died is lost with it.
+        try:
+            await self.hub._to_home(self.room_id, "connect", self)
+        except Unavailable:
+            log.warning("room.reconnect_not_delivered", room=self.room_id, role=self.role.value)
 
     async def disconnected(self) -> None:
         """The socket is gone (whatever the reason); the home decides what that means."""
@@ -234,8 +247,12 @@ class RoomHub:
     def is_home(self, room_id: str) -> bool:
         return room_id in self._homes
 
-    async def open(self, room_id: str, connect_id: str, state: RoomState = RoomState.WAITING) -> None:
-        """Make this node the room's home. Idempotent; returns once the room listens for events."""
+    async def open(
+        self, room_id: str, connect_id: str, state: RoomState = RoomState.WAITING, rehome: bool = False
+    ) -> None:
+        """Make this node the room's home. Idempotent; returns once the room listens for events.
+        ``rehome``: the room had another home, which died: its sockets on every node are asked to connect
+        again (what they told the dead home is lost)."""
         if room_id in self._homes or state == RoomState.ENDED:
             return
         # The memo as stored so far (after a restart, everything typed before it).
@@ -261,6 +278,8 @@ class RoomHub:
         self._homes[room_id] = asyncio.create_task(
             self._run_home(room, subscription, inbox), name=f"room-{room_id}"
         )
+        if rehome:
+            await self.broker.publish(_out(room_id), {"rehomed": True})
 
     async def poke(self, room_id: str) -> None:
         """Ask the home to look at the clock now (tests move a manual clock, then poke)."""
@@ -365,7 +384,8 @@ class RoomHub:
         role, connection = Role(event["role"]), str(event["connection"])
         try:
             if kind == "connect":
-                if event.get("node") != self.node:
+                # A socket of this node that subscribed before the room was homed here hears the broker.
+                if event.get("node") != self.node or connection not in self._local[room.id]:
                     self._remote[room.id].add(connection)
                 return room.connect(role, connection, now)
             if kind == "disconnect":
@@ -389,7 +409,7 @@ class RoomHub:
             return room.unobserve(connection)
         if kind == "observer_offer":
             return room.observer_offer(connection, int(event["user"]), str(event["sdp"]))
-        if event.get("node") != self.node:
+        if event.get("node") != self.node or connection not in self._local[room.id]:
             self._remote[room.id].add(connection)
         try:
             return room.observe(connection, int(event["user"]), bool(event["announce"]), now)

@@ -229,7 +229,7 @@ class Room:
         if seat.presence == Presence.RECONNECTING and now - seat.since >= self.grace:
             raise RoomError(CloseCode.REJOIN_EXPIRED)
         effects: list[Effect] = []
-        if seat.connection is not None:
+        if seat.connection is not None and seat.connection != connection:  # the same one: asked again
             effects.append(Close(seat.connection, CloseCode.REPLACED))
         seat.connection, seat.presence, seat.since = connection, Presence.CONNECTED, now
         seat.rejoin_until = None

@@ -7,6 +7,7 @@ heartbeat lapsed are adopted by exactly one live node, rebuilt from the database
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -102,18 +103,14 @@ async def test_a_dead_nodes_rooms_are_adopted_once_with_their_memo(
     node_a, node_b, seeded = nodes
     from redis.asyncio import Redis
 
-    # A node that beat once and then went silent (SIGKILL): its key expires, its entry stays.
-    client = Redis.from_url(redis_server.url)
-    try:
-        await NodeRegistry(client, "node-gone", lambda: 2, ttl=0.2).beat()
-    finally:
-        await client.aclose()
+    host = Browser(node_a.url)
+    await host.sign_in("host@acme.example")
     host_id = seeded.users["host@acme.example"]
 
     async def create() -> list[str]:
         room_ids = []
         async with services(node_a.app).sessions.begin() as db:
-            for i in range(2):
+            for i in range(4):
                 room, _ = await rooms.create_room(
                     db,
                     org_id=seeded.org_id,
@@ -130,34 +127,46 @@ async def test_a_dead_nodes_rooms_are_adopted_once_with_their_memo(
                 room_ids.append(room.id)
         return room_ids
 
-    room_ids = node_a.call(create())
-
     def dead() -> list[str]:
         return [n.node_id for n in node_a.call(homes(node_a).registry.dead())]
 
     def adopted() -> bool:  # by a node's own round, every 2 s
         return all(any(services(n.app).hub.is_home(r) for n in (node_a, node_b)) for r in room_ids)
 
-    for _ in range(100):  # bounded: 10 s (the key expires after 0.2 s)
-        if dead() == ["node-gone"] or adopted():
-            break
-        await asyncio.sleep(0.1)
-    # Both nodes adopt at the same moment (a barrier across their loops), besides their own rounds.
-    futures = [asyncio.run_coroutine_threadsafe(homes(n).adopt(), n.loop) for n in (node_a, node_b)]
-    await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
-    for room_id in room_ids:
-        homed = [n for n in (node_a, node_b) if services(n.app).hub.is_home(room_id)]
-        assert len(homed) == 1, room_id  # exactly one home
-        assert node_a.call(home_node(node_a, room_id)) == services(homed[0].app).settings.node_id
-        live = services(homed[0].app).hub.room(room_id)
-        assert live is not None and live.memo.text() == f"お客さまのメモ {room_ids.index(room_id)}"
-    # The dead node, left with no room, is forgotten at the next round.
-    node_a.call(homes(node_a).adopt())
-    assert dead() == []
-    # Its rooms serve sockets again, on whichever node the browser reaches.
-    host = Browser(node_a.url)
     try:
-        await host.sign_in("host@acme.example")
+        async with contextlib.AsyncExitStack() as stack:
+            # A node that beat and then went silent (SIGKILL): its key expires 1 s later, its entry stays.
+            client = Redis.from_url(redis_server.url)
+            try:
+                await NodeRegistry(client, "node-gone", lambda: 4, ttl=1.0).beat()
+            finally:
+                await client.aclose()
+            room_ids = node_a.call(create())
+            # The host's sockets, opened while the home is dead: what they say to it is lost.
+            sockets = [
+                await stack.enter_async_context(host.websocket(f"/ws/rooms/{r}", [SUBPROTOCOL]))
+                for r in room_ids
+            ]
+            for _ in range(100):  # bounded: 10 s
+                if dead() == ["node-gone"] or adopted():
+                    break
+                await asyncio.sleep(0.1)
+            # Both nodes adopt at the same moment (a barrier across their loops), besides their own rounds.
+            futures = [asyncio.run_coroutine_threadsafe(homes(n).adopt(), n.loop) for n in (node_a, node_b)]
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+            for i, room_id in enumerate(room_ids):
+                homed = [n for n in (node_a, node_b) if services(n.app).hub.is_home(room_id)]
+                assert len(homed) == 1, room_id  # exactly one home
+                assert node_a.call(home_node(node_a, room_id)) == services(homed[0].app).settings.node_id
+                live = services(homed[0].app).hub.room(room_id)
+                assert live is not None and live.memo.text() == f"お客さまのメモ {i}"  # from the database
+            # The new home asked the sockets to connect again: welcomed without reconnecting.
+            for socket in sockets:
+                assert (await receive_type(socket, "welcome", within=5))["role"] == "host"
+        # The dead node, left with no room, is forgotten at the next round.
+        node_a.call(homes(node_a).adopt())
+        assert dead() == []
+        # Its rooms serve new sockets too, on whichever node the browser reaches.
         for room_id in room_ids:
             async with host.websocket(f"/ws/rooms/{room_id}", [SUBPROTOCOL]) as host_ws:
                 assert (await receive_type(host_ws, "welcome"))["role"] == "host"
