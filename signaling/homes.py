@@ -6,12 +6,14 @@ live node and records it as the room's home. When that is another node, it asks 
 queue, ``node:<id>`` — to open the room, and waits (a few seconds at most) until the home says it listens:
 a room's queue is read from the moment its home opens it, so nobody may be sent to the room before.
 
-Adoption: every live node looks, every heartbeat, for nodes whose heartbeat lapsed (signaling/nodes.py).
+Adoption: every live node looks, every second, for nodes whose heartbeat lapsed (signaling/nodes.py).
 Their rooms not ended are shared out among the live nodes (each takes the rooms whose id hashes to its place
 in the sorted list of live nodes) and moved with a conditional UPDATE, so that one node wins each room even
 when their views differ. The adopter opens the room from the database — its memo as stored; each browser's
 socket, cut when its node died, reconnects on its own, sends what it typed meanwhile through the memo's sync
-and negotiates its video again with the new home. A dead node with no room left is forgotten.
+and negotiates its video again with the new home. A dead node with no room left is forgotten. A node that
+only looked dead (its loop blocked past the heartbeat's ttl) finds its own key gone at its next beat and lets
+go of the rooms adopted meanwhile (:meth:`Homes.fence`): a room never keeps two homes.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from signaling.broker import Broker
-from signaling.models import RoomState
+from signaling.models import RoomRow, RoomState
 from signaling.nodes import NodeRegistry
 from signaling.rooms import move_home, rooms_homed_on
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("tsunagu.homes")
 
 OPEN_WAIT_SECONDS = 3.0  # how long the creating node waits for another node to open a room it placed there
+ADOPT_EVERY_SECONDS = 1.0  # how often a node looks for dead nodes (a cheap look at one Redis hash)
 RETRY_SECONDS = 1.0  # a node's queue lost (Redis restarting): read it again after this
 
 
@@ -60,16 +63,17 @@ class Homes:
         broker: Broker,
         sessions: async_sessionmaker[AsyncSession],
         *,
-        every: float | None = None,
+        every: float = ADOPT_EVERY_SECONDS,
     ) -> None:
         self.hub = hub
         self.registry = registry
         self.broker = broker
         self.sessions = sessions
-        self.every = registry.every if every is None else every
+        self.every = every
         self.node_id = registry.node_id
         self.adopted = 0  # rooms this node took over from dead nodes (for tests and logs)
         self._tasks: list[asyncio.Task[None]] = []
+        registry.on_lapsed = self.fence
 
     # Placement
 
@@ -160,6 +164,16 @@ class Homes:
             except Exception as exc:  # Redis or the database away for a moment: look again next round
                 log.warning("homes.adoption_failed", error=repr(exc))
             await asyncio.sleep(self.every)
+
+    async def fence(self) -> None:
+        """This node looked dead for a moment: let go of every room another node has adopted meanwhile, so
+        that a room never has two homes (its sockets here close with 4503 and reconnect to the new one)."""
+        for room_id in self.hub.homed_rooms():
+            async with self.sessions() as db:
+                homed = await db.get(RoomRow, room_id)
+            if homed is not None and homed.home_node != self.node_id:
+                log.warning("room.let_go", room=room_id, node=self.node_id, home=homed.home_node)
+                await self.hub.release(room_id)
 
     async def reopen_own(self) -> None:
         """After a restart under the same node id: open the rooms still homed here, so sockets on other

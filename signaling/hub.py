@@ -634,6 +634,17 @@ class RoomHub:
             event["message"] = message
         await self._post(room_id, event)
 
+    def homed_rooms(self) -> list[str]:
+        return list(self._homes)
+
+    async def release(self, room_id: str) -> None:
+        """Stop being the room's home without ending it (another node adopted it): its sockets here close
+        with 4503 and reconnect to the new home."""
+        task = self._homes.get(room_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     def rooms_homed(self) -> int:
         """Rooms whose home is this node (its load, for the node registry)."""
         return len(self._homes)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ import structlog
 log = structlog.get_logger("tsunagu.nodes")
 
 HEARTBEAT_SECONDS = 2.0
-HEARTBEAT_TTL_SECONDS = 10.0  # a node is dead this long after its last beat
+HEARTBEAT_TTL_SECONDS = 6.0  # a node is dead this long after its last beat (three beats missed)
 NODES = "tsunagu:nodes"
 
 
@@ -44,6 +44,7 @@ class NodeRegistry:
         *,
         every: float = HEARTBEAT_SECONDS,
         ttl: float = HEARTBEAT_TTL_SECONDS,
+        on_lapsed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.redis = redis
         self.node_id = node_id
@@ -51,13 +52,21 @@ class NodeRegistry:
         self.every = every
         self.ttl = ttl
         self._task: asyncio.Task[None] | None = None
+        # Called when a beat finds this node's own key gone: others may have taken it for dead (a loop
+        # blocked past the ttl) and adopted its rooms, which it must then let go (signaling/homes.py).
+        self.on_lapsed = on_lapsed
+        self._beaten = False
 
-    async def beat(self) -> None:
-        """Say this node is alive, with its load, for the next ``ttl`` seconds."""
+    async def beat(self) -> bool:
+        """Say this node is alive, with its load, for the next ``ttl`` seconds; True when its key had
+        lapsed since its previous beat (it looked dead meanwhile)."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(NODES, self.node_id, json.dumps({"load": self.load()}))
-            pipe.set(_alive_key(self.node_id), "1", px=int(self.ttl * 1000))
-            await pipe.execute()
+            pipe.set(_alive_key(self.node_id), "1", px=int(self.ttl * 1000), get=True)
+            _, previous = await pipe.execute()
+        lapsed = self._beaten and previous is None
+        self._beaten = True
+        return lapsed
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._beating(), name="node-heartbeat")
@@ -65,7 +74,9 @@ class NodeRegistry:
     async def _beating(self) -> None:
         while True:
             try:
-                await self.beat()
+                if await self.beat() and self.on_lapsed is not None:
+                    log.warning("node.heartbeat_lapsed", node=self.node_id)
+                    await self.on_lapsed()
             except Exception as exc:  # Redis away for a moment: beat again on the next round
                 log.warning("node.heartbeat_failed", node=self.node_id, error=repr(exc))
             await asyncio.sleep(self.every)

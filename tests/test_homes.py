@@ -57,6 +57,11 @@ async def home_node(node: LiveServer, room_id: str) -> str:
         return row.home_node
 
 
+async def move(node: LiveServer, room_id: str, old: str, new: str) -> None:
+    async with services(node.app).sessions.begin() as db:
+        assert await rooms.move_home(db, room_id, old, new)
+
+
 def homes(node: LiveServer) -> Homes:
     found = services(node.app).homes
     assert found is not None
@@ -92,6 +97,15 @@ async def test_a_new_room_goes_to_the_least_loaded_node(nodes: Nodes) -> None:
         async with host.websocket(f"/ws/rooms/{second['room_id']}", [SUBPROTOCOL]) as host_ws:
             welcome = await receive_type(host_ws, "welcome")
             assert welcome["role"] == "host"
+            # Node B looked dead for a moment and node A adopted the room: the socket is asked to connect
+            # to the new home, and B, finding out at its next beat, lets go: never two homes.
+            node_a.call(move(node_a, second["room_id"], "node-b", "node-a"))
+            hub_a = services(node_a.app).hub
+            node_a.call(hub_a.open(second["room_id"], second["connect_id"], RoomState.WAITING, rehome=True))
+            assert (await receive_type(host_ws, "welcome"))["role"] == "host"
+            node_b.call(homes(node_b).fence())
+            assert not services(node_b.app).hub.is_home(second["room_id"])
+            assert hub_a.is_home(second["room_id"])
     finally:
         await host.aclose()
         await guest.aclose()

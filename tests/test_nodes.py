@@ -31,3 +31,15 @@ async def test_nodes_register_the_least_loaded_is_chosen_and_a_silent_one_is_dea
     a.start()
     await a.aclose()
     assert await a.alive() == [] and await a.dead() == []
+
+
+async def test_a_beat_after_the_key_lapsed_says_so(redis: Any) -> None:
+    node = NodeRegistry(redis, "slow", lambda: 0, ttl=0.2)
+    assert not await node.beat()  # the first beat: nothing to have lapsed
+    assert not await node.beat()  # in time
+    for _ in range(100):  # bounded: 10 s; the loop "blocked" past the ttl
+        if [n.node_id for n in await node.dead()] == ["slow"]:
+            break
+        await asyncio.sleep(0.05)
+    assert await node.beat()  # others may have adopted its rooms meanwhile
+    assert not await node.beat()
