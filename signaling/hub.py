@@ -270,6 +270,7 @@ class RoomHub:
             grace=self.grace,
             memo=SharedMemo(updates),
             memo_max_characters=self.memo_max_characters,
+            home=uuid.uuid4().hex,
         )
         self.writer.opened(room_id, len(updates))
         self._rooms[room_id] = room

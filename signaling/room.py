@@ -214,6 +214,7 @@ class Room:
     pointer: PointerRelay = field(default_factory=PointerRelay)
     memo_max_characters: int = memo_cap.DEFAULT_MAX_CHARACTERS
     sit_in: SittingIn = field(default_factory=SittingIn)
+    home: str = ""  # this home's incarnation: a new one (a restarted or adopting node) relays no video yet
 
     # Inputs
 
@@ -393,6 +394,7 @@ class Room:
                 id=self.id, state=self.state, connect_id=self.connect_id if role == Role.HOST else ""
             ),
             peers=Peers(host=self.seats[Role.HOST].presence, guest=self.seats[Role.GUEST].presence),
+            home=self.home,
         )
 
     def _media(self, effects: list[MediaEffect]) -> list[Effect]:

@@ -67,6 +67,10 @@ def cluster(tmp_path: Path, redis_server: RedisServer, postgres: PostgresCluster
         served.stop()
 
 
+def restarts_of(page: Any) -> int:
+    return int(page.evaluate("window.tsunaguMedia.link.restarts"))
+
+
 def home_of(served: Serve, room_id: str) -> str:
     async def read() -> str:
         engine = create_engine(served.env["DATABASE_URL"])
@@ -103,13 +107,18 @@ def test_the_home_worker_is_killed_mid_call_and_the_call_comes_back(
     room_id = match.group(1)
     home = home_of(cluster, room_id)
     assert home in started_nodes(cluster)
+    restarts = [restarts_of(page) for page in (host, guest)]
     os.kill(int(home.removeprefix("box-")), signal.SIGKILL)
     killed = time.monotonic()
 
-    # Back: the host sees the customer connected again, and both decode fresh video.
-    host.get_by_text("お客さまが接続しています。").wait_for(timeout=BACK_WITHIN * 1000)
-    decoding(host, within=max(1.0, BACK_WITHIN - (time.monotonic() - killed)))
-    decoding(guest, within=max(1.0, BACK_WITHIN - (time.monotonic() - killed)))
+    # Back: each page opened a new media connection to the new home, and decodes fresh video through it.
+    for page, before_kill in zip((host, guest), restarts, strict=True):
+        page.wait_for_function(
+            "n => window.tsunaguMedia.link.restarts > n", arg=before_kill, timeout=BACK_WITHIN * 1000
+        )
+    for page in (host, guest):
+        decoding(page, within=max(1.0, BACK_WITHIN - (time.monotonic() - killed)))
+    host.get_by_text("お客さまが接続しています。").wait_for(timeout=1000)
     back = time.monotonic() - killed
     assert back <= BACK_WITHIN, back
     new_home = home_of(cluster, room_id)

@@ -293,14 +293,19 @@ export function startVideo(channel, role, root) {
   // For the browser tests: the connection and the camera.
   window.tsunaguMedia = { link, camera, screen, peer, framesDecoded: (slot = 0) => link.framesDecoded(slot) };
 
+  let lastHome;
   return {
-    /** Every (re)connect of the room channel: tell our state; (re)open the media connection if needed. */
-    welcome() {
+    /** Every (re)connect of the room channel: tell our state; (re)open the media connection if needed.
+     * ``home``: the room's home incarnation; a new one (its node restarted, or another adopted the room)
+     * relays nothing of ours, though our connection may not have noticed yet. */
+    welcome(home) {
       sendState();
+      const moved = home !== lastHome && lastHome !== undefined;
+      lastHome = home;
       if (!started) {
         started = true;
         link.start(false);
-      } else if (!link.connected()) {
+      } else if (moved || !link.connected()) {
         link.restart();
       }
     },
