@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -35,6 +36,7 @@ from typing import Any
 from pycrdt import Doc, Text
 from sqlalchemy import update
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from signaling.memo import STEP1, UPDATE, encode, sync_message
 from signaling.models import JoinedVia, RoomRow
@@ -97,6 +99,11 @@ async def _join(url: str, cookie: str, base: str) -> ClientConnection:
 
 
 async def _type(ws: ClientConnection, me: Side, until: float) -> None:
+    with contextlib.suppress(ConnectionClosed):  # a socket the server closed (4503) stops typing
+        await _type_on(ws, me, until)
+
+
+async def _type_on(ws: ClientConnection, me: Side, until: float) -> None:
     while me.sent < len(me.frames) and time.monotonic() < until:
         if me.sent - me.arrived >= WINDOW:
             me.room.clear()
@@ -110,11 +117,13 @@ async def _type(ws: ClientConnection, me: Side, until: float) -> None:
 
 
 async def _hear(ws: ClientConnection, other: Side) -> None:
-    async for message in ws:
-        # Only the other side's updates come as memo.sync updates here (our own are not echoed).
-        if isinstance(message, str) and message.startswith('{"type":"memo.sync"'):
-            other.arrived += 1
-            other.room.set()
+    with contextlib.suppress(ConnectionClosed):
+        async for message in ws:
+            # Only the other side's updates come as memo.sync updates here (our own are not echoed).
+            if isinstance(message, str) and message.startswith('{"type":"memo.sync"'):
+                other.arrived += 1
+                other.room.set()
+    other.room.set()  # the other side stops waiting for this one
 
 
 async def _clients(job: dict[str, Any]) -> tuple[int, float, float]:

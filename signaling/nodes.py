@@ -4,7 +4,7 @@ Each node writes its load (rooms homed on it) into one Redis hash every :data:`H
 its own key, which expires :data:`HEARTBEAT_TTL_SECONDS` after the last beat: a node whose key is gone but
 whose entry is still in the hash has died without saying so (SIGKILL, a lost box). A node that stops cleanly
 removes both. Placement asks :meth:`NodeRegistry.least_loaded`; adoption of a dead node's rooms (issue 17)
-starts from :meth:`NodeRegistry.dead`.
+starts from :meth:`NodeRegistry.dead` (signaling/homes.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import structlog
 log = structlog.get_logger("tsunagu.nodes")
 
 HEARTBEAT_SECONDS = 2.0
-HEARTBEAT_TTL_SECONDS = 6.0  # a node is dead this long after its last beat (three beats missed)
+HEARTBEAT_TTL_SECONDS = 8.0  # a node is dead this long after its last beat (four beats missed)
 NODES = "tsunagu:nodes"
 
 
