@@ -88,6 +88,7 @@ def home_of(served: Serve, room_id: str) -> str:
     return str(in_thread(asyncio.run, read()))
 
 
+@pytest.mark.timeout(300)  # two worker processes, PostgreSQL and Chromium start on a shared 2-core box
 def test_the_home_worker_is_killed_mid_call_and_the_call_comes_back(
     cluster: Serve, new_context: Callable[..., Any]
 ) -> None:
