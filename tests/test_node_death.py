@@ -57,7 +57,7 @@ def cluster(tmp_path: Path, redis_server: RedisServer, postgres: PostgresCluster
         "--password",
         PASSWORD,
     )
-    served.start()
+    served.start(timeout=90)
     deadline = time.monotonic() + 60
     while len(started_nodes(served)) < 2:  # bounded: both workers up
         assert time.monotonic() < deadline, "\n".join(served.log_lines()[-20:])
