@@ -16,7 +16,9 @@ the first keyframe. The baseline, in the same run and the same browser: a fresh 
 page and showing its own camera (``getUserMedia`` to the first frame of a <video>), the floor of any join.
 
 Lines: ``join_first_frame_p50_ms`` / ``join_first_frame_p95_ms`` (both ways together), the same per way, the
-baseline's p50 and ``join_to_baseline_ratio`` (p50 ÷ baseline p50). Target: p50 < 1000 ms
+baseline's p50, where the time went (``join_step_<step>_p50_ms``, on the side whose frame came last: to the
+call page's DOMContentLoaded, the room channel's welcome, the media offer, its answer, the connection, the
+first frame) and ``join_to_baseline_ratio`` (p50 ÷ baseline p50). Target: p50 < 1000 ms
 (``targets_met``). Run inside a network namespace with only loopback, as the tests are:
 ``unshare --net -- sh -c 'ip link set lo up && exec .venv/bin/python -m bench.join'``.
 """
@@ -50,13 +52,38 @@ PHONE = "Pixel 7"
 TARGET_P50_MS = 1000.0
 
 # In every page, before its own scripts: keep the peer connections and note (page clock, ms since the epoch)
-# the first moment one of them has decoded a video frame.
+# the first moment one of them has decoded a video frame, and the steps on the way there (joinMarks: the
+# page's DOMContentLoaded, the room channel's welcome, the media offer sent, its answer, the connection up).
 FIRST_FRAME = """(() => {
+  const now = () => performance.timeOrigin + performance.now();
+  window.joinMarks = {};
+  const mark = (name) => { if (!(name in window.joinMarks)) window.joinMarks[name] = now(); };
+  document.addEventListener("DOMContentLoaded", () => mark("ready"));
+  const NativeSocket = window.WebSocket;
+  window.WebSocket = class extends NativeSocket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (event) => {
+        if (typeof event.data === "string" && event.data.includes('"welcome"')) mark("welcome");
+        if (typeof event.data === "string" && event.data.includes('"media.answer"')) mark("answer");
+      });
+    }
+    send(data) {
+      if (typeof data === "string" && data.includes('"media.offer"')) mark("offer");
+      return super.send(data);
+    }
+  };
   const Native = window.RTCPeerConnection;
   if (!Native) return;
   const connections = [];
   window.RTCPeerConnection = class extends Native {
-    constructor(...args) { super(...args); connections.push(this); }
+    constructor(...args) {
+      super(...args);
+      connections.push(this);
+      this.addEventListener("connectionstatechange", () => {
+        if (this.connectionState === "connected") mark("connected");
+      });
+    }
   };
   window.firstFrameAt = null;
   const poll = async () => {
@@ -64,7 +91,8 @@ FIRST_FRAME = """(() => {
       const stats = await connection.getStats();
       for (const entry of stats.values()) {
         if (entry.type === "inbound-rtp" && entry.kind === "video" && entry.framesDecoded > 0) {
-          window.firstFrameAt = performance.timeOrigin + performance.now();
+          window.firstFrameAt = now();
+          mark("frame");
           return;
         }
       }
@@ -73,6 +101,23 @@ FIRST_FRAME = """(() => {
   };
   setTimeout(poll, 10);
 })();"""
+
+# Where a join's time goes, on the side whose first frame came last: from the tap or click to the call page's
+# DOMContentLoaded, then to the room channel's welcome, the offer sent, its answer, the connection up, the
+# first decoded frame (each step from the one before; the first offer is made while the channel connects, so
+# "offer" is what gathering still needed after the welcome).
+PHASES = ("ready", "welcome", "offer", "answer", "connected", "frame")
+
+
+def phases(start: float, marks: dict[str, float]) -> dict[str, float]:
+    """Milliseconds spent in each step (0 when a step was done before the previous one)."""
+    spent, before = {}, start
+    for name in PHASES:
+        at = marks.get(name, before)
+        spent[name] = max(0.0, at - before)
+        before = max(before, at)
+    return spent
+
 
 # The host's click on 電話商談を開始する, kept across the navigation to the room (sessionStorage).
 NOTE_START = """() => document.addEventListener("click", (event) => {
@@ -112,6 +157,7 @@ class Bench:
         self.host.get_by_label("パスワード").fill(PASSWORD)
         self.host.get_by_role("button", name="ログイン").click()
         self.host.wait_for_url(f"{server.url}/host")
+        self.steps: list[dict[str, float]] = []
 
     def phone(self) -> Any:
         profile = dict(self.playwright.devices[PHONE])
@@ -121,11 +167,15 @@ class Bench:
         context.add_init_script(FIRST_FRAME)
         return context.new_page()
 
-    def both_decoded(self, guest: Any) -> float:
-        """Wait (bounded) for a decoded frame on both sides; the later of the two moments."""
+    def both_decoded(self, guest: Any, start: float) -> float:
+        """Wait (bounded) for a decoded frame on both sides; the time from ``start`` to the later of the two
+        moments. Notes that side's steps in ``self.steps``."""
         for page in (self.host, guest):
             page.wait_for_function("() => window.firstFrameAt !== null", timeout=self.timeout_ms)
-        return max(float(page.evaluate("window.firstFrameAt")) for page in (self.host, guest))
+        marks = [page.evaluate("window.joinMarks") for page in (self.host, guest)]
+        later = max(marks, key=lambda side: float(side["frame"]))
+        self.steps.append(phases(start, later))
+        return float(later["frame"]) - start
 
     def end(self, guest: Any) -> None:
         self.host.get_by_role("button", name="終了").click()
@@ -143,7 +193,7 @@ class Bench:
         tapped = float(guest.evaluate("performance.timeOrigin"))
         guest.get_by_role("button", name="接続する").click()
         guest.get_by_role("dialog").get_by_role("button", name="同意して進む").click()
-        took = self.both_decoded(guest) - tapped
+        took = self.both_decoded(guest, tapped)
         self.end(guest)
         return took
 
@@ -160,7 +210,7 @@ class Bench:
         self.host.get_by_role("button", name="電話商談を開始する").click()
         self.host.wait_for_url(re.compile(r"/rooms/[0-9a-f]{32}$"))
         started = float(self.host.evaluate("Number(sessionStorage.getItem('startAt'))"))
-        took = self.both_decoded(guest) - started
+        took = self.both_decoded(guest, started)
         self.end(guest)
         return took
 
@@ -216,6 +266,9 @@ def run(joins: int, timeout_s: float) -> dict[str, float]:
         finally:
             server.stop()
     both = link + number
+    steps = {
+        f"join_step_{name}_p50_ms": statistics.median(step[name] for step in bench.steps) for name in PHASES
+    }
     return {
         "join_first_frame_p50_ms": percentile(both, 50),
         "join_first_frame_p95_ms": percentile(both, 95),
@@ -225,6 +278,7 @@ def run(joins: int, timeout_s: float) -> dict[str, float]:
         "join_number_first_frame_p95_ms": percentile(number, 95),
         "baseline_page_and_camera_p50_ms": percentile(base, 50),
         "baseline_page_and_camera_p95_ms": percentile(base, 95),
+        **steps,
         "join_to_baseline_ratio": percentile(both, 50) / percentile(base, 50),
     }
 

@@ -323,8 +323,12 @@ class RoomHub:
                         timeout = 1.0
                     else:
                         timeout = min(1.0, max(0.0, deadline - now))
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns an event that arrives
+                    # together with a cancellation and drops the cancellation, and this loop then never ends
+                    # (hub.aclose waited on it for ever when a room was left open with both seats taken).
                     try:
-                        event = await asyncio.wait_for(inbox.get(), timeout)
+                        async with asyncio.timeout(timeout):
+                            event = await inbox.get()
                     except TimeoutError:
                         event = {"event": "tick"}
                     if event.get("event") == "tick":

@@ -72,8 +72,8 @@ async def sign_in(client: httpx.AsyncClient, email: str, password: str = PASSWOR
     return await client.post("/login", data={"email": email, "password": password, "csrf_token": token})
 
 
-async def open_room(app: Starlette, seeded: Seeded) -> tuple[str, str]:
-    """A room of ``seeded``'s host, stored and opened on this node: (room id, 接続ID)."""
+async def store_room(app: Starlette, seeded: Seeded, home_node: str = "test") -> tuple[str, str]:
+    """A waiting room of ``seeded``'s host, stored only (homed on ``home_node``): (room id, 接続ID)."""
     async with services(app).sessions.begin() as db:
         room, record = await create_room(
             db,
@@ -83,8 +83,14 @@ async def open_room(app: Starlette, seeded: Seeded) -> tuple[str, str]:
             guest_token="guest",
             camera=True,
             recording=False,
-            home_node="test",
+            home_node=home_node,
             now=0,
         )
-    await services(app).hub.open(room.id, record.connect_id)
     return room.id, record.connect_id
+
+
+async def open_room(app: Starlette, seeded: Seeded) -> tuple[str, str]:
+    """A room of ``seeded``'s host, stored and opened on this node: (room id, 接続ID)."""
+    room_id, connect_id = await store_room(app, seeded)
+    await services(app).hub.open(room_id, connect_id)
+    return room_id, connect_id

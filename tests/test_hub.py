@@ -11,16 +11,18 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
+from core.clock import ManualClock
 from signaling.hub import Outgoing, Participant, RoomHub
-from signaling.models import JoinedVia
 from signaling.protocol import CloseCode, End, Ping, Role
 from signaling.redis_broker import RedisBroker
-from signaling.rooms import DatabaseRoomStore, create_room
+from signaling.rooms import DatabaseRoomStore
 from store.models import Role as UserRole
 from tests.harness.redis import RedisServer
-from tests.helpers import open_room, seed_org
+from tests.helpers import open_room, seed_org, store_room
+from web.app import create_app
 from web.meetings import find_document
 from web.services import services
+from web.settings import Settings
 
 
 async def next_item(participant: Participant, iterator: AsyncIterator[Outgoing] | None = None) -> Outgoing:
@@ -121,28 +123,17 @@ async def test_a_guests_end_from_another_node_survives_the_homes_lost_redis_conn
     from redis.asyncio import Redis
 
     seeded = await seed_org(app, "acme", {"host@acme.example": UserRole.HOST})
-    async with services(app).sessions.begin() as db:
-        row, record = await create_room(
-            db,
-            org_id=seeded.org_id,
-            host_id=seeded.users["host@acme.example"],
-            via=JoinedVia.NUMBER,
-            guest_token="guest",
-            camera=True,
-            recording=False,
-            home_node="a",
-            now=0,
-        )
+    room_id, connect_id = await store_room(app, seeded, home_node="a")
     clients = [Redis.from_url(redis_server.url) for _ in range(3)]
     await clients[0].flushdb()
     store = DatabaseRoomStore(services(app).sessions, find_document)
     home = RoomHub(RedisBroker(clients[0]), store, clock=services(app).clock)
     other = RoomHub(RedisBroker(clients[1]), store, clock=services(app).clock)
     try:
-        await home.open(row.id, record.connect_id)
+        await home.open(room_id, connect_id)
         async with (
-            home.participate(row.id, Role.HOST) as host,
-            other.participate(row.id, Role.GUEST) as guest,
+            home.participate(room_id, Role.HOST) as host,
+            other.participate(room_id, Role.GUEST) as guest,
         ):
             host_frames, guest_frames = host.outgoing().__aiter__(), guest.outgoing().__aiter__()
             assert (await frame_of(guest, guest_frames, "welcome"))["role"] == "guest"
@@ -157,3 +148,24 @@ async def test_a_guests_end_from_another_node_survives_the_homes_lost_redis_conn
         await home.aclose()
         for client in clients:
             await client.aclose()
+
+
+async def test_stopping_the_server_ends_a_room_left_open_with_both_seats_taken(
+    settings: Settings, clock: ManualClock
+) -> None:
+    """Both sockets go (their disconnects reach the home's inbox) just as the server stops. On Python 3.11
+    asyncio.wait_for handed the home such an event and dropped the cancellation that came with it, so the
+    home kept waiting for events and the server's stop waited on the home for ever."""
+    app = create_app(settings, clock=clock)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    seeded = await seed_org(app, "acme", {"host@acme.example": UserRole.HOST})
+    room_id, _connect_id = await open_room(app, seeded)
+    hub: RoomHub = services(app).hub
+    async with hub.participate(room_id, Role.HOST) as host, hub.participate(room_id, Role.GUEST) as guest:
+        await next_item(host)
+        await next_item(guest)
+    stopping = asyncio.create_task(lifespan.__aexit__(None, None, None))
+    done, _pending = await asyncio.wait({stopping}, timeout=10)  # waits without cancelling anything
+    assert stopping in done, "the server's stop is still waiting for the room"
+    assert not hub.is_home(room_id)

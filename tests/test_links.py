@@ -108,6 +108,19 @@ async def test_link_expires_after_thirty_minutes(
         assert unknown.status_code == 404 and "このURLは無効です" in unknown.text
 
 
+def twilio_app(settings: Settings, clock: ManualClock, fake: FakeProvider) -> Starlette:
+    """The app sending its SMS through the Twilio gateway, pointed at the fake provider."""
+    twilio = replace(
+        settings,
+        sms_gateway="twilio",
+        sms_base_url=fake.url,
+        sms_account_sid="AC1",
+        sms_auth_token="t",
+        sms_from="+815000000000",
+    )
+    return create_app(twilio, clock=clock)
+
+
 async def test_gateway_failure_reaches_the_host_and_stays_in_the_outbox(
     settings: Settings,
     clock: ManualClock,
@@ -117,15 +130,7 @@ async def test_gateway_failure_reaches_the_host_and_stays_in_the_outbox(
         400,
         '{"code": 21211, "message": "The \\u0027To\\u0027 number is not valid."}',
     )
-    twilio = replace(
-        settings,
-        sms_gateway="twilio",
-        sms_base_url=provider.url,
-        sms_account_sid="AC1",
-        sms_auth_token="t",
-        sms_from="+815000000000",
-    )
-    app = create_app(twilio, clock=clock)
+    app = twilio_app(settings, clock, provider)
     async with app.router.lifespan_context(app):
         await seed_org(app, "acme", {"host@acme.example": Role.HOST})
         host = await host_client(app)
@@ -187,15 +192,7 @@ async def test_a_sent_sms_is_confirmed_on_the_hosts_screen(
     provider: FakeProvider,  # noqa: F811
 ) -> None:
     provider.body = '{"sid": "SM123"}'
-    twilio = replace(
-        settings,
-        sms_gateway="twilio",
-        sms_base_url=provider.url,
-        sms_account_sid="AC1",
-        sms_auth_token="t",
-        sms_from="+815000000000",
-    )
-    app = create_app(twilio, clock=clock)
+    app = twilio_app(settings, clock, provider)
     async with app.router.lifespan_context(app):
         await seed_org(app, "acme", {"host@acme.example": Role.HOST})
         host = await host_client(app)

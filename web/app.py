@@ -66,7 +66,7 @@ from web.middleware import (
 )
 from web.services import Services, services
 from web.settings import Settings
-from web.templating import render, translator
+from web.templating import render, translator, warm_up
 
 STATIC = Path(__file__).parent / "static"
 log = structlog.get_logger("tsunagu.web")
@@ -189,6 +189,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
             storage=type(storage).__name__,
             node=settings.node_id,
         )
+        warm_up()
         sweeper = asyncio.create_task(_sweep(storage))  # in the background: S3 listings take a while
         if nodes is not None:
             nodes.start()

@@ -45,6 +45,7 @@ export class MediaLink {
     this.tracks = [null, null, null]; // what we send on each slot, kept across restarts
     this.maxBitrate = null;
     this.pc = null;
+    this.prepared = null; // the first offer, made before the room channel is up (prepare)
     this.offers = 0; // offers sent (tests check that a camera switch sends none)
     this.answers = 0;
     this.restarts = 0;
@@ -56,26 +57,49 @@ export class MediaLink {
     return this.pc ? this.pc.getTransceivers() : [];
   }
 
-  /** Open the connection (restart: replace the current one, which the server then drops). */
+  /**
+   * Make the first connection's offer now, while the room channel is still connecting: the browser's
+   * certificate, the offer and ICE gathering then overlap the socket's handshake instead of following it.
+   * start() sends it.
+   */
+  prepare() {
+    if (!this.pc && !this.prepared) this.prepared = this.#offer();
+  }
+
+  /** Open the connection and offer it (restart: replace the current one, which the server then drops). */
   async start(restart = false) {
-    this.close();
+    const prepared = restart ? null : this.prepared;
+    this.prepared = null;
+    let pc = prepared ? await prepared : null;
+    if (prepared && pc !== this.pc) return; // closed or replaced while it was being made
+    if (!pc) {
+      this.close();
+      pc = await this.#offer();
+    }
+    if (pc !== this.pc) return; // replaced while gathering
+    // Only now do the page's <video> elements get the receiving tracks: given during the page's load, a track
+    // with no frames yet would hold back the load event (and a phone's progress bar) until video flows.
+    pc.getTransceivers().forEach((transceiver, slot) => this.onRemoteTrack(slot, transceiver.receiver.track));
+    this.offers += 1;
+    this.send({ type: "media.offer", sdp: pc.localDescription.sdp, restart });
+    clearTimeout(this.timers.answer);
+    this.timers.answer = setTimeout(() => { if (this.pc === pc && !pc.remoteDescription) this.restart(); }, ANSWER_LIMIT_MS);
+  }
+
+  /** A new peer connection with our three transceivers, its offer set and its candidates gathered. */
+  async #offer() {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
     this.pc = pc;
-    KINDS.forEach((kind, slot) => {
+    KINDS.forEach((kind) => {
       const transceiver = pc.addTransceiver(kind, { direction: "sendrecv" });
       if (kind === "video") preferVP8(transceiver);
-      this.onRemoteTrack(slot, transceiver.receiver.track);
     });
     await Promise.all(this.tracks.map((track, slot) => this.#apply(slot, track)));
     pc.addEventListener("connectionstatechange", () => this.#watch(pc));
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     await gathered(pc);
-    if (this.pc !== pc) return; // replaced while gathering
-    this.offers += 1;
-    this.send({ type: "media.offer", sdp: pc.localDescription.sdp, restart });
-    clearTimeout(this.timers.answer);
-    this.timers.answer = setTimeout(() => { if (this.pc === pc && !pc.remoteDescription) this.restart(); }, ANSWER_LIMIT_MS);
+    return pc;
   }
 
   /** media.answer from the server. Answers to offers we have since replaced are dropped. */
@@ -132,6 +156,7 @@ export class MediaLink {
 
   close() {
     Object.values(this.timers).forEach(clearTimeout);
+    this.prepared = null;
     if (this.pc) {
       const old = this.pc;
       this.pc = null;

@@ -84,6 +84,7 @@ export function startVideo(channel, role, root) {
     },
   });
   link.maxBitrate = NORMAL_BITRATE;
+  link.prepare(); // the offer is made while the room channel connects; the first welcome sends it
   const camera = new LocalCamera((track) => { link.setTrack(Slot.CAMERA, track); render(); });
   const screen = new ScreenShare((track) => { link.setTrack(Slot.SCREEN, track); sendState(); render(); });
   camera.onEnded = () => { sendState(); render(); };
