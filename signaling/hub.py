@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -45,7 +46,10 @@ from signaling.protocol import (
     ErrorFrame,
     FileInfo,
     MediaAnswer,
+    MemoAwareness,
+    MemoSync,
     Role,
+    ServerMessage,
 )
 from signaling.room import (
     DEFAULT_GRACE_SECONDS,
@@ -62,7 +66,7 @@ from signaling.room import (
     StateChanged,
 )
 from signaling.sit_in import OBSERVED, StopWatching, Watch, observer_seat
-from signaling.writer import RoomWriter
+from signaling.writer import MemoRow, RoomWriter
 
 log = structlog.get_logger("tsunagu.rooms")
 
@@ -124,6 +128,14 @@ WELCOME_TIMEOUT = 5.0
 _client_messages: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
+def _item(message: ServerMessage, to: str | None, exclude: str | None) -> dict[str, Any]:
+    """A frame for the room's sockets, serialized once for all of them; an error frame stays a dict, for
+    each socket to translate its message id."""
+    if isinstance(message, ErrorFrame):
+        return {"send": message.model_dump(mode="json"), "to": to, "exclude": exclude}
+    return {"text": message.model_dump_json(), "to": to, "exclude": exclude}
+
+
 def _in(room_id: str) -> str:
     return f"room:{room_id}:in"
 
@@ -134,10 +146,17 @@ def _out(room_id: str) -> str:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """What a participant's socket must do next: send ``frame`` (a JSON-able dict) or close with ``close``."""
+    """What a participant's socket must do next: send ``text`` (a frame already serialized as JSON), send
+    ``frame`` (an error frame as a dict, whose message id the socket translates), or close with ``close``."""
 
     frame: dict[str, Any] | None = None
     close: CloseCode | None = None
+    text: str | None = None
+
+    @property
+    def message(self) -> dict[str, Any] | None:
+        """The frame as a dict, whichever form it came in (tests, tools; sockets send ``text`` as it is)."""
+        return json.loads(self.text) if self.text is not None else self.frame
 
 
 class Connection:
@@ -153,6 +172,9 @@ class Connection:
     async def outgoing(self) -> AsyncIterator[Outgoing]:
         """Frames and closes addressed to this connection, until it is closed."""
         async for item in self._subscription:
+            if "rehomed" in item:  # a new home adopted the room (signaling/homes.py): say we are here
+                await self._rehomed()
+                continue
             if "close" in item:
                 if item["connection"] == self.connection:
                     yield Outgoing(close=CloseCode(item["close"]))
@@ -160,7 +182,11 @@ class Connection:
                 continue
             if item.get("to") not in (None, self.connection) or item.get("exclude") == self.connection:
                 continue
-            yield Outgoing(frame=item["send"])
+            text = item.get("text")
+            yield Outgoing(text=text) if text is not None else Outgoing(frame=item["send"])
+
+    async def _rehomed(self) -> None:
+        """The room has a new home, which never heard of this socket (a watcher's page reconnects)."""
 
 
 class Participant(Connection):
@@ -173,7 +199,15 @@ class Participant(Connection):
         self.role = role
 
     async def send(self, message: ClientMessage) -> None:
-        await self.hub._to_home(self.room_id, "message", self, message)
+        if not self.hub._inline(self, message):
+            await self.hub._to_home(self.room_id, "message", self, message)
+
+    async def _rehomed(self) -> None:
+        # Connect again: what was sent to the dead home before it died is lost with it.
+        try:
+            await self.hub._to_home(self.room_id, "connect", self)
+        except Unavailable:
+            log.warning("room.reconnect_not_delivered", room=self.room_id, role=self.role.value)
 
     async def disconnected(self) -> None:
         """The socket is gone (whatever the reason); the home decides what that means."""
@@ -235,6 +269,8 @@ class RoomHub:
         self.grace = grace
         self._homes: dict[str, asyncio.Task[None]] = {}
         self._rooms: dict[str, Room] = {}
+        self._busy: set[str] = set()  # rooms whose home task is in the middle of an event
+        self.handled_inline = 0  # memo messages taken by the fast path (for tests and metrics)
         # Page views and memo updates are stored in order, off the path of the frames people wait for.
         self.writer = RoomWriter(store)
 
@@ -244,11 +280,17 @@ class RoomHub:
         return room_id in self._homes
 
     async def open(
-        self, room_id: str, connect_id: str, state: RoomState = RoomState.WAITING, recording: bool = False
+        self,
+        room_id: str,
+        connect_id: str,
+        state: RoomState = RoomState.WAITING,
+        recording: bool = False,
+        rehome: bool = False,
     ) -> None:
         """Make this node the room's home. Idempotent; returns once the room listens for events.
         ``recording``: the host's 「この商談を録画する（レコログ）」 switch (recording starts with the first
-        media)."""
+        media). ``rehome``: the room had another home, which died: its sockets on every node are asked to
+        connect again (what they told the dead home is lost)."""
         if room_id in self._homes or state == RoomState.ENDED:
             return
         # The memo as stored so far (after a restart, everything typed before it).
@@ -266,6 +308,7 @@ class RoomHub:
             grace=self.grace,
             memo=SharedMemo(updates),
             memo_max_characters=self.memo_max_characters,
+            home=uuid.uuid4().hex,
         )
         room.recording.armed = recording
         if recording and self.media is not None:
@@ -279,6 +322,8 @@ class RoomHub:
         self._homes[room_id] = asyncio.create_task(
             self._run_home(room, subscription, inbox), name=f"room-{room_id}"
         )
+        if rehome:
+            await self.broker.publish(_out(room_id), {"rehomed": True})
 
     async def poke(self, room_id: str) -> None:
         """Ask the home to look at the clock now (tests move a manual clock, then poke)."""
@@ -338,7 +383,11 @@ class RoomHub:
                         event = {"event": "tick"}
                     if event.get("event") == "tick":
                         ticked = self.clock()
-                    await self._apply(room, self._handle(room, event))
+                    self._busy.add(room.id)
+                    try:
+                        await self._apply(room, self._handle(room, event))
+                    finally:
+                        self._busy.discard(room.id)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -352,6 +401,7 @@ class RoomHub:
                 await self.broker.discard(_in(room.id))
             self._homes.pop(room.id, None)
             self._rooms.pop(room.id, None)
+            self._busy.discard(room.id)
             self.writer.closed(room.id)
             self._inboxes.pop(room.id, None)
             self._remote.pop(room.id, None)
@@ -387,12 +437,16 @@ class RoomHub:
         if kind == "settle":
             event["done"].set_result(None)  # every event before this one is handled
             return []
+        if kind == "effects":  # the rest of an event handled inline (see _inline)
+            effects: list[Effect] = event["effects"]
+            return effects
         if kind in ("observe", "unobserve", "observer_offer"):
             return self._observer_event(room, kind, event, now)
         role, connection = Role(event["role"]), str(event["connection"])
         try:
             if kind == "connect":
-                if event.get("node") != self.node:
+                # A socket of this node that subscribed before the room was homed here hears the broker.
+                if event.get("node") != self.node or connection not in self._local[room.id]:
                     self._remote[room.id].add(connection)
                 return room.connect(role, connection, now)
             if kind == "disconnect":
@@ -416,7 +470,7 @@ class RoomHub:
             return room.unobserve(connection)
         if kind == "observer_offer":
             return room.observer_offer(connection, int(event["user"]), str(event["sdp"]))
-        if event.get("node") != self.node:
+        if event.get("node") != self.node or connection not in self._local[room.id]:
             self._remote[room.id].add(connection)
         try:
             return room.observe(connection, int(event["user"]), bool(event["announce"]), now)
@@ -429,8 +483,7 @@ class RoomHub:
             effect = pending.pop(0)
             match effect:
                 case Send(message=message, to=to, exclude=exclude):
-                    item = {"send": message.model_dump(mode="json"), "to": to, "exclude": exclude}
-                    await self._deliver(room.id, item, to, exclude)
+                    await self._deliver(room.id, _item(message, to, exclude), to, exclude)
                 case Close(connection=connection, code=code):
                     await self._deliver(room.id, {"close": int(code), "connection": connection}, connection)
                 case StateChanged() | PageShown() | MemoUpdated() | MemoFinal() | Happened():
@@ -525,8 +578,7 @@ class RoomHub:
             except Exception:
                 log.exception("could not answer a media offer", room=room_id, seat=seat)
                 reply = ErrorFrame(code=ErrorCode.MEDIA_FAILED, message=MEDIA_FAILED)
-        item = {"send": reply.model_dump(mode="json"), "to": connection, "exclude": None}
-        await self._deliver(room_id, item, connection)
+        await self._deliver(room_id, _item(reply, connection, None), connection)
 
     async def _close_media(self, room_id: str) -> None:
         tasks = [task for (room, _), task in self._negotiations.items() if room == room_id]
@@ -543,6 +595,15 @@ class RoomHub:
         self, room_id: str, item: dict[str, Any], to: str | None, exclude: str | None = None
     ) -> None:
         """Give ``item`` to the room's sockets on this node, and to the broker if it concerns another node."""
+        local = self._deliver_here(room_id, item, to, exclude)
+        remote = self._remote.get(room_id)
+        if remote is None or (to is None and remote - {exclude}) or (to is not None and to not in local):
+            await self.broker.publish(_out(room_id), item)
+
+    def _deliver_here(
+        self, room_id: str, item: dict[str, Any], to: str | None, exclude: str | None
+    ) -> dict[str, QueueSubscription]:
+        """Give ``item`` to the room's sockets on this node (without waiting); returns those sockets."""
         local = self._local.get(room_id, {})
         for connection, socket in list(local.items()):
             if (to is None or to == connection) and connection != exclude and not socket.offer(item):
@@ -550,9 +611,41 @@ class RoomHub:
                 socket.end(dropped=True)
                 local.pop(connection, None)
                 log.warning("room.socket_dropped", room=room_id)
-        remote = self._remote.get(room_id)
-        if remote is None or (to is None and remote - {exclude}) or (to is not None and to not in local):
-            await self.broker.publish(_out(room_id), item)
+        return local
+
+    def _inline(self, participant: Participant, message: ClientMessage) -> bool:
+        """The memo's fast path: handle a memo message from a socket on this node right away, in the socket's
+        own task, when the room is homed here and idle — nothing waiting in its inbox, no event under way —
+        and has no socket on another node. Then nothing can come before it, the room is changed at once
+        (the state machine is synchronous) and what it says goes straight into the local sockets' queues and
+        the writer's queue, none of which waits. False when it must go through the home task instead."""
+        room_id = participant.room_id
+        room = self._rooms.get(room_id)
+        if (
+            room is None
+            or not isinstance(message, MemoSync | MemoAwareness)
+            or room_id in self._busy
+            or self._remote.get(room_id)
+            or not self._inboxes[room_id].empty()
+            or not self.writer.has_room()
+        ):
+            return False
+        effects = room.receive(participant.role, participant.connection, message, self.clock())
+        self.handled_inline += 1
+        for i, effect in enumerate(effects):
+            match effect:
+                case Send(message=frame, to=to, exclude=exclude):
+                    self._deliver_here(room_id, _item(frame, to, exclude), to, exclude)
+                case Close(connection=connection, code=code):
+                    self._deliver_here(
+                        room_id, {"close": int(code), "connection": connection}, connection, None
+                    )
+                case MemoUpdated(update=update, author=author, at=at):
+                    self.writer.offer(MemoRow(room_id, update, author.value, at))
+                case _:  # not expected from a memo message; the home task carries out the rest, in order
+                    self._inboxes[room_id].put_nowait({"event": "effects", "effects": effects[i:]})
+                    break
+        return True
 
     async def flush(self) -> None:
         """Wait until every page view and memo update so far is stored."""
@@ -625,6 +718,21 @@ class RoomHub:
         if message is not None:
             event["message"] = message
         await self._post(room_id, event)
+
+    def homed_rooms(self) -> list[str]:
+        return list(self._homes)
+
+    async def release(self, room_id: str) -> None:
+        """Stop being the room's home without ending it (another node adopted it): its sockets here close
+        with 4503 and reconnect to the new home."""
+        task = self._homes.get(room_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def rooms_homed(self) -> int:
+        """Rooms whose home is this node (its load, for the node registry)."""
+        return len(self._homes)
 
     async def aclose(self) -> None:
         tasks = [*self._homes.values(), *self._negotiations.values()]

@@ -25,9 +25,9 @@ def fits(memo: SharedMemo, message: bytes, max_characters: int) -> bool:
         kind, payload = parse_sync_message(message)
     except BadMemoData:
         return True
+    if kind == STEP1 or memo.length_at_most() + len(payload) <= max_characters:
+        return True  # without applying the memo's pending updates (its fast path applies them in batches)
     length = len(memo.text())
-    if kind == STEP1 or length + len(payload) <= max_characters:
-        return True
     trial: Doc[Any] = Doc()
     trial[TEXT_NAME] = text = Text()
     try:

@@ -305,6 +305,7 @@ class Welcome(_Message):
     role: Role
     room: RoomInfo
     peers: Peers
+    home: str = ""
 
 
 class PresenceChanged(_Message):

@@ -253,6 +253,7 @@ class Room:
     memo_max_characters: int = memo_cap.DEFAULT_MAX_CHARACTERS
     sit_in: SittingIn = field(default_factory=SittingIn)
     recording: RecordingRules = field(default_factory=RecordingRules)
+    home: str = ""  # this home's incarnation: a new one (a restarted or adopting node) relays no video yet
 
     # Inputs
 
@@ -268,7 +269,7 @@ class Room:
         if seat.presence == Presence.RECONNECTING and now - seat.since >= self.grace:
             raise RoomError(CloseCode.REJOIN_EXPIRED)
         effects: list[Effect] = []
-        if seat.connection is not None:
+        if seat.connection is not None and seat.connection != connection:  # the same one: asked again
             effects.append(Close(seat.connection, CloseCode.REPLACED))
         seat.connection, seat.presence, seat.since = connection, Presence.CONNECTED, now
         seat.rejoin_until = None
@@ -469,6 +470,7 @@ class Room:
                 id=self.id, state=self.state, connect_id=self.connect_id if role == Role.HOST else ""
             ),
             peers=Peers(host=self.seats[Role.HOST].presence, guest=self.seats[Role.GUEST].presence),
+            home=self.home,
         )
 
     def _media(self, effects: list[MediaEffect]) -> list[Effect]:
@@ -570,8 +572,10 @@ class Room:
             return effects
         effects = [Send(MemoSyncOut(data=encode(reply)), to=connection) for reply in result.reply]
         if result.update is not None:
-            forward = encode(sync_message(MEMO_UPDATE, result.update))
-            effects.append(Send(MemoSyncOut(data=forward), exclude=connection))
+            # An update message goes on as it came (it was read in full); a step 2 goes on as an update.
+            forward = data if result.kind == MEMO_UPDATE else encode(sync_message(MEMO_UPDATE, result.update))
+            # Built without validation: a keystroke's hot path, and ``forward`` is base64 we made or read.
+            effects.append(Send(MemoSyncOut.model_construct(data=forward), exclude=connection))
             effects.append(MemoUpdated(result.update, role, now))
         return effects
 

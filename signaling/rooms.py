@@ -224,3 +224,27 @@ async def live_rooms(
         .order_by(RoomRow.created_at.desc())
     )
     return [(room, record, host_name) for room, record, host_name in result]
+
+
+async def rooms_homed_on(db: AsyncSession, node_id: str) -> list[tuple[str, RoomState, str, bool]]:
+    """The rooms not ended whose home is ``node_id``: (room id, state, connect id, recording switch),
+    oldest first."""
+    result = await db.execute(
+        select(RoomRow.id, RoomRow.state, func.coalesce(MeetingRecord.connect_id, ""), RoomRow.recording)
+        .outerjoin(MeetingRecord, MeetingRecord.room_id == RoomRow.id)
+        .where(RoomRow.home_node == node_id, RoomRow.state != RoomState.ENDED)
+        .order_by(RoomRow.created_at)
+    )
+    return [(room_id, state, connect, recording) for room_id, state, connect, recording in result]
+
+
+async def move_home(db: AsyncSession, room_id: str, from_node: str, to_node: str) -> bool:
+    """Make ``to_node`` the room's home if ``from_node`` still is: one conditional UPDATE, so of several
+    nodes adopting the same room at once exactly one wins."""
+    result = await db.execute(
+        update(RoomRow)
+        .where(RoomRow.id == room_id, RoomRow.home_node == from_node, RoomRow.state != RoomState.ENDED)
+        .values(home_node=to_node)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)

@@ -91,6 +91,16 @@ class RoomWriter:
         """Queue ``write``; it is stored in order, retried while the store is unavailable."""
         await self._put(_Queued(write))
 
+    def has_room(self) -> bool:
+        """True when :meth:`offer` will take a write now."""
+        return not self._queue.full()
+
+    def offer(self, write: Write) -> None:
+        """Queue ``write`` without waiting (check :meth:`has_room` first): the room's fast path."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._write_in_order(), name="room-writer")
+        self._queue.put_nowait(_Queued(write))
+
     async def stored(self, write: Write) -> bool:
         """Queue ``write`` and wait until it is stored (True) or given up (False), after what came before."""
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

@@ -35,8 +35,8 @@ async def frame_of(
     """The next frame of ``kind`` with these fields (bounded: 20 frames, 5 s each)."""
     for _ in range(20):
         item = await next_item(participant, iterator)
-        if item.frame and item.frame["type"] == kind and fields.items() <= item.frame.items():
-            return item.frame
+        if item.message and item.message["type"] == kind and fields.items() <= item.message.items():
+            return item.message
     raise AssertionError(f"no {kind} frame with {fields}")
 
 
@@ -45,8 +45,8 @@ async def frames_until_close(participant: Participant) -> tuple[list[str], Close
     async for item in participant.outgoing():
         if item.close is not None:
             return kinds, item.close
-        assert item.frame is not None
-        kinds.append(item.frame["type"])
+        assert item.message is not None
+        kinds.append(item.message["type"])
     return kinds, None
 
 
@@ -88,9 +88,9 @@ async def test_a_socket_on_another_node_goes_through_the_broker(app: Starlette, 
             iterator = guest.outgoing().__aiter__()
             for _ in range(10):
                 item = await next_item(guest, iterator)
-                assert item.frame is not None
-                seen.append(item.frame)
-                if item.frame["type"] == "welcome":
+                assert item.message is not None
+                seen.append(item.message)
+                if item.message["type"] == "welcome":
                     break
             assert seen[-1]["role"] == "guest"
             assert home._remote[room_id] == {guest.connection}
@@ -98,7 +98,7 @@ async def test_a_socket_on_another_node_goes_through_the_broker(app: Starlette, 
             await guest.send(Ping(type="ping"))
             for _ in range(10):
                 item = await next_item(guest, iterator)
-                if item.frame is not None and item.frame["type"] == "pong":
+                if item.message is not None and item.message["type"] == "pong":
                     break
             else:
                 raise AssertionError("no pong for the remote socket")

@@ -271,8 +271,8 @@ async def next_memo(participant: Any, within: float = 5.0) -> str:
     iterator = participant.outgoing().__aiter__()
     for _ in range(20):
         item = await asyncio.wait_for(iterator.__anext__(), within)
-        if item.frame and item.frame["type"] == "memo.sync":
-            return str(item.frame["data"])
+        if item.message and item.message["type"] == "memo.sync":
+            return str(item.message["data"])
     raise AssertionError("no memo.sync frame")
 
 

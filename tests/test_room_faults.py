@@ -96,9 +96,9 @@ async def frame(
     for _ in range(50):
         item = await asyncio.wait_for(iterator.__anext__(), 5.0)
         assert item.close is None, f"closed with {item.close!r} while waiting for {kind}"
-        if item.frame is not None and item.frame["type"] == kind:
-            if all(item.frame.get(key) == value for key, value in fields.items()):
-                return item.frame
+        if item.message is not None and item.message["type"] == kind:
+            if all(item.message.get(key) == value for key, value in fields.items()):
+                return item.message
     raise AssertionError(f"no {kind} frame")
 
 

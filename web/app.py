@@ -39,7 +39,9 @@ from recordings.quotas import FileQuotas
 from recordings.recorder import Recorder
 from signaling import rooms
 from signaling.broker import Broker, MemoryBroker
+from signaling.homes import Homes
 from signaling.hub import RoomHub
+from signaling.nodes import NodeRegistry
 from signaling.numbers import MemoryNumberStore, NumberStore, RedisNumberStore
 from signaling.redis_broker import RedisBroker
 from signaling.sms import make_gateway
@@ -221,6 +223,11 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         sender=settings.smtp_from,
     )
 
+    # Several nodes: each says it is alive, and how many rooms it homes, in Redis (signaling/nodes.py).
+    nodes = NodeRegistry(redis, settings.node_id, hub.rooms_homed) if redis is not None else None
+    # ... and new rooms go to the least-loaded node; a dead node's rooms are adopted (signaling/homes.py).
+    homes = Homes(hub, nodes, broker, sessions) if nodes is not None else None
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log.info(
@@ -234,9 +241,17 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         sweeper = asyncio.create_task(_sweep(storage))  # in the background: S3 listings take a while
         recovering = asyncio.create_task(_recover(recorder))
         retaining = asyncio.create_task(_sweep_recordings(sessions, storage, clock))
+        if nodes is not None:
+            nodes.start()
+        if homes is not None:
+            homes.start()
         try:
             yield
         finally:
+            if homes is not None:
+                await homes.aclose()
+            if nodes is not None:
+                await nodes.aclose()
             for task in (sweeper, recovering, retaining):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -304,6 +319,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         numbers=numbers,
         hub=hub,
         recorder=recorder,
+        homes=homes,
         media=media,
         media_settings=media_settings,
         sms=sms,

@@ -18,7 +18,7 @@ from core.errors import TsunaguError
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from store.models import Role
-from web import accounts, tls
+from web import accounts, tls, workers
 from web.demo import DEMO_USERS, SAMPLE_DOCUMENT, seed_demo_from
 from web.settings import Settings
 from web.tls import TLSConfigError
@@ -190,6 +190,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         settings, tls_lines = prepare_self_signed(settings, host, port)
     if settings.tls_cert_file is not None:
         tls.check_pair(settings.tls_cert_file, settings.tls_key_file)
+    workers_count = args.workers or settings.workers
+    workers.check(settings, workers_count)  # before anything is printed: refused without REDIS_URL
     configure_logging(settings.log_format, settings.log_level)
     url = base_url(settings, host, port)
     _print(
@@ -199,6 +201,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         *tls_lines,
     )
     tls_files = (settings.tls_cert_file, settings.tls_key_file) if settings.tls_cert_file else None
+    if workers_count > 1:
+        workers.run(settings, workers_count, tls_files)
+        return
     serving.serve(serving.config(create_app(settings), host, port, tls=tls_files))
 
 
@@ -221,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME",
         help="another DNS name or address the self-signed certificate covers (repeatable)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes sharing the port, each its own node (needs REDIS_URL; default WORKERS or 1)",
     )
     serve.set_defaults(run=cmd_serve)
 
@@ -257,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TsunaguError as exc:
         print(f"error: {exc.message.format(**exc.params)}", file=sys.stderr)
         return 1
-    except TLSConfigError as exc:
+    except (TLSConfigError, workers.WorkersNeedRedis) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -124,8 +124,18 @@ async def qr_code(request: Request) -> Response:
     return Response(svg.getvalue(), media_type="image/svg+xml", headers=headers)
 
 
+async def _home_node(request: Request) -> str:
+    """Where a new room is homed: the least-loaded live node when there are several (signaling/homes.py)."""
+    state = services(request)
+    return state.settings.node_id if state.homes is None else await state.homes.place()
+
+
 async def _open_room(request: Request, room: RoomRow, connect_id: str) -> None:
-    await services(request).hub.open(room.id, connect_id, recording=room.recording)
+    state = services(request)
+    if state.homes is None or room.home_node == state.settings.node_id:
+        await state.hub.open(room.id, connect_id, recording=room.recording)
+    else:
+        await state.homes.open_at(room.home_node, room.id, connect_id, room.recording)
 
 
 @signed_in()
@@ -159,7 +169,7 @@ async def start_by_number(request: Request) -> Response:
         guest_token=number.guest_token,
         camera=body.camera,
         recording=body.recording,
-        home_node=state.settings.node_id,
+        home_node=await _home_node(request),
         now=state.clock(),
         memo_text=await default_memo_text(db, user.org_id),
     )
@@ -191,7 +201,7 @@ async def start_by_link(request: Request) -> Response:
         guest_token=None,
         camera=body.camera,
         recording=body.recording,
-        home_node=state.settings.node_id,
+        home_node=await _home_node(request),
         now=now,
         memo_text=await default_memo_text(db, user.org_id),
     )
@@ -357,6 +367,10 @@ async def write_frames(websocket: WebSocket, participant: Connection, _: Transla
             with contextlib.suppress(Exception):
                 await websocket.close(int(item.close))
             return
+        if item.text is not None:
+            if not await _send_text(websocket, item.text):
+                return
+            continue
         frame = item.frame
         if frame is not None and frame.get("type") == "error":
             frame = {**frame, "message": _(frame["message"])}  # the room speaks in message ids
@@ -418,6 +432,15 @@ async def send_frame(websocket: WebSocket, frame: Any) -> bool:
     try:
         await websocket.send_json(frame)
     except (WebSocketDisconnect, RuntimeError):  # Starlette's "closed" error is a RuntimeError
+        return False
+    return True
+
+
+async def _send_text(websocket: WebSocket, text: str) -> bool:
+    """Send one frame already serialized (most frames: serialized once for every socket); as :func:`_send`."""
+    try:
+        await websocket.send_text(text)
+    except (WebSocketDisconnect, RuntimeError):
         return False
     return True
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from recordings.quotas import FileQuotas
     from recordings.recorder import Recorder
     from signaling.broker import Broker
+    from signaling.homes import Homes
     from signaling.hub import RoomHub
     from signaling.numbers import NumberStore
     from signaling.sms import SmsGateway
@@ -44,6 +45,7 @@ class Services:
     numbers: NumberStore
     hub: RoomHub
     recorder: Recorder  # レコログ: writes recordings (recordings.recorder)
+    homes: Homes | None  # several nodes (REDIS_URL): placement and adoption of rooms
     media: MediaRooms
     media_settings: MediaSettings
     sms: SmsGateway

@@ -75,6 +75,7 @@ class Settings:
     ice_announced_address: str = ""
     login_failures_per_minute: int = 10
     node_id: str = "local"
+    workers: int = 1  # processes `tsunagu serve` runs on this box, sharing its socket (web/workers.py)
     number_issues_per_10_minutes: int = 20
     wrong_numbers_per_minute: int = 5
     join_link_ttl_minutes: int = 30
@@ -158,6 +159,7 @@ class Settings:
             ice_announced_address=env.get("ICE_ANNOUNCED_ADDRESS", ""),
             login_failures_per_minute=int(env.get("LOGIN_FAILURES_PER_MINUTE") or 10),
             node_id=env.get("NODE_ID") or socket.gethostname(),
+            workers=int(env.get("WORKERS") or 1),
             number_issues_per_10_minutes=int(env.get("NUMBER_ISSUES_PER_10_MINUTES") or 20),
             wrong_numbers_per_minute=int(env.get("WRONG_NUMBERS_PER_MINUTE") or 5),
             join_link_ttl_minutes=int(env.get("JOIN_LINK_TTL_MINUTES") or 30),

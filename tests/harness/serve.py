@@ -68,7 +68,7 @@ class Serve:
         assert done.returncode == 0, f"tsunagu {' '.join(args)}: {done.stderr}"
         return done.stdout
 
-    def start(self) -> None:
+    def start(self, timeout: float = 20.0) -> None:
         out = (self.root / "serve.out").open("wb")
         err = self.log.open("wb")
         self._files = [out, err]
@@ -79,7 +79,7 @@ class Serve:
             stdout=out,
             stderr=err,
         )
-        wait_for_port(self.port)
+        wait_for_port(self.port, timeout)
 
     def stop(self) -> int:
         """SIGTERM (what a service manager sends) and wait for the graceful shutdown; the exit status."""

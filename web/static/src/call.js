@@ -185,7 +185,7 @@ export function startCallPage() {
     .on("welcome", (message) => {
       channelStatus.textContent = "";
       showPeer(message.peers[other]);
-      video.welcome();
+      video.welcome(message.home);
     })
     .on("presence", (message) => {
       if (message.role !== other) return;

@@ -311,17 +311,22 @@ export function startVideo(channel, role, root) {
   // 更新 (the host's camera menu) offers afresh: that offer, too, must connect in time.
   $("media-reload")?.addEventListener("click", () => availability.expectConnection());
 
+  let lastHome;
   return {
-    /** Every (re)connect of the room channel: tell our state; (re)open the media connection if needed. */
-    welcome() {
+    /** Every (re)connect of the room channel: tell our state; (re)open the media connection if needed.
+     * ``home``: the room's home incarnation; a new one (its node restarted, or another adopted the room)
+     * relays nothing of ours, though our connection may not have noticed yet. */
+    welcome(home) {
       sendState();
       availability.report(true);
       if (!availability.supported) return; // no peer connection to try: documents and memo only
+      const moved = home !== lastHome && lastHome !== undefined;
+      lastHome = home;
       if (!started) {
         started = true;
         link.start(false);
         availability.expectConnection();
-      } else if (!link.connected()) {
+      } else if (moved || !link.connected()) {
         link.restart();
         availability.expectConnection();
       }
