@@ -53,10 +53,12 @@ export class RoomChannel {
       if (message.type === "welcome") {
         this.attempts = 0;
         this.welcomed = true;
+        // What waited for this welcome goes first: it happened before what the page now says again (the
+        // guest's recording.seen before the camera the page then reports on).
+        this.#flush();
       }
       if (message.type === "ended") this.pendingEnd = null;
       this.handlers.get(message.type)?.(message);
-      if (message.type === "welcome") this.#flush();
     });
     socket.addEventListener("close", (event) => {
       if (this.socket !== socket) return;
