@@ -46,6 +46,7 @@ from core.storage import (
     StorageUnavailable,
     check_key,
     check_prefix,
+    open_file,
 )
 
 if TYPE_CHECKING:
@@ -366,7 +367,7 @@ class S3Storage(Storage):
     async def local_file(self, key: str) -> AsyncIterator[Path]:
         async with self.workspace() as directory:
             path = directory / key.rsplit("/", 1)[-1]  # the name, extension included, for the programs
-            with await asyncio.to_thread(path.open, "wb") as file:
+            with await open_file(path, "wb") as file:
                 async with contextlib.aclosing(self.read(key)) as chunks:
                     async for chunk in chunks:
                         await asyncio.to_thread(file.write, chunk)

@@ -58,7 +58,7 @@ from datetime import UTC, datetime
 from email.utils import formatdate
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import BinaryIO, Self
 from urllib.parse import urlsplit
 
 from core.errors import N_, NotFound, Unavailable
@@ -182,6 +182,27 @@ class BlobWriter(abc.ABC):
             await asyncio.shield(self.abort())
 
 
+def _open(path: Path, mode: str) -> BinaryIO:
+    file: BinaryIO = path.open(mode)  # type: ignore[assignment]  # binary modes only: "rb", "wb"
+    return file
+
+
+def _close_when_opened(opening: asyncio.Future[BinaryIO]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
+
+
+async def open_file(path: Path, mode: str) -> BinaryIO:
+    """Open ``path`` off the event loop. A task cancelled while the thread opens it (a document deleted while
+    being processed) must not leak the file the thread then opens: it is closed as soon as it exists."""
+    opening: asyncio.Future[BinaryIO] = asyncio.ensure_future(asyncio.to_thread(_open, path, mode))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_when_opened)
+        raise
+
+
 class Storage(abc.ABC):
     """Blobs by key (see the module docstring for the contract)."""
 
@@ -198,7 +219,7 @@ class Storage(abc.ABC):
     async def put_file(self, key: str, path: Path) -> None:
         """Store the local file at ``path`` as ``key``, consuming it (on the disk a rename, or an upload)."""
         async with self.writer(key) as writer:
-            with await asyncio.to_thread(path.open, "rb") as source:
+            with await open_file(path, "rb") as source:
                 while chunk := await asyncio.to_thread(source.read, self.chunk_size):
                     await writer.write(chunk)
             await writer.commit()
@@ -349,7 +370,7 @@ class LocalStorage(Storage):
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncGenerator[bytes, None]:
         path = self.path(key)
         try:
-            file = await asyncio.to_thread(path.open, "rb")
+            file = await open_file(path, "rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise BlobNotFound() from exc
         try:

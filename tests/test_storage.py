@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import os
 import secrets
 import time
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from core.storage import (
     Storage,
     StorageUnavailable,
     WriterClosed,
+    open_file,
     open_storage,
 )
 from tests.harness.ports import free_port
@@ -360,3 +363,23 @@ async def test_s3_wrong_credentials_are_storage_unavailable(
             await storage.put("files/1/r/1", b"x")
     finally:
         await storage.aclose()
+
+
+async def test_a_task_cancelled_while_a_file_opens_leaves_no_open_file(tmp_path: Path) -> None:
+    # A document deleted while being processed cancels the task that is opening its work file; the file the
+    # thread opens after the cancellation must still be closed (else an unclosed-file warning, a leaked fd).
+    path = tmp_path / "original.pdf"
+    fds_before = len(os.listdir("/proc/self/fd"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for attempt in range(60):
+            task = asyncio.ensure_future(open_file(path, "wb"))
+            for _ in range(1 + attempt % 6):  # cancelled before, while and after the thread opens it
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                (await task).close()
+        await asyncio.sleep(0.2)  # let the threads finish and their callbacks run
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert len(os.listdir("/proc/self/fd")) <= fds_before
