@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import hypothesis  # noqa: F401  # before any app freezes the heap: its trio hook asks gc for referrers
 import pytest
 from starlette.applications import Starlette
 
@@ -151,6 +153,17 @@ def make_client(app: Starlette) -> httpx.AsyncClient:
 async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     async with make_client(app) as c:
         yield c
+
+
+@pytest.fixture
+def steady_heap() -> Iterator[None]:
+    """For a test that times the live server: it runs in this process, whose heap holds what the whole suite
+    has made; a full collection of that heap (0.3–1 s on this box) inside a measured second is the test
+    runner's cost, not the server's. Collected and frozen before the test, released after."""
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture

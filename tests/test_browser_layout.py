@@ -160,6 +160,7 @@ def test_the_hosts_screen_holds_everything_with_a_document_open(
 
 
 @pytest.mark.parametrize("device", ["Pixel 7", "iPhone SE", "iPhone 13"])
+@pytest.mark.usefixtures("steady_heap")
 def test_the_guests_phone_follows_the_stage(
     server: LiveServer, new_context: Callable[..., Any], device: str
 ) -> None:
@@ -252,6 +253,7 @@ RECORD_MARKER = """() => {
 }"""
 
 
+@pytest.mark.usefixtures("steady_heap")
 def test_the_pointer_reaches_the_guest_fast_and_in_place_and_keys_spare_the_memo(
     server: LiveServer, new_context: Callable[..., Any], clock: ManualClock
 ) -> None:

@@ -3,6 +3,7 @@ configuration and the same event loop, uvloop, so what the tests run is what use
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from starlette.applications import Starlette
 
 from tests.harness.live import LiveServer
 from web import serving
+from web.app import create_app
 from web.cli import main
 
 SHARED = ("loop", "lifespan", "log_config", "access_log", "http", "ws", "interface", "proxy_headers")
@@ -47,3 +49,10 @@ async def test_async_tests_run_on_the_production_loop() -> None:
     import asyncio
 
     assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
+
+
+async def test_the_start_up_heap_is_kept_out_of_full_collections(app: Starlette) -> None:
+    # Modules, compiled pages and catalogues live as long as the process: a full collection must not walk
+    # them each time (it held the event loop up to a second here). The app's own factory is one of them.
+    assert gc.get_freeze_count() > 10_000
+    assert not any(found is create_app for found in gc.get_objects())
