@@ -147,13 +147,13 @@ async def memo_text(db: AsyncSession, room_id: str) -> str:
     return memo.text_of([row.update for row in await memo_updates(db, room_id)])
 
 
-def _logged(rows: list[StoredMemoUpdate]) -> list[LoggedUpdate]:
+def logged_updates(rows: list[StoredMemoUpdate]) -> list[LoggedUpdate]:
     return [LoggedUpdate(r.update, r.author, as_utc(r.created_at).timestamp(), r.authors) for r in rows]
 
 
 async def memo_lines(db: AsyncSession, room_id: str) -> list[MemoLine]:
     """The memo's lines with who wrote each and when (the 商談記録), from its stored updates."""
-    rows = _logged(await memo_updates(db, room_id))
+    rows = logged_updates(await memo_updates(db, room_id))
     return await asyncio.to_thread(line_authors, rows)  # a replay: CPU work, off the rooms' event loop
 
 
@@ -197,7 +197,7 @@ class DatabaseRoomStore:
             rows = await memo_updates(db, room_id)
             if len(rows) > 1:
                 # Replaying a few hundred updates is CPU work: off the event loop the rooms share.
-                merged, authors = await asyncio.to_thread(compacted, _logged(rows))
+                merged, authors = await asyncio.to_thread(compacted, logged_updates(rows))
                 last = rows[-1]
                 await replace_memo_updates(db, room_id, last.id, merged, as_utc(last.created_at), authors)
                 await save_memo(db, room_id, memo.text_of([merged]))

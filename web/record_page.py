@@ -114,7 +114,7 @@ def _seconds_text(seconds: float) -> str:
     return f"{minutes}:{rest:02d}"
 
 
-async def _documents(
+async def shown_documents(
     db: AsyncSession, record: MeetingRecord, _: Translator
 ) -> tuple[list[ShownDocument], list[Event]]:
     """Each document shown, with its dwell per page; and an event for each time one was put on screen."""
@@ -151,7 +151,7 @@ async def _documents(
     return shown, events
 
 
-async def _events(
+async def timeline(
     db: AsyncSession, record: MeetingRecord, _: Translator, documents: list[Event], files: list[RoomFile]
 ) -> tuple[list[Event], list[SitIn]]:
     """The meeting's one timeline, in order: start, agreement, SMS, documents, files, sitting in, recording,
@@ -184,7 +184,7 @@ async def _events(
     return events, watchers
 
 
-async def _memo(
+async def memo_with_authors(
     db: AsyncSession, record: MeetingRecord, _: Translator
 ) -> list[tuple[str, str, datetime | None]]:
     """Each memo line with its authors' labels and when it was first written (JST), from the memo's log
@@ -212,8 +212,8 @@ async def _page(request: Request, record: MeetingRecord, status_code: int = 200,
     host = await db.get(User, record.host_id) if record.host_id is not None else None
     tags = await guest_info.record_tags(db, record.id)
     files = await room_files(db, record.room_id)
-    documents, document_events = await _documents(db, record, _)
-    events, watchers = await _events(db, record, _, document_events, files)
+    documents, document_events = await shown_documents(db, record, _)
+    events, watchers = await timeline(db, record, _, document_events, files)
     room = await db.get(RoomRow, record.room_id)
     info = guest_info.current(record, tags)
     acks = await acknowledgements.for_room(db, record.room_id)
@@ -234,7 +234,7 @@ async def _page(request: Request, record: MeetingRecord, status_code: int = 200,
         limits=guest_info.LIMITS,
         tags=tags,
         acknowledgements=[(ack, texts, in_jst(ack.accepted_at)) for ack, texts in acks],
-        lines=await _memo(db, record, _),
+        lines=await memo_with_authors(db, record, _),
         files=[(file, in_jst(file.created_at)) for file in files],
         role_words=ROLE_WORDS,
         documents=documents,

@@ -21,11 +21,11 @@ from documents.models import Document
 from recordings.models import MeetingRecord, Recording
 from recordings.records import memo_updates, page_views
 from signaling.memo_history import history
-from signaling.rooms import _logged, as_utc
+from signaling.rooms import as_utc, logged_updates
 from store.models import User
 from web.auth import signed_in
 from web.blobs import blob_response
-from web.record_page import _documents, _events, _memo, record_for
+from web.record_page import memo_with_authors, record_for, shown_documents, timeline
 from web.records import MANAGERS
 from web.services import services
 from web.templating import render, translator
@@ -75,9 +75,9 @@ async def replay_data(request: Request) -> Response:
             select(Document).where(Document.org_id == record.org_id, Document.id.in_(ids))
         )
     }
-    documents, document_events = await _documents(db, record, _)
-    events, _watchers = await _events(db, record, _, document_events, [])
-    memo = history(_logged(await memo_updates(db, record.room_id)))
+    documents, document_events = await shown_documents(db, record, _)
+    events, _watchers = await timeline(db, record, _, document_events, [])
+    memo = history(logged_updates(await memo_updates(db, record.room_id)))
     start = min([_ms(record.started_at), *(_ms(f.origin_at) for f in files)])
     ends = [_ms(f.origin_at) + f.end_ms for f in files]
     if record.ended_at is not None:
@@ -113,7 +113,7 @@ async def replay_data(request: Request) -> Response:
             "memo": [{"at": int(at * 1000), "text": text} for at, text in memo],
             "lines": [
                 {"text": text, "who": who, "at": _ms(when) if when is not None else None}
-                for text, who, when in await _memo(db, record, _)
+                for text, who, when in await memo_with_authors(db, record, _)
             ],
             "events": [{"at": _ms(event.at), "text": event.text} for event in events],
         }
