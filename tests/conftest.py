@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,6 +22,7 @@ from tests.harness.live import LiveServer
 from tests.harness.postgres import PostgresCluster
 from tests.harness.redis import RedisServer
 from tests.harness.s3 import S3Server
+from tests.harness.serve import Serve
 from web import serving
 from web.app import create_app
 from web.settings import Settings
@@ -77,6 +79,29 @@ def s3_server() -> Iterator[S3Server]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Serve]:
+    """``tsunagu serve`` in a subprocess on a fresh install with org "acme" and its host."""
+    from tests.helpers import PASSWORD
+
+    serve = Serve(tmp_path)
+    serve.add_acme_and_its_host(PASSWORD)
+    serve.start()
+    yield serve
+    serve.stop_if_running()
+
+
+@pytest.fixture
+def shared_store(redis_server: RedisServer, postgres: PostgresCluster) -> dict[str, str]:
+    """What several ``tsunagu serve`` nodes share: a new PostgreSQL database and an emptied Redis."""
+    import redis as redis_client
+
+    with redis_client.Redis.from_url(redis_server.url) as client:
+        client.flushdb()
+    database = in_thread(asyncio.run, postgres.create_database())
+    return {"DATABASE_URL": database, "REDIS_URL": redis_server.url}
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,6 @@ from store.models import User
 from tests.calls import decoding, meeting, signed_in_host
 from tests.harness.live import LiveServer
 from tests.harness.serve import Serve
-from tests.helpers import PASSWORD
 from tests.rtp_streams import VIDEO_PT, RtpStream, vp8_frames
 from web.accounts import org_by_slug
 from web.services import services
@@ -123,29 +122,6 @@ def test_a_recorded_call_leaves_a_decodable_file_per_track(
             assert late < 3.0, (recording.seat, late)
             assert abs(late + last - real) < 1.0, (recording.seat, late, last, real)
             assert recording.end_ms == pytest.approx(last * 1000, abs=50)
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Serve]:
-    serve = Serve(tmp_path)
-    serve.run("db", "upgrade")
-    serve.run("org", "add", "acme", "--name", "ACME")
-    serve.run(
-        "user",
-        "add",
-        "--org",
-        "acme",
-        "--role",
-        "host",
-        "--email",
-        "host@acme.example",
-        "--password",
-        PASSWORD,
-    )
-    serve.start()
-    yield serve
-    if serve.process is not None and serve.process.poll() is None:
-        serve.stop()
 
 
 def test_a_server_killed_while_recording_leaves_files_the_next_start_recovers(

@@ -20,8 +20,6 @@ from signaling.models import RoomRow
 from store.db import create_engine
 from tests.calls import decoding, meeting
 from tests.conftest import in_thread
-from tests.harness.postgres import PostgresCluster
-from tests.harness.redis import RedisServer
 from tests.harness.serve import Serve
 from tests.helpers import PASSWORD
 from tests.test_browser_memo import same_memo
@@ -36,35 +34,16 @@ def started_nodes(served: Serve) -> set[str]:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, redis_server: RedisServer, postgres: PostgresCluster) -> Iterator[Serve]:
-    import redis
-
-    with redis.Redis.from_url(redis_server.url) as client:
-        client.flushdb()
-    database = in_thread(asyncio.run, postgres.create_database())
-    served = Serve(tmp_path, DATABASE_URL=database, REDIS_URL=redis_server.url, WORKERS="2", NODE_ID="box")
-    served.run("db", "upgrade")
-    served.run("org", "add", "acme", "--name", "ACME")
-    served.run(
-        "user",
-        "add",
-        "--org",
-        "acme",
-        "--role",
-        "host",
-        "--email",
-        "host@acme.example",
-        "--password",
-        PASSWORD,
-    )
+def cluster(tmp_path: Path, shared_store: dict[str, str]) -> Iterator[Serve]:
+    served = Serve(tmp_path, **shared_store, WORKERS="2", NODE_ID="box")
+    served.add_acme_and_its_host(PASSWORD)
     served.start(timeout=90)
     deadline = time.monotonic() + 60
     while len(started_nodes(served)) < 2:  # bounded: both workers up
         assert time.monotonic() < deadline, "\n".join(served.log_lines()[-20:])
         time.sleep(0.2)
     yield served
-    if served.process is not None and served.process.poll() is None:
-        served.stop()
+    served.stop_if_running()
 
 
 def restarts_of(page: Any) -> int:

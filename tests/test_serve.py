@@ -5,40 +5,15 @@ log with no traceback, no error and nothing printed past the logger, through to 
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.calls import decoding, meeting
 from tests.harness.serve import Serve, problems
-from tests.helpers import PASSWORD
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Serve]:
-    serve = Serve(tmp_path)
-    assert "database is up to date" in serve.run("db", "upgrade")
-    serve.run("org", "add", "acme", "--name", "ACME")
-    serve.run(
-        "user",
-        "add",
-        "--org",
-        "acme",
-        "--role",
-        "host",
-        "--email",
-        "host@acme.example",
-        "--password",
-        PASSWORD,
-    )
-    serve.start()
-    yield serve
-    if serve.process is not None and serve.process.poll() is None:
-        serve.stop()
 
 
 def test_a_call_through_tsunagu_serve_has_video_both_ways_and_a_clean_log(

@@ -4,7 +4,6 @@ the memo work whichever node is the room's home (acceptance 2 of issue 17, witho
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,9 +12,6 @@ from typing import Any
 import pytest
 
 from tests.calls import decoding, meeting
-from tests.conftest import in_thread
-from tests.harness.postgres import PostgresCluster
-from tests.harness.redis import RedisServer
 from tests.harness.serve import Serve
 from tests.helpers import PASSWORD
 from tests.test_browser_memo import same_memo
@@ -24,17 +20,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
 
 @pytest.fixture
-def two_nodes(
-    tmp_path: Path, redis_server: RedisServer, postgres: PostgresCluster
-) -> Iterator[tuple[Serve, Serve]]:
-    import redis
-
-    with redis.Redis.from_url(redis_server.url) as client:
-        client.flushdb()
-    database = in_thread(asyncio.run, postgres.create_database())
+def two_nodes(tmp_path: Path, shared_store: dict[str, str]) -> Iterator[tuple[Serve, Serve]]:
     shared = {
-        "DATABASE_URL": database,
-        "REDIS_URL": redis_server.url,
+        **shared_store,
         "SECRET_KEY": "s" * 64,
         "DATA_DIR": str(tmp_path / "var"),  # one storage for both, as a shared STORAGE_URL would be
     }
@@ -42,20 +30,7 @@ def two_nodes(
     (tmp_path / "b").mkdir()
     node_a = Serve(tmp_path / "a", NODE_ID="node-a", **shared)
     node_b = Serve(tmp_path / "b", NODE_ID="node-b", **shared)
-    node_a.run("db", "upgrade")
-    node_a.run("org", "add", "acme", "--name", "ACME")
-    node_a.run(
-        "user",
-        "add",
-        "--org",
-        "acme",
-        "--role",
-        "host",
-        "--email",
-        "host@acme.example",
-        "--password",
-        PASSWORD,
-    )
+    node_a.add_acme_and_its_host(PASSWORD)
     node_a.start(timeout=90)  # a loaded shared box can take a while to import and start
     node_b.start(timeout=90)
     deadline = time.monotonic() + 60
@@ -64,8 +39,7 @@ def two_nodes(
         time.sleep(0.2)
     yield node_a, node_b
     for node in (node_b, node_a):
-        if node.process is not None and node.process.poll() is None:
-            node.stop()
+        node.stop_if_running()
 
 
 @pytest.mark.timeout(300)  # two servers, PostgreSQL and Chromium start on a shared 2-core box

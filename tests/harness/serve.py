@@ -102,6 +102,17 @@ class Serve:
         for file in self._files:
             file.close()
 
+    def add_acme_and_its_host(self, password: str) -> None:
+        """What an operator types on a fresh install: the schema, org "acme", its host host@acme.example."""
+        assert "database is up to date" in self.run("db", "upgrade")
+        self.run("org", "add", "acme", "--name", "ACME")
+        self.run("user", "add", "--org", "acme", "--role", "host", "--email", "host@acme.example",
+                 "--password", password)  # fmt: skip
+
+    def stop_if_running(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.stop()
+
     def log_lines(self) -> list[str]:
         return [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
 
