@@ -23,10 +23,20 @@ def label(customer: Customer) -> str:
     return " / ".join(part for part in (customer.name, customer.phone, customer.email) if part)[:300]
 
 
-async def ask(db: AsyncSession, customer: Customer, message: str, now: datetime) -> DeletionRequest:
+async def ask(db: AsyncSession, customer: Customer, message: str, now: datetime) -> DeletionRequest | None:
+    """A new request, or None when one of the customer's is still open (asking again tells nobody twice)."""
     message = message.strip()
     if len(message) > MESSAGE_LIMIT:
         raise InvalidInput(TOO_LONG, limit=MESSAGE_LIMIT)
+    still_open = await db.scalar(
+        select(DeletionRequest.id).where(
+            DeletionRequest.customer_id == customer.id,
+            DeletionRequest.org_id == customer.org_id,
+            DeletionRequest.handled_at.is_(None),
+        )
+    )
+    if still_open is not None:
+        return None
     row = DeletionRequest(
         org_id=customer.org_id,
         customer_id=customer.id,

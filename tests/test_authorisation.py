@@ -156,7 +156,7 @@ EXPECTED: dict[tuple[str, str], tuple[int | str, ...]] = {
     ("GET", "/my/meetings/{record_id}/card.vcf"): (200, 404, 404, 404, 404, 404),
     ("GET", "/my/documents/{document_id}.pdf"): (200, 404, 404, 404, 404, 404),
     ("POST", "/my/surveys/{deal_id}"): (404, 404, 404, 404, 404, 404),  # its status asks no survey
-    ("POST", "/my/deletion"): (303, 404, 404, 404, 404, 404),
+    ("POST", "/my/deletion"): (303, 404, 404, 404, 404, 404),  # one open already: nobody is told twice
     ("GET", "/my/{link_token}"): (303, 200, 200, 200, 200, 200),  # the code page for other browsers
     ("POST", "/my/{link_token}/code"): (200, 200, 200, 200, 200, 429),
     ("POST", "/my/{link_token}/verify"): (400, 400, 400, 400, 400, 400),  # no code typed
@@ -390,6 +390,7 @@ async def _mypage_objects(app: Starlette, customer_id: int, document_id: int) ->
             )
         )
         asked = await deletion.ask(db, customer, "秘密顧客", now)
+        assert asked is not None
         return issued.token, asked.id
 
 

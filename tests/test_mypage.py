@@ -322,6 +322,8 @@ async def test_isolation_what_the_org_shows_surveys_and_deletion_requests(app: S
         assert asked.status_code == 303
         notice = await _last_outbox(app)
         assert notice.channel == "email" and notice.to == "admin@acme.example" and "退会します" in notice.body
+        again = await browser.post("/my/deletion", data={"csrf_token": csrf, "message": "退会します"})
+        assert again.status_code == 303 and (await _last_outbox(app)).id == notice.id  # told once
 
         async with make_client(app) as admin:
             assert (await sign_in(admin, "admin@acme.example")).status_code == 303

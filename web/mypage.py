@@ -347,17 +347,15 @@ async def ask_deletion(request: Request) -> Response:
     message = str((await request.form()).get("message", ""))
     asked = await deletion.ask(db, customer, message, now_of(request))
     _ = translator(request)
-    queued = [
-        await outbox.to_email(
-            db,
-            customer.org_id,
-            admin.email,
-            _(DELETION_SUBJECT),
-            _(DELETION_BODY, customer_id=customer.id, label=asked.customer_label, message=asked.message),
-            domain_of(request),
-        )
-        for admin in await deletion.admins(db, customer.org_id)
-    ]
+    queued = []
+    if asked is not None:
+        body = _(DELETION_BODY, customer_id=customer.id, label=asked.customer_label, message=asked.message)
+        for admin in await deletion.admins(db, customer.org_id):
+            queued.append(
+                await outbox.to_email(
+                    db, customer.org_id, admin.email, _(DELETION_SUBJECT), body, domain_of(request)
+                )
+            )
     await db.commit()  # the request stands whatever happens to the emails
     await send(request, queued)
     return RedirectResponse("/my?done=deletion", status_code=303)
