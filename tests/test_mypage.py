@@ -22,7 +22,9 @@ from starlette.applications import Starlette
 from core.clock import ManualClock
 from deals import pipeline, surveys
 from deals.models import Customer, CustomerMeeting, OutboxMessage, Survey
-from mypage import links
+from documents.models import Document, DocumentStatus
+from documents.storage import DocumentStorage
+from mypage import left, links
 from mypage.models import MypageCode
 from recordings.files import RoomFileStorage, add_room_file
 from recordings.models import MeetingRecord
@@ -37,6 +39,7 @@ from web.services import services
 from web.settings import Settings
 
 PHONE = "+819012345678"
+PDF = b"%PDF-1.4 left for the customer"
 
 
 @dataclass
@@ -294,17 +297,39 @@ async def test_isolation_what_the_org_shows_surveys_and_deletion_requests(app: S
             )
             opened.append(deal.id)
         deal_id, their_deal = opened
+        # Two ready documents of the library: one left for this customer, one for the other.
+        documents = [
+            Document(org_id=seeded.org_id, owner_id=host_id, name=name, pages=1, rendered=1, size=len(pdf))
+            for name, pdf in (("会社案内.pdf", PDF), ("他人の資料.pdf", b"%PDF theirs"))
+        ]
+        for document in documents:
+            document.status = DocumentStatus.READY
+        db.add_all(documents)
+        await db.flush()
+        storage = services(app).storage
+        for document, pdf in zip(documents, (PDF, b"%PDF theirs"), strict=True):
+            await storage.put(DocumentStorage(storage).original(seeded.org_id, document.id), pdf)
+        now = datetime.now(UTC)
+        for customer_id, document in zip((mine.customer_id, theirs.customer_id), documents, strict=True):
+            customer = await db.get(Customer, customer_id)
+            assert customer is not None
+            await left.leave(db, customer, host_id, document.id, now)
+        left_id = documents[0].id
     async with _signed_in_customer(app, await _issue_link(app, mine.customer_id)) as browser:
         page = await browser.get("/my")
         assert "次回は見積りを送付" in page.text
         assert "他人のメモ" not in page.text and "他社のメモ" not in page.text
-        highest = max(mine.file_id, theirs.file_id, elsewhere.file_id, elsewhere.record_id) + 3
+        assert "会社案内.pdf" in page.text and "他人の資料" not in page.text
+        downloaded = await browser.get(f"/my/documents/{left_id}.pdf")
+        assert downloaded.status_code == 200 and downloaded.content == PDF
+        highest = max(mine.file_id, theirs.file_id, elsewhere.file_id, elsewhere.record_id, left_id) + 3
         for n in range(0, highest):  # every id: only this customer's own answer
             assert (await browser.get(f"/my/files/{n}")).status_code == (200 if n == mine.file_id else 404)
             own_meeting = 200 if n == mine.record_id else 404
             assert (await browser.get(f"/my/meetings/{n}/memo.txt")).status_code == own_meeting
             assert (await browser.get(f"/my/meetings/{n}/card.vcf")).status_code == own_meeting
-            assert (await browser.get(f"/my/documents/{n}.pdf")).status_code == 404  # none left
+            own_document = 200 if n == left_id else 404
+            assert (await browser.get(f"/my/documents/{n}.pdf")).status_code == own_document
 
         csrf = csrf_from(page.text)
         assert f'action="/my/surveys/{deal_id}"' in page.text
@@ -337,3 +362,4 @@ async def test_isolation_what_the_org_shows_surveys_and_deletion_requests(app: S
         assert page.status_code == 200 and "次回は見積りを送付" not in page.text
         assert (await browser.get(f"/my/files/{mine.file_id}")).status_code == 404
         assert (await browser.get(f"/my/meetings/{mine.record_id}/memo.txt")).status_code == 404
+        assert (await browser.get(f"/my/documents/{left_id}.pdf")).status_code == 200  # still shown
