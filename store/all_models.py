@@ -11,7 +11,8 @@ def metadata() -> MetaData:
 
     from store import models
 
-    for module in ("signaling.models", "recordings.models", "documents.models", "deals.models"):
+    modules = ("signaling.models", "recordings.models", "documents.models", "deals.models", "mypage.models")
+    for module in modules:
         importlib.import_module(module)
     return models.Base.metadata
 

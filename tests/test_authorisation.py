@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -27,6 +28,9 @@ from websockets.exceptions import ConnectionClosed
 from deals import customers, pipeline
 from deals.models import Customer, OutboxMessage, OutboxStatus
 from documents.models import Document, DocumentStatus
+from mypage import deletion
+from mypage import links as mypage_links
+from mypage.models import LeftDocument
 from recordings.models import MeetingRecord, PageView, Recording
 from signaling.models import SmsMessage
 from signaling.protocol import SUBPROTOCOL
@@ -143,6 +147,35 @@ EXPECTED: dict[tuple[str, str], tuple[int | str, ...]] = {
     ("POST", "/deal-settings/order"): (401, 403, 403, 403, 303, 303),
     ("POST", "/deal-settings/surveys/{survey}"): (401, 403, 403, 403, 303, 303),  # each admin's own org
     ("POST", "/deal-settings/share"): (401, 403, 403, 403, 303, 303),
+    # The guest マイページ: only the browser signed in to the customer's page (here the guest of the walked
+    # meeting, who opened the link it was sent: no code for the call's browser) reaches its things; a host's
+    # session opens nothing there. Anyone holding the link may ask for a code (five an hour per link).
+    ("GET", "/my"): (200, 401, 401, 401, 401, 401),
+    ("GET", "/my/files/{file_id}"): (200, 404, 404, 404, 404, 404),
+    ("GET", "/my/meetings/{record_id}/memo.txt"): (200, 404, 404, 404, 404, 404),
+    ("GET", "/my/meetings/{record_id}/card.vcf"): (200, 404, 404, 404, 404, 404),
+    ("GET", "/my/documents/{document_id}.pdf"): (200, 404, 404, 404, 404, 404),
+    ("POST", "/my/surveys/{deal_id}"): (404, 404, 404, 404, 404, 404),  # its status asks no survey
+    ("POST", "/my/deletion"): (303, 404, 404, 404, 404, 404),  # one open already: nobody is told twice
+    ("GET", "/my/{link_token}"): (303, 200, 200, 200, 200, 200),  # the code page for other browsers
+    ("POST", "/my/{link_token}/code"): (200, 200, 200, 200, 200, 429),
+    ("POST", "/my/{link_token}/verify"): (400, 400, 400, 400, 400, 400),  # no code typed
+    ("POST", "/my/sign-out-everywhere"): (303, 404, 404, 404, 404, 404),
+    ("POST", "/my/sign-out"): (303, 303, 303, 303, 303, 303),
+    ("POST", "/customers/{customer_id}/mypage/send"): (401, 303, 404, 303, 303, 404),
+    ("POST", "/customers/{customer_id}/mypage/revoke"): (401, 303, 404, 303, 303, 404),
+    ("POST", "/customers/{customer_id}/mypage/documents"): (401, 400, 404, 400, 400, 404),
+    ("POST", "/customers/{customer_id}/mypage/documents/{document_id}/remove"): (
+        401,
+        303,
+        404,
+        303,
+        303,
+        404,
+    ),
+    ("GET", "/mypage-settings"): (303, 403, 403, 403, 200, 200),
+    ("POST", "/mypage-settings"): (401, 403, 403, 403, 303, 303),
+    ("POST", "/mypage-settings/requests/{request_id}/handled"): (401, 403, 403, 403, 303, 404),
     # Operations and static files.
     ("GET", "/healthz"): (200, 200, 200, 200, 200, 200),
     ("GET", "/metrics"): (200, 200, 200, 200, 200, 200),
@@ -233,6 +266,8 @@ async def _world(server: LiveServer, people: dict[str, Browser]) -> World:
         return server.call(recording_row())
 
     customer_id, deal_id, message_id, status_id = server.call(_deal_objects(app, record_id, host_id))
+    mypage_token, request_id = server.call(_mypage_objects(app, customer_id, document_id))
+    assert (await guest.http.get(f"/my/{mypage_token}")).status_code == 303  # the call's browser: no code
     photo = card_key(host_id, "photo.jpg")
     assert photo is not None
     server.call(services(app).storage.put(photo, b"\xff\xd8\xff\xe0 not checked when served"))
@@ -299,6 +334,8 @@ async def _world(server: LiveServer, people: dict[str, Browser]) -> World:
             "message_id": str(message_id),
             "status_id": str(status_id),
             "survey": "desire",
+            "link_token": mypage_token,
+            "request_id": str(request_id),
         },
         fresh={
             "token": link_token,
@@ -338,6 +375,23 @@ async def _deal_objects(app: Starlette, record_id: int, host_id: int) -> tuple[i
         db.add(message)
         await db.flush()
         return customer.id, deal.id, message.id, deal.status_id
+
+
+async def _mypage_objects(app: Starlette, customer_id: int, document_id: int) -> tuple[str, int]:
+    """A link to the walked customer's マイページ, the host's document left there, a deletion request."""
+    async with services(app).sessions.begin() as db:
+        customer = await db.get(Customer, customer_id)
+        assert customer is not None
+        now = datetime.fromtimestamp(services(app).clock(), UTC)
+        issued = await mypage_links.issue(db, customer.org_id, customer.id, None, now, 21)
+        db.add(
+            LeftDocument(
+                org_id=customer.org_id, customer_id=customer.id, document_id=document_id, left_at=now
+            )
+        )
+        asked = await deletion.ask(db, customer, "秘密顧客", now)
+        assert asked is not None
+        return issued.token, asked.id
 
 
 async def _value(value: object) -> str:

@@ -386,7 +386,11 @@ def _filename(card: CardData) -> str:
 
 
 async def room_vcard(request: Request) -> Response:
-    card = await _room_card(request)
+    return await vcard_response(request, await _room_card(request))
+
+
+async def vcard_response(request: Request, card: CardData) -> Response:
+    """The card as a UTF-8 vCard download (its photo inside), for the call and the guest マイページ."""
     photo = None
     if card.photo:
         key = card_key(card.user_id, card.photo)

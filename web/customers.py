@@ -26,6 +26,7 @@ from recordings.files import room_files
 from signaling.phone import display_mobile, normalise_phone
 from signaling.rooms import at
 from store.models import User
+from web import mypage_staff
 from web.auth import signed_in
 from web.record_page import record_for
 from web.records import page_number
@@ -126,6 +127,7 @@ async def _customer_page(
         show_phone=display_mobile,
         channel_labels=CHANNEL_LABELS,
         in_jst=in_jst,
+        **await mypage_staff.context(request, customer),
         **context,
     )
 

@@ -55,6 +55,7 @@ class Services:
     login_limiter: RateLimiter
     number_issue_limiter: RateLimiter
     wrong_number_limiter: RateLimiter
+    mypage_code_limiter: RateLimiter  # one-time codes sent per マイページ link (web.mypage)
     uploads: UploadSlots  # uploads at once per sender (web.uploads)
     file_quotas: FileQuotas  # bytes of files per meeting and per org (web.files)
     lobby_per_guest: Slots  # lobby sockets at once per guest browser (web.guests)

@@ -106,6 +106,10 @@ class Settings:
     lobby_sockets_per_address: int = 50
     # What a guest may still fetch after its meeting ended (files, memo.txt, document pages), in hours.
     guest_access_after_end_hours: float = 24.0
+    # The guest マイページ (web.mypage): link and session lifetimes, codes sent per link an hour.
+    mypage_link_days: float = 21.0
+    mypage_session_hours: float = 72.0
+    mypage_codes_per_hour: int = 5
     # TLS served by tsunagu itself (web.tls): a given certificate and key, or a self-signed one (LAN trials).
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -182,6 +186,9 @@ class Settings:
             lobby_sockets_per_guest=int(env.get("LOBBY_SOCKETS_PER_GUEST") or 3),
             lobby_sockets_per_address=int(env.get("LOBBY_SOCKETS_PER_ADDRESS") or 50),
             guest_access_after_end_hours=float(env.get("GUEST_ACCESS_AFTER_END_HOURS") or 24),
+            mypage_link_days=float(env.get("MYPAGE_LINK_DAYS") or 21),
+            mypage_session_hours=float(env.get("MYPAGE_SESSION_HOURS") or 72),
+            mypage_codes_per_hour=int(env.get("MYPAGE_CODES_PER_HOUR") or 5),
             tls_cert_file=_path(env.get("TLS_CERT_FILE")),
             tls_key_file=_path(env.get("TLS_KEY_FILE")),
             tls_self_signed=_flag(env.get("TLS_SELF_SIGNED", "")),
