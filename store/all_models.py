@@ -11,7 +11,13 @@ def metadata() -> MetaData:
 
     from store import models
 
-    for module in ("signaling.models", "recordings.models", "documents.models", "deals.models"):
+    for module in (
+        "signaling.models",
+        "recordings.models",
+        "documents.models",
+        "deals.models",
+        "deals.quote_models",
+    ):
         importlib.import_module(module)
     return models.Base.metadata
 
