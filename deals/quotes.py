@@ -290,7 +290,7 @@ async def mark_items(db: AsyncSession, quote_id: int, accepted: set[int]) -> Non
 
 
 async def status_named(db: AsyncSession, org_id: int, name: str) -> DealStatus | None:
-    """The org's active status for ``name`` (見積提示, 成約, 失注): by name, else the first with its survey."""
+    """The org's active status for ``name`` (見積提示, 成約, 失注): by name, else by its survey."""
     active = await pipeline.statuses(db, org_id, with_retired=False)
     return next((s for s in active if s.name == name), None) or next(
         (s for s in active if s.survey == _STATUS_SURVEY[name]), None
