@@ -172,16 +172,20 @@ async def moves_of(db: AsyncSession, quote_id: int) -> list[QuoteMove]:
     return list(rows)
 
 
-async def _claim(db: AsyncSession, quote: Quote, seen_version: int, state: QuoteState | None) -> None:
-    """Bump the quote's version if it is still ``seen_version`` (else someone moved first)."""
-    values: dict[str, object] = {"version": Quote.version + 1}
-    if state is not None:
-        values["state"] = state
+async def _claim(db: AsyncSession, quote_id: int, seen_version: int) -> Quote:
+    """Bump the quote's version if it is still ``seen_version`` (else someone moved first). The first write
+    of the transaction: on SQLite the UPDATE waits for the write lock instead of failing a stale read."""
     claimed = await db.execute(
-        update(Quote).where(Quote.id == quote.id, Quote.version == seen_version).values(**values)
+        update(Quote)
+        .where(Quote.id == quote_id, Quote.version == seen_version)
+        .values(version=Quote.version + 1)
     )
+    quote = await db.get(Quote, quote_id, populate_existing=True)
+    if quote is None:
+        raise NotFound()
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise QuoteAnswered() if quote.state != QuoteState.SENT else QuoteRevised()
+        raise QuoteRevised() if quote.state == QuoteState.SENT else QuoteAnswered()
+    return quote
 
 
 async def play(
@@ -194,16 +198,14 @@ async def play(
     user_id: int | None,
     now: datetime,
 ) -> tuple[Quote, QuoteMove, Decision]:
-    """Make a move on the quote as it was at ``seen_version`` (module docstring). The claim is the first
-    write of the transaction; the caller commits, then announces ``Decision.told``."""
-    quote = await db.get(Quote, quote_id, populate_existing=True)
-    if quote is None:
-        raise NotFound()
-    if quote.version != seen_version:
-        raise QuoteAnswered() if quote.state != QuoteState.SENT else QuoteRevised()
+    """Make a move on the quote as it was at ``seen_version`` (module docstring). A refused move raises,
+    and the caller's transaction rolls the claim back; the caller commits, then announces
+    ``Decision.told``."""
+    quote = await _claim(db, quote_id, seen_version)
     moves = await moves_of(db, quote_id)
     decision = decide(quote, moves, side, kind, amount, now)
-    await _claim(db, quote, seen_version, decision.state)
+    if decision.state is not None:
+        quote.state = decision.state
     move = QuoteMove(
         quote_id=quote_id,
         seq=len(moves) + 1,
@@ -217,7 +219,6 @@ async def play(
     )
     db.add(move)
     await db.flush()
-    await db.refresh(quote)
     return quote, move, decision
 
 

@@ -119,7 +119,7 @@ async def settings_of(db: AsyncSession, org_id: int) -> QuoteSettings:
         found = QuoteSettings(org_id=org_id)
         for column in QuoteSettings.__table__.columns:  # defaults filled in now, not at flush
             if column.default is not None and getattr(found, column.key) is None:
-                setattr(found, column.key, column.default.arg)  # type: ignore[attr-defined]
+                setattr(found, column.key, column.default.arg)
     return found
 
 

@@ -133,8 +133,8 @@ def check_rows(rows: Sequence[tuple[int, Sequence[Cell]]], known_ids: set[int]) 
         raise SheetHeadings()
     _, heading_cells = rows[0]
     columns: dict[str, int] = {}
-    for index, cell in enumerate(heading_cells):
-        heading = _text(cell).lower()
+    for index, heading_cell in enumerate(heading_cells):
+        heading = _text(heading_cell).lower()
         for key, names in HEADINGS.items():
             if heading in (n.lower() for n in names) and key not in columns:
                 columns[key] = index

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from core.clock import in_jst
 from core.errors import N_, InvalidInput, NotFound
-from deals import listing, notices, pipeline, surveys
+from deals import listing, notices, pipeline, quotes, surveys
 from deals.customers import Scope
 from deals.listing import DealFilter, DealRow
 from deals.models import Customer, Deal, DealStatus, OutboxMessage, OutboxStatus, Survey
@@ -201,6 +201,7 @@ async def _deal_page(request: Request, deal: Deal, status_code: int = 200, **con
         outbox_labels=OUTBOX_LABELS,
         has_template=notices.has_template,
         route=notices.route(customer) if customer else None,
+        quotes=await quotes.deal_quotes(db, deal.id),
         **context,
     )
 
