@@ -96,6 +96,9 @@ class QuoteItem(Base):
     """One line: name, quantity, unit price (integer yen), grade and notes; ``accepted`` once answered."""
 
     __tablename__ = "quote_items"
+    # An id is never given again (SQLite would reuse a deleted last one): an old exported sheet must not
+    # name a newer item.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     quote_id: Mapped[int] = mapped_column(ForeignKey("quotes.id", ondelete="CASCADE"), index=True)

@@ -74,7 +74,7 @@ async def _show(
 
 async def quote_answer_page(request: Request) -> Response:
     async with services(request).sessions() as db:
-        quote, deal = await _load(db, str(request.path_params["token"]))
+        quote, deal = await _load(db, str(request.path_params["quote_token"]))
         return await _show(request, db, quote, deal)
 
 
@@ -85,7 +85,7 @@ def _signature(request: Request, name: str) -> Signature:
 
 async def answer(request: Request) -> Response:
     """Accept the checked items (all, or some) or decline all, signed with the typed name."""
-    token = str(request.path_params["token"])
+    token = str(request.path_params["quote_token"])
     form = await request.form()
     choice = str(form.get("choice", ""))
     seen = int_field(form.get("version"))
@@ -123,7 +123,7 @@ async def answer(request: Request) -> Response:
 
 async def customer_move(request: Request) -> Response:
     """A counter with a total (and the number for this negotiation's SMS), or the answer to the host's."""
-    token = str(request.path_params["token"])
+    token = str(request.path_params["quote_token"])
     form = await request.form()
     kind = str(form.get("kind", ""))
     seen = int_field(form.get("version"))
@@ -157,7 +157,7 @@ async def customer_move(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route("/q/{token}", quote_answer_page, methods=["GET"]),
-    Route("/q/{token}/answer", answer, methods=["POST"]),
-    Route("/q/{token}/moves", customer_move, methods=["POST"]),
+    Route("/q/{quote_token}", quote_answer_page, methods=["GET"]),
+    Route("/q/{quote_token}/answer", answer, methods=["POST"]),
+    Route("/q/{quote_token}/moves", customer_move, methods=["POST"]),
 ]

@@ -183,6 +183,8 @@ async def save_items(request: Request) -> Response:
         return await _page(
             request, quote, deal, 400, row_errors=wrong.errors, column_labels=sheets.COLUMN_LABELS
         )
+    if not lines:
+        raise quotes.NoItems()
     await quotes.replace_items(db, quote, lines)
     return RedirectResponse(f"/quotes/{quote.id}?done=saved", status_code=303)
 

@@ -119,6 +119,7 @@ def upgrade() -> None:
             ["quote_id"], ["quotes.id"], name=op.f("fk_quote_items_quote_id_quotes"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quote_items")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("quote_items", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_quote_items_quote_id"), ["quote_id"], unique=False)
