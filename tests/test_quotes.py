@@ -204,7 +204,7 @@ async def _worst_files(app: Starlette, acme: Seeded, host: httpx.AsyncClient) ->
     assert len(bomb.getvalue()) < 1024 * 1024
     refused = await upload(host, quote_id, bomb.getvalue(), "bomb.xlsx")
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "sheet_unreadable"
-    too_many = [["品名", "数量", "単価"]] + [[f"x{n}", 1, 1] for n in range(1001)]
+    too_many: list[list[object]] = [["品名", "数量", "単価"], *([f"x{n}", 1, 1] for n in range(1001))]
     long = await upload(host, quote_id, sheet(too_many))
     assert long.status_code == 400 and long.json()["error"]["code"] == "sheet_too_long"
     assert [i.name for i in await items_of(app, quote_id)] == [i[0] for i in ITEMS]
