@@ -244,6 +244,8 @@ def is_xlsx(data: bytes, name: str) -> bool:
 async def read(data: bytes, name: str, known_ids: set[int]) -> list[ItemInput]:
     if len(data) > MAX_BYTES:
         raise SheetTooLarge()
+    if is_xlsx(data, name) and data[:4] != b"PK\x03\x04":
+        raise SheetUnreadable()  # named .xlsx but not a zip: no need to start the worker
     rows = await xlsx_rows(data) if is_xlsx(data, name) else csv_rows(data)
     return check_rows(rows, known_ids)
 

@@ -200,19 +200,23 @@ async def _worst_files(app: Starlette, acme: Seeded, host: httpx.AsyncClient) ->
     bomb = io.BytesIO()
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         archive.writestr("[Content_Types].xml", "<Types/>")
-        archive.writestr("xl/worksheets/sheet1.xml", b"\0" * (120 * 1024 * 1024))
+        archive.writestr("xl/worksheets/sheet1.xml", b"\0" * (101 * 1024 * 1024))  # past 100 MB
     assert len(bomb.getvalue()) < 1024 * 1024
     refused = await upload(host, quote_id, bomb.getvalue(), "bomb.xlsx")
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "sheet_unreadable"
-    too_many: list[list[object]] = [["品名", "数量", "単価"], *([f"x{n}", 1, 1] for n in range(1001))]
-    long = await upload(host, quote_id, sheet(too_many))
+    too_many = "品名,数量,単価\n" + "".join(f"x{n},1,1\n" for n in range(1001))
+    long = await upload(host, quote_id, too_many.encode(), "items.csv")
     assert long.status_code == 400 and long.json()["error"]["code"] == "sheet_too_long"
     assert [i.name for i in await items_of(app, quote_id)] == [i[0] for i in ITEMS]
 
 
-async def test_quotes_are_answered_once_signed_and_frozen(app: Starlette, acme: Seeded) -> None:
+async def test_quotes_are_answered_once_signed_and_frozen_and_links_close(
+    app: Starlette, acme: Seeded, clock: ManualClock
+) -> None:
+    """One app for the answers' cases (each test's app costs seconds of migrations); the clock moves last."""
     await _accepted_in_part(app, acme)
     await _two_confirmations_at_once(app, acme)
+    await _expired_and_withdrawn_links(app, acme, clock)
 
 
 async def _accepted_in_part(app: Starlette, acme: Seeded) -> None:
@@ -317,9 +321,7 @@ async def _two_confirmations_at_once(app: Starlette, acme: Seeded) -> None:
             await client.aclose()
 
 
-async def test_expired_and_withdrawn_links_show_the_clear_page(
-    app: Starlette, acme: Seeded, clock: ManualClock
-) -> None:
+async def _expired_and_withdrawn_links(app: Starlette, acme: Seeded, clock: ManualClock) -> None:
     host, customer = await client_of(app, "host@acme.example"), await client_of(app)
     try:
         admin = await client_of(app, "admin@acme.example")
