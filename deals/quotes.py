@@ -205,14 +205,14 @@ async def replace_items(db: AsyncSession, quote: Quote, lines: Sequence[ItemInpu
 
 
 async def send(db: AsyncSession, quote: Quote, now: datetime, valid_days: int) -> str:
-    """Open the link (a new token each time: a withdrawn link stays withdrawn); returns the token."""
+    """Open the link (the same one when sent again after a withdrawal) for ``valid_days``; its token."""
     if quote.state not in (QuoteState.DRAFT, QuoteState.WITHDRAWN):
         raise QuoteFrozen() if quote.state in ANSWERED else QuoteNotOpen()
     if not await items_of(db, quote.id):
         raise NoItems()
     if not 1 <= valid_days <= MAX_VALID_DAYS:
         raise InvalidInput(N_("The link's validity is 1 to {max} days."), max=MAX_VALID_DAYS)
-    quote.token = secrets.token_urlsafe(24)
+    quote.token = quote.token or secrets.token_urlsafe(24)  # sent again after a withdrawal: the same link
     quote.state, quote.sent_at, quote.expires_at = QuoteState.SENT, now, now + timedelta(days=valid_days)
     quote.version += 1
     await db.flush()

@@ -247,6 +247,24 @@ async def _accepted_in_part(app: Starlette, acme: Seeded) -> None:
             "choice": "accept",
             "name": "鈴木 花子",
         }
+        # The host revises the quote after the customer opened it: the old page's answer is refused.
+        items_form = (await host.get(f"/quotes/{quote_id}")).text
+        fields = dict(
+            re.findall(r'name="(id|name|quantity|unit_price|grade|notes)" value="([^"]*)"', items_form)
+        )
+        assert fields  # the page carries the items' values
+        revised = await host.post(
+            f"/quotes/{quote_id}/items",
+            data={
+                "csrf_token": csrf_from(items_form),
+                **{k: re.findall(rf'name="{k}" value="([^"]*)"', items_form) for k in fields},
+            },
+        )
+        assert revised.status_code == 303
+        stale = await customer.post(f"/q/{token}/answer", data=form)
+        assert stale.status_code == 409 and "変更されました" in stale.text
+        page = await customer.get(f"/q/{token}")
+        form["version"] = re.findall(r'name="version" value="(\d+)"', page.text)[0]
         answered = await customer.post(
             f"/q/{token}/answer", data=form, headers={"User-Agent": "PhoneBrowser/1.0"}
         )
@@ -350,6 +368,9 @@ async def _expired_and_withdrawn_links(app: Starlette, acme: Seeded, clock: Manu
 
         gone = await customer.get(f"/q/{withdrawn}")
         assert gone.status_code == 410 and "取り下げ" in gone.text and "0120-000-000" in gone.text
+        assert "ソファ" not in gone.text
+        assert await send(host, second) == withdrawn  # revised and sent again: the same link opens
+        assert (await customer.get(f"/q/{withdrawn}")).status_code == 200
         clock.now += 21 * 86400 - 60
         assert (await customer.get(f"/q/{expiring}")).status_code == 200  # a minute before the 21 days end
         clock.now += 60

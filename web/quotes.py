@@ -16,9 +16,9 @@ from starlette.routing import BaseRoute, Route
 
 from core.clock import in_jst
 from core.errors import N_, InvalidInput, NotAuthenticated
-from deals import negotiation, pipeline, quotes, sheets
+from deals import negotiation, notices, pipeline, quotes, sheets
 from deals.customers import Scope
-from deals.models import Customer, Deal
+from deals.models import Customer, Deal, OutboxMessage
 from deals.quote_models import (
     ANSWERED,
     MoveKind,
@@ -36,6 +36,7 @@ from signaling.phone import normalise_phone
 from store.models import Org, Role, User
 from web.auth import load_user, signed_in
 from web.customers import now_of, scope_of
+from web.deals import QUOTE_STATES
 from web.files import content_disposition
 from web.quote_notify import (
     HOST_TEXTS,
@@ -44,6 +45,7 @@ from web.quote_notify import (
     announce,
     customer_link,
     deliver,
+    domain_of,
     tell_customer,
 )
 from web.records import MANAGERS
@@ -51,15 +53,12 @@ from web.services import services
 from web.templating import render, translator
 from web.uploads import chunks, declared_size
 
-STATE_LABELS = {
-    QuoteState.DRAFT: N_("Draft"),
-    QuoteState.SENT: N_("Sent: waiting for the customer"),
-    QuoteState.WITHDRAWN: N_("Withdrawn"),
-    QuoteState.NEGOTIATING: N_("Negotiating"),
-    QuoteState.ACCEPTED: N_("Accepted"),
-    QuoteState.DECLINED: N_("Declined"),
-    QuoteState.AGREED: N_("Agreed (成約)"),
-    QuoteState.FAILED: N_("No agreement (不成立)"),
+STATE_LABELS = QUOTE_STATES
+MOVE_LABELS = {
+    MoveKind.COUNTER: N_("Offers"),
+    MoveKind.ACCEPT: N_("Accepts"),
+    MoveKind.DECLINE: N_("Declines"),
+    MoveKind.CLOSED: N_("Closed"),
 }
 TAX_LABELS = {
     TaxMode.EXCLUSIVE: N_("Prices exclude tax (tax added)"),
@@ -105,6 +104,7 @@ async def quote_context(db: AsyncSession, quote: Quote) -> dict[str, Any]:
         "moves": [(m, in_jst(m.at)) for m in moves],
         "position": negotiation.position(quote, moves),
         "state_labels": STATE_LABELS,
+        "move_labels": MOVE_LABELS,
         "tax_labels": TAX_LABELS,
         "answered": quote.state in ANSWERED,
         "answered_at": in_jst(quote.answered_at) if quote.answered_at else None,
@@ -271,11 +271,21 @@ async def send_quote(request: Request) -> Response:
     link = customer_link(request, quote)
     org: Org = user.org
     until = in_jst(quote.expires_at).strftime("%Y-%m-%d") if quote.expires_at else ""
-    if presented is not None and presented.sms_text.strip():
-        body = presented.sms_text.replace("{link}", link).replace("{company}", org.name)
-    else:
+    customer = await db.get(Customer, deal.customer_id)
+    assert customer is not None
+    message: OutboxMessage | None = None
+    if presented is not None and notices.has_template(presented):  # the org's own words, by its channel rule
+        host = await db.get(User, deal.host_id) if deal.host_id else None
+        values = {
+            "customer_name": customer.name,
+            "host_name": host.display_name if host else "",
+            "company": org.name,
+            "link": link,
+        }
+        message = notices.queue(db, presented, customer, values, deal.id, domain_of(request))
+    if message is None:
         body = _(QUOTE_LINK_TEXT, company=org.name, until=until, link=link)
-    message = await tell_customer(request, db, quote, deal, body, _(QUOTE_LINK_SUBJECT, company=org.name))
+        message = await tell_customer(request, db, quote, deal, body, _(QUOTE_LINK_SUBJECT, company=org.name))
     await db.commit()
     await deliver(request, [message])
     return RedirectResponse(f"/quotes/{quote.id}?done=sent", status_code=303)
