@@ -1,8 +1,8 @@
 """The host's side of quotes: a deal's new quote, its items typed in or imported (.xlsx / CSV) and exported,
 sending it by an expiring link (the deal moves to 見積提示), withdrawing and revising until the customer
-answers, the negotiation's moves (held for a manager's approval in 有人 mode), the in-app notices, and the
-org's quote settings. Who sees a quote is who sees its deal (deals.pipeline.get_deal): another org's is 404.
-The customer's side is web/quote_page.py."""
+answers, the negotiation's moves (held for a manager's approval in 有人 mode) and the in-app notices. Who
+sees a quote is who sees its deal (deals.pipeline.get_deal): another org's is 404. The customer's side is
+web/quote_page.py; the org's quote settings are web/quote_settings.py."""
 
 from __future__ import annotations
 
@@ -26,14 +26,13 @@ from deals.quote_models import (
     Quote,
     QuoteEvent,
     QuoteNotice,
-    QuoteSettings,
     QuoteState,
     Side,
     TaxMode,
 )
 from deals.quotes import ItemInput
 from signaling.phone import normalise_phone
-from store.models import Org, Role, User
+from store.models import Org, User
 from web.auth import load_user, signed_in
 from web.customers import now_of, scope_of
 from web.deals import QUOTE_STATES
@@ -387,48 +386,6 @@ async def quotes_page(request: Request) -> Response:
     )
 
 
-@signed_in(Role.ADMIN)
-async def settings_page(request: Request) -> Response:
-    rules = await quotes.settings_of(request.state.db, request.state.user.org_id)
-    return render(
-        request,
-        "quote_settings.html",
-        rules=rules,
-        tax_labels=TAX_LABELS,
-        negotiation_labels=NEGOTIATION_LABELS,
-    )
-
-
-@signed_in(Role.ADMIN)
-async def save_settings(request: Request) -> Response:
-    db: AsyncSession = request.state.db
-    user: User = request.state.user
-    form = await request.form()
-    tax, mode = str(form.get("tax_mode", "")), str(form.get("negotiation", ""))
-    rate, days, rounds = (
-        int_field(form.get("tax_rate")),
-        int_field(form.get("valid_days")),
-        int_field(form.get("round_limit")),
-    )
-    if (
-        tax not in TaxMode._value2member_map_
-        or mode not in Negotiation._value2member_map_
-        or rate is None
-        or not 0 <= rate <= 100
-        or days is None
-        or not 1 <= days <= quotes.MAX_VALID_DAYS
-        or rounds is None
-        or not 1 <= rounds <= 20
-    ):
-        raise InvalidInput(N_("Check the settings: tax rate 0–100 %, validity 1–365 days, rounds 1–20."))
-    rules = await db.get(QuoteSettings, user.org_id) or QuoteSettings(org_id=user.org_id)
-    rules.tax_mode, rules.tax_rate, rules.valid_days = TaxMode(tax), rate, days
-    rules.negotiation, rules.round_limit = Negotiation(mode), rounds
-    rules.contact = " ".join(str(form.get("contact", "")).split())[:500]
-    db.add(rules)
-    return RedirectResponse("/quote-settings?saved=1", status_code=303)
-
-
 routes: list[BaseRoute] = [
     Route("/quotes", quotes_page, methods=["GET"]),
     Route("/deals/{deal_id:int}/quotes", new_quote, methods=["POST"]),
@@ -440,6 +397,4 @@ routes: list[BaseRoute] = [
     Route("/quotes/{quote_id:int}/withdraw", withdraw_quote, methods=["POST"]),
     Route("/quotes/{quote_id:int}/moves", host_move, methods=["POST"]),
     Route("/quotes/{quote_id:int}/moves/{move_id:int}/approve", approve_move, methods=["POST"]),
-    Route("/quote-settings", settings_page, methods=["GET"]),
-    Route("/quote-settings", save_settings, methods=["POST"]),
 ]
