@@ -212,7 +212,7 @@ async def send(db: AsyncSession, quote: Quote, now: datetime, valid_days: int) -
         raise NoItems()
     if not 1 <= valid_days <= MAX_VALID_DAYS:
         raise InvalidInput(N_("The link's validity is 1 to {max} days."), max=MAX_VALID_DAYS)
-    quote.token = quote.token or secrets.token_urlsafe(24)  # sent again after a withdrawal: the same link
+    quote.token = quote.token or secrets.token_urlsafe(16)  # sent again after a withdrawal: the same link
     quote.state, quote.sent_at, quote.expires_at = QuoteState.SENT, now, now + timedelta(days=valid_days)
     quote.version += 1
     await db.flush()
