@@ -92,13 +92,13 @@ async def test_negotiation_alternates_within_its_rounds_and_staffed_moves_wait(
 
 
 async def _round_limit_ends_it_for_both(app: Starlette, acme: Seeded) -> None:
-    await set_negotiation(app, "automatic", 3)
+    await set_negotiation(app, "automatic", 5)  # the org's limit; this deal's is 3, chosen when sending
     deal_id = await make_deal(app, acme, email="hanako@example.com")
     host, phone = await client_of(app, "host@acme.example"), await client_of(app)
     try:
         quote_id = await new_quote(host, deal_id)
         await type_items(host, quote_id, ITEMS)  # 30,000 + 24,000 + 20,000 = 74,000, no tax
-        token = await send(host, quote_id, host_phone="090-3333-4444")
+        token = await send(host, quote_id, host_phone="090-3333-4444", round_limit="3")
 
         assert (
             await customer_moves(phone, token, "counter", "６０，０００円", phone="090-1111-2222")

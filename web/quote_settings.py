@@ -13,10 +13,8 @@ from deals import quotes
 from deals.quote_models import Negotiation, QuoteSettings, TaxMode
 from store.models import Role, User
 from web.auth import signed_in
-from web.quotes import NEGOTIATION_LABELS, TAX_LABELS, int_field
+from web.quotes import MAX_ROUNDS, NEGOTIATION_LABELS, TAX_LABELS, int_field
 from web.templating import render
-
-MAX_ROUNDS = 20
 
 
 @signed_in(Role.ADMIN)

@@ -69,6 +69,7 @@ NEGOTIATION_LABELS = {
     Negotiation.AUTOMATIC: N_("Automatic: the customer and the host deal directly"),
     Negotiation.STAFFED: N_("Staffed (有人): a manager approves each of the host's moves"),
 }
+MAX_ROUNDS = 20
 ITEM_FIELDS = ("id", "name", "quantity", "unit_price", "grade", "notes")
 SAVED = {
     "saved": N_("The items have been saved."),
@@ -259,6 +260,11 @@ async def send_quote(request: Request) -> Response:
     form = await request.form()
     rules = await quotes.settings_of(db, quote.org_id)
     days = int_field(form.get("valid_days")) or rules.valid_days
+    rounds = int_field(form.get("round_limit"))
+    if rounds is not None and quote.negotiation != Negotiation.OFF:  # this deal's own limit (3 for some)
+        if not 1 <= rounds <= MAX_ROUNDS:
+            raise InvalidInput(N_("The rounds are 1 to {max}."), max=MAX_ROUNDS)
+        quote.round_limit = rounds
     phone = str(form.get("host_phone", "")).strip()
     quote.host_phone = normalise_phone(phone) if phone else ""
     now = now_of(request)
