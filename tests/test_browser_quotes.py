@@ -1,6 +1,7 @@
 """A quote in real Chromium: the host imports three items from an .xlsx made here and sends the quote;
 the customer, on a phone profile, opens the link, unchecks one item (the total follows before confirming),
-signs with a typed name and accepts; the deal shows the accepted total and the signature record."""
+signs with a typed name and accepts; the same link's answer from a second phone is told the quote was already
+answered; the deal shows the accepted total and the signature record."""
 
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ def test_the_customer_accepts_two_of_three_items_on_a_phone_and_signs(
 
     phone = new_context(device="Pixel 7").new_page()
     phone.goto(f"{base}/q/{token.group(1)}")
+    other = new_context(device="Pixel 7").new_page()  # the same link open on a second phone
+    other.goto(f"{base}/q/{token.group(1)}")
     total = phone.locator("#answer-total")
     assert total.inner_text() == "81,400"  # 74,000 + 10 % tax
     phone.get_by_role("checkbox", name=re.compile("テーブル")).uncheck()
@@ -86,6 +89,9 @@ def test_the_customer_accepts_two_of_three_items_on_a_phone_and_signs(
     phone.get_by_role("button", name="チェックした明細で承諾する").click()
     phone.locator("#answer-done").wait_for()
     assert phone.locator("#final-total").inner_text() == "55,000"
+    other.get_by_label("お名前（署名として入力）").fill("鈴木 一郎")
+    other.get_by_role("button", name="すべてお断りする").click()
+    other.get_by_text("この見積りはすでに回答済みです。").wait_for()  # the second answer is told, not kept
 
     host.goto(f"{base}/deals/{deal_id}")
     row = host.locator("#deal-quotes li[data-state='accepted']")
