@@ -117,10 +117,11 @@ class Change:
 
 
 async def change(
-    db: AsyncSession, deals: list[Deal], to: DealStatus, user: User, now: datetime
+    db: AsyncSession, deals: list[Deal], to: DealStatus, user: User | str, now: datetime
 ) -> list[Change]:
     """Move each deal to ``to`` and log it; deals already there are left alone. ``to`` must be active and of
-    the deals' org (the caller has checked the deals are the user's to change)."""
+    the deals' org (the caller has checked the deals are the user's to change). ``user`` is who did it, or
+    the name logged when nobody signed in did (a customer answering a quote)."""
     if to.retired:
         raise InvalidInput(RETIRED_STATUS)
     befores = {s.id: s for s in await statuses(db, to.org_id)}
@@ -135,8 +136,8 @@ async def change(
         db.add(
             DealLog(
                 deal_id=deal.id,
-                user_id=user.id,
-                user_name=user.display_name,
+                user_id=user.id if isinstance(user, User) else None,
+                user_name=user.display_name if isinstance(user, User) else user[:200],
                 from_status=before.name,
                 to_status=to.name,
                 at=now,

@@ -11,8 +11,14 @@ def metadata() -> MetaData:
 
     from store import models
 
-    modules = ("signaling.models", "recordings.models", "documents.models", "deals.models", "mypage.models")
-    for module in modules:
+    for module in (
+        "signaling.models",
+        "recordings.models",
+        "documents.models",
+        "deals.models",
+        "deals.quote_models",
+        "mypage.models",
+    ):
         importlib.import_module(module)
     return models.Base.metadata
 

@@ -25,8 +25,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route, WebSocketRoute
 from websockets.exceptions import ConnectionClosed
 
-from deals import customers, pipeline
-from deals.models import Customer, OutboxMessage, OutboxStatus
+from deals import customers, pipeline, quotes
+from deals.models import Customer, Deal, OutboxMessage, OutboxStatus
+from deals.quote_models import MoveKind, MoveState, Negotiation, QuoteMove, QuoteState, Side
 from documents.models import Document, DocumentStatus
 from mypage import deletion
 from mypage import links as mypage_links
@@ -176,6 +177,30 @@ EXPECTED: dict[tuple[str, str], tuple[int | str, ...]] = {
     ("GET", "/mypage-settings"): (303, 403, 403, 403, 200, 200),
     ("POST", "/mypage-settings"): (401, 403, 403, 403, 303, 303),
     ("POST", "/mypage-settings/requests/{request_id}/handled"): (401, 403, 403, 403, 303, 404),
+    # Quotes: who sees the deal sees its quotes; approving a held move is for managers and admins; the quote
+    # settings are the admins'; the customer's page is the link's (public, its token the only key).
+    ("GET", "/quotes"): (303, 200, 200, 200, 200, 200),  # one's own in-app notices
+    ("POST", "/deals/{deal_id}/quotes"): (401, 303, 404, 303, 303, 404),
+    ("GET", "/quotes/{quote_id}"): (303, 200, 404, 200, 200, 404),
+    ("POST", "/quotes/{quote_id}/items"): (401, 400, 404, 400, 400, 404),  # no lines: refused
+    ("POST", "/api/quotes/{quote_id}/import"): (401, 400, 404, 400, 400, 404),  # an empty file
+    ("GET", "/quotes/{quote_id}/items.xlsx"): (303, 200, 404, 200, 200, 404),
+    ("POST", "/quotes/{quote_id}/send"): (401, 409, 404, 409, 409, 404),  # already sent
+    ("POST", "/quotes/{quote_id}/withdraw"): (401, 303, 404, 303, 303, 404),  # a fresh sent quote each
+    ("POST", "/quotes/{quote_id}/moves"): (401, 400, 404, 400, 400, 404),  # no move named
+    ("POST", "/quotes/{quote_id}/moves/{move_id}/approve"): (
+        401,
+        403,
+        403,
+        303,
+        303,
+        404,
+    ),  # a fresh held one
+    ("GET", "/quote-settings"): (303, 403, 403, 403, 200, 200),
+    ("POST", "/quote-settings"): (401, 403, 403, 403, 400, 400),
+    ("GET", "/q/{quote_token}"): (200, 200, 200, 200, 200, 200),
+    ("POST", "/q/{quote_token}/answer"): (400, 400, 400, 400, 400, 400),
+    ("POST", "/q/{quote_token}/moves"): (400, 400, 400, 400, 400, 400),
     # Operations and static files.
     ("GET", "/healthz"): (200, 200, 200, 200, 200, 200),
     ("GET", "/metrics"): (200, 200, 200, 200, 200, 200),
@@ -268,6 +293,21 @@ async def _world(server: LiveServer, people: dict[str, Browser]) -> World:
     customer_id, deal_id, message_id, status_id = server.call(_deal_objects(app, record_id, host_id))
     mypage_token, request_id = server.call(_mypage_objects(app, customer_id, document_id))
     assert (await guest.http.get(f"/my/{mypage_token}")).status_code == 303  # the call's browser: no code
+    quote_id, quote_token, _move = server.call(_quote_objects(app, deal_id, held=False))
+
+    async def fresh_quote() -> str:
+        return str(server.call(_quote_objects(app, deal_id, held=False))[0])
+
+    held: dict[str, str] = {}
+
+    async def held_quote() -> str:  # the quote of a fresh held move; its move id is read next
+        made_quote, _token, move_id = server.call(_quote_objects(app, deal_id, held=True))
+        held["move_id"] = str(move_id)
+        return str(made_quote)
+
+    async def held_move() -> str:
+        return held.pop("move_id")
+
     photo = card_key(host_id, "photo.jpg")
     assert photo is not None
     server.call(services(app).storage.put(photo, b"\xff\xd8\xff\xe0 not checked when served"))
@@ -336,6 +376,8 @@ async def _world(server: LiveServer, people: dict[str, Browser]) -> World:
             "survey": "desire",
             "link_token": mypage_token,
             "request_id": str(request_id),
+            "quote_id": str(quote_id),
+            "quote_token": quote_token,
         },
         fresh={
             "token": link_token,
@@ -346,6 +388,9 @@ async def _world(server: LiveServer, people: dict[str, Browser]) -> World:
             "/admin/users/{user_id}/activate": lambda: _value(spare[0]),
             "/api/card/images/{slot}/delete": lambda: _value("2"),
             "/records/{record_id}/recordings/{recording_id}/delete": recording,
+            "/quotes/{quote_id}/withdraw": fresh_quote,
+            "/quotes/{quote_id}/moves/{move_id}/approve": held_quote,
+            "move_id": held_move,
         },
         traces=[room_id, "秘密商事", "acme-secret-doc", "acme-secret-file", "acme-secret-memo", "秘密顧客"],
     )
@@ -394,6 +439,47 @@ async def _mypage_objects(app: Starlette, customer_id: int, document_id: int) ->
         return issued.token, asked.id
 
 
+async def _quote_objects(app: Starlette, deal_id: int, held: bool) -> tuple[int, str, int]:
+    """A sent quote of acme's deal (its title no trace: the link's holder may read it), and with ``held``
+    a staffed negotiation whose host's move waits for approval: (quote id, token, held move id or 0)."""
+    async with services(app).sessions.begin() as db:
+        deal = await db.get(Deal, deal_id)
+        assert deal is not None
+        quote = await quotes.new_quote(db, deal, deal.host_id, deal.created_at)
+        quote.title = "walk quote"
+        await quotes.replace_items(db, quote, [quotes.ItemInput(None, "walk item", 1, 1000)])
+        token = await quotes.send(db, quote, datetime.fromtimestamp(services(app).clock(), UTC), 21)
+        move_id = 0
+        if held:
+            quote.negotiation, quote.state = Negotiation.STAFFED, QuoteState.NEGOTIATING
+            now = datetime.fromtimestamp(services(app).clock(), UTC)
+            db.add(
+                QuoteMove(
+                    quote_id=quote.id,
+                    seq=1,
+                    round=1,
+                    side=Side.CUSTOMER,
+                    kind=MoveKind.COUNTER,
+                    amount=900,
+                    at=now,
+                )
+            )
+            move = QuoteMove(
+                quote_id=quote.id,
+                seq=2,
+                round=2,
+                side=Side.HOST,
+                kind=MoveKind.COUNTER,
+                amount=950,
+                state=MoveState.HELD,
+                at=now,
+            )
+            db.add(move)
+            await db.flush()
+            move_id = move.id
+        return quote.id, token, move_id
+
+
 async def _value(value: object) -> str:
     return str(value)
 
@@ -411,7 +497,7 @@ async def _spare_host(app: Starlette) -> tuple[int, int]:
 async def _path(world: World, route_path: str) -> str:
     async def value(match: re.Match[str]) -> str:
         name = match.group(1)
-        fresh = ("document_id", "template_id", "user_id", "slot", "recording_id")
+        fresh = ("document_id", "template_id", "user_id", "slot", "recording_id", "quote_id")
         if route_path in world.fresh and name in fresh:
             return await world.fresh[route_path]()
         if name in world.fresh and name not in world.values:

@@ -21,10 +21,11 @@ from starlette.routing import BaseRoute, Route
 
 from core.clock import in_jst
 from core.errors import N_, InvalidInput, NotFound
-from deals import listing, notices, pipeline, surveys
+from deals import listing, notices, pipeline, quotes, surveys
 from deals.customers import Scope
 from deals.listing import DealFilter, DealRow
 from deals.models import Customer, Deal, DealStatus, OutboxMessage, OutboxStatus, Survey
+from deals.quote_models import QuoteState
 from recordings.console import jst_day_start
 from store.models import Role, User
 from web.auth import signed_in
@@ -44,6 +45,16 @@ from web.records import (
 from web.services import services
 from web.templating import render, translator
 
+QUOTE_STATES = {
+    QuoteState.DRAFT: N_("Draft"),
+    QuoteState.SENT: N_("Sent: waiting for the customer"),
+    QuoteState.WITHDRAWN: N_("Withdrawn"),
+    QuoteState.NEGOTIATING: N_("Negotiating"),
+    QuoteState.ACCEPTED: N_("Accepted"),
+    QuoteState.DECLINED: N_("Declined"),
+    QuoteState.AGREED: N_("Agreed (成約)"),
+    QuoteState.FAILED: N_("No agreement (不成立)"),
+}
 OUTBOX_LABELS = {
     OutboxStatus.PENDING: N_("Waiting to be sent"),
     OutboxStatus.SENDING: N_("Sending"),
@@ -201,6 +212,8 @@ async def _deal_page(request: Request, deal: Deal, status_code: int = 200, **con
         outbox_labels=OUTBOX_LABELS,
         has_template=notices.has_template,
         route=notices.route(customer) if customer else None,
+        quotes=await quotes.deal_quotes(db, deal.id),
+        quote_states=QUOTE_STATES,
         **context,
     )
 

@@ -150,7 +150,7 @@ class BodyTooLarge(InvalidInput):
 
 
 MAX_BODY_BYTES = 1024 * 1024  # forms and JSON; uploads have limits of their own
-UPLOAD_PATHS = re.compile(r"^/api/(documents|rooms/[^/]+/files|card/images)$")
+UPLOAD_PATHS = re.compile(r"^/api/(documents|rooms/[^/]+/files|card/images|quotes/\d+/import)$")
 
 
 class BodyLimitMiddleware:

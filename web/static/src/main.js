@@ -4,6 +4,7 @@ import { startCardSettingsPage } from "./card.js";
 import { startDocumentsPage } from "./documents.js";
 import { startGuestPage } from "./guest.js";
 import { startHostPage } from "./host.js";
+import { startQuoteAnswerPage, startQuotePage } from "./quotes.js";
 import { startRecordPage } from "./records.js";
 import { startReplayPage } from "./replay.js";
 import { startSitInPage } from "./sit-in.js";
@@ -20,6 +21,8 @@ const pages = {
   record: startRecordPage,
   "sit-in": startSitInPage,
   replay: startReplayPage,
+  quote: startQuotePage,
+  "quote-answer": startQuoteAnswerPage,
 };
 
 const start = pages[document.body.dataset.page];

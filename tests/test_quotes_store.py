@@ -1,0 +1,92 @@
+"""Quote races on SQLite and PostgreSQL, below the pages: four answers to one sent quote at once keep exactly
+one (the others learn it was answered), and four moves on one negotiation position keep exactly one."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from core.errors import TsunaguError
+from deals import negotiation, pipeline, quotes
+from deals.models import Customer
+from deals.quote_models import MoveKind, Negotiation, Quote, QuoteMove, QuoteState, Side
+from deals.quotes import ItemInput, QuoteAnswered, Signature
+from store.db import create_engine, session_factory
+from store.migrate import upgrade
+from store.models import Role
+from web import accounts
+
+NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.timeout(120)
+async def test_racing_answers_and_moves_keep_exactly_one(any_database_url: str) -> None:
+    await asyncio.to_thread(upgrade, any_database_url)
+    engine = create_engine(any_database_url)
+    sessions = session_factory(engine)
+    try:
+        async with sessions.begin() as db:
+            org = await accounts.create_org(db, "acme", "ACME")
+            host = await accounts.add_user(db, org, "host@acme.example", "host", Role.HOST, "long-enough-1")
+            customer = Customer(org_id=org.id, owner_id=host.id, name="C")
+            db.add(customer)
+            await db.flush()
+            deal = await pipeline.open_deal(db, org.id, customer.id, host.id, "", NOW)
+            made = []
+            for _ in range(2):
+                quote = await quotes.new_quote(db, deal, host.id, NOW)
+                quote.negotiation = Negotiation.AUTOMATIC
+                await quotes.replace_items(db, quote, [ItemInput(None, "x", 1, 1000)])
+                await quotes.send(db, quote, NOW, 21)
+                made.append((quote.id, quote.version))
+        (answered_id, answered_version), (negotiated_id, negotiated_version) = made
+        later = NOW + timedelta(minutes=1)
+
+        barrier = asyncio.Barrier(4)
+
+        async def answer(n: int) -> str:
+            await barrier.wait()
+            try:
+                async with sessions.begin() as db:
+                    signature = Signature.typed(f"signer {n}", "127.0.0.1", "test")
+                    await quotes.claim_answer(
+                        db, answered_id, answered_version, QuoteState.DECLINED, None, signature, later
+                    )
+                return "kept"
+            except QuoteAnswered:
+                return "answered"
+
+        results = await asyncio.wait_for(asyncio.gather(*(answer(n) for n in range(4))), 60)
+        assert sorted(results) == ["answered", "answered", "answered", "kept"]
+
+        moves = asyncio.Barrier(4)
+
+        async def counter(n: int) -> str:
+            await moves.wait()
+            try:
+                async with sessions.begin() as db:
+                    await negotiation.play(
+                        db,
+                        negotiated_id,
+                        negotiated_version,
+                        Side.CUSTOMER,
+                        MoveKind.COUNTER,
+                        900 - n,
+                        None,
+                        later,
+                    )
+                return "kept"
+            except TsunaguError as refused:
+                return refused.code
+
+        results = await asyncio.wait_for(asyncio.gather(*(counter(n) for n in range(4))), 60)
+        assert sorted(results) == ["kept", "quote_answered", "quote_answered", "quote_answered"]
+        async with sessions() as db:
+            assert await db.scalar(select(func.count()).select_from(QuoteMove)) == 1
+            kept = await db.get(Quote, negotiated_id)
+            assert kept is not None and kept.state == QuoteState.NEGOTIATING
+    finally:
+        await engine.dispose()
