@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 
 from core.clock import ManualClock
 from recordings.models import Recording
-from recordings.recorder import DISK_FULL, TOO_SLOW, Recorder, RoomRecording
+from recordings.recorder import DISK_FULL, TOO_SLOW, Recorder, RoomRecording, _unlocked
 from store.models import Role as UserRole
 from tests.helpers import open_room, seed_org
 from tests.rtp_streams import AUDIO_PT, VIDEO_PT, RtpStream, opus_frames, vp8_frames
@@ -96,14 +96,10 @@ async def test_a_disk_that_cannot_keep_up_marks_the_recording_damaged_without_wa
     recording = RoomRecording(tmp_path / "r", failures.append, asyncio.get_running_loop(), queue_packets=8)
     video = RtpStream(ssrc=1, payload_type=VIDEO_PT, clock_rate=90000, frame_ticks=3000)
     frames = vp8_frames(10, 160, 120)
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(10.0)  # the writer thread gets no turn while the packets pour in: the queue fills
-    try:
-        for _ in range(50):
-            for data in video.packets(frames[0]):
-                recording.packet("guest", 0, "video", data, HEADER, 0.0)
-    finally:
-        sys.setswitchinterval(switch)
+    # The loop gets no turn while the packets pour in: nothing reaches the writer's pipe, the queue fills.
+    for _ in range(50):
+        for data in video.packets(frames[0]):
+            recording.packet("guest", 0, "video", data, HEADER, 0.0)
     assert failures == [TOO_SLOW] and recording.damaged == TOO_SLOW
     assert recording.packet("guest", 0, "video", b"\x80" * 20, HEADER, 0.0) is False  # dropped from now on
     finished = await recording.stop()
@@ -149,8 +145,7 @@ async def main() -> None:
         for data in video.packets(frames[index % 30] if index else frames[0]):
             recording.packet("host", 0, "video", data, 12, 0.0)
         clock.advance(1 / 30)
-    while recording._pending:  # written, as a live call's packets would be by now
-        await asyncio.sleep(0.01)
+    await recording.synced()  # written, as a live call's packets would be by now
     print("written", flush=True)
     await asyncio.sleep(60)
 
@@ -182,6 +177,11 @@ async def test_files_of_a_killed_writer_are_recovered_on_the_next_start(
         writer.wait()
         if writer.stdout is not None:
             writer.stdout.close()
+    # Its child, the writer process, dies with it (SIGKILL too): the lock is free a moment later.
+    for _ in range(500):
+        if _unlocked(directory):
+            break
+        await asyncio.sleep(0.01)
     left = next(directory.glob("*.webm"))
     assert left.stat().st_size > 0  # flushed cluster by cluster
     assert await recorder.recover() == 1
