@@ -1,6 +1,8 @@
 """レコログ in real Chromium with fake cameras, through the real relay: 「録画中」 on both sides (the guest
-told before its camera starts, and when it saw it kept), the host's stop and restart, and every track file
-of the call decoding with PyAV over (within 1 s) the time it was recorded, with frames from both ends."""
+told before its camera starts, and when it saw it kept), the host's stop and restart, a document shown and
+turned and the memo typed by both while recording, every track file of the call decoding with PyAV over
+(within 1 s) the time it was recorded, with frames from both ends, and the replay of that very call seeking
+to chosen moments and showing the page and the memo of then."""
 
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ import pytest
 from pycrdt import Doc, Text
 from sqlalchemy import select
 
+from core.clock import ManualClock
 from documents.models import Document, DocumentStatus
-from recordings.models import MeetingEvent, MemoUpdate, PageView, Recording
+from recordings.models import MeetingEvent, MeetingRecord, MemoUpdate, PageView, Recording
 from recordings.webm import TrackWriter
 from signaling.memo import TEXT_NAME
 from signaling.models import JoinedVia
@@ -25,13 +28,32 @@ from signaling.rooms import at, create_room
 from store.models import User
 from tests.calls import decoding, meeting, signed_in_host
 from tests.harness.live import LiveServer
+from tests.harness.pdfs import text_pdf
 from tests.harness.serve import Serve
 from tests.helpers import PASSWORD
 from tests.rtp_streams import VIDEO_PT, RtpStream, vp8_frames
+from tests.test_browser_documents import upload
+from tests.test_browser_memo import same_memo
 from web.accounts import org_by_slug
 from web.services import services
 
 pytestmark = pytest.mark.browser
+COUNTER = "text => document.querySelector('[data-doc-counter]')?.textContent === text"
+SEEKED = "v => v.seeking && new Promise(done => v.addEventListener('seeked', done, {once: true}))"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The live server's clock, from the wall clock's now: the meeting's events (pages, memo) and the
+    recording's files (wall time) meet on one time line, as on a real node. The test moves it to the wall
+    clock at each step (:func:`step`), so each event's time is the step's, known exactly."""
+    return ManualClock(time.time())
+
+
+def step(clock: ManualClock) -> float:
+    """Move the server's clock to the wall clock's now; that time (POSIX s)."""
+    clock.advance(max(0.0, time.time() - clock.now))
+    return clock.now
 
 
 def decoded_span(path: str) -> tuple[int, float, float]:
@@ -60,8 +82,8 @@ async def rows(server: LiveServer, room_id: str) -> tuple[list[Recording], list[
     return recordings, events
 
 
-def test_a_recorded_call_leaves_a_decodable_file_per_track(
-    server: LiveServer, new_context: Callable[..., Any], tmp_path: Path
+def test_a_recorded_call_leaves_a_decodable_file_per_track_and_replays_in_sync(
+    server: LiveServer, new_context: Callable[..., Any], clock: ManualClock, tmp_path: Path
 ) -> None:
     host, guest = meeting(new_context, server, recording=True)
     room_id = host.url.rsplit("/", 1)[1]
@@ -69,8 +91,39 @@ def test_a_recorded_call_leaves_a_decodable_file_per_track(
         page.locator("#recording-badge[data-recording='1']").wait_for()
         assert page.locator("#recording-badge").inner_text().endswith("録画中")
     started = time.monotonic()
+    slides = upload(host, "会社案内.pdf", text_pdf(3))
     decoding(host)
     decoding(guest)
+
+    # While recording: the host types a line, shows a document and turns two pages; the guest types a line
+    # between the turns. Each step's time is the server's clock of its events.
+    step(clock)
+    host.locator("#memo-text").click()
+    host.locator("#memo-text").press_sequentially("ご提案の件", delay=10)
+    same_memo(host, guest)
+    step(clock)
+    host.get_by_role("button", name="資料共有").click()
+    host.locator(f'[data-document-id="{slides}"]').click()
+    guest.wait_for_function(COUNTER, arg="1 / 3ページ")
+    page_2 = step(clock)
+    host.keyboard.press("ArrowRight")
+    guest.wait_for_function(COUNTER, arg="2 / 3ページ")
+    guest_typed = step(clock) + 1.0
+    clock.advance(1.0)
+    if not guest.locator("#memo-text").is_visible():  # a wide screen's guest may have it open already
+        guest.get_by_role("button", name="共有メモ", exact=True).click()
+    guest.locator("#memo-text").click()
+    guest.keyboard.press("Control+End")
+    guest.locator("#memo-text").press_sequentially("\n予算は100万円", delay=10)
+    assert same_memo(host, guest) == "ご提案の件\n予算は100万円"
+    page_3 = step(clock) + 1.0
+    clock.advance(1.0)
+    box = host.locator("[data-doc-slide]").bounding_box()  # the focus is in the memo: a click instead
+    host.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)  # the right part: next
+    guest.wait_for_function(COUNTER, arg="3 / 3ページ")
+    decoding(host, more=30, within=10)
+    step(clock)
+
     # The host stops the recording, then restarts it: a second set of files.
     host.get_by_role("button", name="録画を停止").click()
     for page in (host, guest):
@@ -83,6 +136,7 @@ def test_a_recorded_call_leaves_a_decodable_file_per_track(
     restarted = time.monotonic()
     decoding(host, more=60, within=10)
     decoding(guest, more=20, within=10)
+    step(clock)
     host.get_by_role("button", name="終了", exact=True).click()
     guest.get_by_text("商談は終了しました。").wait_for()
     ended = time.monotonic()
@@ -109,10 +163,8 @@ def test_a_recorded_call_leaves_a_decodable_file_per_track(
     for files, real in zip(sets, spans, strict=True):
         assert {(f.seat, f.track) for f in files} >= {("host", "camera"), ("guest", "camera")}
         begins = min(f.origin_at for f in files)
-        for recording in files:
+        for recording in files:  # every track's file
             assert recording.state == "done", recording.reason
-            if recording.track != "camera":
-                continue
             path = tmp_path / recording.key.replace("/", "_")
             path.write_bytes(server.call(services(server.app).storage.get(recording.key)))
             frames, first, last = decoded_span(str(path))
@@ -121,8 +173,37 @@ def test_a_recorded_call_leaves_a_decodable_file_per_track(
             # end (frames from both ends), the end within 1 s of when the recording stopped.
             late = (recording.origin_at - begins).total_seconds()
             assert late < 3.0, (recording.seat, late)
-            assert abs(late + last - real) < 1.0, (recording.seat, late, last, real)
+            assert abs(late + last - real) < 1.0, (recording.seat, recording.track, late, last, real)
             assert recording.end_ms == pytest.approx(last * 1000, abs=50)
+
+    # The replay of this call: seek to chosen moments; the page and the memo of then, the cameras there.
+    async def record_id() -> int:
+        async with services(server.app).sessions() as db:
+            found = await db.scalar(select(MeetingRecord.id).where(MeetingRecord.room_id == room_id))
+        assert found is not None
+        return int(found)
+
+    host.goto(f"{server.url}/records/{server.call(record_id())}")
+    host.get_by_role("link", name="録画を再生").click()
+    host.locator("#replay[data-ready='1']").wait_for()
+
+    def seek(at: float) -> None:
+        host.evaluate("at => window.tsunaguReplay.seekTo(at)", int(at * 1000))
+
+    cameras = [r for r in sets[0] if r.track == "camera"]
+    for moment, page, memo in (
+        ((page_2 + guest_typed) / 2, 2, "ご提案の件"),  # page 2 shown, only the host's line yet
+        (page_3 + 0.5, 3, "ご提案の件\n予算は100万円"),  # page 3, both lines
+    ):
+        seek(moment)
+        assert host.locator("#replay-page").get_attribute("src") == f"/documents/{slides}/pages/{page}.jpg"
+        assert host.locator("#replay-memo").text_content() == memo
+        for recording in cameras:  # both cameras at that moment of their files
+            video = host.locator(f"video.replay-camera[src$='/recordings/{recording.id}']")
+            assert video.is_visible()
+            video.evaluate(SEEKED)
+            local = moment - recording.origin_at.replace(tzinfo=UTC).timestamp()
+            assert abs(float(video.evaluate("v => v.currentTime")) - local) < 0.2, (recording.seat, local)
 
 
 @pytest.fixture
