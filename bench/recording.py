@@ -31,7 +31,7 @@ from aiortc.codecs.vpx import Vp8Decoder, Vp8Encoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
-from bench.relay import measure
+from bench.relay import Figures, measure
 from bench.relay_load import FPS, encoded_frames
 from recordings.recorder import RoomRecording
 from web import serving
@@ -78,6 +78,11 @@ async def passthrough(frames: list[list[bytes]], streams: int, seconds: float) -
         assert not failures and not finished.damaged, failures
         assert len(finished.tracks) == min(streams, 4)
     return 100 * cpu / (streams * seconds)
+
+
+def _us_per_packet(figures: Figures) -> float:
+    """The relay process's CPU per packet it forwarded (µs): what recording adds on the loop's process."""
+    return 1e6 * figures.server_cpu / max(1, figures.counters.get("packets_forwarded", 0))
 
 
 def _children_cpu() -> float:
@@ -141,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         "relay_streams_per_core": plain.streams_per_core,
         "relay_recording_streams_flowing": recorded.flowing,
         "relay_recording_streams_per_core": recorded.streams_per_core,
+        "relay_server_cpu_us_per_packet": _us_per_packet(plain),
+        "relay_recording_server_cpu_us_per_packet": _us_per_packet(recorded),
         "relay_recording_writers_cpu_fraction": recorded.children_cpu / recorded.wall,
         "relay_capacity_ratio_recording": ratio,
         "relay_capacity_ratio_recording_all_cpu": recorded_all / plain_all,
