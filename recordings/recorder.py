@@ -100,6 +100,7 @@ class RoomRecording:
         self._started: set[tuple[str, int]] = set()
         self.damaged = ""
         self._closed = False  # damaged or stopping: packets are dropped
+        self._flush_soon = False
         self._result = Finished(directory, self.origin)
         self._stopping = False
         self._synced: list[asyncio.Future[None]] = []
@@ -160,7 +161,14 @@ class RoomRecording:
         )
         buffer += data
         self._queued += 1
-        return key in self.waiting if self.waiting else False
+        if self.waiting and key in self.waiting:
+            # Until the child has a keyframe of this track, the relay asks for one at every packet (spaced
+            # 0.1 s): hand the packets over at once, so that the child can say so within milliseconds.
+            if not self._flush_soon:
+                self._flush_soon = True
+                self._loop.call_soon(self._flush_now)
+            return True
+        return False
 
     def stop(self) -> asyncio.Future[Finished]:
         """Stop taking packets; the child finishes the files. The future gives what was written."""
@@ -184,6 +192,10 @@ class RoomRecording:
             self.damaged = reason
             self._closed = True
             self._failed(reason)
+
+    def _flush_now(self) -> None:
+        self._flush_soon = False
+        self._flush()
 
     def _tick(self) -> None:
         self._flush()

@@ -89,7 +89,7 @@ class Writer:
             print(f"recording.write_failed {self.directory}: {exc!r}", file=sys.stderr)
             self.send(("failed", self.broken))
             return
-        if waiting and not writer.waiting_keyframe and writer.frames:
+        if waiting and not writer.waiting_keyframe:
             self.send(("keyframe", seat, mline))
 
     def finish(self) -> None:

@@ -56,6 +56,8 @@ async def test_tracks_are_written_without_transcoding_and_gaps_stay_gaps(tmp_pat
         for data in video.packets(frames[index]):
             recording.packet("guest", 0, "video", data, HEADER, 0.0)
         clock.advance(1 / 30)
+    await recording.synced()  # the writer has its keyframe: the relay is no longer asked for one
+    assert recording.waiting == set()
     # The camera is off for 3 s; it comes back as a new stream (new SSRC, new timestamps).
     clock.advance(3.0)
     again = RtpStream(ssrc=2, payload_type=VIDEO_PT, clock_rate=90000, frame_ticks=3000)
