@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 
 from core.clock import ManualClock
 from recordings.models import Recording
-from recordings.recorder import DISK_FULL, TOO_SLOW, Recorder, RoomRecording, _unlocked
+from recordings.recorder import DISK_FULL, TOO_SLOW, UNWRITABLE, Recorder, RoomRecording, _unlocked
 from store.models import Role as UserRole
 from tests.helpers import open_room, seed_org
 from tests.rtp_streams import AUDIO_PT, VIDEO_PT, RtpStream, opus_frames, vp8_frames
@@ -107,6 +107,25 @@ async def test_a_disk_that_cannot_keep_up_marks_the_recording_damaged_without_wa
     finished = await recording.stop()
     assert finished.damaged == TOO_SLOW
     assert finished.tracks and decoded(finished.tracks[0][2].path)[0] >= 1  # what was written is kept
+
+
+async def test_a_writer_that_dies_damages_only_its_own_recording(tmp_path: Path) -> None:
+    failures: dict[str, list[str]] = {"a": [], "b": []}
+    loop = asyncio.get_running_loop()
+    recordings = {name: RoomRecording(tmp_path / name, failures[name].append, loop) for name in failures}
+    video = RtpStream(ssrc=1, payload_type=VIDEO_PT, clock_rate=90000, frame_ticks=3000)
+    frames = [data for payloads in vp8_frames(5, 160, 120) for data in video.packets(payloads)]
+    for recording in recordings.values():
+        for data in frames:
+            recording.packet("guest", 0, "video", data, HEADER, 0.0)
+        await recording.synced()
+    recordings["a"]._process.kill()  # its writer is gone (a crash in the muxer, the OOM killer)
+    broken = await recordings["a"].stop()
+    assert broken.damaged == UNWRITABLE and failures["a"] == [UNWRITABLE]
+    assert recordings["a"].packet("guest", 0, "video", frames[0], HEADER, 0.0) is False  # dropped from now on
+    assert list((tmp_path / "a").glob("*.webm"))  # what it wrote stays for the next start to recover
+    fine = await recordings["b"].stop()  # the other room's recording is untouched
+    assert fine.damaged == "" and failures["b"] == [] and decoded(fine.tracks[0][2].path)[0] == 5
 
 
 async def test_an_unwritable_spool_refuses_to_start(tmp_path: Path) -> None:
