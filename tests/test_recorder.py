@@ -1,7 +1,7 @@
-"""The recorder (recordings/recorder.py, writer.py, webm.py) fed real VP8 and Opus RTP packets: WebM files that
-decode with PyAV, a keyframe first, gaps kept as gaps, a disk that cannot keep up or cannot be written, or a
-writer process that dies, marking the recording damaged without blocking the caller (and only that room's),
-and a killed writer's files recovered on the next start."""
+"""The recorder (recordings/recorder.py, writer.py, webm.py) fed real VP8 and Opus RTP packets: WebM files
+that decode with PyAV, a keyframe first, gaps kept as gaps, a disk that cannot keep up or cannot be
+written, or a writer process that dies, marking the recording damaged without blocking the caller (and
+only that room's), and a killed writer's files recovered on the next start."""
 
 from __future__ import annotations
 
