@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         "relay_streams_flowing": plain.flowing,
         "relay_streams_per_core": plain.streams_per_core,
         "relay_recording_streams_flowing": recorded.flowing,
+        "relay_max_frame_gap_ms": plain.max_frame_gap_ms,
+        "relay_recording_max_frame_gap_ms": recorded.max_frame_gap_ms,
         "relay_recording_streams_per_core": recorded.streams_per_core,
         "relay_server_cpu_us_per_packet": _us_per_packet(plain),
         "relay_recording_server_cpu_us_per_packet": _us_per_packet(recorded),
