@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 
 from bench.relay_load import FPS, LoadGenerator, encoded_frames
-from bench.relay_server import cpu_seconds, server_main
+from bench.relay_server import children_cpu_seconds, cpu_seconds, server_main
 from web import serving
 
 GRACE = 1.0  # seconds after the window for its last frames to arrive
@@ -48,6 +48,7 @@ class Figures:
     wall: float
     server_cpu: float
     server_system_cpu: float  # of server_cpu, in the kernel (socket calls)
+    children_cpu: float  # the server's child processes (the recorder's writers), not in server_cpu
     loadgen_cpu: float
     max_frame_gap_ms: float
     latencies: list[float]
@@ -102,9 +103,11 @@ async def run(
         generator.measuring = True
         skipped0 = generator.skipped
         wall0, cpu0, own0 = time.perf_counter(), cpu_seconds(server.pid), time.process_time()
+        children0 = children_cpu_seconds(server.pid)
         await asyncio.sleep(seconds)
         wall = time.perf_counter() - wall0
         user1, system1 = cpu_seconds(server.pid)
+        children1 = children_cpu_seconds(server.pid)
         own = time.process_time() - own0
         generator.measuring = False
         skipped = generator.skipped - skipped0
@@ -122,6 +125,7 @@ async def run(
             wall=wall,
             server_cpu=user1 + system1 - sum(cpu0),
             server_system_cpu=system1 - cpu0[1],
+            children_cpu=children1 - children0,
             loadgen_cpu=own,
             max_frame_gap_ms=max(gaps) * 1000,
             latencies=generator.latencies,

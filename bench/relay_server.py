@@ -110,3 +110,19 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
         fields = stat.read().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def children_cpu_seconds(pid: int) -> float:
+    """utime + stime of the live child processes of ``pid`` (the recorder's writers)."""
+    total = 0.0
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            pids = children.read_text().split()
+        except OSError:
+            continue
+        for child in pids:
+            try:
+                total += sum(cpu_seconds(int(child)))
+            except OSError:  # exited meanwhile
+                continue
+    return total

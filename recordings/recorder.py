@@ -1,10 +1,12 @@
 """The recorder (レコログ): a room's published packets to one WebM file per track, off the event loop.
 
 :class:`RoomRecording` is the packet sink the relay feeds (``media.sink.PacketSink``, attached by the hub):
-on the loop it only puts each packet in a bounded queue; its own thread muxes (``recordings.webm``) into a
-spool directory on this node's disk. Forwarding never waits: when the queue is full (the disk does not keep
-up) or a write fails (disk full, unwritable), the recording is marked damaged with the reason, the files so
-far are kept, and ``failed`` tells the room (the host sees why; the call goes on).
+on the loop it only appends each packet to a buffer that goes, batched, into a pipe to its own child
+process (``recordings.writer``), which muxes (``recordings.webm``) into a spool directory on this node's
+disk: muxing and disk writes never take the event loop's process. Forwarding never waits: when the queue
+is full (the disk does not keep up) or a write fails (disk full, unwritable), the recording is marked
+damaged with the reason, the files so far are kept, and ``failed`` tells the room (the host sees why; the
+call goes on).
 
 When a recording stops, :class:`Recorder` hands each finished file to storage (``core.storage``: this box's
 ``DATA_DIR/recordings/<org>/…`` or S3) and stores a :class:`~recordings.models.Recording` row. A node that
@@ -17,16 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import fcntl
 import os
-import threading
+import pickle
+import subprocess
+import sys
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -36,25 +39,25 @@ from core.clock import Clock, monotonic_clock
 from core.errors import N_
 from core.storage import Storage
 from recordings.models import MeetingRecord, Recording
-from recordings.webm import TrackResult, TrackWriter, remux
+from recordings.webm import TrackResult, remux
+from recordings.writer import DISK_FULL, LENGTH, PACKET, SEATS, STOP, SYNC, TRACKS, UNWRITABLE
+
+__all__ = ["DISK_FULL", "TOO_SLOW", "UNWRITABLE", "Finished", "Recorder", "RoomRecording"]
 
 log = structlog.get_logger("tsunagu.recordings")
 
-DRAIN_EVERY = 0.05  # seconds the writer thread sleeps when it has written everything
-QUEUE_PACKETS = 4096  # packets waiting for the disk, all tracks of a room: ~10 s of two cameras and audio
-TRACKS = {0: "camera", 1: "screen", 2: "audio"}  # by m-line (media.peer.LAYOUT)
-SEATS = ("host", "guest")
+# Seconds between the loop's writes of the buffered packets to the child's pipe: each write wakes the child
+# (a context switch on both sides), so fewer, larger writes; a node killed loses at most this much more.
+FLUSH_EVERY = 0.25
+QUEUE_PACKETS = 4096  # packets the child's pipe has not taken, all tracks of a room: seconds of a slow disk
+PIPE_BYTES = 1 << 20  # the child's pipe (the kernel's default is 64 KiB)
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), spelled out for Python builds that lack the name
+SEAT_INDEX = {seat: index for index, seat in enumerate(SEATS)}
 LOCK = ".lock"
 
 TOO_SLOW = N_("Recording stopped: the disk could not keep up. The call goes on.")
-DISK_FULL = N_("Recording stopped: the disk is full. The call goes on.")
-UNWRITABLE = N_("Recording stopped: the recording could not be written. The call goes on.")
 
 Failed = Callable[[str], None]
-
-
-def _reason(exc: BaseException) -> str:
-    return DISK_FULL if isinstance(exc, OSError) and exc.errno == errno.ENOSPC else UNWRITABLE
 
 
 @dataclass
@@ -68,7 +71,12 @@ class Finished:
 
 
 class RoomRecording:
-    """One start of a room's recording: the relay's packet sink, and the thread that writes its files."""
+    """One start of a room's recording: the relay's packet sink, and the child process that writes its files
+    (``recordings.writer``).
+
+    On the loop, a packet is only appended to a buffer; every :data:`FLUSH_EVERY` seconds the buffer goes to
+    the child's pipe in one non-blocking write. Packets the pipe has not taken yet are the bounded queue: more
+    than ``queue_packets`` of them and the recording is damaged (the disk does not keep up)."""
 
     def __init__(
         self,
@@ -85,101 +93,191 @@ class RoomRecording:
         self._origin_mono = clock()
         self._failed = failed
         self._loop = loop
-        # A plain deque the thread drains every DRAIN_EVERY seconds: a wake-up per packet (queue.Queue)
-        # would cost a thread switch per packet, more than the muxing itself.
-        self._pending: deque[tuple[str, int, str, bytes, int, float] | None] = deque()
+        self._buffer = bytearray()  # packets (writer.PACKET headers) the pipe has not taken yet
+        self._queued = 0  # how many
         self._limit = queue_packets
-        self._wake = threading.Event()
-        self.waiting: set[tuple[str, int]] = set()  # video tracks without a keyframe yet (thread writes)
+        self.waiting: set[tuple[str, int]] = set()  # video tracks without a keyframe written yet
         self._started: set[tuple[str, int]] = set()
         self.damaged = ""
-        self.packets = 0
-        directory.mkdir(parents=True, exist_ok=True)
-        self._lock = os.open(directory / LOCK, os.O_CREAT | os.O_RDWR, 0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._closed = False  # damaged or stopping: packets are dropped
+        self._flush_soon = False
         self._result = Finished(directory, self.origin)
         self._stopping = False
+        self._synced: list[asyncio.Future[None]] = []
         self._done: asyncio.Future[Finished] = loop.create_future()
-        self._thread = threading.Thread(target=self._run, name=f"recorder-{directory.name}", daemon=True)
-        self._thread.start()
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = os.open(directory / LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # The child holds the lock from here on (the same open file): until its files are finished.
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "recordings.writer",
+                    str(directory),
+                    str(self._origin_ms),
+                    str(lock),
+                    str(os.getpid()),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                pass_fds=(lock,),
+            )
+        finally:
+            os.close(lock)
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._pipe = self._process.stdin.fileno()
+        self._answers = self._process.stdout.fileno()
+        os.set_blocking(self._pipe, False)
+        os.set_blocking(self._answers, False)
+        with contextlib.suppress(OSError):  # a larger pipe rides out a slow disk for longer
+            fcntl.fcntl(self._pipe, F_SETPIPE_SZ, PIPE_BYTES)
+        self._read = bytearray()
+        self._result_known = False
+        self._writable = False  # waiting for the pipe to take more (add_writer)
+        loop.add_reader(self._answers, self._on_answers)
+        self._timer = loop.call_later(FLUSH_EVERY, self._tick)
 
     # On the event loop (media.sink.PacketSink)
 
     def packet(self, seat: str, mline: int, kind: str, data: bytes, header: int, now: float) -> bool:
-        if self.damaged or seat not in SEATS or mline not in TRACKS:
+        # Per packet on the loop: a few lookups, one header packed, two appends; nothing else.
+        if self._closed:
             return False
         key = (seat, mline)
         if key not in self._started:
+            if seat not in SEAT_INDEX or mline not in TRACKS:
+                return False
             self._started.add(key)
             if kind == "video":
                 self.waiting.add(key)
-        if len(self._pending) >= self._limit:
+        if self._queued >= self._limit:
             self._fail(TOO_SLOW)
             return False
-        self._pending.append((seat, mline, kind, data, header, self._clock()))
-        self.packets += 1
-        return key in self.waiting
+        buffer = self._buffer
+        buffer += PACKET.pack(
+            SEAT_INDEX[seat], mline, header, (self._clock() - self._origin_mono) * 1000, len(data)
+        )
+        buffer += data
+        self._queued += 1
+        if self.waiting and key in self.waiting:
+            # Until the child has a keyframe of this track, the relay asks for one at every packet (spaced
+            # 0.1 s): hand the packets over at once, so that the child can say so within milliseconds.
+            if not self._flush_soon:
+                self._flush_soon = True
+                self._loop.call_soon(self._flush_now)
+            return True
+        return False
 
     def stop(self) -> asyncio.Future[Finished]:
-        """Stop taking packets; the thread finishes the files. The future gives what was written."""
-        if not self._done.done() and self._thread.is_alive() and not self._stopping:
-            self._stopping = True
-            self._pending.append(None)
-            self._wake.set()
+        """Stop taking packets; the child finishes the files. The future gives what was written."""
+        if not self._stopping:
+            self._stopping = self._closed = True
+            self._timer.cancel()
+            self._buffer += PACKET.pack(STOP, 0, 0, 0.0, 0)
+            self._flush()
         return self._done
+
+    async def synced(self) -> None:
+        """Wait until every packet given so far is written (tests)."""
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._synced.append(future)
+        self._buffer += PACKET.pack(SYNC, 0, 0, 0.0, 0)
+        self._flush()
+        await future
 
     def _fail(self, reason: str) -> None:
         if not self.damaged:
             self.damaged = reason
+            self._closed = True
             self._failed(reason)
 
-    # In the thread
+    def _flush_now(self) -> None:
+        self._flush_soon = False
+        self._flush()
 
-    def _run(self) -> None:
-        writers: dict[tuple[str, int], TrackWriter] = {}
-        broken: str = ""
-        pending = self._pending
+    def _tick(self) -> None:
+        self._flush()
+        if not self._stopping:
+            self._timer = self._loop.call_later(FLUSH_EVERY, self._tick)
+
+    def _flush(self) -> None:
+        if not self._buffer or self._pipe < 0:
+            return
         try:
-            while True:
-                if not pending:
-                    self._wake.wait(DRAIN_EVERY)
-                    self._wake.clear()
-                    continue
-                item = pending.popleft()
-                if item is None:
-                    break
-                if broken:
-                    continue
-                seat, mline, kind, data, header, arrived = item
-                key = (seat, mline)
-                writer = writers.get(key)
-                if writer is None:
-                    name = f"{seat}-{TRACKS[mline]}"
-                    writer = writers[key] = TrackWriter(self.directory, name, kind, self._origin_ms)
-                try:
-                    writer.packet(data, header, (arrived - self._origin_mono) * 1000)
-                except Exception as exc:
-                    broken = _reason(exc)
-                    log.warning("recording.write_failed", directory=str(self.directory), error=repr(exc))
-                    self._loop.call_soon_threadsafe(self._fail, broken)
-                    continue
-                if not writer.waiting_keyframe:
-                    self.waiting.discard(key)
-        finally:
-            for (seat, mline), writer in writers.items():
-                try:
-                    result = writer.close()
-                except Exception as exc:
-                    broken = broken or _reason(exc)
-                    continue
-                if result is not None:
-                    self._result.tracks.append((seat, TRACKS[mline], result))
-            self._result.damaged = broken
-            os.close(self._lock)  # lets a recovering node know these files are finished
-            self._loop.call_soon_threadsafe(self._finish)
+            written = os.write(self._pipe, self._buffer)
+        except BlockingIOError:
+            written = 0
+        except OSError:  # the child is gone: what it wrote stays in the spool for the next start
+            self._buffer.clear()
+            self._fail(UNWRITABLE)
+            return
+        del self._buffer[:written]
+        if not self._buffer:
+            self._queued = 0
+            if self._writable:
+                self._writable = False
+                self._loop.remove_writer(self._pipe)
+        elif not self._writable:
+            self._writable = True
+            self._loop.add_writer(self._pipe, self._flush)
+        if self._stopping and not self._buffer:
+            self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        if self._pipe >= 0:
+            if self._writable:
+                self._loop.remove_writer(self._pipe)
+                self._writable = False
+            assert self._process.stdin is not None
+            self._process.stdin.close()
+            self._pipe = -1
+
+    def _on_answers(self) -> None:
+        try:
+            chunk = os.read(self._answers, 65536)
+        except BlockingIOError:
+            return
+        if not chunk:  # the child exited
+            self._loop.remove_reader(self._answers)
+            self._timer.cancel()
+            self._close_pipe()
+            if not self._result_known:
+                self._fail(UNWRITABLE)  # it died: what it wrote stays in the spool for the next start
+            self._loop.run_in_executor(None, self._process.wait).add_done_callback(lambda _: self._finish())
+            return
+        self._read += chunk
+        while len(self._read) >= LENGTH.size:
+            (size,) = LENGTH.unpack_from(self._read)
+            if len(self._read) < LENGTH.size + size:
+                break
+            message = pickle.loads(bytes(self._read[LENGTH.size : LENGTH.size + size]))
+            del self._read[: LENGTH.size + size]
+            self._answer(message)
+
+    def _answer(self, message: tuple[Any, ...]) -> None:
+        match message:
+            case ("keyframe", int(seat), int(mline)):
+                self.waiting.discard((SEATS[seat], mline))
+            case ("failed", str(reason)):
+                self._fail(reason)
+            case ("synced",):
+                if self._synced:
+                    self._synced.pop(0).set_result(None)
+            case ("finished", list(tracks), str(damaged)):
+                self._result_known = True
+                for seat, track, path, start, end, frames in tracks:
+                    self._result.tracks.append((seat, track, TrackResult(Path(path), start, end, frames)))
+                self._result.damaged = damaged
 
     def _finish(self) -> None:
+        if self._process.stdout is not None:
+            self._process.stdout.close()
         self._result.damaged = self._result.damaged or self.damaged
+        for future in self._synced:
+            if not future.done():
+                future.set_result(None)
         if not self._done.done():
             self._done.set_result(self._result)
 

@@ -1,10 +1,10 @@
 """RTP packets to WebM files without decoding: VP8 frames reassembled from their RTP payloads, Opus packets
 as they come, muxed with PyAV (``av``) with the crash-safe options of the notes on recording.
 
-Runs in the recorder's thread (``recordings.recorder``), never on the event loop. Timestamps are
-milliseconds since the recording's origin: a stream's first packet is placed by its arrival time, later ones
-by their RTP timestamps, and a new stream (a camera restarted, a reconnect: a new SSRC) is placed by its
-arrival again, so gaps stay gaps in time, not jumps.
+Runs in the recorder's child process (``recordings.writer``), never in the event loop's process.
+Timestamps are milliseconds since the recording's origin: a stream's first packet is placed by its arrival
+time, later ones by their RTP timestamps, and a new stream (a camera restarted, a reconnect: a new SSRC) is
+placed by its arrival again, so gaps stay gaps in time, not jumps.
 """
 
 from __future__ import annotations

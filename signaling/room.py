@@ -169,6 +169,7 @@ class EventKind(enum.StrEnum):
     CAMERA = "camera"  # detail: "<role> <camera state>"
     SCREEN = "screen"  # detail: "<role> on|off"
     CAMERA_REQUEST = "camera_request"  # the host asked the guest's camera to stop/start; detail: action
+    VIDEO = "video"  # whether video works for a side; detail: "<role> available" or "<role> <VideoProblem>"
 
 
 @dataclass(frozen=True)
@@ -521,7 +522,8 @@ class Room:
         return out
 
     def _media_events(self, role: Role, message: ClientMessage, now: float) -> list[Effect]:
-        """Camera and screen share changes, and the host's camera requests, for the meeting's timeline."""
+        """Camera and screen share changes, the host's camera requests, and whether video works for a side
+        (and why not), for the meeting's timeline."""
         match message:
             case MediaState(camera=camera, screen=screen):
                 before = self.media.states.get(role)
@@ -533,6 +535,10 @@ class Room:
                 return out
             case CameraRequest(action=action) if role == Role.HOST and self.seats[Role.GUEST].connection:
                 return [Happened(EventKind.CAMERA_REQUEST, action, now)]  # passed on, not refused
+            case VideoStatus(available=available, reason=reason):
+                told = self.media.video.get(role)  # what the other side was told last
+                if told is None or (told.available, told.reason) != (available, reason):
+                    return [Happened(EventKind.VIDEO, f"{role.value} {reason or 'available'}", now)]
         return []
 
     def _tell_seats(self, present: bool) -> list[Effect]:

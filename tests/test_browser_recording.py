@@ -1,6 +1,8 @@
 """レコログ in real Chromium with fake cameras, through the real relay: 「録画中」 on both sides (the guest
-told before its camera starts, and when it saw it kept), the host's stop and restart, and every track file
-of the call decoding with PyAV over (within 1 s) the time it was recorded, with frames from both ends."""
+told before its camera starts, and when it saw it kept), the host's stop and restart, a document shown and
+turned and the memo typed by both while recording, every track file of the call decoding with PyAV over
+(within 1 s) the time it was recorded, with frames from both ends, and the replay of that very call seeking
+to chosen moments and showing the page and the memo of then."""
 
 from __future__ import annotations
 
@@ -13,24 +15,35 @@ from typing import Any
 
 import av
 import pytest
-from pycrdt import Doc, Text
 from sqlalchemy import select
 
-from documents.models import Document, DocumentStatus
-from recordings.models import MeetingEvent, MemoUpdate, PageView, Recording
-from recordings.webm import TrackWriter
-from signaling.memo import TEXT_NAME
-from signaling.models import JoinedVia
-from signaling.rooms import at, create_room
-from store.models import User
-from tests.calls import decoding, meeting, signed_in_host
+from core.clock import ManualClock
+from recordings.models import MeetingEvent, MeetingRecord, Recording
+from tests.calls import decoding, meeting
 from tests.harness.live import LiveServer
+from tests.harness.pdfs import text_pdf
 from tests.harness.serve import Serve
-from tests.rtp_streams import VIDEO_PT, RtpStream, vp8_frames
-from web.accounts import org_by_slug
+from tests.test_browser_documents import upload
+from tests.test_browser_memo import same_memo
 from web.services import services
 
 pytestmark = pytest.mark.browser
+COUNTER = "text => document.querySelector('[data-doc-counter]')?.textContent === text"
+SEEKED = "v => v.seeking && new Promise(done => v.addEventListener('seeked', done, {once: true}))"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The live server's clock, from the wall clock's now: the meeting's events (pages, memo) and the
+    recording's files (wall time) meet on one time line, as on a real node. The test moves it to the wall
+    clock at each step (:func:`step`), so each event's time is the step's, known exactly."""
+    return ManualClock(time.time())
+
+
+def step(clock: ManualClock) -> float:
+    """Move the server's clock to the wall clock's now; that time (POSIX s)."""
+    clock.advance(max(0.0, time.time() - clock.now))
+    return clock.now
 
 
 def decoded_span(path: str) -> tuple[int, float, float]:
@@ -59,8 +72,8 @@ async def rows(server: LiveServer, room_id: str) -> tuple[list[Recording], list[
     return recordings, events
 
 
-def test_a_recorded_call_leaves_a_decodable_file_per_track(
-    server: LiveServer, new_context: Callable[..., Any], tmp_path: Path
+def test_a_recorded_call_leaves_a_decodable_file_per_track_and_replays_in_sync(
+    server: LiveServer, new_context: Callable[..., Any], clock: ManualClock, tmp_path: Path
 ) -> None:
     host, guest = meeting(new_context, server, recording=True)
     room_id = host.url.rsplit("/", 1)[1]
@@ -68,8 +81,39 @@ def test_a_recorded_call_leaves_a_decodable_file_per_track(
         page.locator("#recording-badge[data-recording='1']").wait_for()
         assert page.locator("#recording-badge").inner_text().endswith("録画中")
     started = time.monotonic()
+    slides = upload(host, "会社案内.pdf", text_pdf(3))
     decoding(host)
     decoding(guest)
+
+    # While recording: the host types a line, shows a document and turns two pages; the guest types a line
+    # between the turns. Each step's time is the server's clock of its events.
+    step(clock)
+    host.locator("#memo-text").click()
+    host.locator("#memo-text").press_sequentially("ご提案の件", delay=10)
+    same_memo(host, guest)
+    shown = step(clock)
+    host.get_by_role("button", name="資料共有").click()
+    host.locator(f'[data-document-id="{slides}"]').click()
+    guest.wait_for_function(COUNTER, arg="1 / 3ページ")
+    page_2 = step(clock)
+    host.keyboard.press("ArrowRight")
+    guest.wait_for_function(COUNTER, arg="2 / 3ページ")
+    guest_typed = step(clock) + 1.0
+    clock.advance(1.0)
+    if not guest.locator("#memo-text").is_visible():  # a wide screen's guest may have it open already
+        guest.get_by_role("button", name="共有メモ", exact=True).click()
+    guest.locator("#memo-text").click()
+    guest.keyboard.press("Control+End")
+    guest.locator("#memo-text").press_sequentially("\n予算は100万円", delay=10)
+    assert same_memo(host, guest) == "ご提案の件\n予算は100万円"
+    page_3 = step(clock) + 1.0
+    clock.advance(1.0)
+    box = host.locator("[data-doc-slide]").bounding_box()  # the focus is in the memo: a click instead
+    host.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)  # the right part: next
+    guest.wait_for_function(COUNTER, arg="3 / 3ページ")
+    decoding(host, more=30, within=10)
+    step(clock)
+
     # The host stops the recording, then restarts it: a second set of files.
     host.get_by_role("button", name="録画を停止").click()
     for page in (host, guest):
@@ -80,8 +124,9 @@ def test_a_recorded_call_leaves_a_decodable_file_per_track(
     for page in (host, guest):
         page.locator("#recording-badge[data-recording='1']").wait_for()
     restarted = time.monotonic()
-    decoding(host, more=60, within=10)
+    decoding(host, more=30, within=15)  # a second or more of video (a loaded box's fake camera runs slow)
     decoding(guest, more=20, within=10)
+    ending = step(clock)
     host.get_by_role("button", name="終了", exact=True).click()
     guest.get_by_text("商談は終了しました。").wait_for()
     ended = time.monotonic()
@@ -108,10 +153,8 @@ def test_a_recorded_call_leaves_a_decodable_file_per_track(
     for files, real in zip(sets, spans, strict=True):
         assert {(f.seat, f.track) for f in files} >= {("host", "camera"), ("guest", "camera")}
         begins = min(f.origin_at for f in files)
-        for recording in files:
+        for recording in files:  # every track's file
             assert recording.state == "done", recording.reason
-            if recording.track != "camera":
-                continue
             path = tmp_path / recording.key.replace("/", "_")
             path.write_bytes(server.call(services(server.app).storage.get(recording.key)))
             frames, first, last = decoded_span(str(path))
@@ -120,8 +163,61 @@ def test_a_recorded_call_leaves_a_decodable_file_per_track(
             # end (frames from both ends), the end within 1 s of when the recording stopped.
             late = (recording.origin_at - begins).total_seconds()
             assert late < 3.0, (recording.seat, late)
-            assert abs(late + last - real) < 1.0, (recording.seat, late, last, real)
+            assert abs(late + last - real) < 1.0, (recording.seat, recording.track, late, last, real)
             assert recording.end_ms == pytest.approx(last * 1000, abs=50)
+
+    # The replay of this call: seek to chosen moments; the page and the memo of then, the cameras there.
+    async def record_id() -> int:
+        async with services(server.app).sessions() as db:
+            found = await db.scalar(select(MeetingRecord.id).where(MeetingRecord.room_id == room_id))
+        assert found is not None
+        return int(found)
+
+    host.goto(f"{server.url}/records/{server.call(record_id())}")
+    host.get_by_role("link", name="録画を再生").click()
+    host.locator("#replay[data-ready='1']").wait_for()
+
+    def seek(at: float) -> None:
+        host.evaluate("at => window.tsunaguReplay.seekTo(at)", int(at * 1000))
+
+    cameras = [r for r in sets[0] if r.track == "camera"]
+    for moment, page, memo in (
+        ((page_2 + guest_typed) / 2, 2, "ご提案の件"),  # page 2 shown, only the host's line yet
+        (page_3 + 0.5, 3, "ご提案の件\n予算は100万円"),  # page 3, both lines
+    ):
+        seek(moment)
+        assert host.locator("#replay-page").get_attribute("src") == f"/documents/{slides}/pages/{page}.jpg"
+        assert host.locator("#replay-memo").text_content() == memo
+        for recording in cameras:  # both cameras at that moment of their files
+            video = host.locator(f"video.replay-camera[src$='/recordings/{recording.id}']")
+            assert video.is_visible()
+            video.evaluate(SEEKED)
+            local = moment - recording.origin_at.replace(tzinfo=UTC).timestamp()
+            assert abs(float(video.evaluate("v => v.currentTime")) - local) < 0.2, (recording.seat, local)
+    # Near the end, in the second set of files: the first set's cameras are hidden, the second's shown.
+    seek(ending - 0.5)
+    for files, visible in zip(sets, (False, True), strict=True):
+        for recording in files:
+            if recording.track == "camera":
+                video = host.locator(f"video.replay-camera[src$='/recordings/{recording.id}']")
+                assert video.is_visible() == visible, (recording.seat, visible)
+    # Clicking a memo line seeks to when it was written; the timeline's events seek too.
+    start = float(host.evaluate("window.tsunaguReplay.data.start"))
+
+    def position() -> float:
+        return start + int(host.locator("#replay").get_attribute("data-position") or 0)
+
+    host.locator("#replay-lines button", has_text="予算は100万円").click()
+    assert abs(position() - guest_typed * 1000) <= 1
+    assert host.locator("#replay-memo").text_content() == "ご提案の件\n予算は100万円"
+    host.locator("#replay-events button", has_text="会社案内.pdf").click()  # shown
+    assert abs(position() - shown * 1000) <= 1
+    # The files are fetched with Range requests (seekable without loading them whole).
+    ranged = host.request.get(
+        f"{server.url}/records/{server.call(record_id())}/recordings/{cameras[0].id}",
+        headers={"Range": "bytes=0-99"},
+    )
+    assert ranged.status == 206 and len(ranged.body()) == 100
 
 
 def test_a_server_killed_while_recording_leaves_files_the_next_start_recovers(
@@ -164,126 +260,3 @@ def test_a_server_killed_while_recording_leaves_files_the_next_start_recovers(
         if track == "camera":
             assert decoded_span(str(path))[0] > 10
     assert not list(spool.glob(f"*/{room_id}/*/*.webm"))
-
-
-async def recorded_meeting(server: LiveServer, video: bytes) -> tuple[int, int, int, float]:
-    """A meeting of acme's host with a 3 s camera recording 5 s in, a document whose pages 1 and 2 were
-    shown (at 2 s and 8 s), and a memo typed in two steps (at 3 s and 7 s): (record id, document id,
-    recording id, its start as POSIX time)."""
-    app = server.app
-    async with services(app).sessions() as db:
-        org = await org_by_slug(db, "acme")  # the server fixture's org and host
-        host = await db.scalar(select(User).where(User.email == "host@acme.example"))
-        assert host is not None
-        org_id, host_id = org.id, host.id
-    start = float(int(time.time()) - 600)
-    doc: Doc[Any] = Doc()
-    doc[TEXT_NAME] = text = Text()
-    text += "first line\n"
-    first = doc.get_update()
-    state = doc.get_state()
-    text += "second line\n"
-    second = doc.get_update(state)
-    async with services(app).sessions.begin() as db:
-        room, record = await create_room(
-            db,
-            org_id=org_id,
-            host_id=host_id,
-            via=JoinedVia.NUMBER,
-            guest_token="guest",
-            camera=True,
-            recording=True,
-            home_node="test",
-            now=start,
-        )
-        record.ended_at = at(start + 20)
-        document = Document(org_id=org_id, owner_id=record.host_id, name="会社案内.pdf", pages=3, rendered=3)
-        document.status = DocumentStatus.READY
-        db.add(document)
-        await db.flush()
-        db.add(
-            PageView(
-                room_id=room.id,
-                document_id=document.id,
-                page=1,
-                started_at=at(start + 2),
-                ended_at=at(start + 8),
-            )
-        )
-        db.add(
-            PageView(
-                room_id=room.id,
-                document_id=document.id,
-                page=2,
-                started_at=at(start + 8),
-                ended_at=at(start + 12),
-            )
-        )
-        db.add(MemoUpdate(room_id=room.id, update=first, author="host", created_at=at(start + 3)))
-        db.add(MemoUpdate(room_id=room.id, update=second, author="guest", created_at=at(start + 7)))
-        key = f"recordings/{org_id}/{room.id}/1-guest-camera.webm"
-        await services(app).storage.put(key, video)
-        recording = Recording(
-            org_id=org_id,
-            room_id=room.id,
-            seat="guest",
-            track="camera",
-            key=key,
-            origin_at=at(start + 5),
-            start_ms=0,
-            end_ms=2966,
-            size=len(video),
-            state="done",
-        )
-        db.add(recording)
-        await db.flush()
-        return record.id, document.id, recording.id, start
-
-
-def test_the_replay_seeks_to_a_moment_and_shows_the_page_and_memo_of_then(
-    server: LiveServer, new_context: Callable[..., Any], tmp_path: Path
-) -> None:
-    writer = TrackWriter(tmp_path, "guest-camera", "video", 0)
-    video = RtpStream(ssrc=1, payload_type=VIDEO_PT, clock_rate=90000, frame_ticks=3000)
-    for index, payloads in enumerate(vp8_frames(90, 320, 240)):
-        for data in video.packets(payloads):
-            writer.packet(data, 12, index * 1000 / 30)
-    result = writer.close()
-    assert result is not None
-    record_id, document_id, recording_id, start = server.call(
-        recorded_meeting(server, result.path.read_bytes())
-    )
-
-    host = signed_in_host(new_context, server)
-    host.goto(f"{server.url}/records/{record_id}")
-    host.get_by_role("link", name="録画を再生").click()
-    host.locator("#replay[data-ready='1']").wait_for()
-
-    def seek(seconds: float) -> None:
-        host.evaluate("at => window.tsunaguReplay.seekTo(at)", int((start + seconds) * 1000))
-
-    seek(6.0)  # page 1 on screen, the host's line typed, the guest's not yet; 1 s into the recording
-    assert host.locator("#replay-page").get_attribute("src") == f"/documents/{document_id}/pages/1.jpg"
-    assert host.locator("#replay-memo").text_content() == "first line\n"
-    camera = host.locator("video.replay-camera")
-    assert camera.is_visible()
-    host.wait_for_function("() => document.querySelector('video.replay-camera').readyState >= 2")
-    assert abs(float(camera.evaluate("v => v.currentTime")) - 1.0) < 0.2
-    seek(9.0)  # page 2, both lines; the recording is over: its video is hidden
-    assert host.locator("#replay-page").get_attribute("src") == f"/documents/{document_id}/pages/2.jpg"
-    assert host.locator("#replay-memo").text_content() == "first line\nsecond line\n"
-    assert not camera.is_visible()
-    seek(15.0)  # no document any more
-    assert host.locator("#replay-page").is_hidden()
-    # Clicking a memo line seeks to when it was written.
-    host.locator("#replay-lines button", has_text="second line").click()
-    assert int(host.locator("#replay").get_attribute("data-position") or 0) == 7000
-    assert host.locator("#replay-memo").text_content() == "first line\nsecond line\n"
-    # The timeline's events seek too (the document shown at 2 s).
-    host.locator("#replay-events button", has_text="会社案内.pdf").click()
-    assert int(host.locator("#replay").get_attribute("data-position") or 0) == 2000
-    # The file is fetched with Range requests (seekable without loading it whole).
-    ranged = host.request.get(
-        f"{server.url}/records/{record_id}/recordings/{recording_id}", headers={"Range": "bytes=0-99"}
-    )
-    assert ranged.status == 206 and len(ranged.body()) == 100

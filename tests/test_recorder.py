@@ -1,6 +1,7 @@
-"""The recorder (recordings/recorder.py, webm.py) fed real VP8 and Opus RTP packets: WebM files that decode
-with PyAV, a keyframe first, gaps kept as gaps, a disk that cannot keep up or cannot be written marking the
-recording damaged without blocking the caller, and a killed writer's files recovered on the next start."""
+"""The recorder (recordings/recorder.py, writer.py, webm.py) fed real VP8 and Opus RTP packets: WebM files
+that decode with PyAV, a keyframe first, gaps kept as gaps, a disk that cannot keep up or cannot be
+written, or a writer process that dies, marking the recording damaged without blocking the caller (and
+only that room's), and a killed writer's files recovered on the next start."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from starlette.applications import Starlette
 
 from core.clock import ManualClock
 from recordings.models import Recording
-from recordings.recorder import DISK_FULL, TOO_SLOW, Recorder, RoomRecording
+from recordings.recorder import DISK_FULL, TOO_SLOW, UNWRITABLE, Recorder, RoomRecording, _unlocked
 from store.models import Role as UserRole
 from tests.helpers import open_room, seed_org
 from tests.rtp_streams import AUDIO_PT, VIDEO_PT, RtpStream, opus_frames, vp8_frames
@@ -56,6 +57,8 @@ async def test_tracks_are_written_without_transcoding_and_gaps_stay_gaps(tmp_pat
         for data in video.packets(frames[index]):
             recording.packet("guest", 0, "video", data, HEADER, 0.0)
         clock.advance(1 / 30)
+    await recording.synced()  # the writer has its keyframe: the relay is no longer asked for one
+    assert recording.waiting == set()
     # The camera is off for 3 s; it comes back as a new stream (new SSRC, new timestamps).
     clock.advance(3.0)
     again = RtpStream(ssrc=2, payload_type=VIDEO_PT, clock_rate=90000, frame_ticks=3000)
@@ -96,19 +99,34 @@ async def test_a_disk_that_cannot_keep_up_marks_the_recording_damaged_without_wa
     recording = RoomRecording(tmp_path / "r", failures.append, asyncio.get_running_loop(), queue_packets=8)
     video = RtpStream(ssrc=1, payload_type=VIDEO_PT, clock_rate=90000, frame_ticks=3000)
     frames = vp8_frames(10, 160, 120)
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(10.0)  # the writer thread gets no turn while the packets pour in: the queue fills
-    try:
-        for _ in range(50):
-            for data in video.packets(frames[0]):
-                recording.packet("guest", 0, "video", data, HEADER, 0.0)
-    finally:
-        sys.setswitchinterval(switch)
+    # The loop gets no turn while the packets pour in: nothing reaches the writer's pipe, the queue fills.
+    for _ in range(50):
+        for data in video.packets(frames[0]):
+            recording.packet("guest", 0, "video", data, HEADER, 0.0)
     assert failures == [TOO_SLOW] and recording.damaged == TOO_SLOW
     assert recording.packet("guest", 0, "video", b"\x80" * 20, HEADER, 0.0) is False  # dropped from now on
     finished = await recording.stop()
     assert finished.damaged == TOO_SLOW
     assert finished.tracks and decoded(finished.tracks[0][2].path)[0] >= 1  # what was written is kept
+
+
+async def test_a_writer_that_dies_damages_only_its_own_recording(tmp_path: Path) -> None:
+    failures: dict[str, list[str]] = {"a": [], "b": []}
+    loop = asyncio.get_running_loop()
+    recordings = {name: RoomRecording(tmp_path / name, failures[name].append, loop) for name in failures}
+    video = RtpStream(ssrc=1, payload_type=VIDEO_PT, clock_rate=90000, frame_ticks=3000)
+    frames = [data for payloads in vp8_frames(5, 160, 120) for data in video.packets(payloads)]
+    for recording in recordings.values():
+        for data in frames:
+            recording.packet("guest", 0, "video", data, HEADER, 0.0)
+        await recording.synced()
+    recordings["a"]._process.kill()  # its writer is gone (a crash in the muxer, the OOM killer)
+    broken = await recordings["a"].stop()
+    assert broken.damaged == UNWRITABLE and failures["a"] == [UNWRITABLE]
+    assert recordings["a"].packet("guest", 0, "video", frames[0], HEADER, 0.0) is False  # dropped from now on
+    assert list((tmp_path / "a").glob("*.webm"))  # what it wrote stays for the next start to recover
+    fine = await recordings["b"].stop()  # the other room's recording is untouched
+    assert fine.damaged == "" and failures["b"] == [] and decoded(fine.tracks[0][2].path)[0] == 5
 
 
 async def test_an_unwritable_spool_refuses_to_start(tmp_path: Path) -> None:
@@ -149,8 +167,7 @@ async def main() -> None:
         for data in video.packets(frames[index % 30] if index else frames[0]):
             recording.packet("host", 0, "video", data, 12, 0.0)
         clock.advance(1 / 30)
-    while recording._pending:  # written, as a live call's packets would be by now
-        await asyncio.sleep(0.01)
+    await recording.synced()  # written, as a live call's packets would be by now
     print("written", flush=True)
     await asyncio.sleep(60)
 
@@ -182,6 +199,11 @@ async def test_files_of_a_killed_writer_are_recovered_on_the_next_start(
         writer.wait()
         if writer.stdout is not None:
             writer.stdout.close()
+    # Its child, the writer process, dies with it (SIGKILL too): the lock is free a moment later.
+    for _ in range(500):
+        if _unlocked(directory):
+            break
+        await asyncio.sleep(0.01)
     left = next(directory.glob("*.webm"))
     assert left.stat().st_size > 0  # flushed cluster by cluster
     assert await recorder.recover() == 1

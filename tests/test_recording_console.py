@@ -57,6 +57,9 @@ async def meetings(app: Starlette) -> tuple[int, int, str]:
             MeetingEvent(room_id=first.room_id, kind="recording_started", detail="", at=at(1_800_000_002.0))
         )
         db.add(MeetingEvent(room_id=first.room_id, kind="screen", detail="host on", at=at(1_800_000_003.0)))
+        db.add(
+            MeetingEvent(room_id=first.room_id, kind="video", detail="guest network", at=at(1_800_000_004.0))
+        )
     await services(app).storage.put(key, b"webm")
     return made[0].id, made[1].id, key
 
@@ -76,6 +79,7 @@ async def test_the_list_shows_and_filters_recorded_meetings(
     page = (await client.get(f"/records/{recorded}")).text
     assert f'href="/records/{recorded}/replay"' in page  # 録画を再生
     assert "録画を開始しました" in page and "担当者が画面共有を開始しました" in page  # the one timeline
+    assert "お客さま：映像を利用できません（ネットワークで接続できませんでした）" in page  # and why
     data = (await client.get(f"/records/{recorded}/replay.json")).json()
     texts = [event["text"] for event in data["events"]]
     assert "録画を開始しました" in texts and "担当者が画面共有を開始しました" in texts

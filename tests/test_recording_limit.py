@@ -17,6 +17,7 @@ from signaling.protocol import (
     RecordingState,
     RecordingSwitch,
     Role,
+    VideoStatus,
 )
 from signaling.room import NOT_ALLOWED, Effect, EventKind, Happened, Room
 from tests.helpers import sent
@@ -145,3 +146,15 @@ def test_camera_and_screen_changes_are_kept_for_the_timeline() -> None:
     effects = room.receive(Role.HOST, "h1", sharing, 2)
     assert Happened(EventKind.SCREEN, "host on", 2) in effects
     assert not any(isinstance(e, Happened) and e.kind == EventKind.CAMERA for e in effects)
+
+
+def test_video_unavailable_and_why_is_kept_for_the_timeline() -> None:
+    room = Room("r1", "1234567")
+    room.connect(Role.HOST, "h1", now=0)
+    room.connect(Role.GUEST, "g1", now=0)
+    blocked = VideoStatus(type="media.video", available=False, reason="network")
+    assert Happened(EventKind.VIDEO, "guest network", 1) in room.receive(Role.GUEST, "g1", blocked, 1)
+    again = room.receive(Role.GUEST, "g1", blocked, 2)  # re-sent on a reconnect: kept once
+    assert not any(isinstance(e, Happened) for e in again)
+    works = VideoStatus(type="media.video", available=True)
+    assert Happened(EventKind.VIDEO, "guest available", 3) in room.receive(Role.GUEST, "g1", works, 3)

@@ -85,6 +85,13 @@ CAMERA_STATES = {
     "none": N_("{who}: no camera"),
 }
 
+VIDEO_STATES = {  # signaling.protocol.VideoProblem, or "available"
+    "available": N_("{who}: video works"),
+    "unsupported": N_("{who}: video unavailable (the browser does not support it)"),
+    "network": N_("{who}: video unavailable (the connection did not get through the network)"),
+    "camera": N_("{who}: video unavailable (the camera cannot be used)"),
+}
+
 
 def _happened(event: MeetingEvent, _: Translator) -> str:
     """The words for a stored meeting event (signaling.room.EventKind)."""
@@ -106,6 +113,8 @@ def _happened(event: MeetingEvent, _: Translator) -> str:
             return _("The representative asked the customer to turn the camera on")
         case "camera_request":
             return _("The representative stopped the customer's camera")
+        case "video":
+            return _(VIDEO_STATES.get(what, VIDEO_STATES["available"]), who=_(ROLE_WORDS.get(who, who)))
     return event.kind
 
 
