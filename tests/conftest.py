@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any, TypeVar
 import httpx
 import hypothesis  # noqa: F401  # before any app freezes the heap: its trio hook asks gc for referrers
 import pytest
+from argon2 import PasswordHasher
 from starlette.applications import Starlette
 
 from core.clock import ManualClock
@@ -23,7 +26,7 @@ from tests.harness.postgres import PostgresCluster
 from tests.harness.redis import RedisServer
 from tests.harness.s3 import S3Server
 from tests.harness.serve import Serve
-from web import serving
+from web import passwords, serving
 from web.app import create_app
 from web.settings import Settings
 
@@ -49,6 +52,23 @@ def in_thread(function: Callable[..., T], *args: object) -> T:
     """Run blocking set-up that uses ``asyncio.run`` (Alembic) away from any running loop."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(function, *args).result()
+
+
+# argon2 at its production cost (64 MiB, three passes) takes 0.1–0.8 s a hash on this box, and the suite makes
+# and checks over a thousand: a third of its set-up time. What the tests check is who may sign in, so they
+# hash at the smallest cost argon2id allows; the tests about the cost itself ask for production_password_cost
+# (tests/test_auth.py holds the production parameters, tests/abuse/test_limits.py that a burst of them never
+# holds the event loop), and ``tsunagu`` in a subprocess always uses its own defaults.
+TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+passwords.use_hasher(TEST_HASHER)
+
+
+@pytest.fixture
+def production_password_cost() -> Iterator[None]:
+    """Passwords hashed at the production cost during the test: list it before the fixtures that add users."""
+    passwords.use_hasher(passwords.PRODUCTION)
+    yield
+    passwords.use_hasher(TEST_HASHER)
 
 
 @pytest.fixture
@@ -148,8 +168,24 @@ def storage_url(request: pytest.FixtureRequest) -> str | None:
     return storage_url_for(request, getattr(request, "param", "local"))
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database brought to head by the real migrations, once per run: each test gets a copy (a
+    copy costs milliseconds, the ten migrations half a second, and some 600 tests take one)."""
+    path = tmp_path_factory.mktemp("schema") / "tsunagu.db"
+    in_thread(upgrade, f"sqlite:///{path}")
+    return path
+
+
+def copy_database(source: Path, destination: Path) -> None:
+    # SQLite's backup API: a consistent copy whatever journal mode the migrations left.
+    with contextlib.closing(sqlite3.connect(source)) as original:
+        with contextlib.closing(sqlite3.connect(destination)) as copy:
+            original.backup(copy)
+
+
 @pytest.fixture
-def settings(tmp_path: Path, storage_url: str | None) -> Settings:
+def settings(tmp_path: Path, storage_url: str | None, migrated_sqlite: Path) -> Settings:
     settings = Settings(
         data_dir=tmp_path / "data",
         database_url=sqlite_url(tmp_path),
@@ -158,7 +194,7 @@ def settings(tmp_path: Path, storage_url: str | None) -> Settings:
         ice_host_addresses=("127.0.0.1",),  # aioice leaves loopback out; the tests have nothing else
     )
     settings.data_dir.mkdir()
-    in_thread(upgrade, settings.database_url)
+    copy_database(migrated_sqlite, tmp_path / "tsunagu.db")
     return settings
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import httpx
 from starlette.applications import Starlette
 
@@ -9,6 +12,7 @@ from core.clock import ManualClock
 from store.models import Role
 from tests.conftest import make_client
 from tests.helpers import PASSWORD, csrf_token, seed_org, sign_in
+from web import passwords
 from web.services import services
 
 
@@ -147,3 +151,22 @@ async def test_next_parameter_only_allows_local_paths(app: Starlette, client: ht
     form = {"email": "host@acme.example", "password": PASSWORD, "csrf_token": token}
     response = await client.post("/login", data={**form, "next": "//evil.example/"})
     assert response.headers["location"] == "/host"
+
+
+def test_passwords_are_argon2id_at_the_production_cost(production_password_cost: None) -> None:
+    # The suite hashes at a low cost (tests/conftest.py); what ships is RFC 9106's option: t=3, 64 MiB, p=4.
+    hashed = passwords.hash_now("correct horse battery")
+    assert hashed.startswith("$argon2id$v=19$m=65536,t=3,p=4$"), hashed
+    assert passwords.verify_now(hashed, "correct horse battery")
+    assert not passwords.verify_now(hashed, "correct horse")
+    assert passwords.verify_now(passwords.DUMMY_HASH, "x") is False
+    assert passwords.DUMMY_HASH.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
+def test_a_fresh_process_hashes_at_the_production_cost() -> None:
+    # Nothing but the test suite lowers the cost: the module's own default, as `tsunagu` imports it.
+    code = "from web import passwords; print(passwords.hash_now('x')); print(passwords.DUMMY_HASH)"
+    printed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert all(line.startswith("$argon2id$v=19$m=65536,t=3,p=4$") for line in printed.stdout.split())

@@ -29,10 +29,21 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
 
 
-_hasher = PasswordHasher()
+# argon2-cffi's defaults, RFC 9106's second recommended option: argon2id, t=3, 64 MiB, p=4.
+PRODUCTION = PasswordHasher()
+_hasher = PRODUCTION
 _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="argon2", initializer=_lower_priority)
 # A real hash to verify against when the email is unknown, so timing does not reveal which emails exist.
 DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def use_hasher(hasher: PasswordHasher) -> None:
+    """Hash new passwords with ``hasher``'s parameters from now on (a stored hash keeps its own: verifying
+    it costs what it cost to make, and :func:`needs_rehash` upgrades it at the next sign-in). Only the test
+    suite calls this, for a cheaper cost in the tests that are not about argon2's."""
+    global _hasher, DUMMY_HASH
+    _hasher = hasher
+    DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_now(password: str) -> str:

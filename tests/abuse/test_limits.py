@@ -77,7 +77,7 @@ def one_verification() -> float:
 
 
 async def test_sixty_simultaneous_wrong_passwords_meet_the_limit_and_never_hold_the_loop(
-    server: LiveServer,
+    production_password_cost: None, server: LiveServer
 ) -> None:
     """Finding 2: 60 wrong passwords at once all got 401 (the limit is 10 a minute), and argon2 ran on the
     event loop. Now exactly 10 are evaluated, 50 are refused with 429, and the loop keeps turning."""
