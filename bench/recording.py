@@ -2,15 +2,17 @@
 ``recordings.recorder``) against decode + re-encode in the same run, and the relay's forwarding capacity with
 every stream recorded against none recorded.
 
-- ``passthrough_core_pct_per_stream``: CPU (this process's sink on the loop and the writer child processes)
-  per second of one stream written, in % of a core. Streams are fed faster than real time; the
+- ``passthrough_core_pct_per_stream``: CPU (this process's sink on the loop and the node's writer child
+  process, its one-off start-up excluded: it is started once per node) per second of one stream written, in
+  % of a core. Streams are fed faster than real time; the
   figure is work done, not wall time. Target ≤ 2.
 - ``transcode_core_pct_per_stream``: decoding and re-encoding the same frames (aiortc's VP8 decoder and
   encoder), per second of one stream, in % of a core: what a recorder that transcodes would cost.
 - ``relay_capacity_ratio_recording``: streams per core of the relay (bench/relay.py's load generator and
   server process) with every room recorded ÷ with none, same rooms, same run. Target ≥ 0.8. The relay's
-  process is what forwarding is bound by (one event loop: one core); the recorder's writers are child
-  processes of it, on the other cores. ``relay_capacity_ratio_recording_all_cpu`` counts their CPU too
+  process is what forwarding is bound by (one event loop: one core); the recorder's writer is a child
+  process of it (one per node, shared by every recording), on the other cores.
+  ``relay_capacity_ratio_recording_all_cpu`` counts its CPU too
   (streams per core of relay and writers together), for what recording costs the box as a whole.
 
 Run it inside ``unshare --net`` (loopback only), like the tests: ``python -m bench.recording``.
@@ -22,7 +24,6 @@ import argparse
 import asyncio
 import logging
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +34,8 @@ from aiortc.rtp import RtpPacket
 
 from bench.relay import Figures, measure
 from bench.relay_load import FPS, encoded_frames
+from bench.relay_server import cpu_seconds
+from recordings.pool import WriterProcess
 from recordings.recorder import RoomRecording
 from web import serving
 
@@ -62,19 +65,20 @@ def packets(frames: list[list[bytes]], ssrc: int, seconds: float) -> list[bytes]
 async def passthrough(frames: list[list[bytes]], streams: int, seconds: float) -> float:
     """% of a core per recorded stream, depacketizing and muxing (no decoding)."""
     feeds = [packets(frames, 1000 + n, seconds) for n in range(streams)]
+    writer = WriterProcess(asyncio.get_running_loop())
     with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as spool:
         failures: list[str] = []
-        recording = RoomRecording(
-            Path(spool) / "room", failures.append, asyncio.get_running_loop(), queue_packets=1_000_000
-        )
-        cpu0 = time.process_time() + _children_cpu()
+        await RoomRecording(Path(spool) / "warm", failures.append, writer).stop()  # started, PyAV imported
+        recording = RoomRecording(Path(spool) / "room", failures.append, writer, queue_packets=1_000_000)
+        cpu0 = time.process_time() + sum(cpu_seconds(writer.pid))
         for index in range(max(len(feed) for feed in feeds)):  # interleaved, as a room's streams arrive
             for n, feed in enumerate(feeds):
                 if index < len(feed):
                     seat, mline = ("host", "guest")[n % 2], n // 2 % 2  # camera and screen of both seats
                     recording.packet(seat, mline, "video", feed[index], 12, 0.0)
-        finished = await recording.stop()  # the writer has exited and been waited for
-        cpu = time.process_time() + _children_cpu() - cpu0
+        finished = await recording.stop()  # every file closed by the writer
+        cpu = time.process_time() + sum(cpu_seconds(writer.pid)) - cpu0
+        await writer.aclose()
         assert not failures and not finished.damaged, failures
         assert len(finished.tracks) == min(streams, 4)
     return 100 * cpu / (streams * seconds)
@@ -83,11 +87,6 @@ async def passthrough(frames: list[list[bytes]], streams: int, seconds: float) -
 def _us_per_packet(figures: Figures) -> float:
     """The relay process's CPU per packet it forwarded (µs): what recording adds on the loop's process."""
     return 1e6 * figures.server_cpu / max(1, figures.counters.get("packets_forwarded", 0))
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def transcode(frames: list[list[bytes]], seconds: float) -> float:

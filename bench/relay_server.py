@@ -21,7 +21,7 @@ from pathlib import Path
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from media import MediaRooms, MediaSettings, hooks
-from recordings.recorder import RoomRecording
+from recordings.recorder import RoomRecording, Writers
 from web import serving
 
 LOOPBACK = ("127.0.0.1",)
@@ -60,6 +60,7 @@ async def serve(conn: Connection, mode: str) -> None:
     rooms = MediaRooms(MediaSettings(host_addresses=LOOPBACK))
     pcs: dict[tuple[str, str], RTCPeerConnection] = {}
     recorded: dict[str, RoomRecording] = {}
+    writers = Writers()  # the node's one writer process, started at the first recording
     spool = tempfile.TemporaryDirectory(prefix="tsunagu-bench-recording-")
     relay: object = None
     if mode == "transcode":
@@ -80,13 +81,16 @@ async def serve(conn: Connection, mode: str) -> None:
             else:
                 answer = await rooms.answer(room, seat, offer)
                 if mode == "recording" and room not in recorded:
-                    recording = RoomRecording(Path(spool.name) / room, _ignore, asyncio.get_running_loop())
+                    recording = RoomRecording(
+                        Path(spool.name) / room, _ignore, writers.current(asyncio.get_running_loop())
+                    )
                     recorded[room] = recording
                     rooms.record(room, recording)
             conn.send(answer)
     finally:
         for recording in recorded.values():
             await recording.stop()
+        await writers.aclose()
         spool.cleanup()
         await rooms.aclose()
         for pc in pcs.values():

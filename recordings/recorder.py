@@ -1,9 +1,11 @@
 """The recorder (レコログ): a room's published packets to one WebM file per track, off the event loop.
 
 :class:`RoomRecording` is the packet sink the relay feeds (``media.sink.PacketSink``, attached by the hub):
-on the loop it only appends each packet to a buffer that goes, batched, into a pipe to its own child
-process (``recordings.writer``), which muxes (``recordings.webm``) into a spool directory on this node's
-disk: muxing and disk writes never take the event loop's process. Forwarding never waits: when the queue
+on the loop it only appends each packet to a buffer that goes, batched, into the pipe of this node's one
+writer child process (``recordings.pool``, ``recordings.writer``; every recording shares it), which muxes
+(``recordings.webm``) into a spool directory per recording on this node's disk: muxing and disk writes never
+take the event loop's process. A writer process that dies damages every recording on it (the reason says
+so); the next start gets a new one. Forwarding never waits: when the queue
 is full (the disk does not keep up) or a write fails (disk full, unwritable), the recording is marked
 damaged with the reason, the files so far are kept, and ``failed`` tells the room (the host sees why; the
 call goes on).
@@ -21,9 +23,6 @@ import asyncio
 import contextlib
 import fcntl
 import os
-import pickle
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,19 +38,25 @@ from core.clock import Clock, monotonic_clock
 from core.errors import N_
 from core.storage import Storage
 from recordings.models import MeetingRecord, Recording
+from recordings.pool import FLUSH_EVERY, WRITER_GONE, WriterProcess, Writers
 from recordings.webm import TrackResult, remux
-from recordings.writer import DISK_FULL, LENGTH, PACKET, SEATS, STOP, SYNC, TRACKS, UNWRITABLE
+from recordings.writer import DISK_FULL, FRAME, SEATS, STOP, SYNC, TRACKS, UNWRITABLE
 
-__all__ = ["DISK_FULL", "TOO_SLOW", "UNWRITABLE", "Finished", "Recorder", "RoomRecording"]
+__all__ = [
+    "DISK_FULL",
+    "FLUSH_EVERY",
+    "TOO_SLOW",
+    "UNWRITABLE",
+    "WRITER_GONE",
+    "Finished",
+    "Recorder",
+    "RoomRecording",
+    "Writers",
+]
 
 log = structlog.get_logger("tsunagu.recordings")
 
-# Seconds between the loop's writes of the buffered packets to the child's pipe: each write wakes the child
-# (a context switch on both sides), so fewer, larger writes; a node killed loses at most this much more.
-FLUSH_EVERY = 0.25
 QUEUE_PACKETS = 4096  # packets the child's pipe has not taken, all tracks of a room: seconds of a slow disk
-PIPE_BYTES = 1 << 20  # the child's pipe (the kernel's default is 64 KiB)
-F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), spelled out for Python builds that lack the name
 SEAT_INDEX = {seat: index for index, seat in enumerate(SEATS)}
 LOCK = ".lock"
 
@@ -71,18 +76,19 @@ class Finished:
 
 
 class RoomRecording:
-    """One start of a room's recording: the relay's packet sink, and the child process that writes its files
-    (``recordings.writer``).
+    """One start of a room's recording: the relay's packet sink, written by this node's writer process
+    (``recordings.pool.WriterProcess``, shared by every recording).
 
-    On the loop, a packet is only appended to a buffer; every :data:`FLUSH_EVERY` seconds the buffer goes to
-    the child's pipe in one non-blocking write. Packets the pipe has not taken yet are the bounded queue: more
-    than ``queue_packets`` of them and the recording is damaged (the disk does not keep up)."""
+    On the loop, a packet is only appended to this recording's buffer (framed with its id); every
+    :data:`FLUSH_EVERY` seconds the writer process moves every recording's buffer to the child's pipe in one
+    non-blocking write. Packets the pipe has not taken yet are the bounded queue: more than
+    ``queue_packets`` of them and the recording is damaged (the disk does not keep up)."""
 
     def __init__(
         self,
         directory: Path,
         failed: Failed,
-        loop: asyncio.AbstractEventLoop,
+        writer: WriterProcess,
         queue_packets: int = QUEUE_PACKETS,
         clock: Clock = monotonic_clock,
     ) -> None:
@@ -92,15 +98,15 @@ class RoomRecording:
         self._clock = clock
         self._origin_mono = clock()
         self._failed = failed
-        self._loop = loop
-        self._buffer = bytearray()  # packets (writer.PACKET headers) the pipe has not taken yet
-        self._queued = 0  # how many
+        self._loop = loop = writer.loop
+        self._writer = writer
+        self.buffer = bytearray()  # framed packets not yet moved to the pipe
+        self.queued = 0  # packets the pipe has not taken yet
         self._limit = queue_packets
         self.waiting: set[tuple[str, int]] = set()  # video tracks without a keyframe written yet
         self._started: set[tuple[str, int]] = set()
         self.damaged = ""
         self._closed = False  # damaged or stopping: packets are dropped
-        self._flush_soon = False
         self._result = Finished(directory, self.origin)
         self._stopping = False
         self._synced: list[asyncio.Future[None]] = []
@@ -109,35 +115,10 @@ class RoomRecording:
         lock = os.open(directory / LOCK, os.O_CREAT | os.O_RDWR, 0o600)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # The child holds the lock from here on (the same open file): until its files are finished.
-            self._process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "recordings.writer",
-                    str(directory),
-                    str(self._origin_ms),
-                    str(lock),
-                    str(os.getpid()),
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                pass_fds=(lock,),
-            )
+            # The writer holds the lock from here on (the same open file): until the files are finished.
+            self._id = writer.add(self, str(directory), self._origin_ms, lock)
         finally:
             os.close(lock)
-        assert self._process.stdin is not None and self._process.stdout is not None
-        self._pipe = self._process.stdin.fileno()
-        self._answers = self._process.stdout.fileno()
-        os.set_blocking(self._pipe, False)
-        os.set_blocking(self._answers, False)
-        with contextlib.suppress(OSError):  # a larger pipe rides out a slow disk for longer
-            fcntl.fcntl(self._pipe, F_SETPIPE_SZ, PIPE_BYTES)
-        self._read = bytearray()
-        self._result_known = False
-        self._writable = False  # waiting for the pipe to take more (add_writer)
-        loop.add_reader(self._answers, self._on_answers)
-        self._timer = loop.call_later(FLUSH_EVERY, self._tick)
 
     # On the event loop (media.sink.PacketSink)
 
@@ -152,40 +133,45 @@ class RoomRecording:
             self._started.add(key)
             if kind == "video":
                 self.waiting.add(key)
-        if self._queued >= self._limit:
+        if self.queued >= self._limit:
             self._fail(TOO_SLOW)
             return False
-        buffer = self._buffer
-        buffer += PACKET.pack(
-            SEAT_INDEX[seat], mline, header, (self._clock() - self._origin_mono) * 1000, len(data)
+        buffer = self.buffer
+        if not buffer:
+            self._writer.changed(self)
+        buffer += FRAME.pack(
+            self._id, SEAT_INDEX[seat], mline, header, (self._clock() - self._origin_mono) * 1000, len(data)
         )
         buffer += data
-        self._queued += 1
+        self.queued += 1
         if self.waiting and key in self.waiting:
             # Until the child has a keyframe of this track, the relay asks for one at every packet (spaced
             # 0.1 s): hand the packets over at once, so that the child can say so within milliseconds.
-            if not self._flush_soon:
-                self._flush_soon = True
-                self._loop.call_soon(self._flush_now)
+            self._writer.flush_soon()
             return True
         return False
 
     def stop(self) -> asyncio.Future[Finished]:
-        """Stop taking packets; the child finishes the files. The future gives what was written."""
+        """Stop taking packets; the writer finishes the files. The future gives what was written."""
         if not self._stopping:
             self._stopping = self._closed = True
-            self._timer.cancel()
-            self._buffer += PACKET.pack(STOP, 0, 0, 0.0, 0)
-            self._flush()
+            self._control(STOP)
         return self._done
 
     async def synced(self) -> None:
         """Wait until every packet given so far is written (tests)."""
         future: asyncio.Future[None] = self._loop.create_future()
         self._synced.append(future)
-        self._buffer += PACKET.pack(SYNC, 0, 0, 0.0, 0)
-        self._flush()
+        self._control(SYNC)
         await future
+
+    def _control(self, kind: int) -> None:
+        if not self.buffer:
+            self._writer.changed(self)
+        self.buffer += FRAME.pack(self._id, kind, 0, 0, 0.0, 0)
+        self._writer.flush_soon()
+        if not self._writer.alive:
+            self.gone()
 
     def _fail(self, reason: str) -> None:
         if not self.damaged:
@@ -193,87 +179,31 @@ class RoomRecording:
             self._closed = True
             self._failed(reason)
 
-    def _flush_now(self) -> None:
-        self._flush_soon = False
-        self._flush()
+    # From the writer process (recordings.pool)
 
-    def _tick(self) -> None:
-        self._flush()
-        if not self._stopping:
-            self._timer = self._loop.call_later(FLUSH_EVERY, self._tick)
-
-    def _flush(self) -> None:
-        if not self._buffer or self._pipe < 0:
-            return
-        try:
-            written = os.write(self._pipe, self._buffer)
-        except BlockingIOError:
-            written = 0
-        except OSError:  # the child is gone: what it wrote stays in the spool for the next start
-            self._buffer.clear()
-            self._fail(UNWRITABLE)
-            return
-        del self._buffer[:written]
-        if not self._buffer:
-            self._queued = 0
-            if self._writable:
-                self._writable = False
-                self._loop.remove_writer(self._pipe)
-        elif not self._writable:
-            self._writable = True
-            self._loop.add_writer(self._pipe, self._flush)
-        if self._stopping and not self._buffer:
-            self._close_pipe()
-
-    def _close_pipe(self) -> None:
-        if self._pipe >= 0:
-            if self._writable:
-                self._loop.remove_writer(self._pipe)
-                self._writable = False
-            assert self._process.stdin is not None
-            self._process.stdin.close()
-            self._pipe = -1
-
-    def _on_answers(self) -> None:
-        try:
-            chunk = os.read(self._answers, 65536)
-        except BlockingIOError:
-            return
-        if not chunk:  # the child exited
-            self._loop.remove_reader(self._answers)
-            self._timer.cancel()
-            self._close_pipe()
-            if not self._result_known:
-                self._fail(UNWRITABLE)  # it died: what it wrote stays in the spool for the next start
-            self._loop.run_in_executor(None, self._process.wait).add_done_callback(lambda _: self._finish())
-            return
-        self._read += chunk
-        while len(self._read) >= LENGTH.size:
-            (size,) = LENGTH.unpack_from(self._read)
-            if len(self._read) < LENGTH.size + size:
-                break
-            message = pickle.loads(bytes(self._read[LENGTH.size : LENGTH.size + size]))
-            del self._read[: LENGTH.size + size]
-            self._answer(message)
-
-    def _answer(self, message: tuple[Any, ...]) -> None:
+    def answer(self, message: tuple[Any, ...]) -> None:
         match message:
-            case ("keyframe", int(seat), int(mline)):
+            case ("keyframe", _, int(seat), int(mline)):
                 self.waiting.discard((SEATS[seat], mline))
-            case ("failed", str(reason)):
+            case ("failed", _, str(reason)):
                 self._fail(reason)
-            case ("synced",):
+            case ("synced", _):
                 if self._synced:
                     self._synced.pop(0).set_result(None)
-            case ("finished", list(tracks), str(damaged)):
-                self._result_known = True
+            case ("finished", _, list(tracks), str(damaged)):
                 for seat, track, path, start, end, frames in tracks:
                     self._result.tracks.append((seat, track, TrackResult(Path(path), start, end, frames)))
                 self._result.damaged = damaged
+                self._finish()
+
+    def gone(self) -> None:
+        """The writer process died: what it wrote stays in the spool for the next start to recover."""
+        self._fail(WRITER_GONE)
+        self.buffer.clear()
+        self._finish()
 
     def _finish(self) -> None:
-        if self._process.stdout is not None:
-            self._process.stdout.close()
+        self._closed = True
         self._result.damaged = self._result.damaged or self.damaged
         for future in self._synced:
             if not future.done():
@@ -299,6 +229,7 @@ class Recorder:
         self.queue_packets = queue_packets
         self.clock = clock  # arrival times of packets (the files' timestamps of a stream's start)
         self._live: dict[str, RoomRecording] = {}
+        self.writers = Writers()  # this node's one writer process, started at the first recording
         self._storing: set[asyncio.Task[None]] = set()
 
     async def start(self, room_id: str, failed: Failed) -> RoomRecording:
@@ -309,8 +240,8 @@ class Recorder:
         if org_id is None:
             raise LookupError(f"no meeting record for room {room_id}")
         directory = self.spool / str(org_id) / room_id / f"{time.time_ns()}"
-        loop = asyncio.get_running_loop()
-        recording = RoomRecording(directory, failed, loop, self.queue_packets, self.clock)
+        writer = self.writers.current(asyncio.get_running_loop())
+        recording = RoomRecording(directory, failed, writer, self.queue_packets, self.clock)
         self._live[room_id] = recording
         log.info("recording.started", room=room_id)
         return recording
@@ -337,6 +268,7 @@ class Recorder:
         for room_id in list(self._live):
             await self.stop(room_id)
         await self.settle()
+        await self.writers.aclose()
 
     async def _store(self, room_id: str, done: asyncio.Future[Finished]) -> None:
         finished = await done

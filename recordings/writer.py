@@ -1,19 +1,23 @@
-"""The recorder's child process: one recording's packets, read from a pipe, muxed into WebM files.
+"""The recorder's child process: every recording of this node, read from one pipe, muxed into WebM files.
 
-``python -m recordings.writer <directory> <origin_ms> <lock fd> <parent pid>``, started by
-:class:`recordings.recorder.RoomRecording`. Muxing and disk writes happen here, in a process of their own,
-so that they never take the relay's event loop (nor its GIL) away from forwarding. The parent batches the
-packets (:data:`PACKET` headers, each followed by the packet) and writes them to this process's stdin; this
-process answers on its stdout with length-prefixed pickled :data:`Message` tuples:
+``python -m recordings.writer <socket fd> <parent pid>``, started once per node (lazily, at the first
+recording) by :class:`recordings.pool.WriterProcess`. Muxing and disk writes happen here, in a process of
+their own, so that they never take the relay's event loop (nor its GIL) away from forwarding. The parent
+batches frames (a :data:`FRAME` header: recording id, seat, m-line, RTP header length, arrival, length;
+then the packet) and writes them to this process's stdin. Control frames use the seat byte:
 
-- ``("keyframe", seat, mline)``: the track has its first keyframe written (the relay stops asking);
-- ``("failed", reason)``: writing failed (disk full, unwritable); later packets are dropped;
-- ``("synced",)``: every packet sent before a :data:`SYNC` is written (tests);
-- ``("finished", tracks, damaged)``: after :data:`STOP` (or the end of stdin), every file closed.
+- :data:`START`: a new recording (payload: origin in ms, a NUL, its spool directory); its directory's lock
+  (an open file the parent has locked) comes over the socket (``SCM_RIGHTS``) just before;
+- :data:`SYNC`: answer ``("synced", id)`` once everything of that recording before it is written (tests);
+- :data:`STOP`: finish that recording's files, release its lock, answer ``("finished", id, tracks, damaged)``.
 
-It holds the spool directory's lock (inherited from the parent) until its files are finished, and dies with
-its parent (``PR_SET_PDEATHSIG``): a node killed with SIGKILL leaves files flushed cluster by cluster, which
-the next start recovers (``Recorder.recover``).
+It answers on its stdout with length-prefixed pickled :data:`Message` tuples, each naming its recording:
+``("keyframe", id, seat, mline)`` (the relay stops asking), ``("failed", id, reason)`` (later packets of
+that recording are dropped; the others go on). At the end of stdin every open recording is finished.
+
+It holds each spool directory's lock until that recording's files are finished, and dies with its parent
+(``PR_SET_PDEATHSIG``): a node killed with SIGKILL leaves files flushed cluster by cluster, which the next
+start recovers (``Recorder.recover``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import errno
 import os
 import pickle
 import signal
+import socket
 import struct
 import sys
 from pathlib import Path
@@ -32,11 +37,13 @@ from typing import Any
 from core.errors import N_
 from recordings.webm import TrackWriter
 
-PACKET = struct.Struct("<BBBdI")  # seat, m-line, RTP header length, arrival (ms since origin), length
+# recording id, seat, m-line, RTP header length, arrival (ms since the recording's origin), length
+FRAME = struct.Struct("<IBBBdI")
 SEATS = ("host", "guest")
 TRACKS = {0: "camera", 1: "screen", 2: "audio"}  # by m-line (media.peer.LAYOUT)
-STOP = 0xFF  # in the seat byte: finish the files and exit
-SYNC = 0xFE  # in the seat byte: answer ("synced",) once everything before is written
+STOP = 0xFF  # in the seat byte: finish the recording's files
+SYNC = 0xFE  # in the seat byte: answer ("synced", id) once everything before is written
+START = 0xFD  # in the seat byte: a new recording; payload b"<origin ms>\0<directory>"
 LENGTH = struct.Struct("<I")
 READ = 1 << 20
 PR_SET_PDEATHSIG = 1
@@ -58,13 +65,22 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-class Writer:
-    def __init__(self, directory: Path, origin_ms: int, out: int) -> None:
+class Recording:
+    """One recording's tracks, its spool directory and the lock on it."""
+
+    def __init__(self, directory: Path, origin_ms: int, lock: int) -> None:
         self.directory = directory
         self.origin_ms = origin_ms
-        self.out = out
+        self.lock = lock
         self.tracks: dict[tuple[int, int], TrackWriter] = {}
         self.broken = ""
+
+
+class Writer:
+    def __init__(self, out: int, fds: socket.socket) -> None:
+        self.out = out
+        self.fds = fds
+        self.recordings: dict[int, Recording] = {}
 
     def send(self, message: Message) -> None:
         data = pickle.dumps(message)
@@ -72,44 +88,68 @@ class Writer:
         while view:
             view = view[os.write(self.out, view) :]
 
-    def packet(self, seat: int, mline: int, header: int, arrived: float, data: bytes) -> None:
-        if self.broken or seat >= len(SEATS) or mline not in TRACKS:
+    def start(self, rid: int, payload: bytes) -> None:
+        _, fds, _, _ = socket.recv_fds(self.fds, 1, 1)  # sent just before the START frame
+        lock = fds[0] if fds else -1
+        try:
+            origin, directory = payload.split(b"\0", 1)
+            recording = Recording(Path(os.fsdecode(directory)), int(origin), lock)
+        except ValueError:  # a malformed start: nothing to write, and said so
+            self.send(("failed", rid, UNWRITABLE))
+            self.send(("finished", rid, [], UNWRITABLE))
+            if lock >= 0:
+                os.close(lock)
+            return
+        self.recordings[rid] = recording
+
+    def packet(self, rid: int, seat: int, mline: int, header: int, arrived: float, data: bytes) -> None:
+        recording = self.recordings.get(rid)
+        if recording is None or recording.broken or seat >= len(SEATS) or mline not in TRACKS:
             return
         key = (seat, mline)
-        writer = self.tracks.get(key)
+        writer = recording.tracks.get(key)
         if writer is None:
             kind = "audio" if mline == 2 else "video"
             name = f"{SEATS[seat]}-{TRACKS[mline]}"
-            writer = self.tracks[key] = TrackWriter(self.directory, name, kind, self.origin_ms)
+            writer = recording.tracks[key] = TrackWriter(recording.directory, name, kind, recording.origin_ms)
         waiting = writer.waiting_keyframe
         try:
             writer.packet(data, header, arrived)
-        except Exception as exc:
-            self.broken = reason(exc)
-            print(f"recording.write_failed {self.directory}: {exc!r}", file=sys.stderr)
-            self.send(("failed", self.broken))
+        except Exception as exc:  # this recording only: the others go on
+            recording.broken = reason(exc)
+            print(f"recording.write_failed {recording.directory}: {exc!r}", file=sys.stderr)
+            self.send(("failed", rid, recording.broken))
             return
         if waiting and not writer.waiting_keyframe:
-            self.send(("keyframe", seat, mline))
+            self.send(("keyframe", rid, seat, mline))
 
-    def finish(self) -> None:
+    def finish(self, rid: int) -> None:
+        recording = self.recordings.pop(rid, None)
+        if recording is None:
+            return
         tracks = []
-        for (seat, mline), writer in self.tracks.items():
+        for (seat, mline), writer in recording.tracks.items():
             try:
                 result = writer.close()
             except Exception as exc:
-                self.broken = self.broken or reason(exc)
+                recording.broken = recording.broken or reason(exc)
                 continue
             if result is not None:
                 path = str(result.path)
                 tracks.append(
                     (SEATS[seat], TRACKS[mline], path, result.start_ms, result.end_ms, result.frames)
                 )
-        self.send(("finished", tracks, self.broken))
+        if recording.lock >= 0:
+            os.close(recording.lock)  # lets a recovering node know these files are finished
+        self.send(("finished", rid, tracks, recording.broken))
+
+    def finish_all(self) -> None:
+        for rid in list(self.recordings):
+            self.finish(rid)
 
 
 def run(writer: Writer, inp: int) -> None:
-    """Read packets until :data:`STOP` or the end of ``inp``."""
+    """Read frames until the end of ``inp``."""
     pending = bytearray()
     while True:
         chunk = os.read(inp, READ)
@@ -119,34 +159,35 @@ def run(writer: Writer, inp: int) -> None:
         view = memoryview(pending)
         at, end = 0, len(pending)
         try:
-            while end - at >= PACKET.size:
-                seat, mline, header, arrived, length = PACKET.unpack_from(view, at)
-                if end - at - PACKET.size < length:
+            while end - at >= FRAME.size:
+                rid, seat, mline, header, arrived, length = FRAME.unpack_from(view, at)
+                if end - at - FRAME.size < length:
                     break
-                start = at + PACKET.size
+                start = at + FRAME.size
                 at = start + length
-                if seat == STOP:
-                    return
-                if seat == SYNC:
-                    writer.send(("synced",))
-                    continue
-                writer.packet(seat, mline, header, arrived, bytes(view[start:at]))
+                if seat == START:
+                    writer.start(rid, bytes(view[start:at]))
+                elif seat == STOP:
+                    writer.finish(rid)
+                elif seat == SYNC:
+                    writer.send(("synced", rid))
+                else:
+                    writer.packet(rid, seat, mline, header, arrived, bytes(view[start:at]))
         finally:
             view.release()
         del pending[:at]
 
 
 def main(argv: list[str]) -> int:
-    directory, origin_ms, lock, parent = Path(argv[0]), int(argv[1]), int(argv[2]), int(argv[3])
+    fds, parent = socket.socket(fileno=int(argv[0])), int(argv[1])
     _die_with(parent)
     out = os.dup(1)
     os.dup2(2, 1)  # anything printed by accident goes to stderr, not into the answers
-    writer = Writer(directory, origin_ms, out)
+    writer = Writer(out, fds)
     try:
         run(writer, 0)
     finally:
-        writer.finish()
-        os.close(lock)  # lets a recovering node know these files are finished
+        writer.finish_all()
     return 0
 
 

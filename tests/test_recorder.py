@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import av
@@ -18,7 +20,8 @@ from starlette.applications import Starlette
 
 from core.clock import ManualClock
 from recordings.models import Recording
-from recordings.recorder import DISK_FULL, TOO_SLOW, UNWRITABLE, Recorder, RoomRecording, _unlocked
+from recordings.pool import WriterProcess, Writers
+from recordings.recorder import DISK_FULL, TOO_SLOW, WRITER_GONE, Recorder, RoomRecording, _unlocked
 from store.models import Role as UserRole
 from tests.helpers import open_room, seed_org
 from tests.rtp_streams import AUDIO_PT, VIDEO_PT, RtpStream, opus_frames, vp8_frames
@@ -26,6 +29,27 @@ from web.services import services
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = 12  # aiortc serializes these packets without extensions
+
+
+@pytest.fixture
+async def writer() -> AsyncIterator[WriterProcess]:
+    """The node's one writer process, as the recorder starts it."""
+    process = WriterProcess(asyncio.get_running_loop())
+    yield process
+    await process.aclose()
+
+
+def writer_processes() -> list[int]:
+    """This process's children that are recording writers."""
+    pids = {int(pid) for f in Path("/proc/self/task").glob("*/children") for pid in f.read_text().split()}
+    found = []
+    for pid in sorted(pids):
+        try:
+            if b"recordings.writer" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
 
 
 def decoded(path: Path) -> tuple[int, float, float]:
@@ -43,10 +67,12 @@ def decoded(path: Path) -> tuple[int, float, float]:
     return frames, first or 0.0, last
 
 
-async def test_tracks_are_written_without_transcoding_and_gaps_stay_gaps(tmp_path: Path) -> None:
+async def test_tracks_are_written_without_transcoding_and_gaps_stay_gaps(
+    tmp_path: Path, writer: WriterProcess
+) -> None:
     clock = ManualClock(100.0)
     failures: list[str] = []
-    recording = RoomRecording(tmp_path / "r", failures.append, asyncio.get_running_loop(), clock=clock)
+    recording = RoomRecording(tmp_path / "r", failures.append, writer, clock=clock)
     video = RtpStream(ssrc=1, payload_type=VIDEO_PT, clock_rate=90000, frame_ticks=3000)
     frames = vp8_frames(60, 320, 240)
     # Packets before the first keyframe (a recording joining a stream mid-way) are skipped: the file
@@ -94,9 +120,11 @@ async def test_tracks_are_written_without_transcoding_and_gaps_stay_gaps(tmp_pat
     assert sound.path.name == f"{recording._origin_ms + sound.start_ms}-host-audio.webm"
 
 
-async def test_a_disk_that_cannot_keep_up_marks_the_recording_damaged_without_waiting(tmp_path: Path) -> None:
+async def test_a_disk_that_cannot_keep_up_marks_the_recording_damaged_without_waiting(
+    tmp_path: Path, writer: WriterProcess
+) -> None:
     failures: list[str] = []
-    recording = RoomRecording(tmp_path / "r", failures.append, asyncio.get_running_loop(), queue_packets=8)
+    recording = RoomRecording(tmp_path / "r", failures.append, writer, queue_packets=8)
     video = RtpStream(ssrc=1, payload_type=VIDEO_PT, clock_rate=90000, frame_ticks=3000)
     frames = vp8_frames(10, 160, 120)
     # The loop gets no turn while the packets pour in: nothing reaches the writer's pipe, the queue fills.
@@ -110,57 +138,77 @@ async def test_a_disk_that_cannot_keep_up_marks_the_recording_damaged_without_wa
     assert finished.tracks and decoded(finished.tracks[0][2].path)[0] >= 1  # what was written is kept
 
 
-async def test_a_writer_that_dies_damages_only_its_own_recording(tmp_path: Path) -> None:
-    failures: dict[str, list[str]] = {"a": [], "b": []}
+async def test_one_writer_process_serves_every_recording_and_a_killed_one_is_replaced(tmp_path: Path) -> None:
+    writers = Writers()
     loop = asyncio.get_running_loop()
-    recordings = {name: RoomRecording(tmp_path / name, failures[name].append, loop) for name in failures}
+    failures: dict[str, list[str]] = {"a": [], "b": [], "c": []}
+    first = writers.current(loop)
+    recordings = {name: RoomRecording(tmp_path / name, failures[name].append, first) for name in "ab"}
     video = RtpStream(ssrc=1, payload_type=VIDEO_PT, clock_rate=90000, frame_ticks=3000)
     frames = [data for payloads in vp8_frames(5, 160, 120) for data in video.packets(payloads)]
     for recording in recordings.values():
         for data in frames:
             recording.packet("guest", 0, "video", data, HEADER, 0.0)
-        await recording.synced()
-    recordings["a"]._process.kill()  # its writer is gone (a crash in the muxer, the OOM killer)
-    broken = await recordings["a"].stop()
-    assert broken.damaged == UNWRITABLE and failures["a"] == [UNWRITABLE]
+    await asyncio.gather(*(recording.synced() for recording in recordings.values()))
+    assert writer_processes() == [first.pid]  # one process for both rooms
+    os.kill(first.pid, signal.SIGKILL)  # mid-recording (a crash in the muxer, the OOM killer)
+    broken = await asyncio.gather(*(recording.stop() for recording in recordings.values()))
+    # Every recording on it is damaged, with a reason that says so; what it wrote stays for recovery.
+    assert [finished.damaged for finished in broken] == [WRITER_GONE, WRITER_GONE]
+    assert failures["a"] == failures["b"] == [WRITER_GONE]
     assert recordings["a"].packet("guest", 0, "video", frames[0], HEADER, 0.0) is False  # dropped from now on
-    assert list((tmp_path / "a").glob("*.webm"))  # what it wrote stays for the next start to recover
-    fine = await recordings["b"].stop()  # the other room's recording is untouched
-    assert fine.damaged == "" and failures["b"] == [] and decoded(fine.tracks[0][2].path)[0] == 5
+    assert list((tmp_path / "a").glob("*.webm")) and list((tmp_path / "b").glob("*.webm"))
+    # The next recording gets a new writer process, and it writes.
+    second = writers.current(loop)
+    assert second.pid != first.pid and second.alive
+    fresh = RoomRecording(tmp_path / "c", failures["c"].append, second)
+    for data in frames:
+        fresh.packet("guest", 0, "video", data, HEADER, 0.0)
+    fine = await fresh.stop()
+    assert fine.damaged == "" and failures["c"] == [] and decoded(fine.tracks[0][2].path)[0] == 5
+    await writers.aclose()
+    assert second.process.returncode == 0
 
 
-async def test_an_unwritable_spool_refuses_to_start(tmp_path: Path) -> None:
+async def test_an_unwritable_spool_refuses_to_start(tmp_path: Path, writer: WriterProcess) -> None:
     spool = tmp_path / "spool"
     spool.write_text("a file where the spool should be")
     with pytest.raises(OSError):
-        RoomRecording(spool / "r", lambda _: None, asyncio.get_running_loop())
+        RoomRecording(spool / "r", lambda _: None, writer)
 
 
-async def test_a_full_disk_stops_the_recording_with_the_reason(tmp_path: Path) -> None:
+async def test_a_full_disk_stops_only_that_recording_with_the_reason(
+    tmp_path: Path, writer: WriterProcess
+) -> None:
     failures: list[str] = []
     clock = ManualClock(0.0)  # the first frame at the origin: the file's name is known
-    recording = RoomRecording(tmp_path / "r", failures.append, asyncio.get_running_loop(), clock=clock)
+    recording = RoomRecording(tmp_path / "r", failures.append, writer, clock=clock)
+    neighbour = RoomRecording(tmp_path / "n", failures.append, writer, clock=clock)  # same writer process
     # The camera's file is /dev/full: every write fails with ENOSPC, as on a full disk.
     (tmp_path / "r" / f"{recording._origin_ms}-guest-camera.webm").symlink_to("/dev/full")
     video = RtpStream(ssrc=1, payload_type=VIDEO_PT, clock_rate=90000, frame_ticks=3000)
     for payloads in vp8_frames(5, 160, 120):
         for data in video.packets(payloads):
             recording.packet("guest", 0, "video", data, HEADER, 0.0)
+            neighbour.packet("guest", 0, "video", data, HEADER, 0.0)
     finished = await recording.stop()
     assert finished.damaged == DISK_FULL
     assert failures == [DISK_FULL]  # told once, on the loop
+    fine = await neighbour.stop()  # the other recording on the same writer is untouched
+    assert fine.damaged == "" and decoded(fine.tracks[0][2].path)[0] == 5
 
 
 WRITER = """
 import asyncio, os, sys, time
 from core.clock import ManualClock
+from recordings.pool import WriterProcess
 from recordings.recorder import RoomRecording
 from tests.rtp_streams import VIDEO_PT, RtpStream, vp8_frames
 
 async def main() -> None:
     clock = ManualClock(0.0)
-    recording = RoomRecording(__import__("pathlib").Path(sys.argv[1]), print, asyncio.get_running_loop(),
-                              clock=clock)
+    writer = WriterProcess(asyncio.get_running_loop())
+    recording = RoomRecording(__import__("pathlib").Path(sys.argv[1]), print, writer, clock=clock)
     video = RtpStream(ssrc=1, payload_type=VIDEO_PT, clock_rate=90000, frame_ticks=3000)
     frames = vp8_frames(30, 160, 120)
     for index in range(240):  # 8 s of video
