@@ -167,8 +167,9 @@ class TrackWriter:
         stream: Any
         try:
             if self.kind == "video":
-                stream = out.add_stream("vp8", rate=30)
-                stream.width, stream.height = size
+                # A stream without a codec context: add_stream would open a VP8 encoder (libvpx allocates
+                # ~8 MB of frame buffers at 640×480), which passthrough never uses.
+                stream = out.add_mux_stream("vp8", rate=30, width=size[0], height=size[1])
             else:
                 stream = out.add_stream("libopus", rate=48000)
                 stream.codec_context.extradata = OPUS_HEAD
