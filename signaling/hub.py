@@ -33,7 +33,14 @@ from media.sink import PacketSink
 from recordings.limit import StartRecording, StopRecording
 from recordings.recorder import UNWRITABLE
 from signaling import memo_cap
-from signaling.broker import DEFAULT_QUEUE_SIZE, Broker, QueueSubscription, Subscription
+from signaling.broker import (
+    DEFAULT_QUEUE_SIZE,
+    RESUMED,
+    Broker,
+    QueueSubscription,
+    Subscription,
+    is_resumed,
+)
 from signaling.call_media import MediaLeave, Negotiate
 from signaling.keeping import KeptStore, keep
 from signaling.memo import SharedMemo
@@ -172,7 +179,9 @@ class Connection:
     async def outgoing(self) -> AsyncIterator[Outgoing]:
         """Frames and closes addressed to this connection, until it is closed."""
         async for item in self._subscription:
-            if "rehomed" in item:  # a new home adopted the room (signaling/homes.py): say we are here
+            if "rehomed" in item or is_resumed(item):
+                # A new home adopted the room (signaling/homes.py), or frames were lost on the way (Redis
+                # restarted): say we are here; the home welcomes the socket again and the page re-syncs.
                 await self._rehomed()
                 continue
             if "close" in item:
@@ -270,6 +279,7 @@ class RoomHub:
         self._homes: dict[str, asyncio.Task[None]] = {}
         self._rooms: dict[str, Room] = {}
         self._busy: set[str] = set()  # rooms whose home task is in the middle of an event
+        self._gapped: set[str] = set()  # rooms whose frames to other nodes were lost (Redis away)
         self.handled_inline = 0  # memo messages taken by the fast path (for tests and metrics)
         # Page views and memo updates are stored in order, off the path of the frames people wait for.
         self.writer = RoomWriter(store)
@@ -402,6 +412,7 @@ class RoomHub:
             self._homes.pop(room.id, None)
             self._rooms.pop(room.id, None)
             self._busy.discard(room.id)
+            self._gapped.discard(room.id)
             self.writer.closed(room.id)
             self._inboxes.pop(room.id, None)
             self._remote.pop(room.id, None)
@@ -598,7 +609,17 @@ class RoomHub:
         local = self._deliver_here(room_id, item, to, exclude)
         remote = self._remote.get(room_id)
         if remote is None or (to is None and remote - {exclude}) or (to is not None and to not in local):
-            await self.broker.publish(_out(room_id), item)
+            try:
+                if room_id in self._gapped:  # frames were lost before this one: the sockets re-sync first
+                    await self.broker.publish(_out(room_id), RESUMED)
+                    self._gapped.discard(room_id)
+                await self.broker.publish(_out(room_id), item)
+            except Unavailable:
+                # Redis is away: the room goes on for the sockets here, and those on other nodes are told
+                # to re-sync (by their broker when it reconnects, or by the next frame that gets through).
+                if room_id not in self._gapped:
+                    log.warning("room.frames_lost", room=room_id)
+                self._gapped.add(room_id)
 
     def _deliver_here(
         self, room_id: str, item: dict[str, Any], to: str | None, exclude: str | None
