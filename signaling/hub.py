@@ -70,6 +70,7 @@ from signaling.room import (
     Room,
     RoomError,
     Send,
+    SharedDocument,
     StateChanged,
 )
 from signaling.sit_in import OBSERVED, StopWatching, Watch, observer_seat
@@ -85,6 +86,11 @@ class RoomStore(KeptStore, Protocol):
 
     async def load_memo(self, room_id: str) -> list[bytes]:
         """The room's stored memo updates, oldest first."""
+        ...
+
+    async def shown_page(self, room_id: str) -> tuple[DocumentInfo, int] | None:
+        """The document on screen in the room and its page, as stored (its open page view); None when none
+        is, or it may no longer be shown."""
         ...
 
 
@@ -303,8 +309,10 @@ class RoomHub:
         connect again (what they told the dead home is lost)."""
         if room_id in self._homes or state == RoomState.ENDED:
             return
-        # The memo as stored so far (after a restart, everything typed before it).
+        # The memo as stored so far (after a restart, everything typed before it), and for a room that had
+        # another home the document on screen, where it was: both sides land on that page again.
         updates = await self.store.load_memo(room_id)
+        shown = await self.store.shown_page(room_id) if rehome else None
         if room_id in self._homes:
             return
         subscription = await self.broker.consume(_in(room_id))
@@ -321,6 +329,8 @@ class RoomHub:
             home=uuid.uuid4().hex,
         )
         room.recording.armed = recording
+        if shown is not None:
+            room.shared = SharedDocument(info=shown[0], page=shown[1])
         if recording and self.media is not None:
             self.media.record(
                 room_id, FirstMedia(lambda: self._post_soon(room_id, {"event": "media_started"}))
