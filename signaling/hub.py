@@ -254,6 +254,15 @@ class Watcher(Connection):
             await self._subscription.close()
 
 
+def _still_wanted() -> None:
+    """Raise CancelledError when the running task is being cancelled though no CancelledError reached it:
+    on Python 3.11 redis-py can turn a cancellation into a connection or timeout error, which a room that
+    goes on without Redis catches, and the home task would then outlive ``hub.aclose`` for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
+
+
 class RoomHub:
     def __init__(
         self,
@@ -383,6 +392,7 @@ class RoomHub:
             async with subscription:
                 ticked: float | None = None  # the clock's reading at the last tick
                 while room.state != RoomState.ENDED:
+                    _still_wanted()
                     deadline, now = room.next_deadline(), self.clock()
                     # Wake at least once a second while someone is reconnecting, to end their grace on time,
                     # and when a held pointer position is due. A deadline a tick at this very reading did
@@ -625,6 +635,7 @@ class RoomHub:
                     self._gapped.discard(room_id)
                 await self.broker.publish(_out(room_id), item)
             except Unavailable:
+                _still_wanted()  # redis-py may have turned our cancellation into the error it raised
                 # Redis is away: the room goes on for the sockets here, and those on other nodes are told
                 # to re-sync (by their broker when it reconnects, or by the next frame that gets through).
                 if room_id not in self._gapped:
