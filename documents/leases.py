@@ -7,11 +7,12 @@ many times a node took it). Taking and renewing are single conditional UPDATEs, 
 between nodes that race — no lock held, no home-made consensus:
 
 - :func:`take` succeeds for one caller only, and only while the document is still PROCESSING and its lease
-  is free (never taken), expired (its node stopped renewing it: died, or its loop stalled past the lease),
-  or held under this node's own id by a previous life of this process (a restart under the same node id).
+  is free (never taken) or expired (its node stopped renewing it: died, or its loop stalled past the lease).
+  A node restarted under the same id waits for its previous life's lease to lapse like any other: it cannot
+  tell that life from another process under its name (``tsunagu demo`` seeding beside a running server).
 - :func:`renew` succeeds only for the holder; a holder that lost its lease stops writing (the job's row
   updates are conditional on the lease too, see ``documents.library``).
-- :func:`orphaned` lists the documents a starting node may take: processing, lease free or expired or its own.
+- :func:`orphaned` lists the documents a node may take: processing, lease free or expired.
 """
 
 from __future__ import annotations
@@ -26,28 +27,26 @@ RENEW_EVERY = 10.0  # the holder renews its lease this often (three chances befo
 MAX_ATTEMPTS = 2  # a document that was taken this many times and never finished is failed, not retried
 
 
-def _free(node_id: str, now: float) -> ColumnElement[bool]:
+def _free(now: float) -> ColumnElement[bool]:
     return and_(
         Document.status == DocumentStatus.PROCESSING,
-        or_(Document.lease_until.is_(None), Document.lease_until < now, Document.lease_node == node_id),
+        or_(Document.lease_until.is_(None), Document.lease_until < now),
     )
 
 
-async def orphaned(db: AsyncSession, node_id: str, now: float) -> list[tuple[int, int, int]]:
-    """(document id, org id, attempts so far) of the documents ``node_id`` may take at ``now``."""
-    found = select(Document.id, Document.org_id, Document.attempts).where(_free(node_id, now))
+async def orphaned(db: AsyncSession, now: float) -> list[tuple[int, int, int]]:
+    """(document id, org id, attempts so far) of the documents a node may take at ``now``."""
+    found = select(Document.id, Document.org_id, Document.attempts).where(_free(now))
     rows = await db.execute(found.order_by(Document.id))
     return [(doc_id, org_id, attempts) for doc_id, org_id, attempts in rows]
 
 
-async def take(db: AsyncSession, doc_id: int, node_id: str, now: float, *, own: bool = True) -> bool:
+async def take(db: AsyncSession, doc_id: int, node_id: str, now: float) -> bool:
     """Take the lease of ``doc_id`` for ``node_id`` until ``now`` + :data:`LEASE_SECONDS`; True when it is
-    this caller's. ``own``: a lease already held under ``node_id`` counts as free (a previous life of this
-    node); a running job passes False, so that it never takes what another task of this node holds."""
-    condition = _free(node_id, now) if own else _free("", now)
+    this caller's."""
     result = await db.execute(
         update(Document)
-        .where(Document.id == doc_id, condition)
+        .where(Document.id == doc_id, _free(now))
         .values(lease_node=node_id, lease_until=now + LEASE_SECONDS, attempts=Document.attempts + 1)
         .execution_options(synchronize_session=False)
     )

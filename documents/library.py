@@ -229,13 +229,13 @@ class DocumentJobs:
             await asyncio.wait({task})
 
     async def recover(self) -> list[int]:
-        """Take the documents left processing by a node that died (or by this node's previous life) and
-        render them again, or fail those already tried :data:`~documents.leases.MAX_ATTEMPTS` times; the
-        ids this node took. Nodes that recover at the same moment take each document once between them."""
+        """Take the documents left processing by a node that died (their lease lapsed) and render them again,
+        or fail those already tried :data:`~documents.leases.MAX_ATTEMPTS` times; the ids this node took.
+        Nodes that recover at the same moment take each document once between them."""
         if self._closed:
             return []
         async with self.sessions() as db:
-            found = await leases.orphaned(db, self.node_id, self.clock())
+            found = await leases.orphaned(db, self.clock())
         taken = []
         for doc_id, org_id, attempts in found:
             if doc_id in self._tasks:
@@ -294,7 +294,7 @@ class DocumentJobs:
             org_id = document.org_id
         if not taken:
             async with self.sessions.begin() as db:
-                if not await leases.take(db, doc_id, self.node_id, self.clock(), own=False):
+                if not await leases.take(db, doc_id, self.node_id, self.clock()):
                     return  # another node renders it
         renewing = asyncio.create_task(self._renewing(doc_id), name=f"document-{doc_id}-lease")
         try:

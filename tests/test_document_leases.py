@@ -101,7 +101,7 @@ async def test_a_dead_nodes_document_is_taken_over_once_and_a_live_lease_is_not(
         # renewal fails, and so does what its job does when it ends in error.
         async with services(app).sessions.begin() as db:
             assert not await leases.renew(db, alive, "node-b", clock())
-            assert not await leases.take(db, alive, "node-b", clock(), own=False)
+            assert not await leases.take(db, alive, "node-b", clock())
         await nodes[0]._fail(alive, org_id, ProcessingInterrupted())
         assert (await row(app, alive)).status == DocumentStatus.PROCESSING
 
