@@ -7,6 +7,13 @@ An upload becomes a ``Document`` row (status PROCESSING) whose file is already i
 A rejected document keeps its row, with status FAILED and ``error`` the message id saying why, so the
 uploader sees the reason in the library (and deletes the row when done with it); every file of it, the
 upload included, is removed at once. A job interrupted by shutdown ends the same way ("please upload again").
+
+Several nodes share the database: the node processing a document holds a lease on it (``documents.leases``),
+renewed while it works, and writes the row only while it holds it. When a node starts, and every
+:data:`RECOVER_EVERY` seconds after, it takes the documents left processing by a node that died (their lease
+lapsed) and renders them again; one already taken :data:`~documents.leases.MAX_ATTEMPTS` times is failed with
+the "interrupted, upload again" message instead, so that a document that kills its node is not retried for
+ever.
 """
 
 from __future__ import annotations
@@ -28,10 +35,12 @@ import structlog
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.clock import Clock, wall_clock
 from core.errors import N_, InvalidInput, NotFound
 from core.names import display_name
 from core.sandbox import python_env
 from core.storage import BlobNotFound, Storage
+from documents import leases
 from documents.errors import (
     ERRORS,
     BadPageSize,
@@ -78,6 +87,7 @@ WORKER_MEMORY_MB = 1024
 CONVERTER_MEMORY_MB = 3072  # LibreOffice maps far more address space than it touches
 PROGRESS_EVERY = 0.5  # s: the library polls once a second; no need to write the row for every page
 RENDER_WALL_FACTOR = 3.0  # the whole run's wall-clock net, in multiples of its CPU-time limit
+RECOVER_EVERY = 30.0  # s: how often a node looks for documents whose node died (and once when it starts)
 
 
 class DocumentSettings(Protocol):
@@ -85,6 +95,8 @@ class DocumentSettings(Protocol):
 
     @property
     def data_dir(self) -> Path: ...
+    @property
+    def node_id(self) -> str: ...
     @property
     def document_max_pages(self) -> int: ...
     @property
@@ -182,8 +194,11 @@ class DocumentJobs:
         *,
         concurrency: int = 2,
         office: str | None = None,
+        clock: Clock = wall_clock,
     ) -> None:
         self.sessions = sessions
+        self.node_id = settings.node_id
+        self.clock = clock
         self.storage = DocumentStorage(storage)
         self.max_pages = settings.document_max_pages
         # CPU time is what limits the work (the worker enforces it); the wall-clock deadlines are a safety
@@ -197,11 +212,12 @@ class DocumentJobs:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._closed = False
 
-    def start(self, doc_id: int) -> None:
-        """Process an uploaded document (its row committed, its file in place)."""
+    def start(self, doc_id: int, *, taken: bool = False) -> None:
+        """Process an uploaded document (its row committed, its file in place). ``taken``: this node holds
+        its lease already (:meth:`recover` took it)."""
         if self._closed or doc_id in self._tasks:
             return
-        task = asyncio.get_running_loop().create_task(self._job(doc_id), name=f"document-{doc_id}")
+        task = asyncio.get_running_loop().create_task(self._job(doc_id, taken), name=f"document-{doc_id}")
         self._tasks[doc_id] = task
         task.add_done_callback(lambda _task: self._tasks.pop(doc_id, None))
 
@@ -211,6 +227,39 @@ class DocumentJobs:
         if task is not None:
             task.cancel()
             await asyncio.wait({task})
+
+    async def recover(self) -> list[int]:
+        """Take the documents left processing by a node that died (their lease lapsed) and render them again,
+        or fail those already tried :data:`~documents.leases.MAX_ATTEMPTS` times; the ids this node took.
+        Nodes that recover at the same moment take each document once between them."""
+        if self._closed:
+            return []
+        async with self.sessions() as db:
+            found = await leases.orphaned(db, self.clock())
+        taken = []
+        for doc_id, org_id, attempts in found:
+            if doc_id in self._tasks:
+                continue  # this node is rendering it now
+            async with self.sessions.begin() as db:
+                if not await leases.take(db, doc_id, self.node_id, self.clock()):
+                    continue  # another node took it first
+            taken.append(doc_id)
+            if attempts >= leases.MAX_ATTEMPTS:
+                log.warning("document abandoned", document=doc_id, attempts=attempts + 1)
+                await self._fail(doc_id, org_id, ProcessingInterrupted())
+            else:
+                log.info("document taken over", document=doc_id, attempts=attempts + 1)
+                self.start(doc_id, taken=True)
+        return taken
+
+    async def recovering(self) -> None:
+        """:meth:`recover` now and every :data:`RECOVER_EVERY` seconds, for as long as the node runs."""
+        while not self._closed:
+            try:
+                await self.recover()
+            except Exception as exc:  # the database away for a moment: look again next round
+                log.warning("documents.recovery_failed", error=repr(exc))
+            await asyncio.sleep(RECOVER_EVERY)
 
     async def idle(self) -> None:
         """Wait for the jobs running now (tests and benches)."""
@@ -235,7 +284,7 @@ class DocumentJobs:
 
     # The job ------------------------------------------------------------------------------------------
 
-    async def _job(self, doc_id: int) -> None:
+    async def _job(self, doc_id: int, taken: bool) -> None:
         # Cancellation (delete, shutdown) is not caught here: the worker is killed on the way out and
         # whoever cancelled cleans up (``delete_document`` removes everything; ``aclose`` marks it FAILED).
         async with self.sessions() as db:
@@ -243,19 +292,44 @@ class DocumentJobs:
             if document is None or document.status != DocumentStatus.PROCESSING:
                 return
             org_id = document.org_id
+        if not taken:
+            async with self.sessions.begin() as db:
+                if not await leases.take(db, doc_id, self.node_id, self.clock()):
+                    return  # another node renders it
+        renewing = asyncio.create_task(self._renewing(doc_id), name=f"document-{doc_id}-lease")
         try:
             async with self._slots:
                 started = time.monotonic()
                 await self._process(doc_id, org_id)
                 log.info("document ready", document=doc_id, seconds=round(time.monotonic() - started, 2))
-        except _Abandoned:  # deleted meanwhile: whatever the worker wrote since goes too
-            await self.storage.remove(org_id, doc_id)
+        except _Abandoned:  # deleted meanwhile (whatever the worker wrote since goes too), or taken over
+            async with self.sessions() as db:
+                deleted = await db.get(Document, doc_id) is None
+            if deleted:
+                await self.storage.remove(org_id, doc_id)
         except DocumentError as exc:
             log.info("document refused", document=doc_id, reason=exc.code)
             await self._fail(doc_id, org_id, exc)
         except Exception:
             log.exception("document job failed", document=doc_id)
             await self._fail(doc_id, org_id, DocumentUnprocessable())
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+
+    async def _renewing(self, doc_id: int) -> None:
+        """Keep this node's lease on ``doc_id`` while its job runs (waiting for a slot included)."""
+        while True:
+            await asyncio.sleep(leases.RENEW_EVERY)
+            try:
+                async with self.sessions.begin() as db:
+                    held = await leases.renew(db, doc_id, self.node_id, self.clock())
+            except Exception as exc:  # the database away for a moment: the lease has time left
+                log.warning("document.lease_renewal_failed", document=doc_id, error=repr(exc))
+                continue
+            if not held:  # finished, deleted, or taken over: the job's next write finds out and stops
+                return
 
     async def _process(self, doc_id: int, org_id: int) -> None:
         """Render in a local workspace (the worker needs files), storing each page as soon as it is done."""
@@ -397,13 +471,23 @@ class DocumentJobs:
         async with self.sessions.begin() as db:
             result = await db.execute(
                 update(Document)
-                .where(Document.id == doc_id, Document.status == DocumentStatus.PROCESSING)
+                .where(
+                    Document.id == doc_id,
+                    Document.status == DocumentStatus.PROCESSING,
+                    # A node that lost its lease writes nothing (one cancelled before it took one may).
+                    or_(Document.lease_node == self.node_id, Document.lease_node.is_(None)),
+                )
                 .values(**values)
             )
         if getattr(result, "rowcount", 1) == 0:
             raise _Abandoned()
 
     async def _fail(self, doc_id: int, org_id: int, error: DocumentError) -> None:
+        """Remove the document's files and mark it FAILED with ``error``, unless another node holds it now."""
+        async with self.sessions() as db:
+            document = await db.get(Document, doc_id)
+            if document is not None and document.lease_node not in (None, self.node_id):
+                return  # taken over: its files are the new holder's
         await self.storage.remove(org_id, doc_id)
         values = {"status": DocumentStatus.FAILED, "error": error.message, "rendered": 0}
         with contextlib.suppress(_Abandoned):

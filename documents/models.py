@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models import Base, str_enum, utcnow
@@ -41,3 +41,8 @@ class Document(Base):
     pages: Mapped[int] = mapped_column(Integer, default=0)
     rendered: Mapped[int] = mapped_column(Integer, default=0)  # pages rendered so far (progress)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The lease of the node processing it (documents/leases.py): who, until when (clock seconds), how often
+    # a node took it. A document left processing by a node that died is taken over once its lease lapses.
+    lease_node: Mapped[str | None] = mapped_column(String(255), nullable=True, default=None)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

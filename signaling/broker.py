@@ -11,6 +11,10 @@ Guarantees, the same for both implementations:
   Nothing is persisted or replayed: a node that is down, reconnecting to Redis, or whose subscriber fell too
   far behind misses messages. Callers therefore treat messages as hints and re-sync room state from its
   owner on (re)connect, and whenever a subscription ends without them having closed it (``dropped``).
+- **Told of a gap.** A broker that lost messages for a subscription while it reconnected (Redis restarted,
+  a connection killed) hands that subscription one :data:`RESUMED` message (``is_resumed``) as soon as it is
+  active again, in line with the messages after it: the caller re-syncs then, without waiting for a close.
+  Every reader of a subscription must expect it (the in-process broker never sends it).
 - **Per-publisher order.** Messages one publisher publishes to a topic (one ``await publish`` after the
   other) arrive in that order at every subscriber. There is no order between different publishers.
 - **Active on return.** :meth:`Broker.subscribe` returns only once the subscription is active, so a message
@@ -63,6 +67,14 @@ DEFAULT_QUEUE_SIZE = 1000
 KEYS_REMEMBERED = 10_000  # a queue's reader drops copies of these many most recent keys
 
 Message = dict[str, Any]
+
+RESUMED: Message = {"resumed": True}
+"""What a subscription receives when messages may have been lost before it (see "Told of a gap")."""
+
+
+def is_resumed(message: Message) -> bool:
+    """True for the :data:`RESUMED` marker."""
+    return message.get("resumed") is True and len(message) == 1
 
 
 class SubscriptionClosed(Unavailable):

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from signaling.broker import Broker
+from signaling.broker import Broker, is_resumed
 from signaling.models import RoomRow, RoomState
 from signaling.nodes import NodeRegistry
 from signaling.rooms import move_home, rooms_homed_on
@@ -95,9 +95,11 @@ class Homes:
         async with await self.broker.subscribe(opened_topic(room_id)) as opened:
             request = {"event": "open", "room": room_id, "connect_id": connect_id, "recording": recording}
             await self.broker.push(node_topic(node_id), request, key=uuid.uuid4().hex)
-            with contextlib.suppress(TimeoutError, StopAsyncIteration):
-                await asyncio.wait_for(anext(aiter(opened)), OPEN_WAIT_SECONDS)
-                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(OPEN_WAIT_SECONDS):
+                    async for message in opened:
+                        if not is_resumed(message):  # a lost Redis connection's marker is no answer
+                            return
         log.warning("homes.open_unanswered", room=room_id, node=node_id)
 
     async def _requests(self) -> None:

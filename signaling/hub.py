@@ -33,7 +33,14 @@ from media.sink import PacketSink
 from recordings.limit import StartRecording, StopRecording
 from recordings.recorder import UNWRITABLE
 from signaling import memo_cap
-from signaling.broker import DEFAULT_QUEUE_SIZE, Broker, QueueSubscription, Subscription
+from signaling.broker import (
+    DEFAULT_QUEUE_SIZE,
+    RESUMED,
+    Broker,
+    QueueSubscription,
+    Subscription,
+    is_resumed,
+)
 from signaling.call_media import MediaLeave, Negotiate
 from signaling.keeping import KeptStore, keep
 from signaling.memo import SharedMemo
@@ -63,6 +70,7 @@ from signaling.room import (
     Room,
     RoomError,
     Send,
+    SharedDocument,
     StateChanged,
 )
 from signaling.sit_in import OBSERVED, StopWatching, Watch, observer_seat
@@ -78,6 +86,11 @@ class RoomStore(KeptStore, Protocol):
 
     async def load_memo(self, room_id: str) -> list[bytes]:
         """The room's stored memo updates, oldest first."""
+        ...
+
+    async def shown_page(self, room_id: str) -> tuple[DocumentInfo, int] | None:
+        """The document on screen in the room and its page, as stored (its open page view); None when none
+        is, or it may no longer be shown."""
         ...
 
 
@@ -172,7 +185,9 @@ class Connection:
     async def outgoing(self) -> AsyncIterator[Outgoing]:
         """Frames and closes addressed to this connection, until it is closed."""
         async for item in self._subscription:
-            if "rehomed" in item:  # a new home adopted the room (signaling/homes.py): say we are here
+            if "rehomed" in item or is_resumed(item):
+                # A new home adopted the room (signaling/homes.py), or frames were lost on the way (Redis
+                # restarted): say we are here; the home welcomes the socket again and the page re-syncs.
                 await self._rehomed()
                 continue
             if "close" in item:
@@ -239,6 +254,15 @@ class Watcher(Connection):
             await self._subscription.close()
 
 
+def _still_wanted() -> None:
+    """Raise CancelledError when the running task is being cancelled though no CancelledError reached it:
+    on Python 3.11 redis-py can turn a cancellation into a connection or timeout error, which a room that
+    goes on without Redis catches, and the home task would then outlive ``hub.aclose`` for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
+
+
 class RoomHub:
     def __init__(
         self,
@@ -270,6 +294,7 @@ class RoomHub:
         self._homes: dict[str, asyncio.Task[None]] = {}
         self._rooms: dict[str, Room] = {}
         self._busy: set[str] = set()  # rooms whose home task is in the middle of an event
+        self._gapped: set[str] = set()  # rooms whose frames to other nodes were lost (Redis away)
         self.handled_inline = 0  # memo messages taken by the fast path (for tests and metrics)
         # Page views and memo updates are stored in order, off the path of the frames people wait for.
         self.writer = RoomWriter(store)
@@ -293,8 +318,10 @@ class RoomHub:
         connect again (what they told the dead home is lost)."""
         if room_id in self._homes or state == RoomState.ENDED:
             return
-        # The memo as stored so far (after a restart, everything typed before it).
+        # The memo as stored so far (after a restart, everything typed before it), and for a room that had
+        # another home the document on screen, where it was: both sides land on that page again.
         updates = await self.store.load_memo(room_id)
+        shown = await self.store.shown_page(room_id) if rehome else None
         if room_id in self._homes:
             return
         subscription = await self.broker.consume(_in(room_id))
@@ -311,6 +338,8 @@ class RoomHub:
             home=uuid.uuid4().hex,
         )
         room.recording.armed = recording
+        if shown is not None:
+            room.shared = SharedDocument(info=shown[0], page=shown[1])
         if recording and self.media is not None:
             self.media.record(
                 room_id, FirstMedia(lambda: self._post_soon(room_id, {"event": "media_started"}))
@@ -363,6 +392,7 @@ class RoomHub:
             async with subscription:
                 ticked: float | None = None  # the clock's reading at the last tick
                 while room.state != RoomState.ENDED:
+                    _still_wanted()
                     deadline, now = room.next_deadline(), self.clock()
                     # Wake at least once a second while someone is reconnecting, to end their grace on time,
                     # and when a held pointer position is due. A deadline a tick at this very reading did
@@ -402,6 +432,7 @@ class RoomHub:
             self._homes.pop(room.id, None)
             self._rooms.pop(room.id, None)
             self._busy.discard(room.id)
+            self._gapped.discard(room.id)
             self.writer.closed(room.id)
             self._inboxes.pop(room.id, None)
             self._remote.pop(room.id, None)
@@ -598,7 +629,18 @@ class RoomHub:
         local = self._deliver_here(room_id, item, to, exclude)
         remote = self._remote.get(room_id)
         if remote is None or (to is None and remote - {exclude}) or (to is not None and to not in local):
-            await self.broker.publish(_out(room_id), item)
+            try:
+                if room_id in self._gapped:  # frames were lost before this one: the sockets re-sync first
+                    await self.broker.publish(_out(room_id), RESUMED)
+                    self._gapped.discard(room_id)
+                await self.broker.publish(_out(room_id), item)
+            except Unavailable:
+                _still_wanted()  # redis-py may have turned our cancellation into the error it raised
+                # Redis is away: the room goes on for the sockets here, and those on other nodes are told
+                # to re-sync (by their broker when it reconnects, or by the next frame that gets through).
+                if room_id not in self._gapped:
+                    log.warning("room.frames_lost", room=room_id)
+                self._gapped.add(room_id)
 
     def _deliver_here(
         self, room_id: str, item: dict[str, Any], to: str | None, exclude: str | None

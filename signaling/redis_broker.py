@@ -16,6 +16,7 @@ import structlog
 from core.errors import Unavailable
 from signaling.broker import (
     DEFAULT_QUEUE_SIZE,
+    RESUMED,
     Broker,
     BrokerClosed,
     Message,
@@ -54,9 +55,11 @@ class RedisBroker(Broker):
     and UNSUBSCRIBEd when the last of them closes. When the connection fails (Redis restarted, say) the
     reader logs ``broker.reconnecting`` and reconnects with backoff (``RECONNECT_FIRST_DELAY`` doubling up to
     ``RECONNECT_MAX_DELAY``), subscribing again to every channel that still has local subscribers; what was
-    published meanwhile is lost. A message on our channel that is not a JSON object is logged
-    (``broker.undecodable``) and skipped. :meth:`subscribe` raises :class:`~core.errors.Unavailable` when
-    Redis does not confirm the subscription within ``subscribe_timeout`` seconds.
+    published meanwhile is lost, and each of those subscriptions is handed :data:`~signaling.broker.RESUMED`
+    once its channel's SUBSCRIBE is confirmed again, so that its reader re-syncs. A message on our channel
+    that is not a JSON object is logged (``broker.undecodable``) and skipped. :meth:`subscribe` raises
+    :class:`~core.errors.Unavailable` when Redis does not confirm the subscription within
+    ``subscribe_timeout`` seconds.
 
     The Redis client is the caller's (:meth:`aclose` does not close it); give it ``decode_responses=False``
     (the default), or redis-py itself fails on a foreign non-UTF-8 payload and the reader has to reconnect.
@@ -76,6 +79,8 @@ class RedisBroker(Broker):
         self.subscribe_timeout = subscribe_timeout
         self._subscribers: dict[str, set[QueueSubscription]] = {}  # channel -> local subscriptions
         self._active: set[str] = set()  # channels whose SUBSCRIBE is confirmed on the current connection
+        # Channels subscribed again after a lost connection: their subscriptions get RESUMED on confirmation.
+        self._resuming: set[str] = set()
         # channel -> one entry per SUBSCRIBE sent and not yet confirmed, in send order: the subscribe()
         # calls waiting for it. Replies come back in command order, so each confirmation pops the oldest.
         self._pending: dict[str, deque[list[asyncio.Future[None]]]] = {}
@@ -152,6 +157,7 @@ class RedisBroker(Broker):
             if not subs:
                 del self._subscribers[channel]
                 self._active.discard(channel)
+                self._resuming.discard(channel)
                 await self._send("UNSUBSCRIBE", channel)
 
     async def _read(self) -> None:
@@ -207,6 +213,7 @@ class RedisBroker(Broker):
 
     async def _disconnect(self) -> None:
         async with self._lock:
+            self._resuming |= self._active  # whatever these carry until subscribed again is lost
             self._active.clear()
             await self._close_pubsub()
 
@@ -221,7 +228,11 @@ class RedisBroker(Broker):
         kind = _text(response["type"])
         if kind == "subscribe":
             channel = _text(response["channel"])
-            if not self._confirmed(channel) and channel not in self._subscribers:
+            expected = self._confirmed(channel)
+            if channel in self._resuming and channel in self._active:
+                self._resuming.discard(channel)
+                await self._offer(channel, RESUMED)
+            if not expected and channel not in self._subscribers:
                 # redis-py re-subscribed after reconnecting by itself to a channel nobody here wants any more
                 async with self._lock:
                     if channel not in self._subscribers and channel not in self._pending:
@@ -253,9 +264,13 @@ class RedisBroker(Broker):
         except (ValueError, UnicodeDecodeError) as exc:
             log.warning("broker.undecodable", channel=channel, error=_describe(exc), size=len(data))
             return
+        await self._offer(channel, message, data)
+
+    async def _offer(self, channel: str, message: Message, data: str | bytes | None = None) -> None:
+        """Hand ``message`` to the channel's subscriptions, each its own copy; drop those that are full."""
         dropped = []
-        for i, sub in enumerate(list(subs)):
-            if not sub.offer(message if i == 0 else decode(data)):
+        for i, sub in enumerate(list(self._subscribers.get(channel, ()))):
+            if not sub.offer(message if i == 0 else decode(data or encode(message))):
                 sub.end(dropped=True)
                 dropped.append(sub)
                 log.warning("broker.subscriber_dropped", topic=sub.topic, queue_size=self.queue_size)

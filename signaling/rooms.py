@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import NotFound
-from recordings.models import MeetingEvent, MeetingRecord
+from recordings.models import MeetingEvent, MeetingRecord, PageView
 from recordings.records import (
     StoredMemoUpdate,
     add_memo_updates,
@@ -180,6 +180,20 @@ class DatabaseRoomStore:
         async with unavailable_when_transient(), self.sessions() as db:
             room = await db.get(RoomRow, room_id)
             return None if room is None else await self.find(db, room, document_id)
+
+    async def shown_page(self, room_id: str) -> tuple[DocumentInfo, int] | None:
+        async with unavailable_when_transient(), self.sessions() as db:
+            view = await db.scalar(
+                select(PageView)
+                .where(PageView.room_id == room_id, PageView.ended_at.is_(None))
+                .order_by(PageView.id.desc())
+                .limit(1)
+            )
+            room = None if view is None else await db.get(RoomRow, room_id)
+            if view is None or room is None:
+                return None
+            info = await self.find(db, room, view.document_id)  # still one the host may show
+            return None if info is None else (info, view.page)
 
     async def load_memo(self, room_id: str) -> list[bytes]:
         async with unavailable_when_transient(), self.sessions() as db:

@@ -16,11 +16,13 @@ from signaling import broker as broker_module
 from signaling import redis_broker as redis_broker_module
 from signaling import redis_queues as redis_queues_module
 from signaling.broker import (
+    RESUMED,
     Broker,
     BrokerClosed,
     MemoryBroker,
     Subscription,
     SubscriptionClosed,
+    is_resumed,
 )
 from signaling.redis_broker import RedisBroker
 from tests.harness.ports import free_port
@@ -308,11 +310,19 @@ async def test_foreign_messages_on_our_channel_are_skipped(
 
 
 async def wait_for_delivery(broker: RedisBroker, sub: Subscription, tries: int = 200) -> dict[str, Any]:
-    """Publish until the subscription hears one: delivery resumes only once the reader has reconnected."""
+    """Publish until the subscription hears one: delivery resumes only once the reader has reconnected, and
+    the subscription is told first that it may have missed messages (RESUMED)."""
+    resumed = False
     for n in range(tries):
         try:
             await broker.publish("room-1", {"n": n})
-            return await asyncio.wait_for(sub.get(), 0.05)
+            message = await asyncio.wait_for(sub.get(), 0.05)
+            if is_resumed(message):
+                assert not resumed, "told twice"
+                resumed = True
+                message = await asyncio.wait_for(sub.get(), 1.0)
+            assert resumed, f"{message} came before RESUMED"
+            return message
         except (Unavailable, TimeoutError):
             continue
     raise AssertionError("the broker did not deliver again")
@@ -367,6 +377,7 @@ async def test_the_reader_resubscribes_after_redis_restarts(logs: Logs) -> None:
         await asyncio.to_thread(server.start)
         assert "n" in await within(wait_for_delivery(node, sub), 15)
         await node.publish("room-2", {"still": "here"})
+        assert await within(other.get()) == RESUMED  # it may have missed something: it re-syncs
         assert await within(other.get()) == {"still": "here"}
         assert "broker.reconnecting" in events(logs)
         assert events(logs)[-1] == "broker.reconnected"

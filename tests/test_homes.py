@@ -14,6 +14,9 @@ from dataclasses import replace
 import pytest
 
 from core.clock import ManualClock
+from documents.library import create_document
+from documents.models import DocumentStatus
+from recordings.records import record_page_shown
 from signaling import rooms
 from signaling.homes import Homes
 from signaling.models import JoinedVia, RoomRow, RoomState
@@ -139,7 +142,18 @@ async def test_a_dead_nodes_rooms_are_adopted_once_with_their_memo(
                 )
                 await rooms.set_state(db, room.id, RoomState.ACTIVE, 1.0)
                 room_ids.append(room.id)
+            # The first room had page 3 of a document on screen when its node died.
+            document = await create_document(
+                db, org_id=seeded.org_id, owner_id=host_id, name="会社案内.pdf", org_wide=False, size=1
+            )
+            document.status, document.pages = DocumentStatus.READY, 5
+            await db.flush()
+            await record_page_shown(db, room_ids[0], document.id, 1, rooms.at(2.0))
+            await record_page_shown(db, room_ids[0], document.id, 3, rooms.at(3.0))
+            documents.append(document.id)
         return room_ids
+
+    documents: list[int] = []
 
     def dead() -> list[str]:
         return [n.node_id for n in node_a.call(homes(node_a).registry.dead())]
@@ -174,9 +188,17 @@ async def test_a_dead_nodes_rooms_are_adopted_once_with_their_memo(
                 assert node_a.call(home_node(node_a, room_id)) == services(homed[0].app).settings.node_id
                 live = services(homed[0].app).hub.room(room_id)
                 assert live is not None and live.memo.text() == f"お客さまのメモ {i}"  # from the database
-            # The new home asked the sockets to connect again: welcomed without reconnecting.
-            for socket in sockets:
+                shown = live.shared.info
+                assert (shown and shown.id, live.shared.page) == ((documents[0], 3) if i == 0 else (None, 1))
+            # The new home asked the sockets to connect again: welcomed without reconnecting, and on the
+            # page that was on screen.
+            for i, socket in enumerate(sockets):
                 assert (await receive_type(socket, "welcome", within=5))["role"] == "host"
+                on_screen = await receive_type(socket, "doc.state", within=5)
+                document = on_screen["document"]
+                assert (document and document["id"], on_screen["page"]) == (
+                    (documents[0], 3) if i == 0 else (None, 1)
+                )
         # The dead node, left with no room, is forgotten at the next round.
         node_a.call(homes(node_a).adopt())
         assert dead() == []

@@ -1,6 +1,8 @@
 """Two ``tsunagu serve`` processes on two ports (two boxes, in effect), one redis-server, one PostgreSQL:
 Chromium's guest issues its number through node A, the host redeems it through node B; video both ways and
-the memo work whichever node is the room's home (acceptance 2 of issue 17, without a page turn or file)."""
+the memo, a page turn and a file work whichever node is the room's home (acceptance 2 of issue 17). The
+document is rendered by the node the host uploads through and its pages served to the guest by the other;
+the file the host sends through node B is saved by the guest through node A."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from typing import Any
 import pytest
 
 from tests.calls import decoding, meeting
+from tests.harness.pdfs import text_pdf
 from tests.harness.serve import Serve
 from tests.helpers import PASSWORD
+from tests.test_browser_documents import upload
 from tests.test_browser_memo import same_memo
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
@@ -57,5 +61,36 @@ def test_guest_through_one_node_host_through_the_other(
     guest_area.press_sequentially("from the guest", delay=20)
     text = same_memo(host, guest)
     assert "営業より" in text and "from the guest" in text
+
+    # A page turn: the host (node B) opens a document and turns to page 2; the guest (node A) follows.
+    document_id = upload(host, "company.pdf", text_pdf(3))
+    host.get_by_role("button", name="資料共有").click()
+    host.locator(f'[data-document-id="{document_id}"]').click()
+    host.locator("#viewer").wait_for()
+    host.keyboard.press("ArrowRight")
+    second = f"/documents/{document_id}/pages/2.jpg"
+    for page in (host, guest):
+        page.wait_for_function(
+            "src => { const img = document.querySelector('[data-doc-slide] img');"
+            " return img && img.getAttribute('src') === src && img.naturalWidth > 0; }",
+            arg=second,
+        )
+    host.keyboard.press("Escape")
+    guest.locator("#viewer").wait_for(state="hidden")
+
+    # A file: sent by the host through node B, saved by the guest through node A.
+    host.get_by_role("button", name="ファイル送信").click()
+    quote = b"%PDF-1.4 quote across two nodes"
+    host.locator("#files-input").set_input_files(
+        files=[{"name": "見積書.pdf", "mimeType": "application/pdf", "buffer": quote}]
+    )
+    host.get_by_role("button", name="送信する", exact=True).click()
+    prompt = guest.get_by_role("alertdialog")
+    prompt.get_by_text("ファイルが届きました：見積書.pdf").wait_for()
+    with guest.expect_download() as caught:
+        prompt.get_by_role("button", name="保存する").click()
+    download = caught.value
+    assert download.suggested_filename == "見積書.pdf"
+    assert Path(download.path()).read_bytes() == quote
     for page in (host, guest):
         page.context.close()

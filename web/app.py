@@ -258,6 +258,8 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         sweeper = asyncio.create_task(_sweep(storage))  # in the background: S3 listings take a while
         recovering = asyncio.create_task(_recover(recorder))
         retaining = asyncio.create_task(_sweep_recordings(sessions, storage, clock))
+        # Documents left 処理中 by a node that died are rendered again (documents/leases.py).
+        taking_over = asyncio.create_task(services(app).documents.recovering())
         if nodes is not None:
             nodes.start()
         if homes is not None:
@@ -269,7 +271,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
                 await homes.aclose()
             if nodes is not None:
                 await nodes.aclose()
-            for task in (sweeper, recovering, retaining):
+            for task in (sweeper, recovering, retaining, taking_over):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -347,7 +349,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
         sms=sms,
         mailer=make_mailer(smtp, settings.smtp_from),
         storage=storage,
-        documents=DocumentJobs(sessions, settings, storage),
+        documents=DocumentJobs(sessions, settings, storage, clock=clock),
         login_limiter=limiter("login", settings.login_failures_per_minute, 60.0),
         number_issue_limiter=limiter("number-issue", settings.number_issues_per_10_minutes, 600.0),
         wrong_number_limiter=limiter("wrong-number", settings.wrong_numbers_per_minute, 60.0),

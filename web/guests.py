@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from core.errors import N_, InvalidInput, NotFound, RateLimited
 from recordings import acknowledgements
 from signaling import links
+from signaling.broker import Subscription, is_resumed
 from signaling.protocol import CloseCode
 from signaling.rooms import admitted_room, at, token_hash
 from store.models import Org
@@ -142,6 +143,39 @@ async def lobby(websocket: WebSocket) -> None:
         await websocket.close(int(CloseCode.TOO_MANY_SOCKETS))
 
 
+async def _admitted(websocket: WebSocket, token: str, subscription: Subscription) -> str | None:
+    """The room the guest is admitted to, once the host redeems the number; None when the socket closed or
+    the wait ran out."""
+    state = services(websocket)
+    deadline = asyncio.get_running_loop().time() + LOBBY_WAIT_SECONDS
+    closed = asyncio.create_task(_until_closed(websocket))
+    try:
+        while True:  # bounded by the deadline
+            # The host may have redeemed the number before this socket opened, or while Redis was away.
+            async with state.sessions() as db:
+                room = await admitted_room(db, token)
+            if room is not None:
+                return room.id
+            waiting = asyncio.create_task(subscription.get())
+            left = deadline - asyncio.get_running_loop().time()
+            done, _pending = await asyncio.wait(
+                {waiting, closed}, timeout=max(0.0, left), return_when=asyncio.FIRST_COMPLETED
+            )
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await waiting
+            if waiting not in done or waiting.cancelled() or waiting.exception():
+                return None
+            message = waiting.result()
+            if not is_resumed(message):
+                return str(message["room"])
+            # An admission may have been published while the broker was away: look in the database again.
+    finally:
+        closed.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await closed
+
+
 class TooManySockets(Exception):
     """This browser or this address already holds its share of lobby sockets."""
 
@@ -149,26 +183,11 @@ class TooManySockets(Exception):
 async def _wait_for_admission(websocket: WebSocket, token: str) -> None:
     state = services(websocket)
     async with await state.broker.subscribe(lobby_topic(token)) as subscription:
-        # The host may have redeemed the number before this socket opened.
-        async with state.sessions() as db:
-            room = await admitted_room(db, token)
-        if room is None:
-            waiting = asyncio.create_task(subscription.get())
-            closed = asyncio.create_task(_until_closed(websocket))
-            done, _pending = await asyncio.wait(
-                {waiting, closed}, timeout=LOBBY_WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in (waiting, closed):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            if waiting not in done or waiting.cancelled() or waiting.exception():
-                with contextlib.suppress(Exception):
-                    await websocket.close()
-                return
-            room_id = waiting.result()["room"]
-        else:
-            room_id = room.id
+        room_id = await _admitted(websocket, token, subscription)
+        if room_id is None:
+            with contextlib.suppress(Exception):
+                await websocket.close()
+            return
     await websocket.send_json({"type": "admitted", "url": f"/rooms/{room_id}"})
     await websocket.close()
 
