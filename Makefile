@@ -66,6 +66,7 @@ screenshots: system-test $(VENV)/.installed-test $(BUNDLE)
 
 # Refresh the message catalogue after changing UI strings.
 messages: $(VENV)/.installed-test
+	mkdir -p var
 	$(BIN)/pybabel extract -F babel.cfg -k N_ -k InvalidInput -k Conflict -k NotFound -k Forbidden \
 		-k RateLimited:2 -k t --no-location --omit-header -w 200 -o var/messages.pot .
 	$(BIN)/pybabel update -i var/messages.pot -d web/locale -l ja -w 200 --ignore-obsolete

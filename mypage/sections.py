@@ -4,8 +4,8 @@ functions fetch one thing for a download and raise NotFound for anything else (a
 file or document: never revealed). Recordings are never a section.
 
 Sections: meetings (date, host, company) with each memo and the files exchanged; the host's card (per
-meeting); documents left; quotes to answer (filled by the quotes work: empty until quotes exist); surveys
-to fill in.
+meeting); documents left; quotes to answer (each opened through the customer's own check, then the quote's
+link); surveys to fill in.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound
-from deals import pipeline, surveys
+from deals import negotiation, pipeline, quotes, surveys
 from deals.models import Customer, CustomerMeeting, Deal, Survey
+from deals.quote_models import Quote, QuoteState, Side
 from documents.models import Document, DocumentStatus
 from mypage.models import LeftDocument, MypageSettings
 from recordings.files import room_files
@@ -187,17 +188,70 @@ async def document_of(db: AsyncSession, customer: Customer, document_id: int, sh
 
 @dataclass(frozen=True)
 class QuoteToAnswer:
-    """A quote the customer may accept or decline (filled in by the quotes work, issue 19)."""
+    """One of the customer's sent quotes. ``actionable``: it waits for the customer (sent and not expired,
+    or a negotiation at the customer's turn); otherwise it is shown read-only (answered, or waiting for the
+    company's move). ``total`` is the amount on the table: the quote's total, the company's last proposal in
+    a negotiation, or the total agreed once answered (None: declined)."""
 
     quote_id: int
     title: str
-    url: str
+    total: int | None
+    valid_until: datetime | None
+    state: QuoteState
+    actionable: bool
+
+    @property
+    def url(self) -> str:
+        """The マイページ's own door to the quote: checked against the signed-in customer, then the quote's
+        link (/q/{token}), which is the customer's anyway."""
+        return f"/my/quotes/{self.quote_id}"
 
 
-async def quotes_to_answer(db: AsyncSession, customer: Customer) -> list[QuoteToAnswer]:
-    """Quotes waiting for the customer's answer. Quotes do not exist yet: nothing to answer. The quotes
-    work fills this in (and its download/answer routes join the authorisation walk)."""
-    return []
+def _customer_quotes(customer: Customer) -> Select[Quote]:
+    """The customer's quotes that were ever sent (a draft has no link), through the customer's own deals."""
+    return (
+        select(Quote)
+        .join(Deal, Deal.id == Quote.deal_id)
+        .where(
+            Deal.customer_id == customer.id,
+            Deal.org_id == customer.org_id,
+            Quote.org_id == customer.org_id,
+            Quote.token.is_not(None),
+            Quote.state != QuoteState.DRAFT,
+        )
+    )
+
+
+async def quotes_to_answer(db: AsyncSession, customer: Customer, now: datetime) -> list[QuoteToAnswer]:
+    """The customer's quotes newest first: those waiting for an answer (actionable) and those answered or
+    in negotiation (read-only). Withdrawn and expired ones are left out: nothing to do there (the host may
+    send a withdrawn one again, and it comes back)."""
+    found = []
+    for quote in await db.scalars(_customer_quotes(customer).order_by(Quote.sent_at.desc(), Quote.id.desc())):
+        if quote.state == QuoteState.WITHDRAWN or (
+            quote.state == QuoteState.SENT and quotes.expired(quote, now)
+        ):
+            continue
+        if quote.state == QuoteState.SENT:
+            total: int | None = quotes.quote_totals(quote, await quotes.items_of(db, quote.id)).total
+            actionable = True
+        elif quote.state == QuoteState.NEGOTIATING:
+            at = negotiation.position(quote, await negotiation.moves_of(db, quote.id))
+            total, actionable = at.amount, at.waiting_for == Side.CUSTOMER
+        else:
+            total, actionable = quote.accepted_total, False
+        valid_until = quote.expires_at if quote.state == QuoteState.SENT else None
+        found.append(QuoteToAnswer(quote.id, quote.title, total, valid_until, quote.state, actionable))
+    return found
+
+
+async def quote_link_of(db: AsyncSession, customer: Customer, quote_id: int) -> str:
+    """The token of the customer's sent quote ``quote_id`` (any other quote, another customer's included,
+    or one never sent: NotFound)."""
+    quote = await db.scalar(_customer_quotes(customer).where(Quote.id == quote_id))
+    if quote is None or quote.token is None:
+        raise NotFound()
+    return quote.token
 
 
 # --- surveys -----------------------------------------------------------------------------------------------

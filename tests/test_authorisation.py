@@ -156,6 +156,7 @@ EXPECTED: dict[tuple[str, str], tuple[int | str, ...]] = {
     ("GET", "/my/meetings/{record_id}/memo.txt"): (200, 404, 404, 404, 404, 404),
     ("GET", "/my/meetings/{record_id}/card.vcf"): (200, 404, 404, 404, 404, 404),
     ("GET", "/my/documents/{document_id}.pdf"): (200, 404, 404, 404, 404, 404),
+    ("GET", "/my/quotes/{quote_id}"): (303, 404, 404, 404, 404, 404),  # the customer's own: to its link
     ("POST", "/my/surveys/{deal_id}"): (404, 404, 404, 404, 404, 404),  # its status asks no survey
     ("POST", "/my/deletion"): (303, 404, 404, 404, 404, 404),  # one open already: nobody is told twice
     ("GET", "/my/{link_token}"): (303, 200, 200, 200, 200, 200),  # the code page for other browsers

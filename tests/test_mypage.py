@@ -13,15 +13,17 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 
 from core.clock import ManualClock
-from deals import pipeline, surveys
-from deals.models import Customer, CustomerMeeting, OutboxMessage, Survey
+from deals import pipeline, quotes, surveys
+from deals.models import Customer, CustomerMeeting, Deal, OutboxMessage, Survey
+from deals.quote_models import Quote
 from documents.models import Document, DocumentStatus
 from documents.storage import DocumentStorage
 from mypage import left, links
@@ -96,6 +98,21 @@ async def _acme(app: Starlette) -> tuple[Seeded, Meeting]:
     return seeded, await _customer_with_meeting(
         app, seeded, PHONE, "次回は見積りを送付", b"\x00\x01acme" * 300
     )
+
+
+async def _deal(db: AsyncSession, deal_id: int) -> Deal:
+    found = await db.get(Deal, deal_id)
+    assert found is not None
+    return found
+
+
+async def _sent_quote(db: AsyncSession, deal_id: int, title: str, now: datetime) -> Quote:
+    deal = await _deal(db, deal_id)
+    quote = await quotes.new_quote(db, deal, deal.host_id, now)
+    quote.title = title
+    await quotes.replace_items(db, quote, [quotes.ItemInput(None, "作業費", 2, 15_000)])
+    await quotes.send(db, quote, now, 21)
+    return quote
 
 
 async def _last_outbox(app: Starlette) -> OutboxMessage:
@@ -297,6 +314,21 @@ async def test_isolation_what_the_org_shows_surveys_and_deletion_requests(app: S
             )
             opened.append(deal.id)
         deal_id, their_deal = opened
+        # Quotes: this customer's sent one is listed; its draft, the other customer's and the other org's not.
+        clock_now = datetime.fromtimestamp(services(app).clock(), UTC)  # the app's time: not expired
+        my_quote = await _sent_quote(db, deal_id, "私の見積り", clock_now)
+        await quotes.new_quote(db, await _deal(db, deal_id), host_id, datetime.now(UTC))  # the draft
+        gone = [  # not to answer any more: not listed (their links show the clear page)
+            await _sent_quote(db, deal_id, "期限切れの見積り", clock_now - timedelta(days=21)),
+            await _sent_quote(db, deal_id, "撤回した見積り", clock_now),
+        ]
+        await quotes.withdraw(db, gone[1])
+        their_quote = await _sent_quote(db, their_deal, "他人の見積り", clock_now)
+        other_host = other_org.users["host@other.example"]
+        other_deal = await pipeline.open_deal(
+            db, other_org.org_id, elsewhere.customer_id, other_host, "他社", datetime.now(UTC)
+        )
+        other_quote = await _sent_quote(db, other_deal.id, "他社の見積り", clock_now)
         # Two ready documents of the library: one left for this customer, one for the other.
         documents = [
             Document(org_id=seeded.org_id, owner_id=host_id, name=name, pages=1, rendered=1, size=len(pdf))
@@ -320,10 +352,23 @@ async def test_isolation_what_the_org_shows_surveys_and_deletion_requests(app: S
         assert "次回は見積りを送付" in page.text
         assert "他人のメモ" not in page.text and "他社のメモ" not in page.text
         assert "会社案内.pdf" in page.text and "他人の資料" not in page.text
+        assert "私の見積り" in page.text and f'href="/my/quotes/{my_quote.id}"' in page.text
+        assert "他人の見積り" not in page.text and "他社の見積り" not in page.text
+        assert "期限切れの見積り" not in page.text and "撤回した見積り" not in page.text
+        assert str(their_quote.token) not in page.text and str(other_quote.token) not in page.text
         downloaded = await browser.get(f"/my/documents/{left_id}.pdf")
         assert downloaded.status_code == 200 and downloaded.content == PDF
-        highest = max(mine.file_id, theirs.file_id, elsewhere.file_id, elsewhere.record_id, left_id) + 3
-        for n in range(0, highest):  # every id: only this customer's own answer
+        highest = max(
+            (mine.file_id, theirs.file_id, elsewhere.file_id, elsewhere.record_id, left_id, other_quote.id)
+        )
+        for n in range(0, highest + 3):  # every id: only this customer's own answer
+            opened_quote = await browser.get(f"/my/quotes/{n}")
+            own = {q.id: q.token for q in (my_quote, *gone)}
+            if n in own:
+                assert opened_quote.status_code == 303
+                assert opened_quote.headers["location"] == f"/q/{own[n]}"
+            else:  # the draft, the other customer's, the other org's: never reached
+                assert opened_quote.status_code == 404, n
             assert (await browser.get(f"/my/files/{n}")).status_code == (200 if n == mine.file_id else 404)
             own_meeting = 200 if n == mine.record_id else 404
             assert (await browser.get(f"/my/meetings/{n}/memo.txt")).status_code == own_meeting

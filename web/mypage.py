@@ -5,7 +5,8 @@
   code, which it asks to be sent (``POST /my/{token}/code``; a GET sends nothing, so a messenger's link
   preview cannot spend the codes) and types (``POST /my/{token}/verify``).
 - ``GET /my``: the page, for a browser with a live マイページ session; downloads under ``/my/...`` (files,
-  memo, the host's card, documents left) are the customer's own or 404.
+  memo, the host's card, documents left) are the customer's own or 404. ``GET /my/quotes/{id}`` opens one
+  of the customer's quotes at its link (``/q/{token}``, web/quote_page.py), or 404.
 - Signing out (this browser or everywhere), answering a survey, asking for deletion.
 
 The session cookie (``tsunagu_mypage``) is HttpOnly, SameSite=Lax, Secure when the site is https, and its
@@ -27,6 +28,7 @@ from core.clock import in_jst, utc
 from core.errors import N_, NotFound, Unavailable
 from deals.models import Customer, OutboxMessage, OutboxStatus
 from deals.notices import deliver, route
+from deals.quote_models import QuoteState
 from documents.storage import DocumentStorage
 from mypage import codes, deletion, links, outbox, sections, sessions
 from mypage.links import LinkState
@@ -45,6 +47,14 @@ from web.templating import render, translator
 COOKIE = "tsunagu_mypage"
 COOKIE_PATH = "/my"
 NO_STORE = {"Cache-Control": "private, no-store"}
+# A listed quote the customer cannot act on, as the customer reads it (the host's pages word it for hosts).
+QUOTE_STATES = {
+    QuoteState.NEGOTIATING: N_("Waiting for our answer."),
+    QuoteState.ACCEPTED: N_("Accepted"),
+    QuoteState.DECLINED: N_("Declined"),
+    QuoteState.AGREED: N_("Agreed (成約)"),
+    QuoteState.FAILED: N_("No agreement (不成立)"),
+}
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 LINK_REVOKED = N_("This link has been cancelled. Please ask the company for a new one.")
@@ -277,7 +287,11 @@ async def home(request: Request) -> Response:
         shown=shown,
         meetings=[(m, in_jst(m.started_at)) for m in meetings],
         documents=await sections.documents_left(db, customer, shown),
-        quotes=await sections.quotes_to_answer(db, customer),
+        quotes=[
+            (q, in_jst(q.valid_until) if q.valid_until else None)
+            for q in await sections.quotes_to_answer(db, customer, now_of(request))
+        ],
+        quote_states=QUOTE_STATES,
         surveys=await sections.surveys_to_fill(db, customer),
         notice=request.query_params.get("done", ""),
     )
@@ -328,6 +342,16 @@ async def download_document(request: Request) -> Response:
     storage = services(request).storage
     key = DocumentStorage(storage).original(document.org_id, document.id)
     return await blob_response(request, storage, key, "application/pdf", headers)
+
+
+@with_customer
+async def open_quote(request: Request) -> Response:
+    """The customer's own quote, by its id on the page: checked against the signed-in customer (another's:
+    404), then its link, the one the customer was sent, where it is answered."""
+    token = await sections.quote_link_of(
+        request.state.db, request.state.customer, int(request.path_params["quote_id"])
+    )
+    return RedirectResponse(f"/q/{token}", status_code=303, headers=NO_STORE)
 
 
 @with_customer
@@ -385,6 +409,7 @@ routes: list[BaseRoute] = [
     Route("/my/meetings/{record_id:int}/memo.txt", download_memo, methods=["GET"]),
     Route("/my/meetings/{record_id:int}/card.vcf", host_card, methods=["GET"]),
     Route("/my/documents/{document_id:int}.pdf", download_document, methods=["GET"]),
+    Route("/my/quotes/{quote_id:int}", open_quote, methods=["GET"]),
     Route("/my/surveys/{deal_id:int}", answer_survey, methods=["POST"]),
     Route("/my/deletion", ask_deletion, methods=["POST"]),
     Route("/my/{link_token}", open_link, methods=["GET"]),
