@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
 from starlette.applications import Starlette
 
 from tests.helpers import csrf_token
@@ -101,3 +102,12 @@ def test_the_catalogue_defines_each_message_once() -> None:
             current = None
     duplicated = sorted({msgid for msgid in msgids if msgids.count(msgid) > 1} - {""})
     assert not duplicated
+
+
+def test_no_translation_is_left_fuzzy() -> None:
+    # The pages show a fuzzy entry's text as it is (web/i18n.py reads the .po), so a msgid changed under a
+    # translation must be re-read and the flag dropped, not left for someone to notice.
+    catalogue_file = ROOT / "web" / "locale" / "ja" / "LC_MESSAGES" / "messages.po"
+    with catalogue_file.open("rb") as f:
+        fuzzy = [str(message.id) for message in read_po(f, locale="ja") if message.id and message.fuzzy]
+    assert fuzzy == [], f"review these translations and drop their fuzzy flag: {fuzzy}"
