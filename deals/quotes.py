@@ -177,10 +177,27 @@ def editable(quote: Quote) -> None:
         raise QuoteFrozen()
 
 
+async def _claim_for_host(
+    db: AsyncSession, quote: Quote, states: Sequence[QuoteState], **values: object
+) -> None:
+    """The host's change, only if the quote is still in one of ``states`` at the version the host read: a
+    customer answering in between wins (their signed answer is never overwritten), and this raises. One
+    conditional UPDATE, as the customer's answer is claimed; ``quote`` is refreshed from the row after."""
+    claimed = await db.execute(
+        update(Quote)
+        .where(Quote.id == quote.id, Quote.version == quote.version, Quote.state.in_(states))
+        .values(version=Quote.version + 1, **values)
+    )
+    await db.refresh(quote)
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise QuoteFrozen() if quote.state in (*ANSWERED, QuoteState.NEGOTIATING) else QuoteRevised()
+
+
 async def replace_items(db: AsyncSession, quote: Quote, lines: Sequence[ItemInput]) -> None:
     """Make the quote's items exactly ``lines``: a line with an id updates that item (it keeps its id),
     a line without one is new, an item not named is removed. An id not of this quote is refused first."""
     editable(quote)
+    await _claim_for_host(db, quote, EDITABLE)  # first: the items change only under the claimed version
     current = {item.id: item for item in await items_of(db, quote.id)}
     unknown = [line.id for line in lines if line.id is not None and line.id not in current]
     if unknown:
@@ -200,7 +217,6 @@ async def replace_items(db: AsyncSession, quote: Quote, lines: Sequence[ItemInpu
         item.grade, item.notes = line.grade, line.notes
         if line.id is None:
             db.add(item)
-    quote.version += 1
     await db.flush()
 
 
@@ -212,19 +228,16 @@ async def send(db: AsyncSession, quote: Quote, now: datetime, valid_days: int) -
         raise NoItems()
     if not 1 <= valid_days <= MAX_VALID_DAYS:
         raise InvalidInput(N_("The link's validity is 1 to {max} days."), max=MAX_VALID_DAYS)
-    quote.token = quote.token or secrets.token_urlsafe(16)  # sent again after a withdrawal: the same link
-    quote.state, quote.sent_at, quote.expires_at = QuoteState.SENT, now, now + timedelta(days=valid_days)
-    quote.version += 1
-    await db.flush()
-    return quote.token
+    token = quote.token or secrets.token_urlsafe(16)  # sent again after a withdrawal: the same link
+    opened = {"state": QuoteState.SENT, "sent_at": now, "expires_at": now + timedelta(days=valid_days)}
+    await _claim_for_host(db, quote, (QuoteState.DRAFT, QuoteState.WITHDRAWN), token=token, **opened)
+    return token
 
 
 async def withdraw(db: AsyncSession, quote: Quote) -> None:
     if quote.state != QuoteState.SENT:
         raise QuoteFrozen() if quote.state in ANSWERED else QuoteNotOpen()
-    quote.state = QuoteState.WITHDRAWN
-    quote.version += 1
-    await db.flush()
+    await _claim_for_host(db, quote, (QuoteState.SENT,), state=QuoteState.WITHDRAWN)
 
 
 def expired(quote: Quote, now: datetime) -> bool:

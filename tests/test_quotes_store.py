@@ -1,5 +1,6 @@
 """Quote races on SQLite and PostgreSQL, below the pages: four answers to one sent quote at once keep exactly
-one (the others learn it was answered), and four moves on one negotiation position keep exactly one."""
+one (the others learn it was answered), four moves on one negotiation position keep exactly one, and a host's
+withdraw or edit read before a customer's answer and written after it is refused."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from core.errors import TsunaguError
 from deals import negotiation, pipeline, quotes
 from deals.models import Customer
 from deals.quote_models import MoveKind, Negotiation, Quote, QuoteMove, QuoteState, Side
-from deals.quotes import ItemInput, QuoteAnswered, Signature
+from deals.quotes import ItemInput, QuoteAnswered, QuoteFrozen, Signature
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from store.models import Role
@@ -36,13 +37,15 @@ async def test_racing_answers_and_moves_keep_exactly_one(any_database_url: str) 
             await db.flush()
             deal = await pipeline.open_deal(db, org.id, customer.id, host.id, "", NOW)
             made = []
-            for _ in range(2):
+            for _ in range(3):
                 quote = await quotes.new_quote(db, deal, host.id, NOW)
                 quote.negotiation = Negotiation.AUTOMATIC
                 await quotes.replace_items(db, quote, [ItemInput(None, "x", 1, 1000)])
                 await quotes.send(db, quote, NOW, 21)
                 made.append((quote.id, quote.version))
-        (answered_id, answered_version), (negotiated_id, negotiated_version) = made
+        (answered_id, answered_version), (negotiated_id, negotiated_version), (signed_id, signed_version) = (
+            made
+        )
         later = NOW + timedelta(minutes=1)
 
         barrier = asyncio.Barrier(4)
@@ -88,5 +91,37 @@ async def test_racing_answers_and_moves_keep_exactly_one(any_database_url: str) 
             assert await db.scalar(select(func.count()).select_from(QuoteMove)) == 1
             kept = await db.get(Quote, negotiated_id)
             assert kept is not None and kept.state == QuoteState.NEGOTIATING
+
+        # The host's withdraw, read before the customer's signed answer and written after it: refused, and
+        # the answer stays whole (it was silently overwritten: a withdrawn quote carrying a signature).
+        for host_action in ("withdraw", "replace_items"):
+            if host_action == "replace_items":
+                async with sessions.begin() as db:
+                    quote = await quotes.new_quote(db, deal, host.id, NOW)
+                    await quotes.replace_items(db, quote, [ItemInput(None, "y", 1, 2000)])
+                    await quotes.send(db, quote, NOW, 21)
+                    signed_id, signed_version = quote.id, quote.version
+            async with sessions() as host_db:
+                stale = await host_db.get(Quote, signed_id)
+                assert stale is not None and stale.state == QuoteState.SENT
+                async with sessions.begin() as db:
+                    signature = Signature.typed("山田 太郎", "127.0.0.1", "test")
+                    await quotes.claim_answer(
+                        db, signed_id, signed_version, QuoteState.ACCEPTED, 1000, signature, later
+                    )
+                with pytest.raises(Exception) as refused:
+                    if host_action == "withdraw":
+                        await quotes.withdraw(host_db, stale)
+                    else:
+                        await quotes.replace_items(host_db, stale, [ItemInput(None, "z", 9, 9)])
+                    await host_db.commit()
+                # PostgreSQL reads the new row and refuses it; SQLite refuses the stale snapshot's write.
+                assert isinstance(refused.value, QuoteFrozen) or "locked" in str(refused.value), refused.value
+            async with sessions() as db:
+                kept = await db.get(Quote, signed_id)
+                assert (
+                    kept is not None and kept.state == QuoteState.ACCEPTED and kept.signer_name == "山田 太郎"
+                )
+                assert [item.name for item in await quotes.items_of(db, signed_id)] in (["x"], ["y"])
     finally:
         await engine.dispose()
