@@ -266,7 +266,9 @@ async def _accepted_in_part(app: Starlette, acme: Seeded) -> None:
         page = await customer.get(f"/q/{token}")
         form["version"] = re.findall(r'name="version" value="(\d+)"', page.text)[0]
         answered = await customer.post(
-            f"/q/{token}/answer", data=form, headers={"User-Agent": "PhoneBrowser/1.0"}
+            f"/q/{token}/answer",
+            data=form,
+            headers={"User-Agent": "PhoneBrowser/1.0", "Host": "phish.example"},  # the customer's Host
         )
         assert answered.status_code == 303
         quote = await quote_row(app, quote_id)
@@ -283,6 +285,8 @@ async def _accepted_in_part(app: Starlette, acme: Seeded) -> None:
         async with services(app).sessions() as db:
             to_host = await db.scalar(select(OutboxMessage).where(OutboxMessage.to == "host@acme.example"))
         assert to_host is not None and "55,000" in to_host.body
+        assert "phish.example" not in to_host.body  # the host's link is not built from the customer's request
+        assert f"/quotes/{quote_id}" in to_host.body
 
         token_csrf = csrf_from((await host.get(f"/quotes/{quote_id}")).text)
         for path in (f"/quotes/{quote_id}/withdraw", f"/quotes/{quote_id}/items"):

@@ -123,7 +123,10 @@ async def _tell_host(
         host_id = deal.host_id or quote.author_id
         host = await db.get(User, host_id) if host_id else None
         users = [host] if host else []
-    link = str(request.base_url).rstrip("/") + f"/quotes/{quote.id}"
+    # Not from this request: it is the customer's, and its Host header is theirs to choose (anyone holding a
+    # quote link could point the host's email at another site). PUBLIC_URL, else a path for the signed-in app.
+    public = services(request).settings.public_url
+    link = f"{public or ''}/quotes/{quote.id}"
     queued = []
     for user in users:
         db.add(
