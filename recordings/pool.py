@@ -212,6 +212,13 @@ class WriterProcess:
             self._flush()
         await self._exited
 
+    def kill(self) -> None:
+        """A writer that stopped answering (a hung disk): killed; its recordings end damaged (WRITER_GONE)
+        and their spooled files are recovered at the next start, as after a crash."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        self._gone()
+
 
 class Writers:
     """This node's writer process, started at the first recording and again after one died."""
@@ -228,3 +235,7 @@ class Writers:
         if self._process is not None:
             await self._process.aclose()
             self._process = None
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()

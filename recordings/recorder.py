@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 log = structlog.get_logger("tsunagu.recordings")
+CLOSE_WITHIN = 20.0  # seconds a shutdown waits for the writer to finish the files
 
 QUEUE_PACKETS = 4096  # packets the child's pipe has not taken, all tracks of a room: seconds of a slow disk
 SEAT_INDEX = {seat: index for index, seat in enumerate(SEATS)}
@@ -264,11 +265,21 @@ class Recorder:
         while self._storing:
             await asyncio.gather(*self._storing, return_exceptions=True)
 
-    async def aclose(self) -> None:
-        for room_id in list(self._live):
-            await self.stop(room_id)
-        await self.settle()
-        await self.writers.aclose()
+    async def aclose(self, within: float = CLOSE_WITHIN) -> None:
+        """Stop and store every recording; a writer that does not finish ``within`` seconds (a hung disk) is
+        killed rather than holding the server's shutdown for ever."""
+        try:
+            async with asyncio.timeout(within):
+                for room_id in list(self._live):
+                    await self.stop(room_id)
+                await self.settle()
+                await self.writers.aclose()
+        except TimeoutError:
+            log.warning("recordings.writer_hung", within=within)
+            self.writers.kill()
+            async with asyncio.timeout(within):
+                await self.settle()
+                await self.writers.aclose()
 
     async def _store(self, room_id: str, done: asyncio.Future[Finished]) -> None:
         finished = await done

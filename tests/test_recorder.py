@@ -6,6 +6,7 @@ only that room's), and a killed writer's files recovered on the next start."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -266,3 +267,27 @@ async def test_files_of_a_killed_writer_are_recovered_on_the_next_start(
     assert frames >= 180 and last >= 6.0  # the last cluster (1 s) may be lost: well within 5 s of the kill
     assert row.end_ms >= 6000
     assert not directory.exists()
+
+
+async def test_a_hung_writer_does_not_hold_the_shutdown(app: Starlette, tmp_path: Path) -> None:
+    # A writer stopped dead (a disk that no longer answers: here SIGSTOP) must not hang the server's stop:
+    # it is killed after the wait, its recordings end damaged with the reason, their files stay spooled.
+    seeded = await seed_org(app, "acme", {"host@acme.example": UserRole.HOST})
+    room_id, _ = await open_room(app, seeded)
+    recorder = Recorder(services(app).sessions, services(app).storage, tmp_path / "spool")
+    failures: list[str] = []
+    recording = await recorder.start(room_id, failures.append)
+    video = RtpStream(ssrc=1, payload_type=VIDEO_PT, clock_rate=90000, frame_ticks=3000)
+    for payloads in vp8_frames(5, 160, 120):
+        for data in video.packets(payloads):
+            recording.packet("guest", 0, "video", data, HEADER, 0.0)
+    await recording.synced()
+    writer = recorder.writers.current(asyncio.get_running_loop())
+    os.kill(writer.pid, signal.SIGSTOP)
+    try:
+        await asyncio.wait_for(recorder.aclose(within=1.0), 20)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(writer.pid, signal.SIGCONT)
+    assert failures == [WRITER_GONE] and not writer.alive
+    assert list((tmp_path / "spool").rglob("*.webm"))  # left for the next start to recover
