@@ -22,10 +22,15 @@ MAX_BYTES = 10 * 1024 * 1024
 UNPACKED_CAP = 100 * 1024 * 1024
 ROW_CAP = 1001  # one more than an import takes, so that "too many rows" can be told
 COLUMNS = 20
+# Longer than any field takes (deals.sheets.LIMITS), so a too-long cell is still reported as too long; but a
+# 40 KB sheet whose cells all name one long shared string no longer answers with tens of MB of JSON.
+CELL_CAP = 1000
 
 
 def _cell(value: object) -> object:
-    if value is None or isinstance(value, bool | int | float | str):
+    if isinstance(value, str):
+        return value[: CELL_CAP + 1]
+    if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):
         return value.isoformat()

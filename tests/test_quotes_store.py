@@ -5,13 +5,15 @@ withdraw or edit read before a customer's answer and written after it is refused
 from __future__ import annotations
 
 import asyncio
+import io
+import zipfile
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from core.errors import TsunaguError
-from deals import negotiation, pipeline, quotes
+from core.errors import InvalidInput, TsunaguError
+from deals import negotiation, pipeline, quotes, sheets
 from deals.models import Customer
 from deals.quote_models import MoveKind, Negotiation, Quote, QuoteMove, QuoteState, Side
 from deals.quotes import ItemInput, QuoteAnswered, QuoteFrozen, Signature
@@ -125,3 +127,53 @@ async def test_racing_answers_and_moves_keep_exactly_one(any_database_url: str) 
                 assert [item.name for item in await quotes.items_of(db, signed_id)] in (["x"], ["y"])
     finally:
         await engine.dispose()
+
+
+def _sheet_of_one_shared_string(text: str, rows: int, columns: int) -> bytes:
+    """An .xlsx whose every cell names shared string 0 (openpyxl itself writes strings inline)."""
+    from openpyxl import Workbook
+
+    plain = io.BytesIO()
+    Workbook().save(plain)
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    letters = [chr(ord("A") + c) for c in range(columns)]
+    data = "".join(
+        f'<row r="{r}">' + "".join(f'<c r="{x}{r}" t="s"><v>0</v></c>' for x in letters) + "</row>"
+        for r in range(1, rows + 1)
+    )
+    parts = {
+        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{main}"><sheetData>{data}</sheetData></worksheet>',
+        "xl/sharedStrings.xml": f'<sst xmlns="{main}" count="1" uniqueCount="1"><si><t>{text}</t></si></sst>',
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as sheet:
+        for info in source.infolist():
+            body = source.read(info).decode()
+            if info.filename == "[Content_Types].xml":
+                body = body.replace(
+                    "</Types>",
+                    '<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                    'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml" /></Types>',
+                )
+            elif info.filename == "xl/_rels/workbook.xml.rels":
+                body = body.replace(
+                    "</Relationships>",
+                    '<Relationship Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+                    'sharedStrings" Target="sharedStrings.xml" Id="rId9" /></Relationships>',
+                )
+            sheet.writestr(info.filename, parts.pop(info.filename, body))
+        for name, body in parts.items():
+            sheet.writestr(name, body)
+    return out.getvalue()
+
+
+async def test_a_small_sheet_of_one_long_shared_string_answers_small() -> None:
+    # 20 columns × 1,001 rows all naming one 2,500-character shared string: a file of some tens of KB that
+    # used to come back from the sheet worker as 150 MB of JSON, parsed on the event loop.
+    data = _sheet_of_one_shared_string("長" * 2500, rows=1001, columns=20)
+    assert len(data) < 100_000
+    rows = await sheets.xlsx_rows(data)
+    assert len(rows) == 1001
+    assert all(len(str(cell)) == 1001 for _, cells in rows for cell in cells)
+    with pytest.raises(InvalidInput):  # still told: too many rows, names too long
+        sheets.check_rows(rows, set())
