@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import N_, InvalidInput
@@ -44,8 +45,13 @@ async def ask(db: AsyncSession, customer: Customer, message: str, now: datetime)
         message=message,
         requested_at=now,
     )
-    db.add(row)
-    await db.flush()
+    try:
+        # Two requests at once both see none open: the unique index on open requests keeps one, so the
+        # admins are told once.
+        async with db.begin_nested():
+            db.add(row)
+    except IntegrityError:
+        return None
     return row
 
 

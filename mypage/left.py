@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound
@@ -27,16 +28,19 @@ async def leave(db: AsyncSession, customer: Customer, user_id: int, document_id:
         )
     )
     if exists is None:
-        db.add(
-            LeftDocument(
-                org_id=customer.org_id,
-                customer_id=customer.id,
-                document_id=document_id,
-                left_by=user_id,
-                left_at=now,
-            )
-        )
-        await db.flush()
+        try:
+            async with db.begin_nested():  # a second click racing the first leaves it once, not a 500
+                db.add(
+                    LeftDocument(
+                        org_id=customer.org_id,
+                        customer_id=customer.id,
+                        document_id=document_id,
+                        left_by=user_id,
+                        left_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass
 
 
 async def remove(db: AsyncSession, customer: Customer, document_id: int) -> None:

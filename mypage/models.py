@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models import Base, utcnow
@@ -85,6 +85,17 @@ class DeletionRequest(Base):
     ``customer_id`` is kept loose (no foreign key): the request outlives the deletion it asks for."""
 
     __tablename__ = "mypage_deletion_requests"
+    # At most one open request per customer, however many arrive at once (migration 0014).
+    __table_args__ = (
+        Index(
+            "uq_mypage_deletion_requests_open",
+            "org_id",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("handled_at IS NULL"),
+            postgresql_where=text("handled_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
