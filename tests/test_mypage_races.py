@@ -5,8 +5,9 @@ on "leave this document" while the first is being written leaves it once instead
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -25,13 +26,13 @@ NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
 
 async def _second_while_first_is_uncommitted(
-    sessions: async_sessionmaker[AsyncSession], act: Callable[[AsyncSession], Awaitable[object]]
+    sessions: async_sessionmaker[AsyncSession], act: Callable[[AsyncSession], Coroutine[Any, Any, object]]
 ) -> object:
     """``act`` in one session, left uncommitted; the same ``act`` in a second session, which reads before the
     first commits and writes after; the second's result."""
     async with sessions() as first, sessions() as second:
         await act(first)
-        racing = asyncio.create_task(act(second))
+        racing: asyncio.Task[object] = asyncio.create_task(act(second))
         await asyncio.sleep(0.3)  # the second has read "nothing yet" and waits on the first's write
         await first.commit()
         result = await asyncio.wait_for(racing, 30)
@@ -62,7 +63,8 @@ async def test_a_second_request_or_click_racing_the_first_keeps_one(any_database
         async def leave(db: AsyncSession) -> object:
             mine = await db.get(Customer, customer_id)
             assert mine is not None
-            return await left.leave(db, mine, host_id, document_id, NOW)
+            await left.leave(db, mine, host_id, document_id, NOW)
+            return None
 
         assert await _second_while_first_is_uncommitted(sessions, ask) is None  # nobody is told twice
         await _second_while_first_is_uncommitted(sessions, leave)  # no IntegrityError
