@@ -201,7 +201,7 @@ class Connection:
             yield Outgoing(text=text) if text is not None else Outgoing(frame=item["send"])
 
     async def _rehomed(self) -> None:
-        """The room has a new home, which never heard of this socket (a watcher's page reconnects)."""
+        """The room has a new home, which never heard of this socket, or frames to it were lost."""
 
 
 class Participant(Connection):
@@ -240,6 +240,31 @@ class Participant(Connection):
 
 class Watcher(Connection):
     """A manager sitting in (signaling/sit_in.py): frames come out; nothing it does goes into the room."""
+
+    def __init__(
+        self,
+        hub: RoomHub,
+        room_id: str,
+        connection: str,
+        subscription: Subscription,
+        user_id: int,
+        announce: bool,
+    ) -> None:
+        super().__init__(hub, room_id, connection, subscription)
+        self.user_id = user_id
+        self.announce = announce
+
+    async def observe(self) -> None:
+        event = {"event": "observe", "connection": self.connection, "node": self.hub.node}
+        await self.hub._post(self.room_id, {**event, "user": self.user_id, "announce": self.announce})
+
+    async def _rehomed(self) -> None:
+        # Observe again: a new home never heard of this watcher, and after a Redis restart the frames lost on
+        # the way (memo edits, page turns) are only made good by the home's welcome and whole memo.
+        try:
+            await self.observe()
+        except Unavailable:
+            log.warning("room.observe_not_delivered", room=self.room_id)
 
     async def disconnected(self) -> None:
         try:
@@ -723,10 +748,10 @@ class RoomHub:
         """Watch ``room_id`` read-only from this node (a manager sitting in; ``announce``: show the
         participants 「上長が同席中」); leaving the block stops watching."""
         connection = uuid.uuid4().hex
-        watcher = Watcher(self, room_id, connection, await self._subscribe(room_id, connection))
+        subscription = await self._subscribe(room_id, connection)
+        watcher = Watcher(self, room_id, connection, subscription, user_id, announce)
         try:
-            event = {"event": "observe", "connection": connection, "node": self.node}
-            await self._post(room_id, {**event, "user": user_id, "announce": announce})
+            await watcher.observe()
             yield watcher
         finally:
             await watcher.disconnected()

@@ -4,12 +4,15 @@ memo-sync.js) on the room's home node, the guest's on the other node, so every k
 
 Both keep typing while redis-server is stopped and started again on the same port (an empty one: no
 persistence). Typing resumes across the nodes within 5 s of Redis being back, and both memos end equal, the
-live room's and the stored memo too, with every character either side typed.
+live room's and the stored memo too, with every character either side typed. A manager sitting in on the other
+node is welcomed again with the whole memo, what it missed included.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -17,13 +20,14 @@ from dataclasses import dataclass, replace
 import pytest
 
 from core.clock import ManualClock
+from signaling.protocol import SUBPROTOCOL
 from signaling.rooms import memo_text
 from store.models import Role
 from tests.harness.live import LiveServer
 from tests.harness.redis import RedisServer
 from tests.harness.yjs import YjsClient
 from tests.helpers import seed_org
-from tests.joining import Browser
+from tests.joining import Browser, receive, receive_type
 from web.app import create_app
 from web.services import services
 from web.settings import Settings
@@ -55,7 +59,9 @@ async def cluster(settings: Settings, clock: ManualClock) -> AsyncIterator[Clust
     node_a = LiveServer(create_app(replace(shared, node_id="node-a"), clock=clock))
     node_b = LiveServer(create_app(replace(shared, node_id="node-b"), clock=clock))
     await asyncio.gather(asyncio.to_thread(node_a.start), asyncio.to_thread(node_b.start))
-    node_a.call(seed_org(node_a.app, "acme", {"host@acme.example": Role.HOST}))
+    node_a.call(
+        seed_org(node_a.app, "acme", {"host@acme.example": Role.HOST, "boss@acme.example": Role.MANAGER})
+    )
     host, guest = Browser(node_a.url), Browser(node_b.url)
     try:
         await host.sign_in("host@acme.example")
@@ -110,11 +116,17 @@ async def test_typing_resumes_after_redis_restarts_and_nothing_is_lost(cluster: 
             await client.op(10_000, insert=word)  # at the end
             typed.append(word)
 
+    boss = Browser(cluster.other.url)  # sitting in from the node that is not the room's home
+    await boss.sign_in("boss@acme.example")
+    sockets = contextlib.AsyncExitStack()
     try:
         await host.connect()
         await guest.connect()
         await type_both("0")
         await texts_equal(clients, "[guest0]", within=10)
+        watching = boss.websocket(f"/ws/sit-in/{cluster.room_id}", subprotocols=[SUBPROTOCOL])
+        watch_ws = await sockets.enter_async_context(watching)
+        assert (await receive(watch_ws))["type"] == "sit_in.welcome"
 
         # redis-server goes away mid-call; both sides keep typing meanwhile.
         await asyncio.to_thread(cluster.redis.stop)
@@ -134,6 +146,12 @@ async def test_typing_resumes_after_redis_restarts_and_nothing_is_lost(cluster: 
         await texts_equal(clients, "[guest3]", within=RESUMED_WITHIN)
         resumed = time.monotonic() - back
         assert resumed <= RESUMED_WITHIN, resumed
+        # The watcher missed the host's words too: it is welcomed again, with a memo that holds them.
+        deadline = time.monotonic() + RESUMED_WITHIN
+        while (await receive(watch_ws, within=RESUMED_WITHIN))["type"] != "sit_in.welcome":
+            assert time.monotonic() < deadline, "the watcher was not welcomed again"
+        whole = await receive_type(watch_ws, "memo.sync")  # after the room's state, as on the first welcome
+        assert b"[host2]" in base64.b64decode(whole["data"])
         await type_both("4")
         final = await texts_equal(clients, "[guest4]", within=RESUMED_WITHIN)
 
@@ -154,5 +172,7 @@ async def test_typing_resumes_after_redis_restarts_and_nothing_is_lost(cluster: 
         assert live == final and stored == final
         print(f"typing crossed the nodes again {resumed:.2f} s after redis-server was back")
     finally:
+        await sockets.aclose()
+        await boss.aclose()
         for client in clients:
             await client.aclose()
