@@ -109,6 +109,14 @@ class Serve:
         self.run("user", "add", "--org", "acme", "--role", "host", "--email", "host@acme.example",
                  "--password", password)  # fmt: skip
 
+    def memory(self, field: str) -> int:
+        """A memory figure of the server process from /proc, in bytes (``VmRSS``, ``VmHWM``: the peak)."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+        raise KeyError(field)
+
     def stop_if_running(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.stop()
