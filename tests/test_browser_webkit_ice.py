@@ -58,16 +58,23 @@ def through_playwright(cause: dict[str, bool]) -> Callable[[Any], None]:
     return lambda guest: guest.route_web_socket(re.compile(r"/ws/rooms/"), room_socket)
 
 
+def meeting_without_video(
+    server: LiveServer, new_context: Callable[..., Any], cause: dict[str, bool]
+) -> tuple[Any, Any, Any]:
+    """Host and guest in a call whose guest cannot connect while ``cause["on"]``; the host's notice, shown
+    within the bound (plus a page's slack on a loaded box) with the reason "network"."""
+    host, guest = meeting(new_context, server, prepare_guest=through_playwright(cause))
+    notice = host.locator("#video-unavailable")
+    notice.wait_for(timeout=(CONNECT_SECONDS + 7) * 1000)
+    assert notice.get_attribute("data-reason") == "network"
+    return host, guest, notice
+
+
 def test_a_peer_connection_that_cannot_connect_leaves_the_call_without_video_until_reload(
     server: LiveServer, new_context: Callable[..., Any]
 ) -> None:
     cause = {"on": True}
-    host, guest = meeting(new_context, server, prepare_guest=through_playwright(cause))
-
-    # Within the bound (plus a page's slack on a loaded box): the host is told, with the reason.
-    notice = host.locator("#video-unavailable")
-    notice.wait_for(timeout=(CONNECT_SECONDS + 7) * 1000)
-    assert notice.get_attribute("data-reason") == "network"
+    host, guest, notice = meeting_without_video(server, new_context, cause)
     assert "お客さまの環境では映像を利用できません（資料・メモはご利用いただけます）" in notice.inner_text()
     assert "お客さまのネットワークでは映像を接続できませんでした" in notice.inner_text()
     # Not before the guest's connection had its chance: its offer went out, and it is not connected.
@@ -108,10 +115,7 @@ def test_video_is_tried_again_by_itself_when_the_network_changes(
     server: LiveServer, new_context: Callable[..., Any]
 ) -> None:
     cause = {"on": True}
-    host, guest = meeting(new_context, server, prepare_guest=through_playwright(cause))
-    notice = host.locator("#video-unavailable")
-    notice.wait_for(timeout=(CONNECT_SECONDS + 7) * 1000)
-    assert notice.get_attribute("data-reason") == "network"
+    host, guest, notice = meeting_without_video(server, new_context, cause)
     # The customer's phone moves to another network: the browser says it is online again. Nobody presses
     # anything; the page tries again by itself, and this time it connects.
     cause["on"] = False
