@@ -16,9 +16,11 @@ import httpx
 import hypothesis  # noqa: F401  # before any app freezes the heap: its trio hook asks gc for referrers
 import pytest
 from argon2 import PasswordHasher
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from core.clock import ManualClock
+from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from tests.harness.browser import CHROMIUM, launch_args, waits_pass_the_policy
 from tests.harness.live import LiveServer
@@ -145,6 +147,17 @@ async def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> st
         return sqlite_url(tmp_path)
     cluster: PostgresCluster = request.getfixturevalue("postgres")
     return await cluster.create_database()
+
+
+@pytest.fixture
+async def migrated_sessions(any_database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on a migrated database of each kind (``any_database_url``); the engine is disposed after."""
+    await asyncio.to_thread(upgrade, any_database_url)
+    engine = create_engine(any_database_url)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
 
 
 def storage_url_for(request: pytest.FixtureRequest, kind: str) -> str | None:

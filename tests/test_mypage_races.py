@@ -17,8 +17,6 @@ from deals.models import Customer
 from documents.models import Document, DocumentStatus
 from mypage import deletion, left
 from mypage.models import DeletionRequest, LeftDocument
-from store.db import create_engine, session_factory
-from store.migrate import upgrade
 from store.models import Role
 from web import accounts
 
@@ -41,43 +39,40 @@ async def _second_while_first_is_uncommitted(
 
 
 @pytest.mark.timeout(90)
-async def test_a_second_request_or_click_racing_the_first_keeps_one(any_database_url: str) -> None:
-    await asyncio.to_thread(upgrade, any_database_url)
-    engine = create_engine(any_database_url)
-    sessions = session_factory(engine)
-    try:
-        async with sessions.begin() as db:
-            org = await accounts.create_org(db, "acme", "ACME")
-            host = await accounts.add_user(db, org, "host@acme.example", "host", Role.HOST, "long-enough-1")
-            customer = Customer(org_id=org.id, owner_id=host.id, name="山田")
-            document = Document(org_id=org.id, owner_id=host.id, name="会社案内.pdf", pages=1, rendered=1)
-            document.status = DocumentStatus.READY
-            db.add_all([customer, document])
-        customer_id, document_id, host_id = customer.id, document.id, host.id
+async def test_a_second_request_or_click_racing_the_first_keeps_one(
+    migrated_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    sessions = migrated_sessions
+    async with sessions.begin() as db:
+        org = await accounts.create_org(db, "acme", "ACME")
+        host = await accounts.add_user(db, org, "host@acme.example", "host", Role.HOST, "long-enough-1")
+        customer = Customer(org_id=org.id, owner_id=host.id, name="山田")
+        document = Document(org_id=org.id, owner_id=host.id, name="会社案内.pdf", pages=1, rendered=1)
+        document.status = DocumentStatus.READY
+        db.add_all([customer, document])
+    customer_id, document_id, host_id = customer.id, document.id, host.id
 
-        async def ask(db: AsyncSession) -> object:
-            mine = await db.get(Customer, customer_id)
-            assert mine is not None
-            return await deletion.ask(db, mine, "退会します", NOW)
+    async def ask(db: AsyncSession) -> object:
+        mine = await db.get(Customer, customer_id)
+        assert mine is not None
+        return await deletion.ask(db, mine, "退会します", NOW)
 
-        async def leave(db: AsyncSession) -> object:
-            mine = await db.get(Customer, customer_id)
-            assert mine is not None
-            await left.leave(db, mine, host_id, document_id, NOW)
-            return None
+    async def leave(db: AsyncSession) -> object:
+        mine = await db.get(Customer, customer_id)
+        assert mine is not None
+        await left.leave(db, mine, host_id, document_id, NOW)
+        return None
 
-        assert await _second_while_first_is_uncommitted(sessions, ask) is None  # nobody is told twice
-        await _second_while_first_is_uncommitted(sessions, leave)  # no IntegrityError
-        async with sessions() as db:
-            assert await db.scalar(select(func.count()).select_from(DeletionRequest)) == 1
-            assert await db.scalar(select(func.count()).select_from(LeftDocument)) == 1
-            # Once handled, the customer may ask again.
-            request_id = await db.scalar(select(DeletionRequest.id))
-            assert request_id is not None
-            assert await deletion.mark_handled(db, org.id, request_id, NOW)
-            await db.commit()
-            again = await ask(db)
-            assert isinstance(again, DeletionRequest)
-            await db.commit()
-    finally:
-        await engine.dispose()
+    assert await _second_while_first_is_uncommitted(sessions, ask) is None  # nobody is told twice
+    await _second_while_first_is_uncommitted(sessions, leave)  # no IntegrityError
+    async with sessions() as db:
+        assert await db.scalar(select(func.count()).select_from(DeletionRequest)) == 1
+        assert await db.scalar(select(func.count()).select_from(LeftDocument)) == 1
+        # Once handled, the customer may ask again.
+        request_id = await db.scalar(select(DeletionRequest.id))
+        assert request_id is not None
+        assert await deletion.mark_handled(db, org.id, request_id, NOW)
+        await db.commit()
+        again = await ask(db)
+        assert isinstance(again, DeletionRequest)
+        await db.commit()
