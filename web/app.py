@@ -180,9 +180,10 @@ def freeze_start_up_heap() -> None:
 # parsed frame, queued writes, the frame sent on) live a few milliseconds: with 10,000 allocations between
 # young collections instead of 700 nearly all of them are gone before one runs, so far fewer are promoted,
 # and 50 young collections per middle one (instead of 10) lets what survives one of them die before it
-# is moved on. The old generations then fill, and are walked, far more rarely (none in that bench's 20 s of
-# typing); a young collection walks at most 10,000 objects (~3 ms here). Garbage cycles wait longer to be
-# freed, but the young generation's count includes them, so a burst of them still starts a collection.
+# is moved on. The old generations then fill, and are walked, far more rarely (no full collection in 60 s of
+# that bench's typing; p99 3-5 ms); a young collection walks at most 10,000 objects (median 0.2-3.6 ms here).
+# Garbage cycles wait longer to be freed, but the young generation's count includes them, so a burst of them
+# still starts a collection. docs/deploy.md, "The garbage collector".
 GC_THRESHOLDS = (10_000, 50, 10)
 
 
