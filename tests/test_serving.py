@@ -11,10 +11,12 @@ import uvicorn
 import uvloop
 from starlette.applications import Starlette
 
+from core.clock import ManualClock
 from tests.harness.live import LiveServer
 from web import serving
-from web.app import create_app
+from web.app import GC_THRESHOLDS, create_app
 from web.cli import main
+from web.settings import Settings
 
 SHARED = ("loop", "lifespan", "log_config", "access_log", "http", "ws", "interface", "proxy_headers")
 
@@ -56,3 +58,19 @@ async def test_the_start_up_heap_is_kept_out_of_full_collections(app: Starlette)
     # them each time (it held the event loop up to a second here). The app's own factory is one of them.
     assert gc.get_freeze_count() > 10_000
     assert not any(found is create_app for found in gc.get_objects())
+
+
+async def test_a_node_sets_the_collectors_thresholds_when_it_starts(
+    settings: Settings, clock: ManualClock
+) -> None:
+    # With CPython's defaults (700, 10, 10) a full collection walked 1,000 sockets' objects every few seconds,
+    # holding the event loop 55–200 ms each time (bench.memo --rate 2, bench/README.md): a node sets its own.
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        app = create_app(settings, clock=clock)
+        async with app.router.lifespan_context(app):
+            assert gc.get_threshold() == GC_THRESHOLDS
+            assert GC_THRESHOLDS[0] > 700 and GC_THRESHOLDS[1] > 10
+    finally:
+        gc.set_threshold(*before)
