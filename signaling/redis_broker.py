@@ -26,6 +26,7 @@ from signaling.broker import (
     decode,
     encode,
 )
+from signaling.redis_batch import Batcher
 from signaling.redis_queues import RedisQueues
 
 if TYPE_CHECKING:
@@ -89,7 +90,9 @@ class RedisBroker(Broker):
         # Serialises (un)subscribing with (re)connecting; never held while reading or awaiting Redis replies.
         self._lock = asyncio.Lock()
         self._closed = False
-        self.queues = RedisQueues(redis, f"{prefix}:queue", self.queue_size)
+        # Publishes and pushes from every room on this node share one pipeline (signaling/redis_batch.py).
+        self.batcher = Batcher(redis)
+        self.queues = RedisQueues(redis, f"{prefix}:queue", self.queue_size, batcher=self.batcher)
 
     def channel(self, topic: str) -> str:
         """The Redis channel that carries ``topic``."""
@@ -102,7 +105,7 @@ class RedisBroker(Broker):
         if self._closed:
             raise BrokerClosed()
         try:
-            await self.redis.publish(self.channel(topic), payload)
+            await self.batcher.execute(("PUBLISH", self.channel(topic), payload))
         except RedisError as exc:
             raise Unavailable() from exc
 
@@ -291,6 +294,7 @@ class RedisBroker(Broker):
             return
         self._closed = True
         await self.queues.aclose()
+        await self.batcher.aclose()
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()

@@ -1,0 +1,125 @@
+"""One pipeline for a node's publishes and pushes (signaling/redis_batch.py), on a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from signaling.broker import BrokerClosed
+from signaling.redis_batch import Batcher
+from signaling.redis_broker import RedisBroker
+from tests.harness.ports import free_port
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def batcher(redis: Redis) -> AsyncIterator[Batcher]:
+    batcher = Batcher(redis)
+    yield batcher
+    await batcher.aclose()
+
+
+async def test_commands_sent_meanwhile_go_in_one_pipeline_in_call_order(
+    batcher: Batcher, redis: Redis
+) -> None:
+    replies = await asyncio.wait_for(
+        asyncio.gather(*(batcher.execute(("RPUSH", "list", str(n))) for n in range(50))), 5
+    )
+    # Each caller gets its own reply: the list's length after its RPUSH, so the calls ran in call order.
+    assert [reply for (reply,) in replies] == list(range(1, 51))
+    assert await redis.lrange("list", 0, -1) == [str(n).encode() for n in range(50)]
+    assert batcher.commands == 50
+    assert batcher.batches < 5  # the first goes alone; those queued meanwhile go together
+
+
+async def test_one_callers_commands_run_together_and_in_its_order(batcher: Batcher, redis: Redis) -> None:
+    replies = await batcher.execute(("SET", "k", "1"), ("INCR", "k"), ("EXPIRE", "k", 60))
+    assert replies == [True, 2, True]
+    assert 0 < await redis.ttl("k") <= 60
+
+
+async def test_a_command_error_goes_to_its_caller_only(batcher: Batcher, redis: Redis) -> None:
+    from redis.exceptions import ResponseError
+
+    await redis.set("text", "not a list")
+    wrong, right = await asyncio.gather(
+        batcher.execute(("RPUSH", "text", "x")),
+        batcher.execute(("RPUSH", "list", "x")),
+        return_exceptions=True,
+    )
+    assert isinstance(wrong, ResponseError)
+    assert right == [1]
+
+
+async def test_a_caller_cancelled_before_its_batch_is_sent_sends_nothing(
+    batcher: Batcher, redis: Redis
+) -> None:
+    first = asyncio.create_task(batcher.execute(("RPUSH", "list", "first")))
+    await asyncio.sleep(0)  # the first is on its way: the next ones wait for the next batch
+    cancelled = asyncio.create_task(batcher.execute(("RPUSH", "list", "cancelled")))
+    kept = asyncio.create_task(batcher.execute(("RPUSH", "list", "kept")))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.wait_for(asyncio.gather(first, kept), 5)
+    assert cancelled.cancelled()
+    assert await redis.lrange("list", 0, -1) == [b"first", b"kept"]
+
+
+async def test_an_unreachable_redis_fails_every_caller_of_the_batch() -> None:
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    nowhere = Redis(host="127.0.0.1", port=free_port(), retry=Retry(NoBackoff(), 0))
+    batcher = Batcher(nowhere)
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                *(batcher.execute(("PUBLISH", "c", str(n))) for n in range(3)), return_exceptions=True
+            ),
+            5,
+        )
+        assert all(isinstance(result, RedisConnectionError) for result in results)
+    finally:
+        await batcher.aclose()
+        await nowhere.aclose()
+    with pytest.raises(BrokerClosed):
+        await batcher.execute(("PUBLISH", "c", "late"))
+
+
+async def test_a_brokers_publishes_and_pushes_share_its_pipeline(redis: Redis) -> None:
+    from redis.asyncio import Redis as Client
+
+    home_client = Client.from_url(_url(redis))  # the home is another node: its own client
+    home, edge = RedisBroker(home_client), RedisBroker(redis)
+    try:
+        frames = await home.subscribe("room-1:out")
+        events = await home.consume("room-1:in")
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(edge.publish("room-1:out", {"n": n}) for n in range(20)),
+                *(edge.push("room-1:in", {"n": n}, key=f"k{n}") for n in range(20)),
+            ),
+            5,
+        )
+        assert [await asyncio.wait_for(frames.get(), 5) for _ in range(20)] == [{"n": n} for n in range(20)]
+        assert [await asyncio.wait_for(events.get(), 5) for _ in range(20)] == [{"n": n} for n in range(20)]
+        assert edge.batcher.commands >= 40
+        assert edge.batcher.batches < 10
+    finally:
+        await home.aclose()
+        await edge.aclose()
+        await home_client.aclose()
+
+
+def _url(redis: Redis) -> str:
+    kwargs = redis.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
