@@ -163,6 +163,13 @@ class Broker(abc.ABC):
         """Deliver ``message`` to every subscription of ``topic`` on every node; never waits for them."""
 
     @abc.abstractmethod
+    def publish_nowait(self, topic: str, message: Message) -> asyncio.Future[None]:
+        """:meth:`publish` without waiting for it, for a caller that cannot wait (the hub's fast path): in
+        order with this broker's publishes called before and after it (per-publisher order); the future
+        holds the outcome, what :meth:`publish` would have raised. Raises only the publisher's own mistakes
+        (:class:`TypeError`) and :class:`BrokerClosed` at once."""
+
+    @abc.abstractmethod
     async def subscribe(self, topic: str) -> Subscription:
         """A new subscription to ``topic``, returned once active: a publish right after it is never missed."""
 
@@ -292,6 +299,15 @@ class MemoryBroker(Broker):
         self._closed = False
 
     async def publish(self, topic: str, message: Message) -> None:
+        self._publish(topic, message)
+
+    def publish_nowait(self, topic: str, message: Message) -> asyncio.Future[None]:
+        self._publish(topic, message)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def _publish(self, topic: str, message: Message) -> None:
         payload = encode(message)
         if self._closed:
             raise BrokerClosed()

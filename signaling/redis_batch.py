@@ -19,6 +19,7 @@ The contract, what callers rely on:
   in that batch, and a command's own error (``ResponseError``) to its caller only. A caller that retries
   sends its commands again in a later batch.
 - **Cancellation.** A caller cancelled before its batch is sent sends nothing; once sent, its commands run.
+- :meth:`Batcher.submit` queues at once and returns the replies' future, for a caller that cannot wait.
 - :meth:`aclose` fails what is queued with :class:`~signaling.broker.BrokerClosed`.
 """
 
@@ -46,13 +47,18 @@ class Batcher:
 
     async def execute(self, *commands: Command) -> list[Any]:
         """Send ``commands`` (in this order, with whatever else is queued) and return their replies."""
+        return await self.submit(*commands)
+
+    def submit(self, *commands: Command) -> asyncio.Future[list[Any]]:
+        """Queue ``commands`` now, without waiting: the future holds their replies (or the error). Cancel it
+        to take them back while they wait for their batch."""
         if self._closed:
             raise BrokerClosed()
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._queued.append((commands, future))
         if self._task is None:
             self._task = asyncio.create_task(self._send(), name="redis-batcher")
-        return await future
+        return future
 
     async def _send(self) -> None:
         try:

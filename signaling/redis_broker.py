@@ -48,6 +48,23 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _settle(outcome: asyncio.Future[None], sent: asyncio.Future[list[Any]]) -> None:
+    """A publish's outcome from its batch's: Redis's errors are :class:`~core.errors.Unavailable`."""
+    from redis.exceptions import RedisError
+
+    if outcome.done():
+        return
+    error = BrokerClosed() if sent.cancelled() else sent.exception()
+    if error is None:
+        outcome.set_result(None)
+    elif isinstance(error, RedisError):
+        unavailable = Unavailable()
+        unavailable.__cause__ = error
+        outcome.set_exception(unavailable)
+    else:
+        outcome.set_exception(error)
+
+
 class RedisBroker(Broker):
     """Topics shared by every node through Redis pub/sub (channel ``{prefix}:{topic}``, JSON payloads).
 
@@ -99,15 +116,18 @@ class RedisBroker(Broker):
         return f"{self.prefix}:{topic}"
 
     async def publish(self, topic: str, message: Message) -> None:
-        from redis.exceptions import RedisError
+        await self.publish_nowait(topic, message)
 
+    def publish_nowait(self, topic: str, message: Message) -> asyncio.Future[None]:
         payload = encode(message)
         if self._closed:
             raise BrokerClosed()
-        try:
-            await self.batcher.execute(("PUBLISH", self.channel(topic), payload))
-        except RedisError as exc:
-            raise Unavailable() from exc
+        # With whatever else this node sends meanwhile, in one pipeline (signaling/redis_batch.py).
+        sent = self.batcher.submit(("PUBLISH", self.channel(topic), payload))
+        outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        sent.add_done_callback(lambda sent: _settle(outcome, sent))
+        outcome.add_done_callback(lambda outcome: sent.cancel() if outcome.cancelled() else None)
+        return outcome
 
     async def subscribe(self, topic: str) -> Subscription:
         channel = self.channel(topic)
