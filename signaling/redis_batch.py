@@ -7,8 +7,9 @@ its reply: most of a node's CPU per keystroke when a room's two sides are on two
 
 :class:`Batcher` sends them together instead. ``await batcher.execute(command, ...)`` queues the caller's
 commands and waits for their replies; ONE task per node takes everything queued while the previous batch was
-on its way and sends it as one pipeline (``transaction=False``: one write, the replies read in order). So a
-quiet node sends each command at once, alone, and a busy one sends tens of them per round trip.
+on its way, and what the tasks ready in the same turn of the event loop add, and sends it as one pipeline
+(``transaction=False``: one write, the replies read in order). So a quiet node sends each command after one
+turn of the loop, alone, and a busy one sends tens of them per round trip.
 
 The contract, what callers rely on:
 
@@ -63,6 +64,8 @@ class Batcher:
     async def _send(self) -> None:
         try:
             while self._queued:
+                # One turn of the loop first: what the tasks ready now send goes in the same batch.
+                await asyncio.sleep(0)
                 batch, self._queued = self._queued, []
                 batch = [(commands, future) for commands, future in batch if not future.done()]
                 if batch:
