@@ -89,12 +89,15 @@ class BrokerClosed(Unavailable):
     code = "broker_closed"
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)  # made once
+
+
 def encode(message: Message) -> str:
     """The wire form of a message; :class:`TypeError` when it is not a JSON-able dict."""
     if not isinstance(message, dict):
         raise TypeError(f"a broker message is a dict, not {type(message).__name__}")
     try:
-        return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _ENCODER.encode(message)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"a broker message must be JSON-able: {exc}") from exc
 
