@@ -27,6 +27,7 @@ The contract, what callers rely on:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from signaling.broker import BrokerClosed
@@ -34,7 +35,9 @@ from signaling.broker import BrokerClosed
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-Command = tuple[Any, ...]  # a Redis command and its arguments, e.g. ("PUBLISH", channel, payload)
+Command = tuple[Any, ...] | Callable[[], tuple[Any, ...]]
+"""A Redis command and its arguments, e.g. ``("PUBLISH", channel, payload)``, or a function that makes it
+when its batch is sent (for a caller that adds to it until then)."""
 
 
 class Batcher:
@@ -78,7 +81,7 @@ class Batcher:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for commands, _ in batch:
                     for command in commands:
-                        pipe.execute_command(*command)
+                        pipe.execute_command(*(command() if callable(command) else command))
                 replies = await pipe.execute(raise_on_error=False)
         except Exception as exc:
             for _, future in batch:

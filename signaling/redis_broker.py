@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,20 @@ def _describe(exc: BaseException) -> str:
 
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+class _Bundle:
+    """Messages published to one channel while the batcher's next pipeline was not sent yet: one PUBLISH."""
+
+    def __init__(self) -> None:
+        self.payloads: list[str] = []
+        self.sent: asyncio.Future[list[Any]]
+
+    def payload(self) -> str:
+        """One message as it is; more as a JSON array of them, in publish order."""
+        if len(self.payloads) == 1:
+            return self.payloads[0]
+        return f"[{','.join(self.payloads)}]"
 
 
 def _settle(outcome: asyncio.Future[None], sent: asyncio.Future[list[Any]]) -> None:
@@ -109,6 +124,7 @@ class RedisBroker(Broker):
         self._closed = False
         # Publishes and pushes from every room on this node share one pipeline (signaling/redis_batch.py).
         self.batcher = Batcher(redis)
+        self._bundles: dict[str, _Bundle] = {}  # channel -> what is published to it until the batch goes
         self.queues = RedisQueues(redis, f"{prefix}:queue", self.queue_size, batcher=self.batcher)
 
     def channel(self, topic: str) -> str:
@@ -122,11 +138,22 @@ class RedisBroker(Broker):
         payload = encode(message)
         if self._closed:
             raise BrokerClosed()
-        # With whatever else this node sends meanwhile, in one pipeline (signaling/redis_batch.py).
-        sent = self.batcher.submit(("PUBLISH", self.channel(topic), payload))
+        # With whatever else this node sends meanwhile, in one pipeline (signaling/redis_batch.py); what is
+        # published to the same channel until that pipeline is sent goes in one PUBLISH, a JSON array.
+        channel = self.channel(topic)
+        bundle = self._bundles.get(channel)
+        if bundle is None:
+            self._bundles[channel] = bundle = _Bundle()
+
+            def command() -> tuple[str, str, str]:
+                if self._bundles.get(channel) is bundle:
+                    del self._bundles[channel]  # sent now: later publishes go in the next batch
+                return ("PUBLISH", channel, bundle.payload())
+
+            bundle.sent = self.batcher.submit(command)
+        bundle.payloads.append(payload)
         outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        sent.add_done_callback(lambda sent: _settle(outcome, sent))
-        outcome.add_done_callback(lambda outcome: sent.cancel() if outcome.cancelled() else None)
+        bundle.sent.add_done_callback(lambda sent: _settle(outcome, sent))
         return outcome
 
     async def subscribe(self, topic: str) -> Subscription:
@@ -283,11 +310,20 @@ class RedisBroker(Broker):
         if not subs:
             return
         try:
-            message = decode(data)
+            value = json.loads(data)
+            if isinstance(value, list):  # a bundle: several messages published meanwhile, in order
+                if not all(isinstance(message, dict) for message in value):
+                    raise ValueError("a bundle of broker messages holds JSON objects only")
+            elif not isinstance(value, dict):
+                raise ValueError(f"a broker message is a JSON object, not {type(value).__name__}")
         except (ValueError, UnicodeDecodeError) as exc:
             log.warning("broker.undecodable", channel=channel, error=_describe(exc), size=len(data))
             return
-        await self._offer(channel, message, data)
+        if isinstance(value, dict):
+            await self._offer(channel, value, data)
+            return
+        for message in value:
+            await self._offer(channel, message)
 
     async def _offer(self, channel: str, message: Message, data: str | bytes | None = None) -> None:
         """Hand ``message`` to the channel's subscriptions, each its own copy; drop those that are full."""

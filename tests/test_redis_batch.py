@@ -109,7 +109,7 @@ async def test_a_brokers_publishes_and_pushes_share_its_pipeline(redis: Redis) -
         )
         assert [await asyncio.wait_for(frames.get(), 5) for _ in range(20)] == [{"n": n} for n in range(20)]
         assert [await asyncio.wait_for(events.get(), 5) for _ in range(20)] == [{"n": n} for n in range(20)]
-        assert edge.batcher.commands >= 40
+        assert edge.batcher.commands >= 21  # the publishes in one PUBLISH or more, each push its own XADD
         assert edge.batcher.batches < 10
     finally:
         await home.aclose()
@@ -120,3 +120,31 @@ async def test_a_brokers_publishes_and_pushes_share_its_pipeline(redis: Redis) -
 def _url(redis: Redis) -> str:
     kwargs = redis.connection_pool.connection_kwargs
     return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
+
+
+async def test_what_is_published_to_a_channel_meanwhile_goes_in_one_publish(redis: Redis) -> None:
+    """Frames published to one channel while the batch is not sent yet go as one PUBLISH (a JSON array):
+    each subscriber on every node still gets each message, in publish order, its own copy."""
+    from redis.asyncio import Redis as Client
+
+    home_client = Client.from_url(_url(redis))
+    home, edge = RedisBroker(home_client), RedisBroker(redis)
+    try:
+        first, second = await home.subscribe("room-1:out"), await home.subscribe("room-1:out")
+        other = await home.subscribe("room-2:out")
+        sent = [edge.publish_nowait("room-1:out", {"n": n}) for n in range(30)]
+        sent.append(edge.publish_nowait("room-2:out", {"n": "other"}))
+        await asyncio.wait_for(asyncio.gather(*sent), 5)
+        assert edge.batcher.commands == 2  # one PUBLISH per channel
+        for sub in (first, second):
+            assert [await asyncio.wait_for(sub.get(), 5) for _ in range(30)] == [{"n": n} for n in range(30)]
+        assert await asyncio.wait_for(other.get(), 5) == {"n": "other"}
+        # Copies, not one shared dict: a subscriber that changes its message changes nobody else's.
+        await edge.publish("room-1:out", {"n": 30})
+        mine = await asyncio.wait_for(first.get(), 5)
+        mine["n"] = -1
+        assert await asyncio.wait_for(second.get(), 5) == {"n": 30}
+    finally:
+        await home.aclose()
+        await edge.aclose()
+        await home_client.aclose()
