@@ -476,7 +476,12 @@ class RoomHub:
         """Events from other nodes into the home's inbox, memo messages through the fast path when it is
         free (:meth:`_quick`); a lost subscription ends the room (see _handle)."""
         async for event in subscription:
-            if not self._quick_from_afar(room_id, event):
+            try:
+                quick = self._quick_from_afar(room_id, event)
+            except Exception:
+                log.exception("room.fast_path_failed", room=room_id)
+                break  # the room ends, as it would had its home task failed on this event
+            if not quick:
                 await inbox.put(event)
         await inbox.put({"event": "lost"})
 

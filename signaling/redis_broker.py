@@ -90,7 +90,11 @@ class RedisBroker(Broker):
     ``RECONNECT_MAX_DELAY``), subscribing again to every channel that still has local subscribers; what was
     published meanwhile is lost, and each of those subscriptions is handed :data:`~signaling.broker.RESUMED`
     once its channel's SUBSCRIBE is confirmed again, so that its reader re-syncs. A message on our channel
-    that is not a JSON object is logged (``broker.undecodable``) and skipped. :meth:`subscribe` raises
+    that is not a JSON object, or a JSON array of them, is logged (``broker.undecodable``) and skipped.
+
+    Publishes go through the node's :class:`~signaling.redis_batch.Batcher` with its queues' pushes; what is
+    published to one channel until the batcher's next pipeline is sent goes as ONE ``PUBLISH``, a JSON array
+    of the messages in publish order, which the reader hands over one by one. :meth:`subscribe` raises
     :class:`~core.errors.Unavailable` when Redis does not confirm the subscription within
     ``subscribe_timeout`` seconds.
 
