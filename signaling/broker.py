@@ -89,12 +89,15 @@ class BrokerClosed(Unavailable):
     code = "broker_closed"
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)  # made once
+
+
 def encode(message: Message) -> str:
     """The wire form of a message; :class:`TypeError` when it is not a JSON-able dict."""
     if not isinstance(message, dict):
         raise TypeError(f"a broker message is a dict, not {type(message).__name__}")
     try:
-        return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _ENCODER.encode(message)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"a broker message must be JSON-able: {exc}") from exc
 
@@ -161,6 +164,13 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def publish(self, topic: str, message: Message) -> None:
         """Deliver ``message`` to every subscription of ``topic`` on every node; never waits for them."""
+
+    @abc.abstractmethod
+    def publish_nowait(self, topic: str, message: Message) -> asyncio.Future[None]:
+        """:meth:`publish` without waiting for it, for a caller that cannot wait (the hub's fast path): in
+        order with this broker's publishes called before and after it (per-publisher order); the future
+        holds the outcome, what :meth:`publish` would have raised. Raises only the publisher's own mistakes
+        (:class:`TypeError`) and :class:`BrokerClosed` at once."""
 
     @abc.abstractmethod
     async def subscribe(self, topic: str) -> Subscription:
@@ -292,6 +302,15 @@ class MemoryBroker(Broker):
         self._closed = False
 
     async def publish(self, topic: str, message: Message) -> None:
+        self._publish(topic, message)
+
+    def publish_nowait(self, topic: str, message: Message) -> asyncio.Future[None]:
+        self._publish(topic, message)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def _publish(self, topic: str, message: Message) -> None:
         payload = encode(message)
         if self._closed:
             raise BrokerClosed()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from core.clock import Clock, wall_clock
 from core.errors import N_, Unavailable
@@ -139,6 +139,7 @@ NO_MEDIA = N_("Video is not available on this server.")
 
 WELCOME_TIMEOUT = 5.0
 _client_messages: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+_MEMO_TYPES = ("memo.sync", "memo.awareness")  # the messages the fast path takes (see RoomHub._quick)
 
 
 def _item(message: ServerMessage, to: str | None, exclude: str | None) -> dict[str, Any]:
@@ -412,7 +413,7 @@ class RoomHub:
     async def _run_home(
         self, room: Room, subscription: Subscription, inbox: asyncio.Queue[dict[str, Any]]
     ) -> None:
-        pump = asyncio.create_task(self._pump(subscription, inbox), name=f"room-{room.id}-broker")
+        pump = asyncio.create_task(self._pump(room.id, subscription, inbox), name=f"room-{room.id}-broker")
         try:
             async with subscription:
                 ticked: float | None = None  # the clock's reading at the last tick
@@ -469,12 +470,38 @@ class RoomHub:
             if self.recorder is not None:
                 await self.recorder.stop(room.id)  # the files are finished whatever ended the room
 
-    @staticmethod
-    async def _pump(subscription: Subscription, inbox: asyncio.Queue[dict[str, Any]]) -> None:
-        """Events from other nodes into the home's inbox; a lost subscription ends the room (see _handle)."""
+    async def _pump(
+        self, room_id: str, subscription: Subscription, inbox: asyncio.Queue[dict[str, Any]]
+    ) -> None:
+        """Events from other nodes into the home's inbox, memo messages through the fast path when it is
+        free (:meth:`_quick`); a lost subscription ends the room (see _handle)."""
         async for event in subscription:
-            await inbox.put(event)
+            try:
+                quick = self._quick_from_afar(room_id, event)
+            except Exception:
+                log.exception("room.fast_path_failed", room=room_id)
+                break  # the room ends, as it would had its home task failed on this event
+            if not quick:
+                await inbox.put(event)
         await inbox.put({"event": "lost"})
+
+    def _quick_from_afar(self, room_id: str, event: dict[str, Any]) -> bool:
+        """A memo message from a socket on another node through the fast path; False when it is not one
+        or the path is not free (the home task handles it then, validating it as it does any message)."""
+        message = event.get("message")
+        if (
+            event.get("event") != "message"
+            or not isinstance(message, dict)
+            or message.get("type") not in _MEMO_TYPES
+            or room_id in self._busy
+        ):
+            return False
+        try:  # what crossed the wire is validated again, as the home task would
+            checked = _client_messages.validate_python(message)
+            role = Role(event["role"])
+        except (ValidationError, ValueError, KeyError):
+            return False
+        return self._quick(room_id, role, str(event["connection"]), checked)
 
     def _handle(self, room: Room, event: dict[str, Any]) -> list[Effect]:
         now = self.clock()
@@ -652,8 +679,7 @@ class RoomHub:
     ) -> None:
         """Give ``item`` to the room's sockets on this node, and to the broker if it concerns another node."""
         local = self._deliver_here(room_id, item, to, exclude)
-        remote = self._remote.get(room_id)
-        if remote is None or (to is None and remote - {exclude}) or (to is not None and to not in local):
+        if self._concerns_others(room_id, local, to, exclude):
             try:
                 if room_id in self._gapped:  # frames were lost before this one: the sockets re-sync first
                     await self.broker.publish(_out(room_id), RESUMED)
@@ -666,6 +692,17 @@ class RoomHub:
                 if room_id not in self._gapped:
                     log.warning("room.frames_lost", room=room_id)
                 self._gapped.add(room_id)
+
+    def _concerns_others(
+        self, room_id: str, local: dict[str, QueueSubscription], to: str | None, exclude: str | None
+    ) -> bool:
+        """Whether a frame for ``to`` (or everyone but ``exclude``) must go to sockets on other nodes."""
+        remote = self._remote.get(room_id)
+        return (
+            remote is None
+            or (to is None and bool(remote - {exclude}))
+            or (to is not None and to not in local)
+        )
 
     def _deliver_here(
         self, room_id: str, item: dict[str, Any], to: str | None, exclude: str | None
@@ -681,38 +718,64 @@ class RoomHub:
         return local
 
     def _inline(self, participant: Participant, message: ClientMessage) -> bool:
-        """The memo's fast path: handle a memo message from a socket on this node right away, in the socket's
-        own task, when the room is homed here and idle — nothing waiting in its inbox, no event under way —
-        and has no socket on another node. Then nothing can come before it, the room is changed at once
-        (the state machine is synchronous) and what it says goes straight into the local sockets' queues and
-        the writer's queue, none of which waits. False when it must go through the home task instead."""
-        room_id = participant.room_id
+        """The memo's fast path for a socket on this node (see :meth:`_quick`)."""
+        return self._quick(participant.room_id, participant.role, participant.connection, message)
+
+    def _quick(self, room_id: str, role: Role, connection: str, message: ClientMessage) -> bool:
+        """The memo's fast path: handle a memo message right away, in the task that has it (a socket's on
+        this node, or the pump's for one from another node), when the room is homed here and idle — nothing
+        waiting in its inbox, no event under way — and no frame to another node was lost (Redis away). Then
+        nothing can come before it, the room is changed at once (the state machine is synchronous) and what
+        it says goes straight into the local sockets' queues, the broker's (``publish_nowait``: in order with
+        the home task's publishes) and the writer's queue, none of which waits. False when it must go
+        through the home task instead."""
         room = self._rooms.get(room_id)
         if (
             room is None
             or not isinstance(message, MemoSync | MemoAwareness)
             or room_id in self._busy
-            or self._remote.get(room_id)
+            or room_id in self._gapped
             or not self._inboxes[room_id].empty()
             or not self.writer.has_room()
         ):
             return False
-        effects = room.receive(participant.role, participant.connection, message, self.clock())
+        effects = room.receive(role, connection, message, self.clock())
         self.handled_inline += 1
         for i, effect in enumerate(effects):
             match effect:
                 case Send(message=frame, to=to, exclude=exclude):
-                    self._deliver_here(room_id, _item(frame, to, exclude), to, exclude)
-                case Close(connection=connection, code=code):
-                    self._deliver_here(
-                        room_id, {"close": int(code), "connection": connection}, connection, None
-                    )
+                    self._deliver_soon(room_id, _item(frame, to, exclude), to, exclude)
+                case Close(connection=closed, code=code):
+                    self._deliver_soon(room_id, {"close": int(code), "connection": closed}, closed)
                 case MemoUpdated(update=update, author=author, at=at):
                     self.writer.offer(MemoRow(room_id, update, author.value, at))
                 case _:  # not expected from a memo message; the home task carries out the rest, in order
                     self._inboxes[room_id].put_nowait({"event": "effects", "effects": effects[i:]})
                     break
         return True
+
+    def _deliver_soon(
+        self, room_id: str, item: dict[str, Any], to: str | None, exclude: str | None = None
+    ) -> None:
+        """:meth:`_deliver` without waiting: a frame lost on the way to another node marks the room gapped,
+        and the next frame through the home task tells those sockets to re-sync first."""
+        local = self._deliver_here(room_id, item, to, exclude)
+        if not self._concerns_others(room_id, local, to, exclude):
+            return
+        try:
+            sent = self.broker.publish_nowait(_out(room_id), item)
+        except Unavailable:
+            self._lost(room_id)
+            return
+        sent.add_done_callback(
+            lambda sent: self._lost(room_id) if sent.cancelled() or sent.exception() else None
+        )
+
+    def _lost(self, room_id: str) -> None:
+        if room_id in self._homes:
+            if room_id not in self._gapped:
+                log.warning("room.frames_lost", room=room_id)
+            self._gapped.add(room_id)
 
     async def flush(self) -> None:
         """Wait until every page view and memo update so far is stored."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from signaling.broker import (
     decode,
     encode,
 )
+from signaling.redis_batch import Batcher
 from signaling.redis_queues import RedisQueues
 
 if TYPE_CHECKING:
@@ -47,6 +49,37 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+class _Bundle:
+    """Messages published to one channel while the batcher's next pipeline was not sent yet: one PUBLISH."""
+
+    def __init__(self) -> None:
+        self.payloads: list[str] = []
+        self.sent: asyncio.Future[list[Any]]
+
+    def payload(self) -> str:
+        """One message as it is; more as a JSON array of them, in publish order."""
+        if len(self.payloads) == 1:
+            return self.payloads[0]
+        return f"[{','.join(self.payloads)}]"
+
+
+def _settle(outcome: asyncio.Future[None], sent: asyncio.Future[list[Any]]) -> None:
+    """A publish's outcome from its batch's: Redis's errors are :class:`~core.errors.Unavailable`."""
+    from redis.exceptions import RedisError
+
+    if outcome.done():
+        return
+    error = BrokerClosed() if sent.cancelled() else sent.exception()
+    if error is None:
+        outcome.set_result(None)
+    elif isinstance(error, RedisError):
+        unavailable = Unavailable()
+        unavailable.__cause__ = error
+        outcome.set_exception(unavailable)
+    else:
+        outcome.set_exception(error)
+
+
 class RedisBroker(Broker):
     """Topics shared by every node through Redis pub/sub (channel ``{prefix}:{topic}``, JSON payloads).
 
@@ -57,7 +90,11 @@ class RedisBroker(Broker):
     ``RECONNECT_MAX_DELAY``), subscribing again to every channel that still has local subscribers; what was
     published meanwhile is lost, and each of those subscriptions is handed :data:`~signaling.broker.RESUMED`
     once its channel's SUBSCRIBE is confirmed again, so that its reader re-syncs. A message on our channel
-    that is not a JSON object is logged (``broker.undecodable``) and skipped. :meth:`subscribe` raises
+    that is not a JSON object, or a JSON array of them, is logged (``broker.undecodable``) and skipped.
+
+    Publishes go through the node's :class:`~signaling.redis_batch.Batcher` with its queues' pushes; what is
+    published to one channel until the batcher's next pipeline is sent goes as ONE ``PUBLISH``, a JSON array
+    of the messages in publish order, which the reader hands over one by one. :meth:`subscribe` raises
     :class:`~core.errors.Unavailable` when Redis does not confirm the subscription within
     ``subscribe_timeout`` seconds.
 
@@ -89,22 +126,39 @@ class RedisBroker(Broker):
         # Serialises (un)subscribing with (re)connecting; never held while reading or awaiting Redis replies.
         self._lock = asyncio.Lock()
         self._closed = False
-        self.queues = RedisQueues(redis, f"{prefix}:queue", self.queue_size)
+        # Publishes and pushes from every room on this node share one pipeline (signaling/redis_batch.py).
+        self.batcher = Batcher(redis)
+        self._bundles: dict[str, _Bundle] = {}  # channel -> what is published to it until the batch goes
+        self.queues = RedisQueues(redis, f"{prefix}:queue", self.queue_size, batcher=self.batcher)
 
     def channel(self, topic: str) -> str:
         """The Redis channel that carries ``topic``."""
         return f"{self.prefix}:{topic}"
 
     async def publish(self, topic: str, message: Message) -> None:
-        from redis.exceptions import RedisError
+        await self.publish_nowait(topic, message)
 
+    def publish_nowait(self, topic: str, message: Message) -> asyncio.Future[None]:
         payload = encode(message)
         if self._closed:
             raise BrokerClosed()
-        try:
-            await self.redis.publish(self.channel(topic), payload)
-        except RedisError as exc:
-            raise Unavailable() from exc
+        # With whatever else this node sends meanwhile, in one pipeline (signaling/redis_batch.py); what is
+        # published to the same channel until that pipeline is sent goes in one PUBLISH, a JSON array.
+        channel = self.channel(topic)
+        bundle = self._bundles.get(channel)
+        if bundle is None:
+            self._bundles[channel] = bundle = _Bundle()
+
+            def command() -> tuple[str, str, str]:
+                if self._bundles.get(channel) is bundle:
+                    del self._bundles[channel]  # sent now: later publishes go in the next batch
+                return ("PUBLISH", channel, bundle.payload())
+
+            bundle.sent = self.batcher.submit(command)
+        bundle.payloads.append(payload)
+        outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        bundle.sent.add_done_callback(lambda sent: _settle(outcome, sent))
+        return outcome
 
     async def subscribe(self, topic: str) -> Subscription:
         channel = self.channel(topic)
@@ -260,11 +314,20 @@ class RedisBroker(Broker):
         if not subs:
             return
         try:
-            message = decode(data)
+            value = json.loads(data)
+            if isinstance(value, list):  # a bundle: several messages published meanwhile, in order
+                if not all(isinstance(message, dict) for message in value):
+                    raise ValueError("a bundle of broker messages holds JSON objects only")
+            elif not isinstance(value, dict):
+                raise ValueError(f"a broker message is a JSON object, not {type(value).__name__}")
         except (ValueError, UnicodeDecodeError) as exc:
             log.warning("broker.undecodable", channel=channel, error=_describe(exc), size=len(data))
             return
-        await self._offer(channel, message, data)
+        if isinstance(value, dict):
+            await self._offer(channel, value, data)
+            return
+        for message in value:
+            await self._offer(channel, message)
 
     async def _offer(self, channel: str, message: Message, data: str | bytes | None = None) -> None:
         """Hand ``message`` to the channel's subscriptions, each its own copy; drop those that are full."""
@@ -291,6 +354,7 @@ class RedisBroker(Broker):
             return
         self._closed = True
         await self.queues.aclose()
+        await self.batcher.aclose()
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()

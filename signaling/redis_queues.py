@@ -5,7 +5,8 @@ part of :mod:`signaling.broker`; :class:`~signaling.redis_broker.RedisBroker` de
 :class:`RedisQueues`. A queue is the stream ``{prefix}:{topic}``; each entry has the message's key (``k``)
 and its JSON (``m``).
 
-- **Push**: ``XADD``, trimmed to about :data:`STREAM_MAXLEN` entries; a stream is kept for
+- **Push**: ``XADD`` (in one pipeline with whatever else the node sends meanwhile:
+  :mod:`signaling.redis_batch`), trimmed to about :data:`STREAM_MAXLEN` entries; a stream is kept for
   :data:`STREAM_TTL_SECONDS` after a pusher last refreshed its time to live (every
   :data:`EXPIRY_REFRESH_SECONDS` at most). A connection error is retried with the same key until
   ``push_timeout``; a push that reached Redis before its reply was lost is then stored twice, and the
@@ -36,6 +37,7 @@ from signaling.broker import (
     decode,
     encode,
 )
+from signaling.redis_batch import Batcher
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -71,9 +73,16 @@ class _Reader:
 
 class RedisQueues:
     def __init__(
-        self, redis: Redis, prefix: str, queue_size: int, *, push_timeout: float = PUSH_TIMEOUT
+        self,
+        redis: Redis,
+        prefix: str,
+        queue_size: int,
+        *,
+        batcher: Batcher,
+        push_timeout: float = PUSH_TIMEOUT,
     ) -> None:
         self.redis = redis
+        self.batcher = batcher  # the broker's: pushes go with its publishes (it closes the batcher)
         self.prefix = prefix
         self.queue_size = queue_size
         self.push_timeout = push_timeout
@@ -107,17 +116,14 @@ class RedisQueues:
         while True:
             try:
                 now = loop.time()
+                add = ("XADD", stream, "MAXLEN", "~", STREAM_MAXLEN, "*", "k", key, "m", payload)
                 if now - self._expiry_set.get(stream, -EXPIRY_REFRESH_SECONDS) >= EXPIRY_REFRESH_SECONDS:
                     # The time to live is refreshed now and then, not on every push (half the commands).
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        pipe.xadd(stream, {"k": key, "m": payload}, maxlen=STREAM_MAXLEN, approximate=True)
-                        pipe.expire(stream, STREAM_TTL_SECONDS)
-                        await pipe.execute()
+                    await self.batcher.execute(add, ("EXPIRE", stream, STREAM_TTL_SECONDS))
                     self._remember_expiry(stream, now)
                 else:
-                    await self.redis.xadd(
-                        stream, {"k": key, "m": payload}, maxlen=STREAM_MAXLEN, approximate=True
-                    )
+                    # With what else this node sends meanwhile, in one pipeline (signaling/redis_batch.py).
+                    await self.batcher.execute(add)
                 return
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 if loop.time() + delay > deadline:

@@ -5,6 +5,7 @@ node (tests/test_two_nodes.py does the same over a real redis-server)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,12 +14,14 @@ from starlette.applications import Starlette
 
 from core.clock import ManualClock
 from signaling.hub import Outgoing, Participant, RoomHub
+from signaling.memo import UPDATE, parse_sync_message
 from signaling.protocol import CloseCode, End, Ping, Role
 from signaling.redis_broker import RedisBroker
 from signaling.rooms import DatabaseRoomStore
 from store.models import Role as UserRole
 from tests.harness.redis import RedisServer
 from tests.helpers import open_room, seed_org, store_room
+from tests.test_memo import Client, rows
 from web.app import create_app
 from web.meetings import find_document
 from web.services import services
@@ -169,3 +172,55 @@ async def test_stopping_the_server_ends_a_room_left_open_with_both_seats_taken(
     done, _pending = await asyncio.wait({stopping}, timeout=10)  # waits without cancelling anything
     assert stopping in done, "the server's stop is still waiting for the room"
     assert not hub.is_home(room_id)
+
+
+async def test_keystrokes_across_nodes_take_the_fast_path_in_order(app: Starlette, room_id: str) -> None:
+    """Host on the home, guest on another node, typing at once: the home takes both sides' memo updates
+    through the fast path (the guest's from its broker reader, the host's with a publish that does not
+    wait), and each side receives the other's in the order typed, the stored log holding every one."""
+    home: RoomHub = services(app).hub
+    other = RoomHub(home.broker, DatabaseRoomStore(services(app).sessions, find_document), clock=home.clock)
+    clients = {Role.HOST: Client(), Role.GUEST: Client()}
+    typed: dict[Role, list[bytes]] = {Role.HOST: [], Role.GUEST: []}
+    try:
+        async with (
+            home.participate(room_id, Role.HOST) as host,
+            other.participate(room_id, Role.GUEST) as guest,
+        ):
+            seats = {Role.HOST: host, Role.GUEST: guest}
+            iterators = {role: seat.outgoing().__aiter__() for role, seat in seats.items()}
+            await frame_of(guest, iterators[Role.GUEST], "welcome")
+            assert home._remote[room_id] == {guest.connection}
+            await home.settle(room_id)
+            inline_before = home.handled_inline
+
+            async def type_(role: Role) -> None:
+                for i in range(40):
+                    frame = clients[role].edit(len(str(clients[role].text)), "見積a"[i % 3])
+                    typed[role].append(parse_sync_message(base64.b64decode(frame.data))[1])
+                    await seats[role].send(frame)
+
+            async def receive(role: Role) -> list[bytes]:
+                got: list[bytes] = []
+                while len(got) < 40:
+                    item = await next_item(seats[role], iterators[role])
+                    message = item.message
+                    assert message is not None and item.close is None
+                    if message["type"] == "memo.sync":
+                        kind, payload = parse_sync_message(base64.b64decode(message["data"]))
+                        if kind == UPDATE:
+                            got.append(payload)
+                return got
+
+            receivers = {role: asyncio.create_task(receive(role)) for role in seats}
+            await asyncio.gather(type_(Role.HOST), type_(Role.GUEST))
+            to_host, to_guest = await asyncio.gather(receivers[Role.HOST], receivers[Role.GUEST])
+            assert to_host == typed[Role.GUEST] and to_guest == typed[Role.HOST]
+            assert home.handled_inline - inline_before >= 60, "the keystrokes did not take the fast path"
+            await home.settle(room_id)
+            stored = await rows(app, room_id)
+            assert {role: [r.update for r in stored if r.author == role.value] for role in seats} == typed
+            await host.send(End(type="end"))
+            await home.settle(room_id)
+    finally:
+        await other.aclose()
