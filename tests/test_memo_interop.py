@@ -122,15 +122,28 @@ async def settled(
     while True:
         states = {client.name: await client.state() for client in clients}
         live = await meeting.live_text()
+        for name, state in states.items():
+            assert state.exceptions == [], f"{name}'s Yjs could not take a frame: {state.exceptions}"
+        if not offline_too and not any(state.online for state in states.values()):
+            return live or ""  # nobody to be in step; with nobody connected the room may not even be open
         texts = {state.text for state in states.values() if offline_too or state.online}
         if texts == {live} and all(state.synced for state in states.values() if state.online):
-            for name, state in states.items():
-                assert state.exceptions == [], f"{name}'s Yjs could not take a frame: {state.exceptions}"
             assert live is not None
             return live
         if asyncio.get_running_loop().time() > deadline:
-            detail = {name: (state.synced, state.online, short(state.text)) for name, state in states.items()}
+            detail = {
+                name: (state.synced, state.online, state.closes, short(state.text))
+                for name, state in states.items()
+            }
             raise AssertionError(f"the memos did not settle: live {short(live)}, clients {detail}")
+        await asyncio.sleep(0.05)
+
+
+async def told_replaced(client: YjsClient, within: float = 10.0) -> None:
+    """Wait (bounded) until ``client``, whose seat another tab took, has had the server's close."""
+    deadline = asyncio.get_running_loop().time() + within
+    while (state := await client.state()).online:
+        assert asyncio.get_running_loop().time() < deadline, f"{client.name} was not told: {state.closes}"
         await asyncio.sleep(0.05)
 
 
@@ -220,11 +233,16 @@ async def test_yjs_clients_converge_through_the_real_server(meeting: Meeting) ->
                 await settled(meeting, clients, offline_too=False)
 
         # Everybody back: each host tab takes the seat in turn (and brings what it typed while away), then
-        # the other has it all too; then a late joiner.
+        # the other has it all too; then a late joiner. First every connection under way lands (two tabs
+        # opening at once: the one whose socket the server takes last holds the seat, whichever asked first);
+        # a tab takes its seat back only once it has been told it lost it, as a person can only click after
+        # the page says so.
+        await settled(meeting, clients, offline_too=False)
         await guest.connect()
-        for client in (tab, host, tab):
+        for client, other in ((tab, host), (host, tab), (tab, host)):
             await client.connect()
             await settled(meeting, [client, guest])
+            await told_replaced(other)
         final = await all_equal(meeting, clients)
         late = await meeting.client("late joiner", "guest")  # the guest's reloaded page: an empty Y.Doc
         clients.append(late)
