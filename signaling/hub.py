@@ -138,6 +138,7 @@ NO_MEDIA = N_("Video is not available on this server.")
 
 
 WELCOME_TIMEOUT = 5.0
+RESYNC_RETRY_SECONDS = 1.0  # how often a home tries again to tell other nodes' sockets to re-sync (_lost)
 _client_messages: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 _MEMO_TYPES = ("memo.sync", "memo.awareness")  # the messages the fast path takes (see RoomHub._quick)
 
@@ -322,6 +323,7 @@ class RoomHub:
         self._busy: set[str] = set()  # rooms whose home task is in the middle of an event
         self._gapped: set[str] = set()  # rooms whose frames to other nodes were lost (Redis away)
         self.handled_inline = 0  # memo messages taken by the fast path (for tests and metrics)
+        self.resync_retry = RESYNC_RETRY_SECONDS
         # Page views and memo updates are stored in order, off the path of the frames people wait for.
         self.writer = RoomWriter(store)
 
@@ -441,7 +443,10 @@ class RoomHub:
                         ticked = self.clock()
                     self._busy.add(room.id)
                     try:
-                        await self._apply(room, self._handle(room, event))
+                        if event.get("event") == "resync":
+                            await self._resync(room.id)
+                        else:
+                            await self._apply(room, self._handle(room, event))
                     finally:
                         self._busy.discard(room.id)
         except asyncio.CancelledError:
@@ -688,10 +693,8 @@ class RoomHub:
             except Unavailable:
                 _still_wanted()  # redis-py may have turned our cancellation into the error it raised
                 # Redis is away: the room goes on for the sockets here, and those on other nodes are told
-                # to re-sync (by their broker when it reconnects, or by the next frame that gets through).
-                if room_id not in self._gapped:
-                    log.warning("room.frames_lost", room=room_id)
-                self._gapped.add(room_id)
+                # to re-sync (see _lost).
+                self._lost(room_id)
 
     def _concerns_others(
         self, room_id: str, local: dict[str, QueueSubscription], to: str | None, exclude: str | None
@@ -772,10 +775,28 @@ class RoomHub:
         )
 
     def _lost(self, room_id: str) -> None:
-        if room_id in self._homes:
-            if room_id not in self._gapped:
-                log.warning("room.frames_lost", room=room_id)
+        """Frames of a room homed here were lost on the way to other nodes: their sockets must re-sync. They
+        are told (RESUMED) before the next frame the home sends them, and by the home task at once, then every
+        ``resync_retry`` seconds until it gets through: a frame lost in a batch that failed while later ones
+        went on (signaling/redis_batch.py) would otherwise leave them short until somebody types again."""
+        if room_id in self._homes and room_id not in self._gapped:
+            log.warning("room.frames_lost", room=room_id)
             self._gapped.add(room_id)
+            self._post_soon(room_id, {"event": "resync"})
+
+    async def _resync(self, room_id: str) -> None:
+        """The home task's answer to lost frames (see :meth:`_lost`)."""
+        if room_id not in self._gapped:
+            return  # a frame since has told them
+        try:
+            await self.broker.publish(_out(room_id), RESUMED)
+        except Unavailable:
+            _still_wanted()
+            asyncio.get_running_loop().call_later(
+                self.resync_retry, self._post_soon, room_id, {"event": "resync"}
+            )
+            return
+        self._gapped.discard(room_id)
 
     async def flush(self) -> None:
         """Wait until every page view and memo update so far is stored."""

@@ -21,6 +21,9 @@ The contract, what callers rely on:
   sends its commands again in a later batch.
 - **Cancellation.** A caller cancelled before its batch is sent sends nothing; once sent, its commands run.
 - :meth:`Batcher.submit` queues at once and returns the replies' future, for a caller that cannot wait.
+- **Bounded.** A pipeline not answered within :data:`PIPELINE_TIMEOUT` seconds fails its callers with
+  redis-py's ``TimeoutError`` (its connection is dropped). One pipeline is on its way at a time, so a stalled
+  one would otherwise hold up every room of the node for redis-py's socket timeout and retries.
 - :meth:`aclose` fails what is queued with :class:`~signaling.broker.BrokerClosed`.
 """
 
@@ -40,9 +43,15 @@ Command = tuple[Any, ...] | Callable[[], tuple[Any, ...]]
 when its batch is sent (for a caller that adds to it until then)."""
 
 
+PIPELINE_TIMEOUT = 2.0
+"""Seconds a pipeline may take: far above what Redis takes for hundreds of commands, far below redis-py's
+own socket timeout times its retries."""
+
+
 class Batcher:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, timeout: float = PIPELINE_TIMEOUT) -> None:
         self.redis = redis
+        self.timeout = timeout
         self._queued: list[tuple[tuple[Command, ...], asyncio.Future[list[Any]]]] = []
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -77,12 +86,18 @@ class Batcher:
             self._task = None
 
     async def _send_one(self, batch: list[tuple[tuple[Command, ...], asyncio.Future[list[Any]]]]) -> None:
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for commands, _ in batch:
                     for command in commands:
                         pipe.execute_command(*(command() if callable(command) else command))
-                replies = await pipe.execute(raise_on_error=False)
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        replies = await pipe.execute(raise_on_error=False)
+                except TimeoutError as exc:  # ours: callers handle redis-py's errors, as for a lone command
+                    raise RedisTimeoutError(f"no reply to a pipeline within {self.timeout} s") from exc
         except Exception as exc:
             for _, future in batch:
                 if not future.done():

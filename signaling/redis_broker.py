@@ -147,14 +147,15 @@ class RedisBroker(Broker):
         channel = self.channel(topic)
         bundle = self._bundles.get(channel)
         if bundle is None:
-            self._bundles[channel] = bundle = _Bundle()
+            bundle = _Bundle()
 
             def command() -> tuple[str, str, str]:
                 if self._bundles.get(channel) is bundle:
                     del self._bundles[channel]  # sent now: later publishes go in the next batch
                 return ("PUBLISH", channel, bundle.payload())
 
-            bundle.sent = self.batcher.submit(command)
+            bundle.sent = self.batcher.submit(command)  # first: a bundle is only kept once it is queued
+            self._bundles[channel] = bundle
         bundle.payloads.append(payload)
         outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         bundle.sent.add_done_callback(lambda sent: _settle(outcome, sent))

@@ -224,3 +224,45 @@ async def test_keystrokes_across_nodes_take_the_fast_path_in_order(app: Starlett
             await home.settle(room_id)
     finally:
         await other.aclose()
+
+
+@pytest.mark.redis
+async def test_a_keystroke_lost_on_the_way_to_another_node_has_that_socket_resync_without_more_typing(
+    app: Starlette, redis_server: RedisServer
+) -> None:
+    """The host's keystroke goes through the fast path in a pipeline Redis does not answer in time (CLIENT
+    PAUSE): the frame to the guest on the other node is lost. Nobody types again, yet the home tells the
+    guest's node to re-sync (RESUMED) once Redis answers, and the guest is welcomed afresh (whole memo)."""
+    from redis.asyncio import Redis
+
+    seeded = await seed_org(app, "acme", {"host@acme.example": UserRole.HOST})
+    room_id, connect_id = await store_room(app, seeded, home_node="a")
+    clients = [Redis.from_url(redis_server.url) for _ in range(3)]
+    await clients[0].flushdb()
+    store = DatabaseRoomStore(services(app).sessions, find_document)
+    home_broker = RedisBroker(clients[0])
+    home_broker.batcher.timeout = 0.2
+    home = RoomHub(home_broker, store, clock=services(app).clock)
+    home.resync_retry = 0.1
+    other = RoomHub(RedisBroker(clients[1]), store, clock=services(app).clock)
+    try:
+        await home.open(room_id, connect_id)
+        async with (
+            home.participate(room_id, Role.HOST) as host,
+            other.participate(room_id, Role.GUEST) as guest,
+        ):
+            host_frames, guest_frames = host.outgoing().__aiter__(), guest.outgoing().__aiter__()
+            await frame_of(guest, guest_frames, "welcome")
+            await frame_of(host, host_frames, "presence", presence="connected")
+            await home.settle(room_id)
+            inline_before = home.handled_inline
+            await clients[2].execute_command("CLIENT", "PAUSE", "600", "ALL")
+            await host.send(Client().edit(0, "見積"))
+            assert home.handled_inline == inline_before + 1  # the fast path took it
+            assert (await frame_of(guest, guest_frames, "welcome"))["role"] == "guest"
+            assert room_id not in home._gapped
+    finally:
+        await other.aclose()
+        await home.aclose()
+        for client in clients:
+            await client.aclose()

@@ -148,3 +148,37 @@ async def test_what_is_published_to_a_channel_meanwhile_goes_in_one_publish(redi
         await home.aclose()
         await edge.aclose()
         await home_client.aclose()
+
+
+async def test_a_pipeline_redis_does_not_answer_in_time_fails_and_the_next_goes_through(redis: Redis) -> None:
+    """One pipeline is on its way at a time: one that Redis holds (here CLIENT PAUSE) fails its callers
+    after the batcher's bound, as redis-py's TimeoutError, instead of holding every room of the node for
+    redis-py's socket timeout and retries; once Redis answers again, so does the next pipeline."""
+    from redis.asyncio import Redis as Client
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    admin = Client.from_url(_url(redis))
+    batcher = Batcher(redis, timeout=0.2)
+    loop = asyncio.get_running_loop()
+    try:
+        await admin.execute_command("CLIENT", "PAUSE", "700", "ALL")
+        started = loop.time()
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                *(batcher.execute(("RPUSH", "list", "x")) for _ in range(3)), return_exceptions=True
+            ),
+            5,
+        )
+        assert all(isinstance(result, RedisTimeoutError) for result in results), results
+        assert loop.time() - started < 0.6  # the batcher's bound, not the pause, ended the wait
+        for _ in range(50):  # bounded: the pause ends after 0.7 s
+            try:
+                assert await asyncio.wait_for(batcher.execute(("PING",)), 5) == [True]
+                break
+            except RedisTimeoutError:
+                continue
+        else:
+            raise AssertionError("no pipeline went through after the pause")
+    finally:
+        await batcher.aclose()
+        await admin.aclose()
