@@ -14,7 +14,8 @@ when its first participant connects, as after a restart.
 
 Targets (issue 17): at ``--rate 1`` ``memo_latency_p99_ms`` < 50; at ``--rate 2`` ``memo_cpu_ratio``
 (server CPU per keystroke ÷ per echo message) ≤ 1.5 and ``memo_to_echo_p99_ratio`` ≤ 2. ``--deflate``:
-clients offer permessage-deflate, as browsers do.
+clients offer permessage-deflate, as browsers do (the server declines it, as ``tsunagu serve`` does);
+``--server-deflate``: the servers accept it (uvicorn's default), to measure what it costs.
 """
 
 from __future__ import annotations
@@ -281,8 +282,10 @@ async def _make_rooms(server: LiveServer, count: int) -> tuple[list[str], dict[s
     return [first, *server.call(insert(), timeout=120)], cookies
 
 
-async def memo_bench(rooms: int, rate: float, seconds: float, deflate: bool = False) -> dict[str, float]:
-    async with app_and_echo() as (app_server, echo_url):
+async def memo_bench(
+    rooms: int, rate: float, seconds: float, deflate: bool = False, server_deflate: bool = False
+) -> dict[str, float]:
+    async with app_and_echo(per_message_deflate=server_deflate) as (app_server, echo_url):
         setup_started = time.perf_counter()
         room_ids, cookies = await _make_rooms(app_server, rooms)
         setup = time.perf_counter() - setup_started
@@ -338,8 +341,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--deflate", action="store_true", help="clients offer permessage-deflate (memo and echo alike)"
     )
+    parser.add_argument(
+        "--server-deflate",
+        action="store_true",
+        help="the servers accept permessage-deflate (tsunagu serve declines it; see docs/deploy.md)",
+    )
     args = parser.parse_args(argv)
-    figures = asyncio.run(memo_bench(args.rooms, args.rate, args.seconds, args.deflate))
+    figures = asyncio.run(memo_bench(args.rooms, args.rate, args.seconds, args.deflate, args.server_deflate))
     for name, value in figures.items():
         print(f"{name}: {value:.2f}" if isinstance(value, float) else f"{name}: {value}")
     p99_ratio = figures["memo_latency_p99_ms"] / figures["echo_latency_p99_ms"]

@@ -31,8 +31,9 @@ async def echo(websocket: WebSocket) -> None:
 
 
 @contextlib.asynccontextmanager
-async def app_and_echo() -> AsyncIterator[tuple[LiveServer, str]]:
-    """The app (fresh SQLite database in a temporary folder) and the echo endpoint's ws:// URL."""
+async def app_and_echo(per_message_deflate: bool = False) -> AsyncIterator[tuple[LiveServer, str]]:
+    """The app (fresh SQLite database in a temporary folder) and the echo endpoint's ws:// URL;
+    ``per_message_deflate``: both accept WebSocket compression (``tsunagu serve`` declines it)."""
     configure_logging("console", "warning")  # keep the server's request lines out of the figures
     with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
         root = Path(tmp)
@@ -46,8 +47,10 @@ async def app_and_echo() -> AsyncIterator[tuple[LiveServer, str]]:
             room_message_burst=100_000,
         )
         await asyncio.to_thread(upgrade, settings.database_url)
-        app_server = LiveServer(create_app(settings))
-        echo_server = LiveServer(Starlette(routes=[WebSocketRoute("/echo", echo)]))
+        app_server = LiveServer(create_app(settings), per_message_deflate=per_message_deflate)
+        echo_server = LiveServer(
+            Starlette(routes=[WebSocketRoute("/echo", echo)]), per_message_deflate=per_message_deflate
+        )
         app_server.start()
         echo_server.start()
         try:

@@ -10,6 +10,9 @@ import pytest
 import uvicorn
 import uvloop
 from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+from websockets.asyncio.client import connect
 
 from core.clock import ManualClock
 from tests.harness.live import LiveServer
@@ -18,7 +21,17 @@ from web.app import GC_THRESHOLDS, create_app
 from web.cli import main
 from web.settings import Settings
 
-SHARED = ("loop", "lifespan", "log_config", "access_log", "http", "ws", "interface", "proxy_headers")
+SHARED = (
+    "loop",
+    "lifespan",
+    "log_config",
+    "access_log",
+    "http",
+    "ws",
+    "ws_per_message_deflate",
+    "interface",
+    "proxy_headers",
+)
 
 
 def test_tsunagu_serve_and_the_live_server_share_the_configuration(
@@ -74,3 +87,31 @@ async def test_a_node_sets_the_collectors_thresholds_when_it_starts(
             assert GC_THRESHOLDS[0] > 700 and GC_THRESHOLDS[1] > 10
     finally:
         gc.set_threshold(*before)
+
+
+async def _hello(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text("hello")
+    await websocket.close()
+
+
+@pytest.mark.parametrize("accepted", [False, True])
+async def test_websocket_compression_offered_by_a_browser_is_declined(accepted: bool) -> None:
+    # Browsers offer permessage-deflate on every socket; our frames are small JSON, for which it cost 20–60 µs
+    # of server CPU per keystroke (bench.memo --deflate --server-deflate). Accepted only when a bench asks.
+    app = Starlette(routes=[WebSocketRoute("/hello", _hello)])
+    server = LiveServer(app, per_message_deflate=True) if accepted else LiveServer(app)
+    assert server.server.config.ws_per_message_deflate is accepted
+    server.start()
+    try:
+        url = server.url.replace("http", "ws", 1) + "/hello"
+        async with connect(url, compression="deflate") as websocket:
+            assert await websocket.recv() == "hello"
+            assert websocket.response is not None
+            negotiated = websocket.response.headers.get("Sec-WebSocket-Extensions")
+    finally:
+        server.stop()
+    if accepted:
+        assert negotiated is not None and "permessage-deflate" in negotiated
+    else:
+        assert negotiated is None

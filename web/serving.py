@@ -4,6 +4,10 @@ test harness (``tests/harness/live.py``) and the benches, so that what the tests
 The loop is chosen here on purpose rather than left to uvicorn's ``auto`` (which takes uvloop whenever it is
 installed): uvloop, measured in ``bench/relay.py`` against asyncio's selector loop (see docs/deploy.md, "The
 event loop"). ``media.hooks`` is written for both.
+
+WebSocket compression is declined (``PER_MESSAGE_DEFLATE``): browsers offer permessage-deflate on every
+socket, uvicorn accepts it by default, and every channel here (room, sit-in, lobby) carries small JSON frames
+that then cost more to compress than to send (docs/deploy.md, "WebSocket compression").
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from starlette.types import ASGIApp
 
 Loop = Literal["uvloop", "asyncio"]
 LOOP: Final[Loop] = "uvloop"
+# Measured with bench.memo (bench/README.md): deflate added ~20 µs of server CPU per echo message and 20–60 µs
+# per keystroke, and compresses frames of a few hundred bytes by little.
+PER_MESSAGE_DEFLATE: Final = False
 
 
 def config(
@@ -26,9 +33,11 @@ def config(
     port: int,
     tls: tuple[Path, Path | None] | None = None,
     loop: Loop = LOOP,
+    per_message_deflate: bool = PER_MESSAGE_DEFLATE,
 ) -> uvicorn.Config:
     """uvicorn's configuration for ``app`` on ``host:port``; ``tls``: (certificate, key) to serve HTTPS with.
-    Logging is ours (``web.logs``): uvicorn's own configuration and access log are off."""
+    Logging is ours (``web.logs``): uvicorn's own configuration and access log are off.
+    ``per_message_deflate``: accept WebSocket compression (only benches comparing the two set it)."""
     return uvicorn.Config(
         app,
         host=host,
@@ -37,6 +46,7 @@ def config(
         lifespan="on",
         log_config=None,
         access_log=False,
+        ws_per_message_deflate=per_message_deflate,
         ssl_certfile=str(tls[0]) if tls else None,
         ssl_keyfile=str(tls[1]) if tls and tls[1] else None,
     )

@@ -36,13 +36,16 @@ class LiveServer:
         host: str = "127.0.0.1",
         port: int | None = None,
         tls: tuple[Path, Path] | None = None,
+        per_message_deflate: bool = serving.PER_MESSAGE_DEFLATE,
     ) -> None:
-        """``tls``: (certificate, key) to serve HTTPS with, as ``tsunagu serve --certfile/--keyfile`` does."""
+        """``tls``: (certificate, key) to serve HTTPS with, as ``tsunagu serve --certfile/--keyfile`` does;
+        ``per_message_deflate``: accept WebSocket compression (a bench comparing it; ``tsunagu serve``
+        declines it)."""
         self.app = app
         self.host = host
         self.port = port or free_port()  # a given port: a restarted server where the pages expect it
         self.tls = tls
-        config = serving.config(app, host, self.port, tls=tls)
+        config = serving.config(app, host, self.port, tls=tls, per_message_deflate=per_message_deflate)
         self.server = uvicorn.Server(config)
         self._loop_factory = config.get_loop_factory()
         self._loop: asyncio.AbstractEventLoop | None = None
