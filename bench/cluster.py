@@ -38,7 +38,7 @@ from sqlalchemy import update
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from signaling.memo import STEP1, UPDATE, encode, sync_message
+from signaling.memo import STEP1, UPDATE, decode, encode, sync_message
 from signaling.models import JoinedVia, RoomRow
 from signaling.protocol import SUBPROTOCOL
 from signaling.rooms import create_room
@@ -63,7 +63,10 @@ def keystrokes(count: int) -> list[str]:
     frames = []
     for i in range(count):
         before = doc.get_state()
-        text.insert(len(str(text)), "あいうえおabc"[i % 8])
+        # At the end: pycrdt counts a Text's length and positions in UTF-8 bytes (``len(text)``), not in
+        # characters; inserting at ``len(str(text))`` put every keystroke after the first あ inside a
+        # character, and the server refused nearly all of them as out of step.
+        text.insert(len(text), "あいうえおabc"[i % 8])
         frames.append(
             json.dumps({"type": "memo.sync", "data": encode(sync_message(UPDATE, doc.get_update(before)))})
         )
@@ -78,6 +81,7 @@ class Side:
         self.frames = frames
         self.sent = 0
         self.arrived = 0  # of this side's keystrokes, at the other side
+        self.refused = 0  # of this side's keystrokes, refused by the server (an error frame)
         self.room = asyncio.Event()
 
 
@@ -116,18 +120,24 @@ async def _type_on(ws: ClientConnection, me: Side, until: float) -> None:
         me.sent += 1
 
 
-async def _hear(ws: ClientConnection, other: Side) -> None:
+async def _hear(ws: ClientConnection, me: Side, other: Side) -> None:
     with contextlib.suppress(ConnectionClosed):
         async for message in ws:
-            # Only the other side's updates come as memo.sync updates here (our own are not echoed).
-            if isinstance(message, str) and message.startswith('{"type":"memo.sync"'):
-                other.arrived += 1
-                other.room.set()
+            if not isinstance(message, str):
+                continue
+            if message.startswith('{"type":"memo.sync"'):
+                # The other side's keystrokes come as updates (ours are not echoed); the server's own sync
+                # steps (its answer to an out-of-step update) are not keystrokes.
+                if decode(json.loads(message)["data"])[0] == UPDATE:
+                    other.arrived += 1
+                    other.room.set()
+            elif message.startswith('{"type":"error"'):
+                me.refused += 1
     other.room.set()  # the other side stops waiting for this one
 
 
-async def _clients(job: dict[str, Any]) -> tuple[int, float, float]:
-    """Join every room, type for ``seconds``; (keystrokes arrived, wall start, wall end)."""
+async def _clients(job: dict[str, Any]) -> tuple[int, int, float, float]:
+    """Join every room, type for ``seconds``; (keystrokes arrived, refused, wall start, wall end)."""
     host_frames, guest_frames = job["host_frames"], job["guest_frames"]
     semaphore = asyncio.Semaphore(40)
 
@@ -140,13 +150,13 @@ async def _clients(job: dict[str, Any]) -> tuple[int, float, float]:
     sockets = await asyncio.gather(*(pair(room) for room in job["rooms"]))
     sides = [(Side(host_frames), Side(guest_frames)) for _ in sockets]
     readers = [
-        asyncio.create_task(_hear(ws, other))
+        asyncio.create_task(_hear(ws, me, other))
         for (host_ws, guest_ws), (host, guest) in zip(sockets, sides, strict=True)
-        for ws, other in ((host_ws, guest), (guest_ws, host))
+        for ws, me, other in ((host_ws, host, guest), (guest_ws, guest, host))
     ]
     await asyncio.sleep(1.0)  # the step-1 answers are in
     for h, g in sides:
-        h.arrived = g.arrived = 0
+        h.arrived = g.arrived = h.refused = g.refused = 0
     started, wall = time.monotonic(), time.time()
     until = started + job["seconds"]
     await asyncio.gather(
@@ -157,20 +167,21 @@ async def _clients(job: dict[str, Any]) -> tuple[int, float, float]:
         )
     )
     arrived = sum(h.arrived + g.arrived for h, g in sides)
+    refused = sum(h.refused + g.refused for h, g in sides)
     end = time.time()
     for task in readers:
         task.cancel()
     await asyncio.gather(*(ws.close() for pair_ in sockets for ws in pair_), return_exceptions=True)
-    return arrived, wall, end
+    return arrived, refused, wall, end
 
 
 def _client_process(job: dict[str, Any], out: Any) -> None:
     out.send(asyncio.run(_clients(job)))
 
 
-def _in_children(job: dict[str, Any], processes: int, timeout: float) -> tuple[int, float, float]:
+def _in_children(job: dict[str, Any], processes: int, timeout: float) -> tuple[int, int, float, float]:
     """The clients in ``processes`` child processes (rooms split between them), so that they, not the
-    nodes, are less often what limits the rate; (keystrokes arrived, first start, last end)."""
+    nodes, are less often what limits the rate; (keystrokes arrived, refused, first start, last end)."""
     context = multiprocessing.get_context("spawn")
     children = []
     for i in range(processes):
@@ -192,7 +203,12 @@ def _in_children(job: dict[str, Any], processes: int, timeout: float) -> tuple[i
             process.join(10)
             if process.is_alive():
                 process.kill()
-    return sum(int(r[0]) for r in results), min(r[1] for r in results), max(r[2] for r in results)
+    return (
+        sum(int(r[0]) for r in results),
+        sum(int(r[1]) for r in results),
+        min(r[2] for r in results),
+        max(r[3] for r in results),
+    )
 
 
 # The nodes
@@ -330,8 +346,11 @@ async def cluster_bench(rooms: int, seconds: float) -> dict[str, float]:
             first, cookies = await _first_room(node_a)
             frames = await asyncio.to_thread(lambda: (keystrokes(KEYSTROKES), keystrokes(KEYSTROKES)))
 
+            refused = 0
+
             async def phase(homes: list[Node], cross: bool) -> tuple[float, float]:
                 """(keystrokes a second, the nodes' CPU µs per keystroke)."""
+                nonlocal refused
                 ids = await _rooms(database_url, first, [n.node_id for n in homes])
                 plan = []
                 for room_id, home in zip(ids, homes, strict=True):
@@ -353,9 +372,10 @@ async def cluster_bench(rooms: int, seconds: float) -> dict[str, float]:
                     "seconds": seconds,
                 }
                 sampler = CpuSampler([n.process.pid for n in nodes])
-                arrived, start, end = await asyncio.to_thread(
+                arrived, refusals, start, end = await asyncio.to_thread(
                     _in_children, job, CLIENT_PROCESSES, seconds + 120
                 )
+                refused += refusals
                 return arrived / seconds, sampler.between(start, end) / max(1, arrived) * 1e6
 
             one, one_cpu = await phase([node_a] * rooms, cross=False)
@@ -374,6 +394,7 @@ async def cluster_bench(rooms: int, seconds: float) -> dict[str, float]:
         "node_cpu_us_per_keystroke_1node": one_cpu,
         "node_cpu_us_per_keystroke_2nodes": two_cpu,
         "node_cpu_us_per_keystroke_cross": cross_cpu,
+        "refused_keystrokes": refused,  # error frames while typing: the figures count only taken keystrokes
     }
 
 
@@ -387,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {value:.2f}" if isinstance(value, float) else f"{name}: {value}")
     scaling = figures["keystrokes_per_s_2nodes"] / figures["keystrokes_per_s_1node"]
     cross = figures["node_cpu_us_per_keystroke_cross"] / figures["node_cpu_us_per_keystroke_2nodes"]
-    print(f"targets_met: {'yes' if scaling >= 1.2 and cross <= 1.25 else 'no'}")
+    # A refused keystroke is a bench fault (its updates are not what a browser sends), not a figure.
+    met = scaling >= 1.2 and cross <= 1.25 and figures["refused_keystrokes"] == 0
+    print(f"targets_met: {'yes' if met else 'no'}")
     print(f"scaling_ratio: {scaling:.2f}")
     print(f"cross_node_cpu_ratio: {cross:.2f}")
     return 0
