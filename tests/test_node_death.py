@@ -1,7 +1,9 @@
-"""A node killed mid-call (acceptance 3 of issue 17): ``tsunagu serve --workers 2`` with one redis-server and
-one PostgreSQL; Chromium's host and guest in a call on the shared port; SIGKILL the room's home worker. The
-other worker adopts the room, both pages reconnect on their own, the memo is intact and video plays again
-through a new peer connection, within 15 s of the kill."""
+"""``tsunagu serve --workers 2`` with one redis-server and one PostgreSQL, Chromium's host and guest in a call
+on the shared port (issue 17). A call: video, memo, a page turn and a file complete whichever worker each
+request and socket lands on (acceptance 2; tests/test_two_ports.py puts guest and host on different nodes
+on purpose). A node killed mid-call (acceptance 3): SIGKILL the room's home worker; the other worker adopts
+the room, both pages reconnect on their own, the memo is intact and video plays again through a new peer
+connection, within 15 s of the kill."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from tests.conftest import in_thread
 from tests.harness.serve import Serve
 from tests.helpers import PASSWORD
 from tests.test_browser_memo import same_memo
+from tests.test_two_ports import memo_page_and_file
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -65,6 +68,19 @@ def home_of(served: Serve, room_id: str) -> str:
             await engine.dispose()
 
     return str(in_thread(asyncio.run, read()))
+
+
+@pytest.mark.timeout(300)  # two worker processes, PostgreSQL and Chromium start on a shared 2-core box
+def test_a_call_on_two_workers_sharing_one_port(cluster: Serve, new_context: Callable[..., Any]) -> None:
+    host, guest = meeting(new_context, cluster)
+    decoding(host, within=15)
+    decoding(guest, within=15)
+    memo_page_and_file(host, guest)
+    match = re.search(r"/rooms/([0-9a-f]{32})$", host.url)
+    assert match
+    assert home_of(cluster, match.group(1)) in started_nodes(cluster)  # homed on one of the two workers
+    for page in (host, guest):
+        page.context.close()
 
 
 @pytest.mark.timeout(300)  # two worker processes, PostgreSQL and Chromium start on a shared 2-core box
