@@ -5,7 +5,11 @@ it); every participant types 5 characters a second for a bounded time, each keys
 with pycrdt and sent as ``memo.sync``; the time until the peer's socket receives the forwarded update is
 taken (p50/p99). The baseline, in the same run, is the same number of sockets sending the same frames at the
 same rate to a bare Starlette echo endpoint (one round trip, no validation, broker, state machine, Yjs or
-storage). The clients run in a child process, so they do not compete with the server for this process's GIL.
+storage). Between the two, the same sockets in pairs on a bare relay (``bench/servers.py``: a reader and a
+writer task per socket and a queue between them, as a room's socket has, and nothing else) show what handing a
+frame from one socket to another costs by itself: ``relay_cpu_ratio`` is that floor against the echo, and
+``memo_over_relay_cpu_us`` what the memo's own work (edge checks, state machine, Yjs checks, the durable log)
+adds to it. The clients run in a child process, so they do not compete with the server for this process's GIL.
 
 Rooms are created directly in the database (500 rooms through the HTTP flow would need 500 connect numbers,
 which are rate-limited per client address); the first room is made through HTTP so that the host's session
@@ -187,10 +191,61 @@ async def _echo_clients(
     return samples, window
 
 
+async def _relay_clients(
+    url: str, pairs: int, rate: float, seconds: float, deflate: bool
+) -> tuple[list[float], Window]:
+    """Pairs of sockets on the bare relay, each side sending at ``rate``; the time until the other side has
+    each frame (they arrive in order, so the n-th frame received is the n-th sent)."""
+    samples: list[float] = []
+    frame = json.dumps({"type": "memo.sync", "data": encode(b"\x02" + bytes(40))})
+    semaphore = asyncio.Semaphore(50)
+
+    async def open_pair(pair: int) -> tuple[ClientConnection, ClientConnection]:
+        async with semaphore:
+            compression = "deflate" if deflate else None
+            first = await connect(f"{url}{pair}", open_timeout=60, compression=compression)
+            return first, await connect(f"{url}{pair}", open_timeout=60, compression=compression)
+
+    async def one(ws: ClientConnection, sent: list[float], theirs: list[float]) -> None:
+        received = 0
+
+        async def read() -> None:
+            nonlocal received
+            async for _ in ws:
+                samples.append(time.perf_counter() - theirs[received])
+                received += 1
+
+        reader = asyncio.create_task(read())
+        await asyncio.sleep(random.random() / rate)
+        started = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+            sent.append(time.perf_counter())
+            await ws.send(frame)
+        await asyncio.sleep(1.0)
+        reader.cancel()
+
+    opened = await asyncio.gather(*(open_pair(pair) for pair in range(pairs)))
+    await asyncio.sleep(0.5)
+    started = time.time()
+    timings: list[tuple[list[float], list[float]]] = [([], []) for _ in opened]  # each side's send times
+    await asyncio.gather(
+        *(one(a, sa, sb) for (a, _b), (sa, sb) in zip(opened, timings, strict=True)),
+        *(one(b, sb, sa) for (_a, b), (sa, sb) in zip(opened, timings, strict=True)),
+    )
+    window = (started, time.time())
+    await asyncio.gather(*(ws.close() for pair in opened for ws in pair), return_exceptions=True)
+    return samples, window
+
+
 def _client_process(job: dict[str, Any], out: Any) -> None:
     if job["kind"] == "echo":
         result = asyncio.run(
             _echo_clients(job["url"], job["sockets"], job["rate"], job["seconds"], job["deflate"])
+        )
+    elif job["kind"] == "relay":
+        result = asyncio.run(
+            _relay_clients(job["url"], job["pairs"], job["rate"], job["seconds"], job["deflate"])
         )
     else:
         result = asyncio.run(
@@ -315,6 +370,19 @@ async def memo_bench(
             },
             seconds + 90,
         )
+        # After the memo, so that the memo's figures are taken as before this baseline was added.
+        relay, relay_window = await asyncio.to_thread(
+            _in_child,
+            {
+                "kind": "relay",
+                "url": echo_url.removesuffix("/echo") + "/relay/",
+                "pairs": rooms,
+                "rate": rate,
+                "seconds": seconds,
+                "deflate": deflate,
+            },
+            seconds + 60,
+        )
         cpu.stop()
     expected = 2 * rooms * int(rate * seconds)
     return {
@@ -326,9 +394,11 @@ async def memo_bench(
         "echo_latency_p50_ms": percentile_ms(echo, 50),
         "echo_latency_p99_ms": percentile_ms(echo, 99),
         "memo_latency_p99_ms": percentile_ms(memo, 99),
+        "relay_latency_p99_ms": percentile_ms(relay, 99),
         # The server's CPU time (this process: the event loop and SQLite's thread) while everybody types, per
         # message: what the latencies come from, and a figure the machine's noise moves less.
         "echo_server_cpu_us_per_message": cpu.between(*echo_window) / max(1, len(echo)) * 1e6,
+        "relay_server_cpu_us_per_message": cpu.between(*relay_window) / max(1, len(relay)) * 1e6,
         "memo_server_cpu_us_per_keystroke": cpu.between(*memo_window) / max(1, len(memo)) * 1e6,
     }
 
@@ -339,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=5.0, help="keystrokes per second per participant")
     parser.add_argument("--seconds", type=float, default=20.0, help="how long everybody types")
     parser.add_argument(
-        "--deflate", action="store_true", help="clients offer permessage-deflate (memo and echo alike)"
+        "--deflate", action="store_true", help="clients offer permessage-deflate (memo, relay and echo alike)"
     )
     parser.add_argument(
         "--server-deflate",
@@ -357,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     met = figures["memo_latency_p99_ms"] < 50 if args.rate <= 1 else cpu_ratio <= 1.5 and p99_ratio <= 2
     print(f"targets_met: {'yes' if met else 'no'}")
     print(f"memo_cpu_ratio: {cpu_ratio:.2f}")
+    # The floor under it: a bare hand-off from one socket to the other, and what the memo adds on top.
+    relay, memo = figures["relay_server_cpu_us_per_message"], figures["memo_server_cpu_us_per_keystroke"]
+    print(f"relay_cpu_ratio: {relay / figures['echo_server_cpu_us_per_message']:.2f}")
+    print(f"memo_over_relay_cpu_us: {memo - relay:.1f}")
     print(f"memo_to_echo_p99_ratio: {p99_ratio:.2f}")
     return 0
 
