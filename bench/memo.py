@@ -5,9 +5,9 @@ it); every participant types 5 characters a second for a bounded time, each keys
 with pycrdt and sent as ``memo.sync``; the time until the peer's socket receives the forwarded update is
 taken (p50/p99). The baseline, in the same run, is the same number of sockets sending the same frames at the
 same rate to a bare Starlette echo endpoint (one round trip, no validation, broker, state machine, Yjs or
-storage). Between the two, the same sockets in pairs on a bare relay (``bench/servers.py``: a reader and a
-writer task per socket and a queue between them, as a room's socket has, and nothing else) show what handing a
-frame from one socket to another costs by itself: ``relay_cpu_ratio`` is that floor against the echo, and
+storage). After the memo, the same sockets in pairs on a bare relay (``bench/servers.py``: a reader and a
+writer task per socket and a queue between them, as a room's socket has, and nothing else) show what handing
+a frame from one socket to another costs by itself: ``relay_cpu_ratio`` is that floor against the echo, and
 ``memo_over_relay_cpu_us`` what the memo's own work (edge checks, state machine, Yjs checks, the durable log)
 adds to it. The clients run in a child process, so they do not compete with the server for this process's GIL.
 
