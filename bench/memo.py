@@ -152,11 +152,42 @@ async def _memo_clients(
     return [s for h, g, _hw, _gw in pairs for s in h.samples + g.samples], window
 
 
+_BASELINE_FRAME = json.dumps({"type": "memo.sync", "data": encode(b"\x02" + bytes(40))})
+
+
+async def _send_and_time(
+    ws: ClientConnection,
+    rate: float,
+    seconds: float,
+    sent: list[float],
+    theirs: list[float],
+    samples: list[float],
+) -> None:
+    """Send the baseline frame at ``rate`` on ``ws``, noting each send in ``sent``, and time each frame it
+    gets against the send noted in ``theirs`` (frames arrive in order: the n-th received is the n-th sent)."""
+    received = 0
+
+    async def read() -> None:
+        nonlocal received
+        async for _ in ws:
+            samples.append(time.perf_counter() - theirs[received])
+            received += 1
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(random.random() / rate)
+    started = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        sent.append(time.perf_counter())
+        await ws.send(_BASELINE_FRAME)
+    await asyncio.sleep(1.0)
+    reader.cancel()
+
+
 async def _echo_clients(
     url: str, sockets: int, rate: float, seconds: float, deflate: bool
 ) -> tuple[list[float], Window]:
     samples: list[float] = []
-    frame = json.dumps({"type": "memo.sync", "data": encode(b"\x02" + bytes(40))})
     semaphore = asyncio.Semaphore(50)
 
     async def open_one() -> ClientConnection:
@@ -164,24 +195,8 @@ async def _echo_clients(
             return await connect(url, open_timeout=60, compression="deflate" if deflate else None)
 
     async def one(ws: ClientConnection) -> None:
-        sent: list[float] = []
-        received = 0
-
-        async def read() -> None:
-            nonlocal received
-            async for _ in ws:
-                samples.append(time.perf_counter() - sent[received])
-                received += 1
-
-        reader = asyncio.create_task(read())
-        await asyncio.sleep(random.random() / rate)
-        started = time.perf_counter()
-        for i in range(int(rate * seconds)):
-            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
-            sent.append(time.perf_counter())
-            await ws.send(frame)
-        await asyncio.sleep(1.0)
-        reader.cancel()
+        sent: list[float] = []  # the echo comes back to the sender
+        await _send_and_time(ws, rate, seconds, sent, sent, samples)
 
     opened = await asyncio.gather(*(open_one() for _ in range(sockets)))
     started = time.time()
@@ -195,9 +210,8 @@ async def _relay_clients(
     url: str, pairs: int, rate: float, seconds: float, deflate: bool
 ) -> tuple[list[float], Window]:
     """Pairs of sockets on the bare relay, each side sending at ``rate``; the time until the other side has
-    each frame (they arrive in order, so the n-th frame received is the n-th sent)."""
+    each frame."""
     samples: list[float] = []
-    frame = json.dumps({"type": "memo.sync", "data": encode(b"\x02" + bytes(40))})
     semaphore = asyncio.Semaphore(50)
 
     async def open_pair(pair: int) -> tuple[ClientConnection, ClientConnection]:
@@ -206,32 +220,19 @@ async def _relay_clients(
             first = await connect(f"{url}{pair}", open_timeout=60, compression=compression)
             return first, await connect(f"{url}{pair}", open_timeout=60, compression=compression)
 
-    async def one(ws: ClientConnection, sent: list[float], theirs: list[float]) -> None:
-        received = 0
-
-        async def read() -> None:
-            nonlocal received
-            async for _ in ws:
-                samples.append(time.perf_counter() - theirs[received])
-                received += 1
-
-        reader = asyncio.create_task(read())
-        await asyncio.sleep(random.random() / rate)
-        started = time.perf_counter()
-        for i in range(int(rate * seconds)):
-            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
-            sent.append(time.perf_counter())
-            await ws.send(frame)
-        await asyncio.sleep(1.0)
-        reader.cancel()
-
     opened = await asyncio.gather(*(open_pair(pair) for pair in range(pairs)))
     await asyncio.sleep(0.5)
     started = time.time()
     timings: list[tuple[list[float], list[float]]] = [([], []) for _ in opened]  # each side's send times
     await asyncio.gather(
-        *(one(a, sa, sb) for (a, _b), (sa, sb) in zip(opened, timings, strict=True)),
-        *(one(b, sb, sa) for (_a, b), (sa, sb) in zip(opened, timings, strict=True)),
+        *(
+            _send_and_time(a, rate, seconds, sa, sb, samples)
+            for (a, _), (sa, sb) in zip(opened, timings, strict=True)
+        ),
+        *(
+            _send_and_time(b, rate, seconds, sb, sa, samples)
+            for (_, b), (sa, sb) in zip(opened, timings, strict=True)
+        ),
     )
     window = (started, time.time())
     await asyncio.gather(*(ws.close() for pair in opened for ws in pair), return_exceptions=True)
