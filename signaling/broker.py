@@ -205,6 +205,9 @@ class QueueSubscription(Subscription):
         self._release = release
         self._closed = False
         self._dropped = False
+        # Set by the socket the messages are for: takes one at once when nothing is queued before it (True),
+        # else it is queued (see Connection.send_directly).
+        self.direct: Callable[[Message], bool] | None = None
 
     @property
     def closed(self) -> bool:
@@ -217,6 +220,8 @@ class QueueSubscription(Subscription):
     def offer(self, message: Message) -> bool:
         """Queue ``message`` without waiting; False when the queue is full (the broker then drops us)."""
         if self._closed:
+            return True
+        if self.direct is not None and self._queue.empty() and self.direct(message):
             return True
         try:
             self._queue.put_nowait(message)

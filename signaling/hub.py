@@ -39,6 +39,7 @@ from signaling.broker import (
     Broker,
     QueueSubscription,
     Subscription,
+    SubscriptionClosed,
     is_resumed,
 )
 from signaling.call_media import MediaLeave, Negotiate
@@ -183,10 +184,18 @@ class Connection:
         self.connection = connection
         self._subscription = subscription
         self._gone = False
+        self._waiting = False  # outgoing()'s reader has handled what it took and waits for more
 
     async def outgoing(self) -> AsyncIterator[Outgoing]:
         """Frames and closes addressed to this connection, until it is closed."""
-        async for item in self._subscription:
+        while True:
+            self._waiting = True
+            try:
+                item = await self._subscription.get()
+            except SubscriptionClosed:
+                return
+            finally:
+                self._waiting = False
             if "rehomed" in item or is_resumed(item):
                 # A new home adopted the room (signaling/homes.py), or frames were lost on the way (Redis
                 # restarted): say we are here; the home welcomes the socket again and the page re-syncs.
@@ -201,6 +210,33 @@ class Connection:
                 continue
             text = item.get("text")
             yield Outgoing(text=text) if text is not None else Outgoing(frame=item["send"])
+
+    def send_directly(self, send_now: Callable[[str], bool] | None) -> None:
+        """Let ``send_now`` write this connection's frames (already serialized) at once, in the task that
+        produced them, whenever nothing is waiting before them: no task switch per frame. Only while
+        :meth:`outgoing`'s reader waits for more (so order is kept), and only plain frames for this
+        connection; ``send_now`` returns False when the socket cannot take one at once, which then waits in
+        the queue as any other. None: stop."""
+        subscription = self._subscription
+        if not isinstance(subscription, QueueSubscription):
+            return
+        if send_now is None:
+            subscription.direct = None
+            return
+
+        def direct(item: dict[str, Any]) -> bool:
+            if not self._waiting or len(item) != 3:  # {"text", "to", "exclude"}: a frame, nothing else
+                return False
+            text = item.get("text")
+            if (
+                text is None
+                or item["to"] not in (None, self.connection)
+                or item["exclude"] == self.connection
+            ):
+                return False
+            return send_now(text)
+
+        subscription.direct = direct
 
     async def _rehomed(self) -> None:
         """The room has a new home, which never heard of this socket, or frames to it were lost."""
@@ -218,6 +254,15 @@ class Participant(Connection):
     async def send(self, message: ClientMessage) -> None:
         if not self.hub._inline(self, message):
             await self.hub._to_home(self.room_id, "message", self, message)
+
+    def takes_now(self, message: ClientMessage) -> bool:
+        """Whether :meth:`send_now` would take ``message`` now: a memo message, its room here and idle."""
+        return isinstance(message, MemoSync | MemoAwareness) and self.hub._quick_now(self.room_id)
+
+    def send_now(self, message: ClientMessage) -> bool:
+        """:meth:`send` without waiting, for a message :meth:`takes_now` accepts (True; else False, and
+        nothing was done: send it with :meth:`send`)."""
+        return self.hub._inline(self, message)
 
     async def _rehomed(self) -> None:
         # Connect again: what was sent to the dead home before it died is lost with it.
@@ -733,14 +778,7 @@ class RoomHub:
         the home task's publishes) and the writer's queue, none of which waits. False when it must go
         through the home task instead."""
         room = self._rooms.get(room_id)
-        if (
-            room is None
-            or not isinstance(message, MemoSync | MemoAwareness)
-            or room_id in self._busy
-            or room_id in self._gapped
-            or not self._inboxes[room_id].empty()
-            or not self.writer.has_room()
-        ):
+        if room is None or not isinstance(message, MemoSync | MemoAwareness) or not self._quick_now(room_id):
             return False
         effects = room.receive(role, connection, message, self.clock())
         self.handled_inline += 1
@@ -756,6 +794,16 @@ class RoomHub:
                     self._inboxes[room_id].put_nowait({"event": "effects", "effects": effects[i:]})
                     break
         return True
+
+    def _quick_now(self, room_id: str) -> bool:
+        """Whether :meth:`_quick` would take a memo message of ``room_id`` now."""
+        return (
+            room_id in self._rooms
+            and room_id not in self._busy
+            and room_id not in self._gapped
+            and self._inboxes[room_id].empty()
+            and self.writer.has_room()
+        )
 
     def _deliver_soon(
         self, room_id: str, item: dict[str, Any], to: str | None, exclude: str | None = None

@@ -43,7 +43,7 @@ from signaling.room import Close, Effect, Room, RoomError, Send, StateChanged
 from tests.harness.live import LiveServer
 from tests.joining import BACKENDS, Browser, on_backend, receive, receive_type
 from tests.test_joining import V1, guest, host, issue, server, start  # noqa: F401 - fixtures
-from web.meetings import MAX_BAD_FRAMES
+from web.room_socket import MAX_BAD_FRAMES
 from web.services import services
 from web.settings import Settings
 

@@ -18,27 +18,21 @@ from sqlalchemy.orm import selectinload
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from core.errors import N_, InvalidInput, NotFound, RateLimited, Unavailable
-from core.ratelimit import TokenBucket
 from deals import customers
 from documents.models import Document, DocumentStatus
 from media import ice_servers
 from recordings import acknowledgements
 from signaling import links, rooms
-from signaling.hub import Connection, Participant
 from signaling.models import JoinedVia, RoomRow, RoomState
 from signaling.numbers import NumberExpired, NumberUnknown, NumberUsed
 from signaling.phone import display_mobile, national_number, normalise_mobile
 from signaling.protocol import (
-    BadMessage,
     CloseCode,
     DocumentInfo,
-    ErrorCode,
-    ErrorFrame,
     Role,
-    parse_client_message,
 )
 from signaling.sms import SmsFailed, room_sms, send_sms
 from store.db import unavailable_when_transient
@@ -50,12 +44,11 @@ from web.i18n import DEFAULT_LANGUAGE, Translator
 from web.memo_templates import default_memo_text
 from web.origins import accept_room_socket
 from web.reach import SERVE_FOR_PHONES, PhoneAddress, phone_address
+from web.room_socket import read_frames, write_frames
 from web.services import services
 from web.templating import render, translator
 
 log = structlog.get_logger("tsunagu.meetings")
-MAX_BAD_FRAMES = 20  # bad or rate-limited frames on one connection before it is closed (1008)
-TOO_MANY_MESSAGES = N_("Too many messages at once: some were not delivered. Please slow down.")
 
 
 class NumberLocked(RateLimited):
@@ -336,7 +329,7 @@ async def room_channel(websocket: WebSocket) -> None:
     async with state.hub.participate(room.id, role) as member:
         async with asyncio.TaskGroup() as group:
             writer = group.create_task(write_frames(websocket, member, _))
-            reader = group.create_task(_read(websocket, member, _))
+            reader = group.create_task(read_frames(websocket, member, _))
             done, _pending = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
             for task in (writer, reader):
                 task.cancel()
@@ -345,104 +338,6 @@ async def room_channel(websocket: WebSocket) -> None:
 async def _connect_id(websocket: WebSocket, room_id: str) -> str:
     async with services(websocket).sessions() as db:
         return await rooms.connect_id(db, room_id)
-
-
-async def write_frames(websocket: WebSocket, participant: Connection, _: Translator) -> None:
-    """Send a room's frames for this connection to the socket, in the socket's language; close with the
-    room's close code (or 4503 when the room's node never welcomes it)."""
-    got_welcome = False
-    iterator = participant.outgoing().__aiter__()
-    while True:
-        try:
-            # The home node answers a connect with a welcome; silence means it is gone.
-            item = await (
-                iterator.__anext__() if got_welcome else asyncio.wait_for(iterator.__anext__(), 5.0)
-            )
-        except (StopAsyncIteration, TimeoutError):
-            with contextlib.suppress(Exception):
-                await websocket.close(int(CloseCode.UNAVAILABLE))
-            return
-        got_welcome = True
-        if item.close is not None:
-            with contextlib.suppress(Exception):
-                await websocket.close(int(item.close))
-            return
-        if item.text is not None:
-            if not await _send_text(websocket, item.text):
-                return
-            continue
-        frame = item.frame
-        if frame is not None and frame.get("type") == "error":
-            frame = {**frame, "message": _(frame["message"])}  # the room speaks in message ids
-        if not await send_frame(websocket, frame):
-            return
-
-
-async def _read(websocket: WebSocket, participant: Participant, _: Translator) -> None:
-    """Validate each frame at the edge; a bad one gets an error frame, too many close this socket only.
-
-    Text frames only (a binary frame is a bad frame), and at most ``ROOM_MESSAGES_PER_SECOND`` frames a
-    second per connection (``ROOM_MESSAGE_BURST`` at once): past that a frame is refused with a
-    ``rate_limited`` error frame and counts as bad, so a flood ends with the socket closed (1008)."""
-    state = services(websocket)
-    pace = TokenBucket(state.settings.room_messages_per_second, state.settings.room_message_burst)
-    bad = 0
-    while True:
-        event = await websocket.receive()
-        if event["type"] == "websocket.disconnect":
-            return
-        refusal: ErrorFrame | None = None
-        if not pace.take(state.clock()):
-            refusal = ErrorFrame(code=ErrorCode.RATE_LIMITED, message=_(TOO_MANY_MESSAGES))
-        else:
-            text = event.get("text")
-            try:
-                if text is None:  # a binary frame: the channel speaks JSON text only
-                    raise BadMessage()
-                message = parse_client_message(text)
-            except BadMessage as exc:
-                refusal = ErrorFrame(code=ErrorCode.BAD_MESSAGE, message=_(exc.message))
-        if refusal is None:
-            try:
-                await participant.send(message)
-            except Unavailable:
-                # The room's home could not be reached in time (Redis down): this message did not arrive.
-                # Close so that the browser reconnects and sends what it still holds (終了 among it) again.
-                log.warning("room.message_not_delivered", room=participant.room_id, kind=message.type)
-                with contextlib.suppress(Exception):
-                    await websocket.close(int(CloseCode.UNAVAILABLE))
-                return
-            continue
-        bad += 1
-        if not await send_frame(websocket, refusal.model_dump()):
-            return
-        if bad >= MAX_BAD_FRAMES:
-            with contextlib.suppress(Exception):
-                await websocket.close(int(CloseCode.POLICY_VIOLATION))
-            return
-
-
-async def send_frame(websocket: WebSocket, frame: Any) -> bool:
-    """Send one frame; False when the socket is already closed, by the other task or by the peer.
-
-    Reader and writer share the socket, so either may find it closed by the other (a reader closing with
-    1008 while a pong is on its way; the writer closing with a close code while an error frame is); and the
-    peer may be gone. That ends this connection, not the server's handling of it.
-    """
-    try:
-        await websocket.send_json(frame)
-    except (WebSocketDisconnect, RuntimeError):  # Starlette's "closed" error is a RuntimeError
-        return False
-    return True
-
-
-async def _send_text(websocket: WebSocket, text: str) -> bool:
-    """Send one frame already serialized (most frames: serialized once for every socket); as :func:`_send`."""
-    try:
-        await websocket.send_text(text)
-    except (WebSocketDisconnect, RuntimeError):
-        return False
-    return True
 
 
 routes = [

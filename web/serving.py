@@ -5,6 +5,9 @@ The loop is chosen here on purpose rather than left to uvicorn's ``auto`` (which
 installed): uvloop, measured in ``bench/relay.py`` against asyncio's selector loop (see docs/deploy.md, "The
 event loop"). ``media.hooks`` is written for both.
 
+WebSockets are served by :class:`web.direct_socket.DirectProtocol`: uvicorn's sans-I/O protocol, with a
+direct path the room channel's memo frames take (an app that does not ask for it is served as by uvicorn's).
+
 WebSocket compression is declined (``PER_MESSAGE_DEFLATE``): browsers offer permessage-deflate on every
 socket, uvicorn accepts it by default, and every channel here (room, sit-in, lobby) carries small JSON frames
 that then cost more to compress than to send (docs/deploy.md, "WebSocket compression").
@@ -19,6 +22,8 @@ from typing import Final, Literal
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from web.direct_socket import DirectProtocol
 
 Loop = Literal["uvloop", "asyncio"]
 LOOP: Final[Loop] = "uvloop"
@@ -46,6 +51,7 @@ def config(
         lifespan="on",
         log_config=None,
         access_log=False,
+        ws=DirectProtocol,
         ws_per_message_deflate=per_message_deflate,
         ssl_certfile=str(tls[0]) if tls else None,
         ssl_keyfile=str(tls[1]) if tls and tls[1] else None,

@@ -37,9 +37,9 @@ from store.db import unavailable_when_transient
 from store.models import Org, User
 from web.auth import load_user, signed_in
 from web.i18n import Translator
-from web.meetings import send_frame, write_frames
 from web.origins import accept_room_socket
 from web.records import MANAGERS
+from web.room_socket import send_frame, write_frames
 from web.services import services
 from web.templating import render, translator
 

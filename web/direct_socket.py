@@ -1,0 +1,138 @@
+"""The WebSocket protocol the app is served with: uvicorn's sans-I/O WebSocket protocol, plus a direct path
+for the room channel's frames that both the frame's arrival and the peer's copy of it can take without a
+task switch.
+
+Through ASGI a keystroke costs, before any of the memo's work: the frame queued for the reading task (and
+the socket's reading paused and resumed around it), that task woken, the peer's copy queued for the peer's
+writing task, that task woken, and both frames passed through every middleware as ASGI dicts. A bare echo
+pays half of that. With this protocol a socket's ASGI scope carries a :class:`DirectSocket` under
+``scope["extensions"][EXTENSION]``; the app may then
+
+- :meth:`DirectSocket.on_text`: be handed each text message as soon as it is read, in the protocol's own
+  callback, whenever nothing is waiting in the ASGI queue (so it is in order with what went that way). The
+  handler returns False to let the message go through ASGI as usual; and
+- :meth:`DirectSocket.send_text_now`: write a text frame at once, without awaiting, when the socket can
+  take it now (False: send it through ASGI, which waits while the peer's buffer is full).
+
+Everything else (the handshake, closes, pings, binary frames, backpressure) is uvicorn's, unchanged; an app
+that never asks for the extension (the benches' echo) is served exactly as by uvicorn's own protocol.
+bench.memo measures what the direct path saves (bench/README.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import structlog
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
+from websockets.protocol import State
+
+log = structlog.get_logger("tsunagu.sockets")
+
+EXTENSION: Final = "tsunagu.direct"
+INTERNAL_ERROR: Final = 1011
+
+TextHandler = Callable[[str], bool]
+
+
+@dataclass
+class DirectCounts:
+    """What took the direct path in this process (for tests and metrics)."""
+
+    taken: int = 0  # text messages a handler took as they were read
+    written: int = 0  # frames written at once
+
+
+COUNTS = DirectCounts()
+
+
+class DirectSocket:
+    """One socket's direct path (see the module's docstring)."""
+
+    def __init__(self, protocol: DirectProtocol) -> None:
+        self._protocol = protocol
+        self.handler: TextHandler | None = None
+
+    def on_text(self, handler: TextHandler | None) -> None:
+        """Hand text messages to ``handler`` as they are read (None: stop)."""
+        self.handler = handler
+
+    def send_text_now(self, text: str) -> bool:
+        """Write ``text`` as a frame now; False when the socket cannot take it at once (not open, closing,
+        or its write buffer full): then it must go through ASGI's send, behind nothing sent directly."""
+        protocol = self._protocol
+        if (
+            not protocol.handshake_complete
+            or protocol.close_sent
+            or protocol.disconnected
+            or protocol.initial_response is not None
+            or not protocol.writable.is_set()
+            or protocol.conn.state is not State.OPEN
+            or protocol.transport.is_closing()
+        ):
+            return False
+        try:
+            protocol.conn.send_text(text.encode())
+        except InvalidState:
+            return False
+        protocol.transport.write(b"".join(protocol.conn.data_to_send()))
+        COUNTS.written += 1
+        return True
+
+
+class DirectProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol with a :class:`DirectSocket` in every socket's scope."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.direct = DirectSocket(self)
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # set when the handshake went on to the app
+            scope["extensions"][EXTENSION] = self.direct
+
+    def send_receive_event_to_app(self) -> None:
+        handler = self.direct.handler
+        if (
+            handler is None
+            or self.curr_msg_data_type != "text"
+            or self.close_sent
+            or not self.queue.empty()  # something is still on its way through ASGI: this goes behind it
+        ):
+            super().send_receive_event_to_app()
+            return
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            super().send_receive_event_to_app()  # uvicorn closes with 1007
+            return
+        try:
+            taken = handler(text)
+        except Exception:
+            # As a failing ASGI app would: this socket ends (1011), the server and every other socket go on.
+            log.exception("socket.direct_handler_failed")
+            self.direct.handler = None
+            self.frames = []
+            self.conn.fail(INTERNAL_ERROR)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": INTERNAL_ERROR})
+            self.close_sent = True
+            self.transport.close()
+            return
+        if taken:
+            self.frames = []
+            COUNTS.taken += 1
+        else:
+            super().send_receive_event_to_app()
+
+
+def direct_socket(scope: Any) -> DirectSocket | None:
+    """The socket's direct path, when it is served by :class:`DirectProtocol`."""
+    found = scope.get("extensions", {}).get(EXTENSION)
+    return found if isinstance(found, DirectSocket) else None
