@@ -16,6 +16,10 @@ from recordings.models import MeetingRecord, MemoUpdate, PageView
 
 CONNECT_ID_DIGITS = 7
 _MEMO_UPDATES = cast(Table, MemoUpdate.__table__)  # written through Core: keystrokes come by the thousand
+_CREATED_AT = _MEMO_UPDATES.c.created_at
+_SQLITE_INSERT_MEMO = (
+    f'INSERT INTO {_MEMO_UPDATES.name} (room_id, "update", author, created_at) VALUES (?, ?, ?, ?)'
+)
 
 
 class StoredMemoUpdate(NamedTuple):
@@ -96,15 +100,26 @@ def dwell_seconds(views: list[PageView]) -> dict[tuple[int, int], float]:
 
 
 async def add_memo_updates(db: AsyncSession, rows: list[tuple[str, bytes, str, datetime]]) -> None:
-    """Append ``(room_id, update, author, at)`` rows, in this order (ids keep the arrival order)."""
-    if rows:  # one executemany on the table: thousands of rows a second, no ORM bookkeeping per row
-        await db.execute(
-            insert(_MEMO_UPDATES),
-            [
-                {"room_id": r, "update": data, "author": who, "created_at": when}
-                for r, data, who, when in rows
-            ],
+    """Append ``(room_id, update, author, at)`` rows, in this order (ids keep the arrival order).
+
+    One executemany on the table: thousands of rows a second, no ORM bookkeeping per row. On SQLite it goes
+    to the driver as tuples: SQLAlchemy's own executemany spent as much again per row on its parameters (a
+    dict per row, compiled parameters) as SQLite on the insert (bench/README.md, issue 17)."""
+    if not rows:
+        return
+    connection = await db.connection()
+    dialect = connection.dialect
+    if dialect.name == "sqlite":
+        stamp = _CREATED_AT.type.dialect_impl(dialect).bind_processor(dialect)  # SQLAlchemy's own format
+        assert stamp is not None
+        await connection.exec_driver_sql(
+            _SQLITE_INSERT_MEMO, [(r, data, who, stamp(when)) for r, data, who, when in rows]
         )
+        return
+    await connection.execute(
+        insert(_MEMO_UPDATES),
+        [{"room_id": r, "update": data, "author": who, "created_at": when} for r, data, who, when in rows],
+    )
 
 
 async def memo_updates(db: AsyncSession, room_id: str) -> list[StoredMemoUpdate]:
