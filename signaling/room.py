@@ -304,6 +304,8 @@ class Room:
             return [Close(connection, CloseCode.ROOM_ENDED)]
         if self.seats[role].connection != connection:
             return [Close(connection, CloseCode.REPLACED)]
+        if type(message) is MemoSync:  # a keystroke, many a second: not through the match below
+            return self._memo_sync(role, message.data, connection, now)
         match message:
             case Ping():
                 return [Send(Pong(), to=connection)]
