@@ -32,7 +32,7 @@ from tests.test_hub import frame_of, next_item, room_id  # noqa: F401 - fixture
 from tests.test_joining import V1, guest, host, issue, server, start  # noqa: F401 - fixtures
 from tests.test_memo import Client
 from web import direct_socket
-from web.direct_socket import DirectProtocol, DirectSocket
+from web.direct_socket import DirectProtocol, DirectSocket, text_frame
 from web.services import services
 
 
@@ -179,18 +179,26 @@ async def test_a_failing_handler_ends_its_socket_with_1011_and_nothing_else(
     assert not other.transport.closed and other.through_asgi == []
 
 
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_a_text_frame_is_framed_as_websockets_frames_it(length: int) -> None:
+    payload = bytes(i % 128 for i in range(length))
+    assert text_frame(payload) == Frame(Opcode.TEXT, payload).serialize(mask=False)
+
+
 async def test_a_frame_is_written_at_once_only_while_the_socket_can_take_it() -> None:
     socket = Socket(lambda text: True)
     await socket.open()
     assert socket.direct is not None and socket.protocol is not None
     before = direct_socket.COUNTS.written
     assert socket.direct.send_text_now("one")
+    long = "見積" * 40_000  # a frame with a 64-bit length
     socket.protocol.pause_writing()  # the client reads slower than we write: ASGI's send waits for it
     assert not socket.direct.send_text_now("two")
     socket.protocol.resume_writing()
     assert socket.direct.send_text_now("three")
-    assert [frame.data for frame in socket.frames()] == [b"one", b"three"]
-    assert direct_socket.COUNTS.written == before + 2
+    assert socket.direct.send_text_now(long)
+    assert [frame.data for frame in socket.frames()] == [b"one", b"three", long.encode()]
+    assert direct_socket.COUNTS.written == before + 3
     socket.send((Opcode.CLOSE, b""))  # the client closes: nothing more is written directly
     assert not socket.direct.send_text_now("four")
 
