@@ -47,6 +47,7 @@ from store.models import Role
 from tests.harness.live import LiveServer
 from tests.helpers import seed_org
 from tests.joining import Browser
+from web import direct_socket
 from web.services import services
 
 
@@ -276,17 +277,21 @@ def _in_child(job: dict[str, Any], timeout: float) -> tuple[list[float], Window]
 
 
 class CpuSampler:
-    """This process's CPU time, sampled every 0.1 s, to tell how much of it a time window took."""
+    """This process's CPU time, sampled every 0.1 s, to tell how much of it a time window took; with it, how
+    many room messages the server took on its direct path (web/direct_socket.py)."""
 
     def __init__(self) -> None:
         self.samples: list[tuple[float, float]] = []
+        self.direct: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
-            self.samples.append((time.time(), time.process_time()))
+            now = time.time()
+            self.samples.append((now, time.process_time()))
+            self.direct.append((now, direct_socket.COUNTS.taken))
 
     def stop(self) -> None:
         self._stop.set()
@@ -295,6 +300,10 @@ class CpuSampler:
     def between(self, start: float, end: float) -> float:
         inside = [cpu for wall, cpu in self.samples if start <= wall <= end]
         return inside[-1] - inside[0] if len(inside) >= 2 else float("nan")
+
+    def taken_directly(self, start: float, end: float) -> int:
+        inside = [taken for wall, taken in self.direct if start <= wall <= end]
+        return inside[-1] - inside[0] if len(inside) >= 2 else 0
 
 
 def _cookie(browser: Browser) -> str:
@@ -401,6 +410,8 @@ async def memo_bench(
         "echo_server_cpu_us_per_message": cpu.between(*echo_window) / max(1, len(echo)) * 1e6,
         "relay_server_cpu_us_per_message": cpu.between(*relay_window) / max(1, len(relay)) * 1e6,
         "memo_server_cpu_us_per_keystroke": cpu.between(*memo_window) / max(1, len(memo)) * 1e6,
+        # Keystrokes read and handled in the socket's read callback (the rest waited behind another frame).
+        "memo_taken_directly_pct": 100.0 * cpu.taken_directly(*memo_window) / max(1, len(memo)),
     }
 
 
