@@ -179,6 +179,87 @@ async def test_a_failing_handler_ends_its_socket_with_1011_and_nothing_else(
     assert not other.transport.closed and other.through_asgi == []
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 5, 7, 64, 1 << 20])
+async def test_frames_cut_anywhere_and_mixed_with_others_arrive_whole_and_in_order(chunk: int) -> None:
+    """Text frames read by the direct path or by websockets, whatever the reads cut: every message reaches
+    the app once, in order (all taken directly come before the first one sent through ASGI, which the app
+    has not read yet), and a ping in between is answered."""
+    taken: list[bytes] = []
+
+    def take(text: str) -> bool:
+        taken.append(text.encode())
+        return True
+
+    socket = Socket(take)
+    await socket.open()
+    assert socket.protocol is not None
+    sent: list[bytes] = [b"a", "見積".encode() * 40, b"", b"x" * 70_000, b"before binary"]
+    client = socket.client
+    client.send_text(sent[0])
+    client.send_text(sent[1])  # 240 bytes: a 16-bit length
+    client.send_ping(b"are you there")
+    client.send_text(sent[2])
+    client.send_text(sent[3])  # a 64-bit length: websockets reads it
+    client.send_text(sent[4])
+    client.send_binary(b"binary")
+    client.send_text(b"after binary")
+    sent += [b"binary", b"after binary"]
+    stream = b"".join(client.data_to_send())
+    for at in range(0, len(stream), chunk):
+        socket.protocol.data_received(stream[at : at + chunk])
+    await settle(socket, len(sent) - len(taken))
+    through_asgi = [event.get("bytes") or event.get("text", "").encode() for event in socket.through_asgi]
+    assert taken + through_asgi == sent
+    assert len(taken) >= (1 if chunk < 6 else 3)  # the direct path read some of them
+    pongs = [frame for frame in socket.frames() if frame.opcode == Opcode.PONG]
+    assert [pong.data for pong in pongs] == [b"are you there"]
+
+
+async def test_the_rest_of_a_frame_cut_by_a_read_is_never_read_as_a_frame_of_its_own() -> None:
+    taken: list[str] = []
+
+    def take(text: str) -> bool:
+        taken.append(text)
+        return True
+
+    socket = Socket(take)
+    await socket.open()
+    assert socket.protocol is not None
+    inner = b"\x81\x82\x00\x00\x00\x00hi"  # what a whole masked text frame "hi" looks like
+    payload = b"abc" + inner
+    binary = bytes((0x82, 0x80 | len(payload))) + bytes(4) + payload  # masked with a zero key: as it is
+    cut = len(binary) - len(inner)
+    socket.protocol.data_received(binary[:cut])
+    socket.protocol.data_received(binary[cut:])  # starts like a frame, but is the binary frame's end
+    await settle(socket, 1)
+    assert taken == [] and socket.through_asgi == [{"type": "websocket.receive", "bytes": payload}]
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"\x81\x02hi", 1002),  # a client's frame must be masked
+        (b"\x81\x82\x00\x00\x00\x00\xff\xfe", 1007),  # not UTF-8
+        (b"\xc1\x82\x00\x00\x00\x00hi", 1002),  # a reserved bit set
+    ],
+)
+async def test_a_frame_the_direct_path_cannot_read_is_refused_as_websockets_refuses_it(
+    frame: bytes, code: int
+) -> None:
+    taken: list[str] = []
+
+    def take(text: str) -> bool:
+        taken.append(text)
+        return True
+
+    socket = Socket(take)
+    await socket.open()
+    assert socket.protocol is not None
+    socket.protocol.data_received(frame)
+    closes = [f for f in socket.frames() if f.opcode == Opcode.CLOSE]
+    assert taken == [] and len(closes) == 1 and closes[0].data[:2] == code.to_bytes(2, "big")
+
+
 @pytest.mark.parametrize("length", [0, 1, 125, 126, 65535, 65536, 70000])
 def test_a_text_frame_is_framed_as_websockets_frames_it(length: int) -> None:
     payload = bytes(i % 128 for i in range(length))

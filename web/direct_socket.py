@@ -31,11 +31,18 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.exceptions import InvalidState
 from websockets.protocol import State
 
+try:
+    from websockets.speedups import apply_mask  # websockets' own C unmasking, as its reader uses
+except ImportError:  # pragma: no cover - a websockets built without it
+    from websockets.utils import apply_mask
+
 log = structlog.get_logger("tsunagu.sockets")
 
 EXTENSION: Final = "tsunagu.direct"
 INTERNAL_ERROR: Final = 1011
 _FIN_TEXT: Final = 0x81  # FIN, text opcode
+_MASKED: Final = 0x80
+_BIG: Final = 1 << 16  # frames this long or longer are left to websockets
 
 TextHandler = Callable[[str], bool]
 
@@ -114,6 +121,33 @@ class DirectProtocol(WebSocketsSansIOProtocol):
         if scope is not None:  # set when the handshake went on to the app
             scope["extensions"][EXTENSION] = self.direct
 
+    def data_received(self, data: bytes) -> None:
+        """Whole masked text frames at the start of ``data`` are read here, when websockets' reader holds
+        nothing and expects no continuation; from the first frame that is anything else (a control frame,
+        a fragment, a frame cut by the read, a big one) on, websockets reads the rest as always."""
+        conn = self.conn
+        if (
+            self.direct.handler is None
+            or conn.state is not State.OPEN
+            or conn.reader.buffer
+            or conn.expect_continuation_frame
+            or conn.extensions
+        ):
+            super().data_received(data)
+            return
+        offset, end = 0, len(data)
+        limit = conn.max_message_size or _BIG
+        while offset < end and not self.close_sent:
+            frame = _whole_text_frame(data, offset, limit)
+            if frame is None:
+                break
+            offset, payload = frame
+            self.curr_msg_data_type = "text"
+            self.frames = [payload]
+            self.send_receive_event_to_app()
+        if offset < end and not self.close_sent:
+            super().data_received(data[offset:] if offset else data)
+
     def send_receive_event_to_app(self) -> None:
         handler = self.direct.handler
         if (
@@ -148,6 +182,31 @@ class DirectProtocol(WebSocketsSansIOProtocol):
             COUNTS.taken += 1
         else:
             super().send_receive_event_to_app()
+
+
+def _whole_text_frame(data: bytes, offset: int, limit: int) -> tuple[int, bytes] | None:
+    """The client's text frame at ``offset`` if it is whole in ``data``, unfragmented, masked (as a client's
+    must be), without reserved bits and under 64 KiB and ``limit``: (where the next frame starts, the
+    unmasked payload)."""
+    if len(data) - offset < 6 or data[offset] != _FIN_TEXT:
+        return None
+    second = data[offset + 1]
+    if not second & _MASKED:
+        return None  # websockets refuses it (1002)
+    length = second & 0x7F
+    start = offset + 2
+    if length == 126:
+        length = int.from_bytes(data[start : start + 2], "big")
+        start += 2
+    elif length == 127:
+        return None
+    if length > limit:
+        return None  # websockets refuses it (1009)
+    payload_start = start + 4
+    stop = payload_start + length
+    if stop > len(data):
+        return None
+    return stop, apply_mask(data[payload_start:stop], data[start:payload_start])
 
 
 def direct_socket(scope: Any) -> DirectSocket | None:
