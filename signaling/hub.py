@@ -56,6 +56,7 @@ from signaling.protocol import (
     MediaAnswer,
     MemoAwareness,
     MemoSync,
+    MemoSyncOut,
     Role,
     ServerMessage,
 )
@@ -149,7 +150,12 @@ def _item(message: ServerMessage, to: str | None, exclude: str | None) -> dict[s
     each socket to translate its message id."""
     if isinstance(message, ErrorFrame):
         return {"send": message.model_dump(mode="json"), "to": to, "exclude": exclude}
+    if type(message) is MemoSyncOut:  # a keystroke's copy; its data is base64, nothing to escape
+        return {"text": _MEMO_SYNC_JSON % message.data, "to": to, "exclude": exclude}
     return {"text": message.model_dump_json(), "to": to, "exclude": exclude}
+
+
+_MEMO_SYNC_JSON = '{"type":"memo.sync","data":"%s"}'
 
 
 def _in(room_id: str) -> str:
@@ -260,9 +266,9 @@ class Participant(Connection):
         return isinstance(message, MemoSync | MemoAwareness) and self.hub._quick_now(self.room_id)
 
     def send_now(self, message: ClientMessage) -> bool:
-        """:meth:`send` without waiting, for a message :meth:`takes_now` accepts (True; else False, and
-        nothing was done: send it with :meth:`send`)."""
-        return self.hub._inline(self, message)
+        """:meth:`send` without waiting, for a message :meth:`takes_now` has just accepted (nothing may have
+        happened in between: the room's readiness is not checked again)."""
+        return self.hub._quick(self.room_id, self.role, self.connection, message, ready=True)
 
     async def _rehomed(self) -> None:
         # Connect again: what was sent to the dead home before it died is lost with it.
@@ -769,7 +775,9 @@ class RoomHub:
         """The memo's fast path for a socket on this node (see :meth:`_quick`)."""
         return self._quick(participant.room_id, participant.role, participant.connection, message)
 
-    def _quick(self, room_id: str, role: Role, connection: str, message: ClientMessage) -> bool:
+    def _quick(
+        self, room_id: str, role: Role, connection: str, message: ClientMessage, ready: bool = False
+    ) -> bool:
         """The memo's fast path: handle a memo message right away, in the task that has it (a socket's on
         this node, or the pump's for one from another node), when the room is homed here and idle — nothing
         waiting in its inbox, no event under way — and no frame to another node was lost (Redis away). Then
@@ -778,8 +786,11 @@ class RoomHub:
         the home task's publishes) and the writer's queue, none of which waits. False when it must go
         through the home task instead."""
         room = self._rooms.get(room_id)
-        if room is None or not isinstance(message, MemoSync | MemoAwareness) or not self._quick_now(room_id):
+        if not ready and (
+            room is None or not isinstance(message, MemoSync | MemoAwareness) or not self._quick_now(room_id)
+        ):
             return False
+        assert room is not None
         effects = room.receive(role, connection, message, self.clock())
         self.handled_inline += 1
         for i, effect in enumerate(effects):
