@@ -10,6 +10,8 @@ writer task per socket and a queue between them, as a room's socket has, and not
 a frame from one socket to another costs by itself: ``relay_cpu_ratio`` is that floor against the echo, and
 ``memo_over_relay_cpu_us`` what the memo's own work (edge checks, state machine, Yjs checks, the durable log)
 adds to it. The clients run in a child process, so they do not compete with the server for this process's GIL.
+``memo_taken_directly_pct`` is the share of keystrokes the server took on its direct path
+(``web/direct_socket.py``: read and forwarded in the socket's read callback).
 
 Rooms are created directly in the database (500 rooms through the HTTP flow would need 500 connect numbers,
 which are rate-limited per client address); the first room is made through HTTP so that the host's session
