@@ -124,6 +124,19 @@ class Socket:
         return [event for event in self.client.events_received() if isinstance(event, Frame)]
 
 
+async def taking_everything() -> tuple[Socket, list[str]]:
+    """An open socket whose handler takes every text message, and the list of what it took."""
+    taken: list[str] = []
+
+    def take(text: str) -> bool:
+        taken.append(text)
+        return True
+
+    socket = Socket(take)
+    await socket.open()
+    return socket, taken
+
+
 async def settle(socket: Socket, count: int) -> None:
     for _ in range(100):
         if len(socket.through_asgi) >= count:
@@ -133,14 +146,7 @@ async def settle(socket: Socket, count: int) -> None:
 
 
 async def test_a_message_behind_one_still_on_its_way_through_asgi_goes_the_same_way() -> None:
-    taken: list[str] = []
-
-    def take(text: str) -> bool:
-        taken.append(text)
-        return True
-
-    socket = Socket(take)
-    await socket.open()
+    socket, taken = await taking_everything()
     # A binary frame goes through ASGI; the text frame read with it must not overtake it.
     socket.send((Opcode.BINARY, b"first"), (Opcode.TEXT, b"second"))
     assert taken == []
@@ -184,14 +190,7 @@ async def test_frames_cut_anywhere_and_mixed_with_others_arrive_whole_and_in_ord
     """Text frames read by the direct path or by websockets, whatever the reads cut: every message reaches
     the app once, in order (all taken directly come before the first one sent through ASGI, which the app
     has not read yet), and a ping in between is answered."""
-    taken: list[bytes] = []
-
-    def take(text: str) -> bool:
-        taken.append(text.encode())
-        return True
-
-    socket = Socket(take)
-    await socket.open()
+    socket, taken = await taking_everything()
     assert socket.protocol is not None
     sent: list[bytes] = [b"a", "見積".encode() * 40, b"", b"x" * 70_000, b"before binary"]
     client = socket.client
@@ -209,21 +208,14 @@ async def test_frames_cut_anywhere_and_mixed_with_others_arrive_whole_and_in_ord
         socket.protocol.data_received(stream[at : at + chunk])
     await settle(socket, len(sent) - len(taken))
     through_asgi = [event.get("bytes") or event.get("text", "").encode() for event in socket.through_asgi]
-    assert taken + through_asgi == sent
+    assert [text.encode() for text in taken] + through_asgi == sent
     assert len(taken) >= (1 if chunk < 6 else 3)  # the direct path read some of them
     pongs = [frame for frame in socket.frames() if frame.opcode == Opcode.PONG]
     assert [pong.data for pong in pongs] == [b"are you there"]
 
 
 async def test_the_rest_of_a_frame_cut_by_a_read_is_never_read_as_a_frame_of_its_own() -> None:
-    taken: list[str] = []
-
-    def take(text: str) -> bool:
-        taken.append(text)
-        return True
-
-    socket = Socket(take)
-    await socket.open()
+    socket, taken = await taking_everything()
     assert socket.protocol is not None
     inner = b"\x81\x82\x00\x00\x00\x00hi"  # what a whole masked text frame "hi" looks like
     payload = b"abc" + inner
@@ -246,14 +238,7 @@ async def test_the_rest_of_a_frame_cut_by_a_read_is_never_read_as_a_frame_of_its
 async def test_a_frame_the_direct_path_cannot_read_is_refused_as_websockets_refuses_it(
     frame: bytes, code: int
 ) -> None:
-    taken: list[str] = []
-
-    def take(text: str) -> bool:
-        taken.append(text)
-        return True
-
-    socket = Socket(take)
-    await socket.open()
+    socket, taken = await taking_everything()
     assert socket.protocol is not None
     socket.protocol.data_received(frame)
     closes = [f for f in socket.frames() if f.opcode == Opcode.CLOSE]
