@@ -35,7 +35,8 @@ log = structlog.get_logger("tsunagu.rooms")
 # Memo updates are written at most this much later, in one transaction. Every keystroke is a row, and a row
 # costs less in a bigger transaction (SQLite's index pages are written once per commit): 0.25 s halved what
 # the log cost per keystroke against 0.05 s (bench/README.md). Nothing typed waits for it: the peer has the
-# update at once, and after a crash the browsers bring back what the log had not stored yet.
+# update at once, and after a crash the browsers bring back what the log had not stored yet. Any other write
+# (a room's state, a page view, a sit-in's end) or a flush behind them ends the wait: those are not kept back.
 MEMO_BATCH_SECONDS = 0.25
 MEMO_COMPACT_ROWS = 200  # more stored memo updates than this in a room: merge them into one
 QUEUE_SIZE = 5000
@@ -81,6 +82,7 @@ class RoomWriter:
         self._task: asyncio.Task[None] | None = None
         self._memo_rows: dict[str, int] = {}  # stored memo update rows per open room, to know when to compact
         self._due: dict[str, None] = {}  # rooms to compact, oldest first (an ordered set)
+        self._prompt = asyncio.Event()  # something other than memo rows waits: write what is queued now
         self.retries = 0  # writes attempted again after a transient failure (for tests and metrics)
 
     def opened(self, room_id: str, memo_rows: int) -> None:
@@ -115,9 +117,12 @@ class RoomWriter:
         if self._task is None:
             self._task = asyncio.create_task(self._write_in_order(), name="room-writer")
         await self._queue.put(queued)
+        if not isinstance(queued.write, MemoRow):
+            self._prompt.set()
 
     async def flush(self) -> None:
         """Wait until everything queued so far is stored (or given up after errors retrying cannot fix)."""
+        self._prompt.set()
         await self._queue.join()
 
     @property
@@ -136,9 +141,11 @@ class RoomWriter:
     async def _write_in_order(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            if isinstance(batch[0].write, MemoRow):
+            if isinstance(batch[0].write, MemoRow) and not self._prompt.is_set():
                 # Keystrokes come many a second: gather them for a moment into one transaction.
-                await asyncio.sleep(MEMO_BATCH_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._prompt.wait(), MEMO_BATCH_SECONDS)
+            self._prompt.clear()  # before taking what is queued: whatever comes after it sets it again
             while len(batch) < 5000 and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:

@@ -22,11 +22,12 @@ from websockets.exceptions import ConnectionClosed
 from documents.models import Document, DocumentKind, DocumentStatus
 from recordings.models import MeetingRecord, MemoUpdate
 from recordings.records import page_views
+from signaling import writer as writer_module
 from signaling.hub import Outgoing, Participant, RoomHub
 from signaling.models import RoomRow, RoomState
 from signaling.protocol import SUBPROTOCOL, CloseCode, End, OpenDocument, Role, TurnPage
 from signaling.room import LOOKUP_FAILED
-from signaling.writer import RoomWriter
+from signaling.writer import MemoRow, RoomWriter
 from store.db import StoreUnavailable
 from store.models import Role as UserRole
 from tests.harness.live import LiveServer
@@ -184,6 +185,29 @@ async def test_the_writer_retries_in_order_and_acknowledges_only_what_is_stored(
         assert await writer.stored(("r1", lambda: store.write("bad"))) is False
         assert await writer.stored(("r1", lambda: store.write("after"))) is True
         assert store.stored == ["first", "second", "after"]
+    finally:
+        await writer.aclose()
+
+
+async def test_memo_rows_wait_for_their_batch_but_nothing_else_waits_behind_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Keystrokes are gathered for ``MEMO_BATCH_SECONDS`` into one transaction; a room's other writes (its
+    state, a page view, a sit-in's end) queued behind them, or a flush, end that wait at once."""
+    monkeypatch.setattr(writer_module, "MEMO_BATCH_SECONDS", 60.0)  # far longer than any wait below
+    store = Flaky([])
+    writer = RoomWriter(store)
+    try:
+        writer.offer(MemoRow("r1", b"\x00", "host", 0.0))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert store.stored == []  # gathered, not written yet
+        # Another write behind it is stored within moments, with the rows before it, in order.
+        assert await asyncio.wait_for(writer.stored(("r1", lambda: store.write("state"))), 5.0) is True
+        assert store.stored == ["memo", "state"]
+        writer.offer(MemoRow("r1", b"\x01", "host", 1.0))
+        await asyncio.wait_for(writer.flush(), 5.0)  # a flush does not wait for the batch either
+        assert store.stored == ["memo", "state", "memo"]
     finally:
         await writer.aclose()
 
