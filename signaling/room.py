@@ -304,7 +304,7 @@ class Room:
             return [Close(connection, CloseCode.ROOM_ENDED)]
         if self.seats[role].connection != connection:
             return [Close(connection, CloseCode.REPLACED)]
-        if type(message) is MemoSync:  # a keystroke, many a second: not through the match below
+        if isinstance(message, MemoSync):  # a keystroke, many a second: not through the match below
             return self._memo_sync(role, message.data, connection, now)
         match message:
             case Ping():
@@ -332,8 +332,6 @@ class Room:
                 return self._scroll(role, position, page, connection, now)
             case Pointer(at=at):
                 return self._point(role, at, now)
-            case MemoSync(data=data):
-                return self._memo_sync(role, data, connection, now)
             case MemoAwareness(data=data):
                 try:
                     check_awareness(decode(data), role)  # garbage would make the other side's Yjs throw
