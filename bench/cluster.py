@@ -38,6 +38,7 @@ from sqlalchemy import update
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from bench.memo import as_browsers_send
 from signaling.memo import STEP1, UPDATE, decode, encode, sync_message
 from signaling.models import JoinedVia, RoomRow
 from signaling.protocol import SUBPROTOCOL
@@ -67,9 +68,8 @@ def keystrokes(count: int) -> list[str]:
         # characters; inserting at ``len(str(text))`` put every keystroke after the first あ inside a
         # character, and the server refused nearly all of them as out of step.
         text.insert(len(text), "あいうえおabc"[i % 8])
-        frames.append(
-            json.dumps({"type": "memo.sync", "data": encode(sync_message(UPDATE, doc.get_update(before)))})
-        )
+        data = encode(sync_message(UPDATE, doc.get_update(before)))
+        frames.append(as_browsers_send({"type": "memo.sync", "data": data}))
     return frames
 
 
@@ -98,7 +98,7 @@ async def _join(url: str, cookie: str, base: str) -> ClientConnection:
     for _ in range(20):  # up to the welcome
         if json.loads(await ws.recv())["type"] == "welcome":
             break
-    await ws.send(json.dumps({"type": "memo.sync", "data": encode(sync_message(STEP1, b"\x00"))}))
+    await ws.send(as_browsers_send({"type": "memo.sync", "data": encode(sync_message(STEP1, b"\x00"))}))
     return ws
 
 

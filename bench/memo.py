@@ -53,6 +53,12 @@ from web import direct_socket
 from web.services import services
 
 
+def as_browsers_send(message: dict[str, Any]) -> str:
+    """A frame as the browsers' ``JSON.stringify`` writes it: no spaces (Python's default puts one after each
+    ``,`` and ``:``, which the server's keystroke lane does not expect and reads in full instead)."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
 def percentile_ms(samples: list[float], q: int) -> float:
     if len(samples) < 2:
         return float("nan")
@@ -77,7 +83,7 @@ class Typist:
         before = self.doc.get_state()
         self.text.insert(len(str(self.text).encode()), random.choice("あいうえおabc"))
         self.sent.append(time.perf_counter())
-        return json.dumps(
+        return as_browsers_send(
             {"type": "memo.sync", "data": encode(sync_message(UPDATE, self.doc.get_update(before)))}
         )
 
@@ -126,9 +132,8 @@ async def _memo_clients(
         for _ in range(20):  # up to the welcome
             if json.loads(await ws.recv())["type"] == "welcome":
                 break
-        await ws.send(
-            json.dumps({"type": "memo.sync", "data": encode(sync_message(STEP1, typist.doc.get_state()))})
-        )
+        step1 = encode(sync_message(STEP1, typist.doc.get_state()))
+        await ws.send(as_browsers_send({"type": "memo.sync", "data": step1}))
         return ws
 
     pairs = []
@@ -155,7 +160,7 @@ async def _memo_clients(
     return [s for h, g, _hw, _gw in pairs for s in h.samples + g.samples], window
 
 
-_BASELINE_FRAME = json.dumps({"type": "memo.sync", "data": encode(b"\x02" + bytes(40))})
+_BASELINE_FRAME = as_browsers_send({"type": "memo.sync", "data": encode(b"\x02" + bytes(40))})
 
 
 async def _send_and_time(

@@ -270,6 +270,15 @@ class Participant(Connection):
         happened in between: the room's readiness is not checked again)."""
         return self.hub._quick(self.room_id, self.role, self.connection, message, ready=True)
 
+    def takes_memo_now(self) -> bool:
+        """Whether :meth:`send_memo_now` would take a keystroke now: its room here and idle."""
+        return self.hub._quick_now(self.room_id)
+
+    def send_memo_now(self, data: str) -> None:
+        """:meth:`send_now` of ``MemoSync(data=data)``, just after :meth:`takes_memo_now` said yes: the
+        socket's fast lane for keystrokes reads the data without building the message."""
+        self.hub._quick_memo(self.room_id, self.role, self.connection, data)
+
     async def _rehomed(self) -> None:
         # Connect again: what was sent to the dead home before it died is lost with it.
         try:
@@ -791,7 +800,16 @@ class RoomHub:
         ):
             return False
         assert room is not None
-        effects = room.receive(role, connection, message, self.clock())
+        self._carry_out_now(room_id, room.receive(role, connection, message, self.clock()))
+        return True
+
+    def _quick_memo(self, room_id: str, role: Role, connection: str, data: str) -> None:
+        """:meth:`_quick` of a ``memo.sync`` message's data, for a room :meth:`_quick_now` has just found
+        ready."""
+        self._carry_out_now(room_id, self._rooms[room_id].receive_memo(role, connection, data, self.clock()))
+
+    def _carry_out_now(self, room_id: str, effects: list[Effect]) -> None:
+        """What the room said to a memo message, carried out without waiting (see :meth:`_quick`)."""
         self.handled_inline += 1
         for i, effect in enumerate(effects):
             match effect:
@@ -804,7 +822,6 @@ class RoomHub:
                 case _:  # not expected from a memo message; the home task carries out the rest, in order
                     self._inboxes[room_id].put_nowait({"event": "effects", "effects": effects[i:]})
                     break
-        return True
 
     def _quick_now(self, room_id: str) -> bool:
         """Whether :meth:`_quick` would take a memo message of ``room_id`` now."""

@@ -249,10 +249,11 @@ class SharedMemo:
                         raise
             self._clocks = read_state_vector(self._doc.get_state())
 
-    def receive(self, message: bytes) -> SyncResult:
+    def receive(self, message: bytes, parsed: tuple[int, bytes] | None = None) -> SyncResult:
         """Handle one sync message from a participant: :class:`BadMemoData` when it is not a valid one,
-        :class:`MemoRefused` when it is one the memo does not take (the memo is then unchanged)."""
-        kind, payload = parse_sync_message(message)
+        :class:`MemoRefused` when it is one the memo does not take (the memo is then unchanged).
+        ``parsed``: ``parse_sync_message(message)``, when the caller has read it already."""
+        kind, payload = parsed if parsed is not None else parse_sync_message(message)
         if kind == STEP1:
             self.apply_pending()
             try:

@@ -12,19 +12,15 @@ from typing import Any
 
 from pycrdt import Doc, Text
 
-from signaling.memo import STEP1, TEXT_NAME, BadMemoData, SharedMemo, parse_sync_message
+from signaling.memo import STEP1, TEXT_NAME, SharedMemo
 
 DEFAULT_MAX_CHARACTERS = 100_000
 
 
-def fits(memo: SharedMemo, message: bytes, max_characters: int) -> bool:
-    """Whether the memo stays within ``max_characters`` once the sync message ``message`` is applied.
-
-    A message that cannot be read is let through: the memo's own validation refuses it."""
-    try:
-        kind, payload = parse_sync_message(message)
-    except BadMemoData:
-        return True
+def fits(memo: SharedMemo, kind: int, payload: bytes, max_characters: int) -> bool:
+    """Whether the memo stays within ``max_characters`` once the sync message of ``kind`` with ``payload``
+    (as ``parse_sync_message`` reads it) is applied. A payload pycrdt cannot read is let through: the memo's
+    own validation refuses it."""
     if kind == STEP1 or memo.length_at_most() + len(payload) <= max_characters:
         return True  # without applying the memo's pending updates (its fast path applies them in batches)
     length = len(memo.text())

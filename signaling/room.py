@@ -42,6 +42,7 @@ from signaling.memo import (
     check_awareness,
     decode,
     encode,
+    parse_sync_message,
     sync_message,
 )
 from signaling.models import RoomState
@@ -93,6 +94,7 @@ from signaling.protocol import (
     TurnPage,
     VideoStatus,
     Welcome,
+    memo_sync_out,
 )
 from signaling.sit_in import SittingIn, StopWatching, Watch
 
@@ -300,12 +302,12 @@ class Room:
         return [Send(PresenceChanged(role=role, presence=Presence.RECONNECTING))]
 
     def receive(self, role: Role, connection: str, message: ClientMessage, now: float) -> list[Effect]:
+        if isinstance(message, MemoSync):  # a keystroke, many a second: not through the match below
+            return self.receive_memo(role, connection, message.data, now)
         if self.state == RoomState.ENDED:
             return [Close(connection, CloseCode.ROOM_ENDED)]
         if self.seats[role].connection != connection:
             return [Close(connection, CloseCode.REPLACED)]
-        if isinstance(message, MemoSync):  # a keystroke, many a second: not through the match below
-            return self._memo_sync(role, message.data, connection, now)
         match message:
             case Ping():
                 return [Send(Pong(), to=connection)]
@@ -556,17 +558,24 @@ class Room:
     def _bad(connection: str) -> Send:
         return Send(ErrorFrame(code=ErrorCode.BAD_MESSAGE, message=BAD_MEMO), to=connection)
 
-    def _memo_sync(self, role: Role, data: str, connection: str, now: float) -> list[Effect]:
-        """Yjs does the merging: answer a step 1, apply a step 2 or update and pass it on to the others.
+    def receive_memo(self, role: Role, connection: str, data: str, now: float) -> list[Effect]:
+        """:meth:`receive` of a ``memo.sync`` message with this ``data`` (the socket's fast lane for
+        keystrokes reads the data without building the message, signaling/protocol.py ``memo_sync_data``).
 
+        Yjs does the merging: answer a step 1, apply a step 2 or update and pass it on to the others.
         A refused update changes nothing; its sender is told why, and brought back in step: after
         :class:`~signaling.memo.OutOfStep` by the server's step 1 (its answer brings what was missing), after
         the others by starting afresh from the server's memo (``memo.js`` does so on those codes)."""
+        if self.state == RoomState.ENDED:
+            return [Close(connection, CloseCode.ROOM_ENDED)]
+        if self.seats[role].connection != connection:
+            return [Close(connection, CloseCode.REPLACED)]
         try:
             message = decode(data)
-            if not memo_cap.fits(self.memo, message, self.memo_max_characters):  # the memo's length cap
+            kind, payload = parse_sync_message(message)
+            if not memo_cap.fits(self.memo, kind, payload, self.memo_max_characters):  # the length cap
                 return [Send(ErrorFrame(code=ErrorCode.MEMO_FULL, message=MEMO_FULL), to=connection)]
-            result = self.memo.receive(message)
+            result = self.memo.receive(message, (kind, payload))
         except BadMemoData:
             return [self._bad(connection)]
         except MemoRefused as refused:
@@ -581,7 +590,7 @@ class Room:
             # An update message goes on as it came (it was read in full); a step 2 goes on as an update.
             forward = data if result.kind == MEMO_UPDATE else encode(sync_message(MEMO_UPDATE, result.update))
             # Built without validation: a keystroke's hot path, and ``forward`` is base64 we made or read.
-            effects.append(Send(MemoSyncOut.model_construct(data=forward), exclude=connection))
+            effects.append(Send(memo_sync_out(forward), exclude=connection))
             effects.append(MemoUpdated(result.update, role, now))
         return effects
 

@@ -20,7 +20,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from core.errors import N_, Unavailable
 from core.ratelimit import TokenBucket
 from signaling.hub import Connection, Participant
-from signaling.protocol import BadMessage, CloseCode, ErrorCode, ErrorFrame, parse_client_message
+from signaling.protocol import (
+    BadMessage,
+    CloseCode,
+    ErrorCode,
+    ErrorFrame,
+    memo_sync_data,
+    parse_client_message,
+)
 from web.direct_socket import direct_socket
 from web.i18n import Translator
 from web.services import services
@@ -87,6 +94,12 @@ class _Reader:
         checks it again and answers what is wrong with it."""
         if not self.waiting:
             return False
+        data = memo_sync_data(text)  # a keystroke in the form browsers send it: read without the validator
+        if data is not None:
+            if not self.participant.takes_memo_now() or not self.pace.take(self.clock()):
+                return False
+            self.participant.send_memo_now(data)
+            return True
         try:
             message = parse_client_message(text)
         except BadMessage:
