@@ -212,6 +212,49 @@ async def test_memo_rows_wait_for_their_batch_but_nothing_else_waits_behind_them
         await writer.aclose()
 
 
+class RowsKept(Flaky):
+    """A store that keeps which rows each memo transaction had."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    async def memo_updated(self, updates: list[Any]) -> None:
+        await self.write("memo:" + "".join(row.update.hex() for row in updates))
+
+
+async def test_offered_rows_are_queued_together_and_keep_their_place_among_other_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows offered one after another join one list in the queue (no queue operation per keystroke), but
+    a write queued between them is stored between them, and rows offered while the writer gathers go into
+    the same transaction."""
+    monkeypatch.setattr(writer_module, "MEMO_BATCH_SECONDS", 60.0)
+    monkeypatch.setattr(writer_module, "QUEUE_SIZE", 10)
+    store = RowsKept()
+    writer = RoomWriter(store)
+    try:
+        for i in range(3):
+            writer.offer(MemoRow("r1", bytes([i]), "host", float(i)))
+        await writer.put(("r1", lambda: store.write("state")))
+        for i in range(3, 5):
+            writer.offer(MemoRow("r1", bytes([i]), "guest", float(i)))
+        assert writer.pending == 3  # two lists of rows and the write between them
+        await asyncio.wait_for(writer.flush(), 5.0)
+        assert store.stored == ["memo:000102", "state", "memo:0304"]
+
+        writer.offer(MemoRow("r1", b"\x05", "host", 5.0))
+        for _ in range(20):
+            await asyncio.sleep(0)  # the writer has taken the list and waits for more
+        for i in range(6, 15):
+            writer.offer(MemoRow("r1", bytes([i]), "host", float(i)))
+        assert not writer.has_room()  # ten rows wait: the fast path stops offering (backpressure)
+        await asyncio.wait_for(writer.flush(), 5.0)
+        assert store.stored[3:] == ["memo:05060708090a0b0c0d0e"]  # one transaction
+        assert writer.has_room()
+    finally:
+        await writer.aclose()
+
+
 async def test_joining_while_the_database_is_locked_gets_4503_and_the_next_try_gets_in(
     live_server: LiveServer,
 ) -> None:
