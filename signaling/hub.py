@@ -271,13 +271,18 @@ class Participant(Connection):
         return self.hub._quick(self.room_id, self.role, self.connection, message, ready=True)
 
     def takes_memo_now(self) -> bool:
-        """Whether :meth:`send_memo_now` would take a keystroke now: its room here and idle."""
+        """Whether :meth:`send_memo_now` and :meth:`send_awareness_now` would take a frame now: its room
+        here and idle."""
         return self.hub._quick_now(self.room_id)
 
     def send_memo_now(self, data: str) -> None:
         """:meth:`send_now` of ``MemoSync(data=data)``, just after :meth:`takes_memo_now` said yes: the
         socket's fast lane for keystrokes reads the data without building the message."""
-        self.hub._quick_memo(self.room_id, self.role, self.connection, data)
+        self.hub._quick_memo(self.room_id, self.role, self.connection, data, awareness=False)
+
+    def send_awareness_now(self, data: str) -> None:
+        """As :meth:`send_memo_now`, for ``MemoAwareness(data=data)`` (the caret, sent with keystrokes)."""
+        self.hub._quick_memo(self.room_id, self.role, self.connection, data, awareness=True)
 
     async def _rehomed(self) -> None:
         # Connect again: what was sent to the dead home before it died is lost with it.
@@ -803,10 +808,12 @@ class RoomHub:
         self._carry_out_now(room_id, room.receive(role, connection, message, self.clock()))
         return True
 
-    def _quick_memo(self, room_id: str, role: Role, connection: str, data: str) -> None:
-        """:meth:`_quick` of a ``memo.sync`` message's data, for a room :meth:`_quick_now` has just found
-        ready."""
-        self._carry_out_now(room_id, self._rooms[room_id].receive_memo(role, connection, data, self.clock()))
+    def _quick_memo(self, room_id: str, role: Role, connection: str, data: str, awareness: bool) -> None:
+        """:meth:`_quick` of a ``memo.sync`` (or ``memo.awareness``) message's data, for a room
+        :meth:`_quick_now` has just found ready."""
+        room = self._rooms[room_id]
+        receive = room.receive_awareness if awareness else room.receive_memo
+        self._carry_out_now(room_id, receive(role, connection, data, self.clock()))
 
     def _carry_out_now(self, room_id: str, effects: list[Effect]) -> None:
         """What the room said to a memo message, carried out without waiting (see :meth:`_quick`)."""

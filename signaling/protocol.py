@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -286,25 +286,36 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
         raise BadMessage() from exc
 
 
-# A keystroke's frame, read without the validator: JSON.stringify({type: "memo.sync", data}) in the browser
-# gives exactly this, and base64 holds nothing JSON escapes. Anything else (spaces, other keys, other order,
-# escapes) goes through parse_client_message, which reads it in full; what this returns is what that would
-# give as MemoSync.data. The validator was ~5 µs of a keystroke's ~100 in the server (bench/README.md).
+# A keystroke's frames, read without the validator: JSON.stringify({type: "memo.sync", data}) in the browser
+# gives exactly this (and the same for the caret's memo.awareness, sent with every keystroke), and base64
+# holds nothing JSON escapes. Anything else (spaces, other keys, other order, escapes) goes through
+# parse_client_message, which reads it in full; what these return is what that would give as the message's
+# data. The validator was ~5 µs of a keystroke's ~100 in the server (bench/README.md).
 _MEMO_SYNC_PREFIX = '{"type":"memo.sync","data":"'
-_MEMO_SYNC_SUFFIX = '"}'
+_MEMO_AWARENESS_PREFIX = '{"type":"memo.awareness","data":"'
+_SUFFIX = '"}'
 _BASE64_CHARACTERS = re.compile(r"[A-Za-z0-9+/=]*")
 
 
 def memo_sync_data(frame: str) -> str | None:
     """The data of a ``memo.sync`` frame in the exact form browsers send, or None: then read it with
     :func:`parse_client_message` (which may still take it, or says what is wrong with it)."""
+    return _data_of(frame, _MEMO_SYNC_PREFIX)
+
+
+def memo_awareness_data(frame: str) -> str | None:
+    """As :func:`memo_sync_data`, for a ``memo.awareness`` frame."""
+    return _data_of(frame, _MEMO_AWARENESS_PREFIX)
+
+
+def _data_of(frame: str, prefix: str) -> str | None:
     if (
-        frame.startswith(_MEMO_SYNC_PREFIX)
-        and frame.endswith(_MEMO_SYNC_SUFFIX)
+        frame.startswith(prefix)
+        and frame.endswith(_SUFFIX)
         and len(frame) <= MAX_FRAME_BYTES  # base64 is ASCII: characters are bytes
-        and len(frame) >= len(_MEMO_SYNC_PREFIX) + len(_MEMO_SYNC_SUFFIX)
+        and len(frame) >= len(prefix) + len(_SUFFIX)
     ):
-        data = frame[len(_MEMO_SYNC_PREFIX) : -len(_MEMO_SYNC_SUFFIX)]
+        data = frame[len(prefix) : -len(_SUFFIX)]
         if _BASE64_CHARACTERS.fullmatch(data):
             return data
     return None
@@ -404,27 +415,37 @@ class MemoSyncOut(_Message):
     data: str
 
 
-def memo_sync_out(data: str) -> MemoSyncOut:
-    """``MemoSyncOut(data=data)`` without validation, for base64 the server read or made itself: a
-    keystroke's copy, many a second (pydantic's ``model_construct`` alone was ~2 µs of it). It sets what
-    ``model_construct`` sets; tests/test_protocol.py holds the two equal."""
-    message = _new_model(MemoSyncOut)
-    _set_attribute(message, "__dict__", {"type": "memo.sync", "data": data})
-    _set_attribute(message, "__pydantic_fields_set__", {"data"})
-    _set_attribute(message, "__pydantic_extra__", None)
-    _set_attribute(message, "__pydantic_private__", None)
-    return message
-
-
-_new_model = object.__new__
-_set_attribute = object.__setattr__
-
-
 class MemoAwarenessOut(_Message):
     """共有メモ: the other side's awareness update (its caret), relayed as received."""
 
     type: Literal["memo.awareness"] = "memo.awareness"
     data: str
+
+
+def memo_sync_out(data: str) -> MemoSyncOut:
+    """``MemoSyncOut(data=data)`` without validation, for base64 the server read or made itself: a
+    keystroke's copy, many a second (pydantic's ``model_construct`` alone was ~2 µs of it). It sets what
+    ``model_construct`` sets; tests/test_keystroke_lane.py holds the two equal."""
+    return _unvalidated(MemoSyncOut, "memo.sync", data)
+
+
+def memo_awareness_out(data: str) -> MemoAwarenessOut:
+    """As :func:`memo_sync_out`, for the caret's copy."""
+    return _unvalidated(MemoAwarenessOut, "memo.awareness", data)
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_new_model = object.__new__
+_set_attribute = object.__setattr__
+
+
+def _unvalidated(model: type[_Model], kind: str, data: str) -> _Model:
+    message = _new_model(model)
+    _set_attribute(message, "__dict__", {"type": kind, "data": data})
+    _set_attribute(message, "__pydantic_fields_set__", {"data"})
+    _set_attribute(message, "__pydantic_extra__", None)
+    _set_attribute(message, "__pydantic_private__", None)
+    return message
 
 
 class MediaAnswer(_Message):

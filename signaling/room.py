@@ -67,7 +67,6 @@ from signaling.protocol import (
     MediaOffer,
     MediaState,
     MemoAwareness,
-    MemoAwarenessOut,
     MemoSync,
     MemoSyncOut,
     OpenDocument,
@@ -94,6 +93,7 @@ from signaling.protocol import (
     TurnPage,
     VideoStatus,
     Welcome,
+    memo_awareness_out,
     memo_sync_out,
 )
 from signaling.sit_in import SittingIn, StopWatching, Watch
@@ -302,8 +302,11 @@ class Room:
         return [Send(PresenceChanged(role=role, presence=Presence.RECONNECTING))]
 
     def receive(self, role: Role, connection: str, message: ClientMessage, now: float) -> list[Effect]:
-        if isinstance(message, MemoSync):  # a keystroke, many a second: not through the match below
+        # A keystroke and its caret, many a second: not through the match below.
+        if isinstance(message, MemoSync):
             return self.receive_memo(role, connection, message.data, now)
+        if isinstance(message, MemoAwareness):
+            return self.receive_awareness(role, connection, message.data, now)
         if self.state == RoomState.ENDED:
             return [Close(connection, CloseCode.ROOM_ENDED)]
         if self.seats[role].connection != connection:
@@ -334,12 +337,6 @@ class Room:
                 return self._scroll(role, position, page, connection, now)
             case Pointer(at=at):
                 return self._point(role, at, now)
-            case MemoAwareness(data=data):
-                try:
-                    check_awareness(decode(data), role)  # garbage would make the other side's Yjs throw
-                except BadMemoData:
-                    return [self._bad(connection)]
-                return [Send(MemoAwarenessOut(data=data), exclude=connection)]
             case (
                 MediaOffer() | MediaState() | VideoStatus() | CameraRequest() | CameraReply() | HighQuality()
             ):
@@ -557,6 +554,19 @@ class Room:
     @staticmethod
     def _bad(connection: str) -> Send:
         return Send(ErrorFrame(code=ErrorCode.BAD_MESSAGE, message=BAD_MEMO), to=connection)
+
+    def receive_awareness(self, role: Role, connection: str, data: str, now: float) -> list[Effect]:
+        """:meth:`receive` of a ``memo.awareness`` message with this ``data`` (the caret; see
+        :meth:`receive_memo`): relayed to the others, not stored."""
+        if self.state == RoomState.ENDED:
+            return [Close(connection, CloseCode.ROOM_ENDED)]
+        if self.seats[role].connection != connection:
+            return [Close(connection, CloseCode.REPLACED)]
+        try:
+            check_awareness(decode(data), role)  # garbage would make the other side's Yjs throw
+        except BadMemoData:
+            return [self._bad(connection)]
+        return [Send(memo_awareness_out(data), exclude=connection)]
 
     def receive_memo(self, role: Role, connection: str, data: str, now: float) -> list[Effect]:
         """:meth:`receive` of a ``memo.sync`` message with this ``data`` (the socket's fast lane for

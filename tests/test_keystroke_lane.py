@@ -1,12 +1,14 @@
-"""The keystroke lane: a ``memo.sync`` frame in the form browsers send it is read without the validator
-(signaling/protocol.py ``memo_sync_data``), and its copy is built without it (``memo_sync_out``). Both must
-give exactly what the validated path gives, and browsers' frames must take the lane."""
+"""The keystroke lane: a ``memo.sync`` or ``memo.awareness`` frame in the form browsers send it is read
+without the validator (signaling/protocol.py ``memo_sync_data``, ``memo_awareness_data``), and its copy is
+built without it (``memo_sync_out``, ``memo_awareness_out``). Both must give exactly what the validated path
+gives, and browsers' frames must take the lane."""
 
 from __future__ import annotations
 
 import json
 import random
 import subprocess
+from collections.abc import Callable
 
 import pytest
 from pydantic import ValidationError
@@ -15,15 +17,26 @@ from signaling.memo import STEP1, UPDATE, encode, sync_message
 from signaling.protocol import (
     MAX_FRAME_BYTES,
     BadMessage,
+    MemoAwareness,
+    MemoAwarenessOut,
     MemoSync,
     MemoSyncOut,
     Role,
+    memo_awareness_data,
+    memo_awareness_out,
     memo_sync_data,
     memo_sync_out,
     parse_client_message,
 )
 from signaling.room import Room
 from tests.harness.yjs import ROOT, node
+from tests.test_memo_refusals import awareness
+
+Lane = tuple[Callable[[str], str | None], type[MemoSync] | type[MemoAwareness]]
+LANES: dict[str, Lane] = {
+    "memo.sync": (memo_sync_data, MemoSync),
+    "memo.awareness": (memo_awareness_data, MemoAwareness),
+}
 
 CANONICAL = '{"type":"memo.sync","data":"AgEAAA=="}'
 
@@ -45,13 +58,13 @@ NOT_IN_THE_LANE = [
 ]
 
 
-def _validated(frame: str) -> str | None:
-    """What the validated path makes of ``frame``: a MemoSync's data, or None."""
+def _validated(frame: str, kind: type[MemoSync] | type[MemoAwareness]) -> str | None:
+    """What the validated path makes of ``frame``: the data of a message of ``kind``, or None."""
     try:
         message = parse_client_message(frame)
     except BadMessage:
         return None
-    return message.data if isinstance(message, MemoSync) else None
+    return message.data if isinstance(message, MemoSync | MemoAwareness) and type(message) is kind else None
 
 
 def test_the_lane_takes_the_browsers_form_and_gives_what_the_validator_gives() -> None:
@@ -59,17 +72,25 @@ def test_the_lane_takes_the_browsers_form_and_gives_what_the_validator_gives() -
     assert memo_sync_data('{"type":"memo.sync","data":""}') == ""  # the room refuses it, as before
     for frame in NOT_IN_THE_LANE:
         assert memo_sync_data(frame) is None, frame
+    caret = '{"type":"memo.awareness","data":"AQEBAm51bGw="}'
+    assert memo_awareness_data(caret) == "AQEBAm51bGw=" and memo_sync_data(caret) is None
+    assert memo_awareness_data(CANONICAL) is None
+    for frame in NOT_IN_THE_LANE:
+        if "memo.awareness" not in frame:
+            assert memo_awareness_data(frame.replace("memo.sync", "memo.awareness")) is None, frame
 
 
-def test_whatever_the_lane_takes_the_validator_takes_the_same_way() -> None:
+@pytest.mark.parametrize("kind", LANES)
+def test_whatever_the_lane_takes_the_validator_takes_the_same_way(kind: str) -> None:
     # Random edits of browser frames (a character changed, dropped or added anywhere): the lane either
     # leaves a frame to the validator or reads it exactly as the validator does.
+    lane, message = LANES[kind]
     rng = random.Random(17)
     alphabet = 'AZaz09+/=" \\{}:,.tu\t\x00あ'
     taken = 0
     for _ in range(5000):
         data = encode(rng.randbytes(rng.randrange(0, 40)))
-        frame = list(json.dumps({"type": "memo.sync", "data": data}, separators=(",", ":")))
+        frame = list(json.dumps({"type": kind, "data": data}, separators=(",", ":")))
         for _ in range(rng.randrange(0, 3)):
             where = rng.randrange(len(frame) + 1)
             match rng.randrange(3):
@@ -80,22 +101,31 @@ def test_whatever_the_lane_takes_the_validator_takes_the_same_way() -> None:
                 case _:
                     frame.insert(where, rng.choice(alphabet))
         text = "".join(frame)
-        lane = memo_sync_data(text)
-        if lane is not None:
+        read = lane(text)
+        if read is not None:
             taken += 1
-            assert lane == _validated(text), text
+            assert read == _validated(text, message), text
     assert taken > 1000  # most frames are left whole or stay valid base64
 
 
 def test_the_copy_built_without_validation_equals_the_validated_one() -> None:
     for data in ("", "AgEAAA==", encode(bytes(range(200)))):
-        quick, validated = memo_sync_out(data), MemoSyncOut(data=data)
-        assert quick == validated and hash(quick) == hash(validated)
-        assert quick.model_dump_json() == validated.model_dump_json()
-        assert quick.model_dump() == validated.model_dump()
-        assert quick.model_fields_set == validated.model_fields_set
-        with pytest.raises(ValidationError):  # frozen, as the validated one
-            quick.data = "x"
+        pairs: list[tuple[MemoSyncOut | MemoAwarenessOut, MemoSyncOut | MemoAwarenessOut]] = [
+            (memo_sync_out(data), MemoSyncOut(data=data)),
+            (memo_awareness_out(data), MemoAwarenessOut(data=data)),
+        ]
+        for quick, validated in pairs:
+            assert type(quick) is type(validated)
+            _same(quick, validated)
+
+
+def _same(quick: MemoSyncOut | MemoAwarenessOut, validated: MemoSyncOut | MemoAwarenessOut) -> None:
+    assert quick == validated and hash(quick) == hash(validated)
+    assert quick.model_dump_json() == validated.model_dump_json()
+    assert quick.model_dump() == validated.model_dump()
+    assert quick.model_fields_set == validated.model_fields_set
+    with pytest.raises(ValidationError):  # frozen, as the validated one
+        quick.data = "x"
 
 
 def test_the_room_answers_the_lane_as_it_answers_the_message() -> None:
@@ -117,9 +147,17 @@ def test_the_room_answers_the_lane_as_it_answers_the_message() -> None:
         by_message = rooms[1].receive(Role.HOST, "h1", MemoSync(type="memo.sync", data=data), 1.0)
         assert by_lane == by_message
     assert rooms[0].memo.text() == rooms[1].memo.text() == "こんにちは"
+    carets = [awareness(7, {"cursor": None}), awareness(7, {"role": "host"}), "AQ"]  # relayed, refused, bad
+    for data in carets:
+        by_lane = rooms[0].receive_awareness(Role.GUEST, "g1", data, 1.0)
+        by_message = rooms[1].receive(Role.GUEST, "g1", MemoAwareness(type="memo.awareness", data=data), 1.0)
+        assert by_lane == by_message
     # A replaced connection and an ended room are answered the same way too.
     assert rooms[0].receive_memo(Role.HOST, "old", frames[-1], 2.0) == rooms[1].receive(
         Role.HOST, "old", MemoSync(type="memo.sync", data=frames[-1]), 2.0
+    )
+    assert rooms[0].receive_awareness(Role.HOST, "old", carets[0], 2.0) == rooms[1].receive(
+        Role.HOST, "old", MemoAwareness(type="memo.awareness", data=carets[0]), 2.0
     )
 
 
@@ -140,7 +178,9 @@ def test_the_browsers_memo_frames_take_the_lane() -> None:
         [node(), "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    frames = [frame for frame in json.loads(result.stdout) if json.loads(frame)["type"] == "memo.sync"]
-    assert len(frames) >= 3  # its step 1 and the two edits
+    frames = json.loads(result.stdout)
+    kinds = [json.loads(frame)["type"] for frame in frames]
+    assert kinds.count("memo.sync") >= 3 and "memo.awareness" in kinds  # step 1, the edits, the caret
     for frame in frames:
-        assert memo_sync_data(frame) == json.loads(frame)["data"], frame
+        lane, _message = LANES[json.loads(frame)["type"]]
+        assert lane(frame) == json.loads(frame)["data"], frame

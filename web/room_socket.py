@@ -25,6 +25,7 @@ from signaling.protocol import (
     CloseCode,
     ErrorCode,
     ErrorFrame,
+    memo_awareness_data,
     memo_sync_data,
     parse_client_message,
 )
@@ -94,11 +95,15 @@ class _Reader:
         checks it again and answers what is wrong with it."""
         if not self.waiting:
             return False
-        data = memo_sync_data(text)  # a keystroke in the form browsers send it: read without the validator
+        # A keystroke or its caret in the form browsers send them: read without the validator.
+        participant = self.participant
+        data, send = memo_sync_data(text), participant.send_memo_now
+        if data is None:
+            data, send = memo_awareness_data(text), participant.send_awareness_now
         if data is not None:
-            if not self.participant.takes_memo_now() or not self.pace.take(self.clock()):
+            if not participant.takes_memo_now() or not self.pace.take(self.clock()):
                 return False
-            self.participant.send_memo_now(data)
+            send(data)
             return True
         try:
             message = parse_client_message(text)
