@@ -2,8 +2,9 @@
 path of the frames people wait for, and retried until they are stored.
 
 One writer serves every room homed on the node. A full queue makes rooms wait (backpressure) rather than
-grow memory. Memo updates that arrive together are written in one transaction, and a room's stored updates
-are merged into one row once there are more than :data:`MEMO_COMPACT_ROWS`.
+grow memory. Memo updates that arrive together are written in one transaction (the fast path's keystrokes,
+one after another, are queued as one list of rows: ``offer``), and a room's stored updates are merged into
+one row once there are more than :data:`MEMO_COMPACT_ROWS`.
 
 Failures (the contract the hub relies on):
 
@@ -144,6 +145,7 @@ class RoomWriter:
 
     @property
     def pending(self) -> int:
+        """Writes queued and not yet taken (a run of offered memo rows counts once)."""
         return self._queue.qsize()
 
     async def aclose(self) -> None:
