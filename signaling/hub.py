@@ -261,23 +261,15 @@ class Participant(Connection):
         if not self.hub._inline(self, message):
             await self.hub._to_home(self.room_id, "message", self, message)
 
-    def takes_now(self, message: ClientMessage) -> bool:
-        """Whether :meth:`send_now` would take ``message`` now: a memo message, its room here and idle."""
-        return isinstance(message, MemoSync | MemoAwareness) and self.hub._quick_now(self.room_id)
-
-    def send_now(self, message: ClientMessage) -> bool:
-        """:meth:`send` without waiting, for a message :meth:`takes_now` has just accepted (nothing may have
-        happened in between: the room's readiness is not checked again)."""
-        return self.hub._quick(self.room_id, self.role, self.connection, message, ready=True)
-
     def takes_memo_now(self) -> bool:
         """Whether :meth:`send_memo_now` and :meth:`send_awareness_now` would take a frame now: its room
         here and idle."""
         return self.hub._quick_now(self.room_id)
 
     def send_memo_now(self, data: str) -> None:
-        """:meth:`send_now` of ``MemoSync(data=data)``, just after :meth:`takes_memo_now` said yes: the
-        socket's fast lane for keystrokes reads the data without building the message."""
+        """:meth:`send` of ``MemoSync(data=data)`` without waiting, just after :meth:`takes_memo_now` said
+        yes (nothing may have happened in between: the room's readiness is not checked again). The socket's
+        lane for keystrokes reads the data without building the message."""
         self.hub._quick_memo(self.room_id, self.role, self.connection, data, awareness=False)
 
     def send_awareness_now(self, data: str) -> None:
@@ -789,9 +781,7 @@ class RoomHub:
         """The memo's fast path for a socket on this node (see :meth:`_quick`)."""
         return self._quick(participant.room_id, participant.role, participant.connection, message)
 
-    def _quick(
-        self, room_id: str, role: Role, connection: str, message: ClientMessage, ready: bool = False
-    ) -> bool:
+    def _quick(self, room_id: str, role: Role, connection: str, message: ClientMessage) -> bool:
         """The memo's fast path: handle a memo message right away, in the task that has it (a socket's on
         this node, or the pump's for one from another node), when the room is homed here and idle — nothing
         waiting in its inbox, no event under way — and no frame to another node was lost (Redis away). Then
@@ -800,11 +790,8 @@ class RoomHub:
         the home task's publishes) and the writer's queue, none of which waits. False when it must go
         through the home task instead."""
         room = self._rooms.get(room_id)
-        if not ready and (
-            room is None or not isinstance(message, MemoSync | MemoAwareness) or not self._quick_now(room_id)
-        ):
+        if room is None or not isinstance(message, MemoSync | MemoAwareness) or not self._quick_now(room_id):
             return False
-        assert room is not None
         self._carry_out_now(room_id, room.receive(role, connection, message, self.clock()))
         return True
 

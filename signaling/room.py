@@ -307,10 +307,8 @@ class Room:
             return self.receive_memo(role, connection, message.data, now)
         if isinstance(message, MemoAwareness):
             return self.receive_awareness(role, connection, message.data, now)
-        if self.state == RoomState.ENDED:
-            return [Close(connection, CloseCode.ROOM_ENDED)]
-        if self.seats[role].connection != connection:
-            return [Close(connection, CloseCode.REPLACED)]
+        if (closed := self._closed(role, connection)) is not None:
+            return [closed]
         match message:
             case Ping():
                 return [Send(Pong(), to=connection)]
@@ -555,13 +553,20 @@ class Room:
     def _bad(connection: str) -> Send:
         return Send(ErrorFrame(code=ErrorCode.BAD_MESSAGE, message=BAD_MEMO), to=connection)
 
+    def _closed(self, role: Role, connection: str) -> Close | None:
+        """The answer to a message from a connection that may no longer send: the room has ended, or the
+        seat has a newer connection."""
+        if self.state == RoomState.ENDED:
+            return Close(connection, CloseCode.ROOM_ENDED)
+        if self.seats[role].connection != connection:
+            return Close(connection, CloseCode.REPLACED)
+        return None
+
     def receive_awareness(self, role: Role, connection: str, data: str, now: float) -> list[Effect]:
         """:meth:`receive` of a ``memo.awareness`` message with this ``data`` (the caret; see
         :meth:`receive_memo`): relayed to the others, not stored."""
-        if self.state == RoomState.ENDED:
-            return [Close(connection, CloseCode.ROOM_ENDED)]
-        if self.seats[role].connection != connection:
-            return [Close(connection, CloseCode.REPLACED)]
+        if (closed := self._closed(role, connection)) is not None:
+            return [closed]
         try:
             check_awareness(decode(data), role)  # garbage would make the other side's Yjs throw
         except BadMemoData:
@@ -576,10 +581,8 @@ class Room:
         A refused update changes nothing; its sender is told why, and brought back in step: after
         :class:`~signaling.memo.OutOfStep` by the server's step 1 (its answer brings what was missing), after
         the others by starting afresh from the server's memo (``memo.js`` does so on those codes)."""
-        if self.state == RoomState.ENDED:
-            return [Close(connection, CloseCode.ROOM_ENDED)]
-        if self.seats[role].connection != connection:
-            return [Close(connection, CloseCode.REPLACED)]
+        if (closed := self._closed(role, connection)) is not None:
+            return [closed]
         try:
             message = decode(data)
             kind, payload = parse_sync_message(message)

@@ -90,28 +90,22 @@ class _Reader:
         self.waiting = False  # the reading task waits for the next frame: nothing read is still being handled
 
     def take_now(self, text: str) -> bool:
-        """A frame as it is read (web.direct_socket): handle a memo message at once when the room takes it
-        now and nothing read before it is still being handled; False: it goes through :meth:`run`, which
-        checks it again and answers what is wrong with it."""
+        """A frame as it is read (web.direct_socket): a keystroke or its caret, in the form browsers send
+        them (read without the validator, signaling/protocol.py), is handled at once when the room takes it
+        now and nothing read before it is still being handled. False: it goes through :meth:`run`, which
+        reads it in full and answers what is wrong with it (so nothing is parsed twice)."""
         if not self.waiting:
             return False
-        # A keystroke or its caret in the form browsers send them: read without the validator.
         participant = self.participant
         data, send = memo_sync_data(text), participant.send_memo_now
         if data is None:
             data, send = memo_awareness_data(text), participant.send_awareness_now
-        if data is not None:
-            if not participant.takes_memo_now() or not self.pace.take(self.clock()):
+            if data is None:
                 return False
-            send(data)
-            return True
-        try:
-            message = parse_client_message(text)
-        except BadMessage:
+        if not participant.takes_memo_now() or not self.pace.take(self.clock()):
             return False
-        if not self.participant.takes_now(message) or not self.pace.take(self.clock()):
-            return False
-        return self.participant.send_now(message)
+        send(data)
+        return True
 
     async def run(self) -> None:
         websocket, participant, _ = self.websocket, self.participant, self._
