@@ -118,7 +118,7 @@ def main() -> None:
         return 20
 
     history = [LoggedUpdate(update, who, float(i)) for i, (who, update) in enumerate(updates)]
-    base, authors = compacted(history[:-200])
+    base, authors, _ = compacted(history[:-200])
     rows = [LoggedUpdate(base, "merged", 0.0, authors), *history[-200:]]
 
     def merge_only() -> int:

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from pycrdt import Doc, Text, TextEvent
 
@@ -165,10 +165,19 @@ def replay(rows: Iterable[LoggedUpdate]) -> tuple[str, list[Run]]:
     return str(text), runs
 
 
-def compacted(rows: list[LoggedUpdate]) -> tuple[bytes, str]:
-    """The rows as one update, and the runs of its text (to store with it as a ``"merged"`` row)."""
-    _, runs = replay(rows)
-    return merged([row.update for row in rows]), json.dumps([list(run) for run in runs])
+class Compacted(NamedTuple):
+    """A room's log as one row: the merged update, the runs of its text (to store with it as a ``"merged"``
+    row) and the text itself (for the meeting record's copy, read while replaying rather than rebuilt)."""
+
+    update: bytes
+    authors: str
+    text: str
+
+
+def compacted(rows: list[LoggedUpdate]) -> Compacted:
+    """The rows as one update, with the runs of its text and the text."""
+    text, runs = replay(rows)
+    return Compacted(merged([row.update for row in rows]), json.dumps([list(run) for run in runs]), text)
 
 
 def line_authors(rows: Iterable[LoggedUpdate]) -> list[MemoLine]:

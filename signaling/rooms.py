@@ -211,10 +211,14 @@ class DatabaseRoomStore:
             rows = await memo_updates(db, room_id)
             if len(rows) > 1:
                 # Replaying a few hundred updates is CPU work: off the event loop the rooms share.
-                merged, authors = await asyncio.to_thread(compacted, logged_updates(rows))
+                # The text comes from the same replay: rebuilding it from the merged update here, on the loop,
+                # was a third of a compaction's CPU (bench/README.md).
+                done = await asyncio.to_thread(compacted, logged_updates(rows))
                 last = rows[-1]
-                await replace_memo_updates(db, room_id, last.id, merged, as_utc(last.created_at), authors)
-                await save_memo(db, room_id, memo.text_of([merged]))
+                await replace_memo_updates(
+                    db, room_id, last.id, done.update, as_utc(last.created_at), done.authors
+                )
+                await save_memo(db, room_id, done.text)
 
     async def memo_final(self, room_id: str, text: str) -> None:
         async with unavailable_when_transient(), self.sessions.begin() as db:

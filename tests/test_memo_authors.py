@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from recordings.models import MeetingRecord, MemoUpdate
 from signaling.hub import RoomHub
-from signaling.memo import SharedMemo, parse_sync_message
+from signaling.memo import SharedMemo, parse_sync_message, text_of
 from signaling.memo_authors import GRAIN_SECONDS, MERGED, LoggedUpdate, MemoLine, compacted, line_authors
 from signaling.protocol import Role
 from signaling.rooms import DatabaseRoomStore, memo_lines, memo_text
@@ -55,7 +55,7 @@ def test_runs_of_one_author_within_a_minute_are_one() -> None:
     client = Client()
     log = [logged(client, "host", 1000 + i * 10, i, "あ") for i in range(6)]  # 10 s apart: one run
     log.append(logged(client, "host", 2000, 99, "\nい"))  # much later: its own
-    merged, authors = compacted(log)
+    merged, authors, _ = compacted(log)
     assert authors == '[["host", 1000, 18], ["host", 2000, 4]]'
     assert line_authors([LoggedUpdate(merged, MERGED, 2000, authors)]) == [
         MemoLine("ああああああ", ("host",), 1000),
@@ -66,7 +66,7 @@ def test_runs_of_one_author_within_a_minute_are_one() -> None:
 def test_rows_merged_without_authorship_are_merged() -> None:
     client = Client()
     log = [logged(client, "host", 10, 0, "古い行"), logged(client, "guest", 20, 99, "\n新しい行")]
-    merged, _ = compacted(log[:1])
+    merged, _, _ = compacted(log[:1])
     for authors in (None, "not json", '[["host", 10, 999]]'):  # never kept, unreadable, or not this text
         view = line_authors([LoggedUpdate(merged, MERGED, 10, authors), log[1]])
         assert view == [MemoLine("古い行", (MERGED,), 10), MemoLine("新しい行", ("guest",), 20)]
@@ -100,7 +100,8 @@ def test_compaction_keeps_every_lines_authors(plan: list[tuple[Any, ...]]) -> No
         log.append(row)
         stored.append(row)
         if compact and len(stored) > 1:
-            merged, authors = compacted(stored)
+            merged, authors, text = compacted(stored)
+            assert text == text_of([merged])  # the meeting record's copy is the merged memo's text
             stored = [LoggedUpdate(merged, MERGED, now, authors)]
     view, full = line_authors(stored), line_authors(log)
     assert [(line.text, line.authors) for line in view] == [(line.text, line.authors) for line in full]

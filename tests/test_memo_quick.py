@@ -21,9 +21,19 @@ from pycrdt import Doc, Text
 from starlette.applications import Starlette
 
 from signaling.hub import RoomHub
-from signaling.memo import UPDATE, BadMemoData, MemoRefused, SharedMemo, parse_sync_message, sync_message
+from signaling.memo import (
+    UPDATE,
+    BadMemoData,
+    MemoRefused,
+    SharedMemo,
+    _second_halves,
+    merged,
+    parse_sync_message,
+    sync_message,
+)
 from signaling.memo_quick import quick_take
 from signaling.protocol import End, MemoSync, Role
+from signaling.yjs_update import read_update
 from store.models import Role as UserRole
 from tests.helpers import open_room, seed_org
 from tests.test_memo import Client, rows
@@ -157,6 +167,26 @@ def test_mutated_updates_are_never_taken_unless_the_full_checks_take_them(data: 
             case "delete" if where < len(original):
                 del original[where]
     offer(memo, bytes(original))
+
+
+def test_a_stored_memo_notes_its_surrogate_pairs_as_reading_every_item_does() -> None:
+    """Opening a room reads a stored update item by item only when it holds a character past U+FFFF (its
+    UTF-8 has the 4-byte pattern): what it notes must be what reading every update notes, row by row and
+    merged, with emoji and without."""
+
+    def read_in_full(updates: list[bytes]) -> dict[int, set[int]]:
+        found: dict[int, set[int]] = {}
+        for update in updates:
+            for struct in read_update(update).structs:
+                _second_halves(struct, found)
+        return {client: clocks for client, clocks in found.items() if clocks}
+
+    with_emoji = keystrokes(300, seed=5)
+    plain = [u for u in keystrokes(300, seed=6) if "😀".encode()[:1] not in u][:100]
+    for updates in (with_emoji, [merged(with_emoji)], plain, [merged(plain)]):
+        noted = {client: clocks for client, clocks in SharedMemo(updates)._halves.items() if clocks}
+        assert noted == read_in_full(updates)
+    assert read_in_full(with_emoji), "the keystrokes had no emoji: the test would hold whatever opening did"
 
 
 # The fast path through the hub: in the socket's task, in order, nothing refused relayed, everything stored
