@@ -6,7 +6,9 @@ deletions; each one transaction's update, as a browser sends them) applied in or
 (read, check, apply) against what it did before the checks (parse the sync message, ``Doc.apply_update``).
 A paste: one ~45 KB update (about what one frame carries). Compaction: 200 rows merged (what compaction did
 before) against merged plus the authorship replay (what it does now), on a memo that already holds 4,000
-keystrokes. Figures are CPU µs, the best of ``--rounds`` interleaved rounds.
+keystrokes. Opening: a room's memo read from its log compacted into one update (what the room's checks
+keep, with emoji and without) against its text alone (what the meeting record stores; pycrdt applying it).
+Figures are CPU µs, the best of ``--rounds`` interleaved rounds.
 
 The hot path's yardstick, in the same run: what the socket edge does with every memo frame anyway — read and
 validate the JSON frame (``parse_client_message``) and serialise the frame forwarded to the other side
@@ -28,14 +30,14 @@ from typing import Any
 
 from pycrdt import Doc, Text
 
-from signaling.memo import UPDATE, SharedMemo, encode, merged, parse_sync_message, sync_message
+from signaling.memo import UPDATE, SharedMemo, encode, merged, parse_sync_message, sync_message, text_of
 from signaling.memo_authors import LoggedUpdate, compacted
 from signaling.protocol import MemoSyncOut, parse_client_message
 
 PIECES = ["あ", "い", "見積", "😀", "👍🏽", "a", "b", " ", "\n", "e\u0301"]
 
 
-def keystrokes(count: int, seed: int) -> list[tuple[str, bytes]]:
+def keystrokes(count: int, seed: int, pieces: list[str] = PIECES) -> list[tuple[str, bytes]]:
     """``count`` updates from two participants typing and deleting, each seeing the other's edits. Each is
     one transaction's update, as a browser's Yjs sends it (its own deletions only)."""
     rng = random.Random(seed)
@@ -56,7 +58,7 @@ def keystrokes(count: int, seed: int) -> list[tuple[str, bytes]]:
             start = len(current[:-1].encode())
             del text[start:end]
         else:
-            text += rng.choice(PIECES)
+            text += rng.choice(pieces)
         update = made.pop()
         docs["guest" if who == "host" else "host"].apply_update(update)
         made.clear()  # the other side's own event for what it just applied
@@ -129,6 +131,27 @@ def main() -> None:
         compacted(rows)
         return 1
 
+    # Opening a room reads its stored log into a SharedMemo (the checks' bookkeeping) and the meeting
+    # record's copy of a memo is its text alone (text_of): a compacted memo of all the keystrokes, with emoji
+    # and without (a stored update with no character past U+FFFF is not read item by item).
+    whole = merged([update for _, update in updates])
+    plain = merged([u for _, u in keystrokes(args.keystrokes, 7, [p for p in PIECES if p < "\U00010000"])])
+
+    def open_memo() -> int:
+        for _ in range(5):
+            SharedMemo([whole])
+        return 5
+
+    def open_plain_memo() -> int:
+        for _ in range(5):
+            SharedMemo([plain])
+        return 5
+
+    def memo_text() -> int:
+        for _ in range(5):
+            text_of([whole])
+        return 5
+
     figures: dict[str, list[float]] = {}
     for _ in range(args.rounds):  # interleaved, so both sides see the same machine
         for name, run in (
@@ -139,6 +162,9 @@ def main() -> None:
             ("paste_checked_us", paste_checked),
             ("merge_us_per_compaction", merge_only),
             ("compact_us_per_compaction", merge_and_authors),
+            ("open_us_per_memo", open_memo),
+            ("open_us_per_memo_without_emoji", open_plain_memo),
+            ("text_us_per_memo", memo_text),
         ):
             figures.setdefault(name, []).append(per_item_us(run))
     best = {name: min(values) for name, values in figures.items()}
@@ -155,6 +181,7 @@ def main() -> None:
     print(f"compact_to_merge_ratio: {compact_ratio:.2f}")
     frame_ratio = added / best["frame_us_per_keystroke"]
     print(f"check_to_frame_ratio: {frame_ratio:.2f}")
+    print(f"open_to_text_ratio: {best['open_us_per_memo'] / best['text_us_per_memo']:.2f}")
     print(f"targets_met: {'yes' if frame_ratio <= 4 and compact_ratio <= 8 else 'no'}")
 
 
