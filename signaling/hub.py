@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
@@ -39,16 +37,14 @@ from signaling.broker import (
     Broker,
     QueueSubscription,
     Subscription,
-    SubscriptionClosed,
-    is_resumed,
 )
 from signaling.call_media import MediaLeave, Negotiate
+from signaling.connections import Participant, Watcher
 from signaling.keeping import KeptStore, keep
 from signaling.memo import SharedMemo
 from signaling.models import RoomState
 from signaling.protocol import (
     ClientMessage,
-    CloseCode,
     DocumentInfo,
     ErrorCode,
     ErrorFrame,
@@ -166,178 +162,6 @@ def _out(room_id: str) -> str:
     return f"room:{room_id}:out"
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """What a participant's socket must do next: send ``text`` (a frame already serialized as JSON), send
-    ``frame`` (an error frame as a dict, whose message id the socket translates), or close with ``close``."""
-
-    frame: dict[str, Any] | None = None
-    close: CloseCode | None = None
-    text: str | None = None
-
-    @property
-    def message(self) -> dict[str, Any] | None:
-        """The frame as a dict, whichever form it came in (tests, tools; sockets send ``text`` as it is)."""
-        return json.loads(self.text) if self.text is not None else self.frame
-
-
-class Connection:
-    """One socket's view of a room, on whichever node holds the socket: what the home sends it."""
-
-    def __init__(self, hub: RoomHub, room_id: str, connection: str, subscription: Subscription) -> None:
-        self.hub = hub
-        self.room_id = room_id
-        self.connection = connection
-        self._subscription = subscription
-        self._gone = False
-        self._waiting = False  # outgoing()'s reader has handled what it took and waits for more
-
-    async def outgoing(self) -> AsyncIterator[Outgoing]:
-        """Frames and closes addressed to this connection, until it is closed."""
-        while True:
-            self._waiting = True
-            try:
-                item = await self._subscription.get()
-            except SubscriptionClosed:
-                return
-            finally:
-                self._waiting = False
-            if "rehomed" in item or is_resumed(item):
-                # A new home adopted the room (signaling/homes.py), or frames were lost on the way (Redis
-                # restarted): say we are here; the home welcomes the socket again and the page re-syncs.
-                await self._rehomed()
-                continue
-            if "close" in item:
-                if item["connection"] == self.connection:
-                    yield Outgoing(close=CloseCode(item["close"]))
-                    return
-                continue
-            if item.get("to") not in (None, self.connection) or item.get("exclude") == self.connection:
-                continue
-            text = item.get("text")
-            yield Outgoing(text=text) if text is not None else Outgoing(frame=item["send"])
-
-    def send_directly(self, send_now: Callable[[str], bool] | None) -> None:
-        """Let ``send_now`` write this connection's frames (already serialized) at once, in the task that
-        produced them, whenever nothing is waiting before them: no task switch per frame. Only while
-        :meth:`outgoing`'s reader waits for more (so order is kept), and only plain frames for this
-        connection; ``send_now`` returns False when the socket cannot take one at once, which then waits in
-        the queue as any other. None: stop."""
-        subscription = self._subscription
-        if not isinstance(subscription, QueueSubscription):
-            return
-        if send_now is None:
-            subscription.direct = None
-            return
-
-        def direct(item: dict[str, Any]) -> bool:
-            if not self._waiting or len(item) != 3:  # {"text", "to", "exclude"}: a frame, nothing else
-                return False
-            text = item.get("text")
-            if (
-                text is None
-                or item["to"] not in (None, self.connection)
-                or item["exclude"] == self.connection
-            ):
-                return False
-            return send_now(text)
-
-        subscription.direct = direct
-
-    async def _rehomed(self) -> None:
-        """The room has a new home, which never heard of this socket, or frames to it were lost."""
-
-
-class Participant(Connection):
-    """A participant's (host's or guest's) connection."""
-
-    def __init__(
-        self, hub: RoomHub, room_id: str, role: Role, connection: str, subscription: Subscription
-    ) -> None:
-        super().__init__(hub, room_id, connection, subscription)
-        self.role = role
-
-    async def send(self, message: ClientMessage) -> None:
-        if not self.hub._inline(self, message):
-            await self.hub._to_home(self.room_id, "message", self, message)
-
-    def takes_memo_now(self) -> bool:
-        """Whether :meth:`send_memo_now` and :meth:`send_awareness_now` would take a frame now: its room
-        here and idle."""
-        return self.hub._quick_now(self.room_id)
-
-    def send_memo_now(self, data: str) -> None:
-        """:meth:`send` of ``MemoSync(data=data)`` without waiting, just after :meth:`takes_memo_now` said
-        yes (nothing may have happened in between: the room's readiness is not checked again). The socket's
-        lane for keystrokes reads the data without building the message."""
-        self.hub._quick_memo(self.room_id, self.role, self.connection, data, awareness=False)
-
-    def send_awareness_now(self, data: str) -> None:
-        """As :meth:`send_memo_now`, for ``MemoAwareness(data=data)`` (the caret, sent with keystrokes)."""
-        self.hub._quick_memo(self.room_id, self.role, self.connection, data, awareness=True)
-
-    async def _rehomed(self) -> None:
-        # Connect again: what was sent to the dead home before it died is lost with it.
-        try:
-            await self.hub._to_home(self.room_id, "connect", self)
-        except Unavailable:
-            log.warning("room.reconnect_not_delivered", room=self.room_id, role=self.role.value)
-
-    async def disconnected(self) -> None:
-        """The socket is gone (whatever the reason); the home decides what that means."""
-        try:
-            if not self._gone:
-                self._gone = True
-                await self.hub._to_home(self.room_id, "disconnect", self)
-        except Unavailable:
-            # The home cannot be told now; it learns the seat is gone when the browser reconnects (a new
-            # connection replaces this one) or never returns (the host's grace runs out on its own).
-            log.warning("room.disconnect_not_delivered", room=self.room_id, role=self.role.value)
-        finally:
-            await self._subscription.close()
-
-
-class Watcher(Connection):
-    """A manager sitting in (signaling/sit_in.py): frames come out; nothing it does goes into the room."""
-
-    def __init__(
-        self,
-        hub: RoomHub,
-        room_id: str,
-        connection: str,
-        subscription: Subscription,
-        user_id: int,
-        announce: bool,
-    ) -> None:
-        super().__init__(hub, room_id, connection, subscription)
-        self.user_id = user_id
-        self.announce = announce
-
-    async def observe(self) -> None:
-        event = {"event": "observe", "connection": self.connection, "node": self.hub.node}
-        await self.hub._post(self.room_id, {**event, "user": self.user_id, "announce": self.announce})
-
-    async def _rehomed(self) -> None:
-        # Observe again: a new home never heard of this watcher, and after a Redis restart the frames lost on
-        # the way (memo edits, page turns) are only made good by the home's welcome and whole memo.
-        try:
-            await self.observe()
-        except Unavailable:
-            log.warning("room.observe_not_delivered", room=self.room_id)
-
-    async def disconnected(self) -> None:
-        try:
-            if not self._gone:
-                self._gone = True
-                await self.hub._post(self.room_id, {"event": "unobserve", "connection": self.connection})
-        except Unavailable:
-            # As for a participant: the home cannot be told now. The observer's seat is receive-only, so a
-            # stale one holds nothing up; the room's end forgets it.
-            log.warning("room.unobserve_not_delivered", room=self.room_id)
-        finally:
-            await self._subscription.close()
-
-
 def _still_wanted() -> None:
     """Raise CancelledError when the running task is being cancelled though no CancelledError reached it:
     on Python 3.11 redis-py can turn a cancellation into a connection or timeout error, which a room that
@@ -441,13 +265,13 @@ class RoomHub:
 
     async def poke(self, room_id: str) -> None:
         """Ask the home to look at the clock now (tests move a manual clock, then poke)."""
-        await self._post(room_id, {"event": "tick"})
+        await self.post(room_id, {"event": "tick"})
 
     async def announce_file(self, room_id: str, file: FileInfo) -> None:
         """Tell a room, wherever its home is, that one of its files is ready."""
-        await self._post(room_id, {"event": "file", "file": file.model_dump(mode="json")})
+        await self.post(room_id, {"event": "file", "file": file.model_dump(mode="json")})
 
-    async def _post(self, room_id: str, event: dict[str, Any]) -> None:
+    async def post(self, room_id: str, event: dict[str, Any]) -> None:
         """Hand ``event`` to the room's home: into its inbox when it is here, else over the broker."""
         inbox = self._inboxes.get(room_id)
         if inbox is not None:
@@ -582,7 +406,7 @@ class RoomHub:
         if kind == "settle":
             event["done"].set_result(None)  # every event before this one is handled
             return []
-        if kind == "effects":  # the rest of an event handled inline (see _inline)
+        if kind == "effects":  # the rest of an event handled inline (see inline)
             effects: list[Effect] = event["effects"]
             return effects
         if kind in ("observe", "unobserve", "observer_offer"):
@@ -777,7 +601,7 @@ class RoomHub:
                 log.warning("room.socket_dropped", room=room_id)
         return local
 
-    def _inline(self, participant: Participant, message: ClientMessage) -> bool:
+    def inline(self, participant: Participant, message: ClientMessage) -> bool:
         """The memo's fast path for a socket on this node (see :meth:`_quick`)."""
         return self._quick(participant.room_id, participant.role, participant.connection, message)
 
@@ -790,14 +614,14 @@ class RoomHub:
         the home task's publishes) and the writer's queue, none of which waits. False when it must go
         through the home task instead."""
         room = self._rooms.get(room_id)
-        if room is None or not isinstance(message, MemoSync | MemoAwareness) or not self._quick_now(room_id):
+        if room is None or not isinstance(message, MemoSync | MemoAwareness) or not self.quick_now(room_id):
             return False
         self._carry_out_now(room_id, room.receive(role, connection, message, self.clock()))
         return True
 
-    def _quick_memo(self, room_id: str, role: Role, connection: str, data: str, awareness: bool) -> None:
+    def quick_memo(self, room_id: str, role: Role, connection: str, data: str, awareness: bool) -> None:
         """:meth:`_quick` of a ``memo.sync`` (or ``memo.awareness``) message's data, for a room
-        :meth:`_quick_now` has just found ready."""
+        :meth:`quick_now` has just found ready."""
         room = self._rooms[room_id]
         receive = room.receive_awareness if awareness else room.receive_memo
         self._carry_out_now(room_id, receive(role, connection, data, self.clock()))
@@ -817,7 +641,7 @@ class RoomHub:
                     self._inboxes[room_id].put_nowait({"event": "effects", "effects": effects[i:]})
                     break
 
-    def _quick_now(self, room_id: str) -> bool:
+    def quick_now(self, room_id: str) -> bool:
         """Whether :meth:`_quick` would take a memo message of ``room_id`` now."""
         return (
             room_id in self._rooms
@@ -892,7 +716,7 @@ class RoomHub:
         subscription = await self._subscribe(room_id, connection)
         participant = Participant(self, room_id, role, connection, subscription)
         try:
-            await self._to_home(room_id, "connect", participant)
+            await self.to_home(room_id, "connect", participant)
             yield participant
         finally:
             await participant.disconnected()
@@ -913,7 +737,7 @@ class RoomHub:
     async def sit_in_offer(self, room_id: str, connection: str, user_id: int, sdp: str) -> None:
         """A sitting-in manager's media offer, for its connection; the answer comes on that connection."""
         event = {"event": "observer_offer", "connection": connection, "user": user_id, "sdp": sdp}
-        await self._post(room_id, event)
+        await self.post(room_id, event)
 
     async def _subscribe(self, room_id: str, connection: str) -> Subscription:
         """Frames for a new socket of ``room_id``: straight from the home when it is here, else the broker."""
@@ -927,7 +751,7 @@ class RoomHub:
         local[connection] = subscription = QueueSubscription(_out(room_id), DEFAULT_QUEUE_SIZE, release)
         return subscription
 
-    async def _to_home(
+    async def to_home(
         self, room_id: str, kind: str, participant: Participant, message: ClientMessage | None = None
     ) -> None:
         event: dict[str, Any] = {
@@ -938,7 +762,7 @@ class RoomHub:
         }
         if message is not None:
             event["message"] = message
-        await self._post(room_id, event)
+        await self.post(room_id, event)
 
     def homed_rooms(self) -> list[str]:
         return list(self._homes)

@@ -13,7 +13,8 @@ import pytest
 from starlette.applications import Starlette
 
 from core.clock import ManualClock
-from signaling.hub import Outgoing, Participant, RoomHub
+from signaling.connections import Outgoing, Participant
+from signaling.hub import RoomHub
 from signaling.memo import UPDATE, parse_sync_message
 from signaling.protocol import CloseCode, End, Ping, Role
 from signaling.redis_broker import RedisBroker

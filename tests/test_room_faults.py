@@ -23,7 +23,8 @@ from documents.models import Document, DocumentKind, DocumentStatus
 from recordings.models import MeetingRecord, MemoUpdate
 from recordings.records import page_views
 from signaling import writer as writer_module
-from signaling.hub import Outgoing, Participant, RoomHub
+from signaling.connections import Outgoing, Participant
+from signaling.hub import RoomHub
 from signaling.models import RoomRow, RoomState
 from signaling.protocol import SUBPROTOCOL, CloseCode, End, OpenDocument, Role, TurnPage
 from signaling.room import LOOKUP_FAILED

@@ -19,7 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.errors import N_, Unavailable
 from core.ratelimit import TokenBucket
-from signaling.hub import Connection, Participant
+from signaling.connections import Connection, Participant
 from signaling.protocol import (
     BadMessage,
     CloseCode,

@@ -30,7 +30,7 @@ from media import ice_servers
 from recordings import sit_ins
 from recordings.records import record_for_room
 from signaling import rooms
-from signaling.hub import Watcher
+from signaling.connections import Watcher
 from signaling.models import RoomRow, RoomState
 from signaling.protocol import CloseCode, ErrorCode, ErrorFrame
 from store.db import unavailable_when_transient
