@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from signaling.broker import Broker, is_resumed
 from signaling.models import RoomRow, RoomState
-from signaling.nodes import NodeRegistry
+from signaling.nodes import HEARTBEAT_TTL_SECONDS, NodeRegistry
 from signaling.rooms import move_home, rooms_homed_on
 
 if TYPE_CHECKING:
@@ -40,6 +40,9 @@ log = structlog.get_logger("tsunagu.homes")
 OPEN_WAIT_SECONDS = 3.0  # how long the creating node waits for another node to open a room it placed there
 ADOPT_EVERY_SECONDS = 1.0  # how often a node looks for dead nodes (a cheap look at one Redis hash)
 RETRY_SECONDS = 1.0  # a node's queue lost (Redis restarting): read it again after this
+# A dead node's rooms are adopted at most this long after it died (its heartbeat's key expires, the next look
+# finds it), plus what the adopter takes to open them.
+ADOPTED_WITHIN_SECONDS = HEARTBEAT_TTL_SECONDS + ADOPT_EVERY_SECONDS
 
 
 def node_topic(node_id: str) -> str:

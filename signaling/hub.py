@@ -135,7 +135,6 @@ MEDIA_FAILED = N_("Video could not be connected. Please reload the camera from t
 NO_MEDIA = N_("Video is not available on this server.")
 
 
-WELCOME_TIMEOUT = 5.0
 RESYNC_RETRY_SECONDS = 1.0  # how often a home tries again to tell other nodes' sockets to re-sync (_lost)
 _client_messages: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 _MEMO_TYPES = ("memo.sync", "memo.awareness")  # the messages the fast path takes (see RoomHub._quick)

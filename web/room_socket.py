@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from core.errors import N_, Unavailable
 from core.ratelimit import TokenBucket
 from signaling.connections import Connection, Participant
+from signaling.homes import ADOPTED_WITHIN_SECONDS
 from signaling.protocol import (
     BadMessage,
     CloseCode,
@@ -35,6 +36,12 @@ from web.services import services
 
 log = structlog.get_logger("tsunagu.meetings")
 MAX_BAD_FRAMES = 20  # bad or rate-limited frames on one connection before it is closed (1008)
+# How long a new socket waits for its room's welcome before closing with 4503 (the page then tries again):
+# longer than a dead home takes to be adopted, so that a page reconnecting meanwhile is welcomed by the
+# adopter, rather than giving up just before it and sleeping through its back-off (issue 17: both sides back
+# in the call within 15 s of their home's death; with 5 s, a CI run on a loaded box missed that, the page
+# still reconnecting).
+WELCOME_SECONDS = ADOPTED_WITHIN_SECONDS + 3.0
 TOO_MANY_MESSAGES = N_("Too many messages at once: some were not delivered. Please slow down.")
 
 
@@ -49,7 +56,9 @@ async def write_frames(websocket: WebSocket, participant: Connection, _: Transla
             try:
                 # The home node answers a connect with a welcome; silence means it is gone.
                 item = await (
-                    iterator.__anext__() if got_welcome else asyncio.wait_for(iterator.__anext__(), 5.0)
+                    iterator.__anext__()
+                    if got_welcome
+                    else asyncio.wait_for(iterator.__anext__(), WELCOME_SECONDS)
                 )
             except (StopAsyncIteration, TimeoutError):
                 with contextlib.suppress(Exception):
