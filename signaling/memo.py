@@ -182,11 +182,7 @@ class SharedMemo:
         # Deletions already taken: an update made against a state vector (a step 2, pycrdt's get_update)
         # carries every deletion of its document again, and those were checked when they first came.
         self._deletions: set[tuple[int, int, int]] = set()
-        for update in updates or []:
-            try:
-                self._doc.apply_update(update)
-            except ValueError:
-                continue  # a stored row that cannot be read must not keep the room from opening
+        for update in _apply_stored(self._doc, updates or []):
             self._note(update)
         self._clocks = read_state_vector(self._doc.get_state())  # each client's next clock
 
@@ -421,13 +417,22 @@ def merged(updates: list[bytes]) -> bytes:
 
 def text_of(updates: list[bytes]) -> str:
     """The memo's text rebuilt from its stored updates (a room whose home is not this node), applied as a
-    room applies them on opening (one that cannot be read is skipped). Without the bookkeeping a room's
+    room applies them on opening. Without the bookkeeping a room's
     checks need: reading every item of a long memo for it took ~50 ms for 4,000 characters."""
     doc: Doc[Any] = Doc()
     doc[TEXT_NAME] = text = Text()
+    _apply_stored(doc, updates)
+    return str(text)
+
+
+def _apply_stored(doc: Doc[Any], updates: list[bytes]) -> list[bytes]:
+    """Apply a memo's stored updates in order; returns those applied. One that cannot be read is skipped: a
+    stored row must not keep the room from opening."""
+    applied = []
     for update in updates:
         try:
             doc.apply_update(update)
         except ValueError:
             continue
-    return str(text)
+        applied.append(update)
+    return applied
