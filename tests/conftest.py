@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from core.clock import ManualClock
-from store.db import create_engine, session_factory
+from store.db import create_engine, dispose, session_factory
 from store.migrate import upgrade
 from tests.harness.browser import CHROMIUM, launch_args, waits_pass_the_policy
 from tests.harness.live import LiveServer
@@ -157,7 +157,7 @@ async def migrated_sessions(any_database_url: str) -> AsyncIterator[async_sessio
     try:
         yield session_factory(engine)
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 def storage_url_for(request: pytest.FixtureRequest, kind: str) -> str | None:

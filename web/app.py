@@ -29,7 +29,7 @@ from core.slots import Slots
 from core.storage import Storage, open_storage, sweep_abandoned
 from core.uploads import UploadSlots
 from documents.library import DocumentJobs
-from store.db import create_engine, session_factory
+from store.db import create_engine, dispose, session_factory
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -303,7 +303,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> S
             await broker.aclose()
             await sms.aclose()
             await storage.aclose()
-            await engine.dispose()
+            await dispose(engine)
             if redis is not None:
                 await redis.aclose()
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.errors import TsunaguError
-from store.db import create_engine, session_factory
+from store.db import create_engine, dispose, session_factory
 from store.migrate import upgrade
 from store.models import Role
 from web import accounts, tls, workers
@@ -34,7 +34,7 @@ async def _in_transaction(settings: Settings, work):  # type: ignore[no-untyped-
         async with session_factory(engine).begin() as db:
             return await work(db)
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.storage import Storage, open_storage
 from documents.library import DocumentJobs, DocumentSettings, create_document
 from documents.models import Document, DocumentStatus
-from store.db import create_engine, session_factory
+from store.db import create_engine, dispose, session_factory
 from store.models import BusinessCard, MemoTemplate, Org, Role, User, utcnow
 from web import accounts, demo_meetings, passwords
 from web.card_images import card_key, reencode
@@ -256,4 +256,4 @@ async def seed_demo_from(settings: Settings, saved: dict[str, str]) -> dict[str,
         return await seed_demo(session_factory(engine), settings, storage, saved)
     finally:
         await storage.aclose()
-        await engine.dispose()
+        await dispose(engine)
