@@ -31,9 +31,10 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
-# The suite runs in a fresh network namespace that has only loopback (see README.md, "Two commands").
+# The suite runs in a fresh network namespace that has only loopback (see README.md, "Two commands"), as two
+# pytest processes side by side, the browser tests and the others (scripts/suite.py); PYTEST_ARGS: one run.
 pytest:
-	unshare --net -- sh -c 'ip link set lo up && exec $(BIN)/pytest $(PYTEST_ARGS)'
+	unshare --net -- sh -c 'ip link set lo up && exec $(BIN)/python -m scripts.suite $(PYTEST_ARGS)'
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is needed ($(PYTHON) not found)"; exit 1; }
