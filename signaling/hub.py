@@ -19,17 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import structlog
 from pydantic import TypeAdapter, ValidationError
 
 from core.clock import Clock, wall_clock
-from core.errors import N_, Unavailable
-from media.sink import PacketSink
+from core.errors import Unavailable
 from recordings.limit import StartRecording, StopRecording
-from recordings.recorder import UNWRITABLE
 from signaling import memo_cap
 from signaling.broker import (
     DEFAULT_QUEUE_SIZE,
@@ -40,16 +38,15 @@ from signaling.broker import (
 )
 from signaling.call_media import MediaLeave, Negotiate
 from signaling.connections import Participant, Watcher
+from signaling.home_media import HomeMedia, MediaRelay, RoomRecorder
 from signaling.keeping import KeptStore, keep
 from signaling.memo import SharedMemo
 from signaling.models import RoomState
 from signaling.protocol import (
     ClientMessage,
     DocumentInfo,
-    ErrorCode,
     ErrorFrame,
     FileInfo,
-    MediaAnswer,
     MemoAwareness,
     MemoSync,
     MemoSyncOut,
@@ -90,49 +87,6 @@ class RoomStore(KeptStore, Protocol):
         """The document on screen in the room and its page, as stored (its open page view); None when none
         is, or it may no longer be shown."""
         ...
-
-
-class MediaRelay(Protocol):
-    """The room's video relay on its home node (``media.MediaRooms``); seats are ``"host"`` / ``"guest"``,
-    and ``observer:<connection>`` for a manager sitting in, who receives ``sources`` (seat, m-line) only."""
-
-    async def answer(
-        self, room_id: str, seat: str, offer_sdp: str, sources: tuple[tuple[str, int], ...] | None = None
-    ) -> str: ...
-
-    async def leave(self, room_id: str, seat: str) -> None: ...
-
-    async def close_room(self, room_id: str) -> None: ...
-
-    def record(self, room_id: str, sink: PacketSink | None) -> None: ...
-
-
-class RoomRecorder(Protocol):
-    """Writes a room's tracks while its recording runs (``recordings.recorder.Recorder``)."""
-
-    async def start(self, room_id: str, failed: Callable[[str], None]) -> PacketSink:
-        """Start a new set of files; ``failed(reason)`` is called (on the loop) if writing fails."""
-        ...
-
-    async def stop(self, room_id: str) -> None: ...
-
-
-class FirstMedia:
-    """The sink of an armed room before its recording starts: tells the home when the first media arrives
-    (the recording starts with the call), once."""
-
-    def __init__(self, arrived: Callable[[], None]) -> None:
-        self._arrived: Callable[[], None] | None = arrived
-
-    def packet(self, seat: str, mline: int, kind: str, data: bytes, header: int, now: float) -> bool:
-        arrived, self._arrived = self._arrived, None
-        if arrived is not None:
-            arrived()
-        return False
-
-
-MEDIA_FAILED = N_("Video could not be connected. Please reload the camera from the menu.")
-NO_MEDIA = N_("Video is not available on this server.")
 
 
 RESYNC_RETRY_SECONDS = 1.0  # how often a home tries again to tell other nodes' sockets to re-sync (_lost)
@@ -182,12 +136,8 @@ class RoomHub:
         recorder: RoomRecorder | None = None,
     ) -> None:
         self.broker = broker
-        self.recorder = recorder
         self.memo_max_characters = memo_max_characters
-        self.media = media
-        # Offers are answered off the room's loop (ICE gathering takes a moment), one at a time per seat so a
-        # restart's answer cannot overtake the answer to the offer before it.
-        self._negotiations: dict[tuple[str, str], asyncio.Task[None]] = {}  # by (room, seat)
+        self.media = HomeMedia(media, recorder, clock, self._reply, self._post_soon)
         # The local fast path: for a room homed here, sockets on this node exchange events with the home
         # through in-process queues (no JSON copies, no second validation); the broker carries only what
         # concerns other nodes. ``_remote`` holds the room's connections on other nodes.
@@ -248,10 +198,8 @@ class RoomHub:
         room.recording.armed = recording
         if shown is not None:
             room.shared = SharedDocument(info=shown[0], page=shown[1])
-        if recording and self.media is not None:
-            self.media.record(
-                room_id, FirstMedia(lambda: self._post_soon(room_id, {"event": "media_started"}))
-            )
+        if recording:
+            self.media.arm(room_id)
         self.writer.opened(room_id, len(updates))
         self._rooms[room_id] = room
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=DEFAULT_QUEUE_SIZE)
@@ -351,9 +299,7 @@ class RoomHub:
                 # Its writer still sends what is queued (ended, a close code); a socket left without a close
                 # code then closes with 4503: nobody is home.
                 socket.finish()
-            await self._close_media(room.id)
-            if self.recorder is not None:
-                await self.recorder.stop(room.id)  # the files are finished whatever ended the room
+            await self.media.close_room(room.id)
 
     async def _pump(
         self, room_id: str, subscription: Subscription, inbox: asyncio.Queue[dict[str, Any]]
@@ -467,97 +413,21 @@ class RoomHub:
                     else:
                         pending[:0] = room.document_found(info, connection, self.clock())
                 case Negotiate(role=role, connection=connection, sdp=sdp):
-                    self._negotiate(room.id, role.value, connection, sdp)
+                    self.media.negotiate(room.id, role.value, connection, sdp)
                 case Watch(connection=connection, sdp=sdp):
-                    self._negotiate(room.id, observer_seat(connection), connection, sdp, OBSERVED)
+                    self.media.negotiate(room.id, observer_seat(connection), connection, sdp, OBSERVED)
                 case MediaLeave(role=role):
-                    await self._leave_media(room.id, role.value)
+                    await self.media.leave(room.id, role.value)
                 case StartRecording():
-                    pending[:0] = await self._start_recording(room)
+                    pending[:0] = await self.media.start_recording(room)
                 case StopRecording():
-                    if self.media is not None:
-                        self.media.record(room.id, None)
-                    if self.recorder is not None:
-                        await self.recorder.stop(room.id)
+                    await self.media.stop_recording(room.id)
                 case StopWatching(connection=connection):
-                    await self._leave_media(room.id, observer_seat(connection))
+                    await self.media.leave(room.id, observer_seat(connection))
 
-    async def _start_recording(self, room: Room) -> list[Effect]:
-        """Start the recorder and feed it the room's packets; a recorder that cannot start (no disk, no
-        recorder on this node) stops the recording with a message to the host, and the call goes on."""
-        if self.recorder is None or self.media is None:
-            return room.recording_failed(UNWRITABLE, self.clock())
-        room_id = room.id
-        try:
-            sink = await self.recorder.start(
-                room_id,
-                lambda reason: self._post_soon(room_id, {"event": "recording_failed", "reason": reason}),
-            )
-        except Exception:
-            log.exception("recording.start_failed", room=room_id)
-            return room.recording_failed(UNWRITABLE, self.clock())
-        self.media.record(room_id, sink)
-        return []
-
-    async def _leave_media(self, room_id: str, seat: str) -> None:
-        previous = self._negotiations.pop((room_id, seat), None)
-        if previous is not None:
-            previous.cancel()
-        if self.media is not None:
-            await self.media.leave(room_id, seat)
-
-    # Media
-
-    def _negotiate(
-        self,
-        room_id: str,
-        seat: str,
-        connection: str,
-        sdp: str,
-        sources: tuple[tuple[str, int], ...] | None = None,
-    ) -> None:
-        key = (room_id, seat)
-        previous = self._negotiations.get(key)
-        task = asyncio.create_task(
-            self._answer(room_id, seat, connection, sdp, previous, sources), name=f"media-{room_id}"
-        )
-        self._negotiations[key] = task
-        task.add_done_callback(
-            lambda done: self._negotiations.pop(key, None) if self._negotiations.get(key) is done else None
-        )
-
-    async def _answer(
-        self,
-        room_id: str,
-        seat: str,
-        connection: str,
-        sdp: str,
-        previous: asyncio.Task[None] | None,
-        sources: tuple[tuple[str, int], ...] | None,
-    ) -> None:
-        if previous is not None:
-            await asyncio.gather(previous, return_exceptions=True)
-        reply: MediaAnswer | ErrorFrame
-        if self.media is None:
-            reply = ErrorFrame(code=ErrorCode.MEDIA_UNAVAILABLE, message=NO_MEDIA)
-        else:
-            try:
-                reply = MediaAnswer(sdp=await self.media.answer(room_id, seat, sdp, sources))
-            except Exception:
-                log.exception("could not answer a media offer", room=room_id, seat=seat)
-                reply = ErrorFrame(code=ErrorCode.MEDIA_FAILED, message=MEDIA_FAILED)
-        await self._deliver(room_id, _item(reply, connection, None), connection)
-
-    async def _close_media(self, room_id: str) -> None:
-        tasks = [task for (room, _), task in self._negotiations.items() if room == room_id]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self.media is not None:
-            try:
-                await self.media.close_room(room_id)
-            except Exception:
-                log.exception("could not close a room's media", room=room_id)
+    async def _reply(self, room_id: str, connection: str, message: ServerMessage) -> None:
+        """An answer to one socket of the room (``HomeMedia``'s to an offer)."""
+        await self._deliver(room_id, _item(message, connection, None), connection)
 
     async def _deliver(
         self, room_id: str, item: dict[str, Any], to: str | None, exclude: str | None = None
@@ -779,8 +649,9 @@ class RoomHub:
         return len(self._homes)
 
     async def aclose(self) -> None:
-        tasks = [*self._homes.values(), *self._negotiations.values()]
+        tasks = list(self._homes.values())
         for task in tasks:
             task.cancel()
+        await self.media.aclose()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.writer.aclose()
